@@ -1,0 +1,53 @@
+# The verbs: install, run, test, bench, models, lint.
+# Every install step lives here (pip into .venv, apt-get for Debian packages),
+# so a clean clone needs only `make run` or `make test`.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the apps' data builders need (none yet for the kernel core).
+APT_PACKAGES :=
+
+.PHONY: install test-deps run test bench lint models clean apt
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Test and benchmark extras: pytest, and torch as a reference only (CPU build on this disk).
+test-deps: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test,torch]'
+	touch $@
+
+apt:
+ifneq ($(strip $(APT_PACKAGES)),)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+endif
+
+# The main job on the shipped default: until the first app lands, a short real
+# demo that trains a small LSTM and shows its loss fall.
+run: install apt
+	$(BIN)/suite demo
+
+test: test-deps apt
+	$(BIN)/pytest
+
+bench: test-deps
+	$(BIN)/python bench/bench_lstm.py
+
+lint: test-deps
+	$(BIN)/python -m compileall -q kernels suite apps tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

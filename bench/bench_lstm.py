@@ -1,0 +1,174 @@
+"""Kernel benchmarks against torch.nn, measured in the same run, 2 threads each.
+
+Prints one JSON object: per case the median times (ms) of ours and torch's, and
+ratio = ours / torch (lower is better). The machine is shared and noisy, so the
+ratio, not the absolute time, is the figure to compare between runs.
+
+    make bench            # or: .venv/bin/python bench/bench_lstm.py [--repeat 20] [--only gen]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+from kernels.lstm import lstm_backward, lstm_forward, lstm_infer  # noqa: E402
+from kernels.sampling import input_table, lstm_generate, new_rng  # noqa: E402
+
+THREADS = 2
+
+
+def median_ms(fn, repeat, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def lstm_weights(rng, layers, D, H):
+    """Our layout (W_ih (D,4H), W_hh (H,4H), b (4H,)) and the torch module holding the same numbers."""
+    import torch
+
+    net = torch.nn.LSTM(D, H, num_layers=layers)
+    ours = []
+    with torch.no_grad():
+        for k in range(layers):
+            w_ih = getattr(net, f"weight_ih_l{k}").numpy()
+            w_hh = getattr(net, f"weight_hh_l{k}").numpy()
+            b = (getattr(net, f"bias_ih_l{k}") + getattr(net, f"bias_hh_l{k}")).numpy()
+            ours.append((np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b.copy()))
+    return ours, net
+
+
+def case_inference(rng, B, T, D, H, layers, repeat):
+    import torch
+
+    weights, net = lstm_weights(rng, layers, D, H)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+
+    def ours():
+        y = x
+        for W_ih, W_hh, b in weights:
+            y, _, _ = lstm_infer(y, None, None, None, W_ih, W_hh, b)
+        return y
+
+    xt = torch.from_numpy(x)
+
+    def theirs():
+        with torch.no_grad():
+            return net(xt)[0]
+
+    err = float(np.abs(ours() - theirs().numpy()).max())
+    return median_ms(ours, repeat), median_ms(theirs, repeat), {"max_abs_diff": err}
+
+
+def case_training(rng, B, T, D, H, repeat):
+    import torch
+
+    weights, net = lstm_weights(rng, 1, D, H)
+    W_ih, W_hh, b = weights[0]
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+
+    def ours():
+        y, hT, cT, cache = lstm_forward(x, None, None, None, W_ih, W_hh, b)
+        return lstm_backward(dy, None, None, cache)
+
+    xt = torch.from_numpy(x).requires_grad_(True)  # both sides compute dx
+    dyt = torch.from_numpy(dy)
+
+    def theirs():
+        net.zero_grad()
+        xt.grad = None
+        y, _ = net(xt)
+        y.backward(dyt)
+
+    return median_ms(ours, repeat), median_ms(theirs, repeat), {}
+
+
+def case_generation(rng, steps, H, layers, V, repeat):
+    """Sample ``steps`` characters: stacked LSTM + linear + softmax + sample, one token at a time."""
+    import torch
+
+    weights, net = lstm_weights(rng, layers, V, H)
+    head = torch.nn.Linear(H, V)
+    W_out = np.ascontiguousarray(head.weight.detach().numpy().T)
+    b_out = head.bias.detach().numpy().copy()
+    table0 = input_table(weights[0][0], weights[0][2])  # one-hot input: a row gather
+    W_ih = [w[0] for w in weights[1:]]
+    W_hh = [w[1] for w in weights]
+    bs = [w[2] for w in weights[1:]]
+    h0 = np.zeros((layers, H), np.float32)
+    c0 = np.zeros((layers, H), np.float32)
+    prime = np.array([1], dtype=np.int64)
+
+    def ours():
+        return lstm_generate(prime, steps, table0, W_ih, W_hh, bs, W_out, b_out, h0, c0,
+                             temperature=1.0, top_k=0, rng=new_rng(0))
+
+    def theirs():
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            x = torch.zeros(1, 1, V)
+            x[0, 0, 1] = 1.0
+            state = None
+            out = []
+            for _ in range(steps):
+                y, state = net(x, state)
+                probs = torch.softmax(head(y[0, 0]), dim=-1)
+                tok = int(torch.multinomial(probs, 1, generator=gen))
+                out.append(tok)
+                x = torch.zeros(1, 1, V)
+                x[0, 0, tok] = 1.0
+        return out
+
+    return median_ms(ours, repeat, warmup=1), median_ms(theirs, repeat, warmup=1), {}
+
+
+CASES = {
+    "inference B=1 T=100 D=64 H=256": (lambda rng, r: case_inference(rng, 1, 100, 64, 256, 1, r), None),
+    "inference B=64 T=100 D=64 H=256, 2 layers": (lambda rng, r: case_inference(rng, 64, 100, 64, 256, 2, r), 1.3),
+    "training fwd+bwd B=64 T=100 D=64 H=256": (lambda rng, r: case_training(rng, 64, 100, 64, 256, r), 1.3),
+    "training fwd+bwd B=64 T=100 D=64 H=512": (lambda rng, r: case_training(rng, 64, 100, 64, 512, max(r // 2, 3)), 1.3),
+    "generation 1000 steps H=512, 2 layers, V=96 + softmax + sample": (
+        lambda rng, r: case_generation(rng, 1000, 512, 2, 96, max(r // 4, 3)), 0.6),
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--only", default="", help="run cases whose name contains this text")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        sys.exit("bench needs torch as the reference: make test-deps (pip install torch==2.13.0)")
+    torch.set_num_threads(THREADS)
+    rng = np.random.default_rng(0)
+    results = []
+    for name, (run, target) in CASES.items():
+        if args.only and args.only not in name:
+            continue
+        ours, theirs, extra = run(rng, args.repeat)
+        row = {"case": name, "ours_ms": round(ours, 3), "torch_ms": round(theirs, 3),
+               "ratio": round(ours / theirs, 3), "target_ratio": target}
+        row["meets_target"] = None if target is None else row["ratio"] <= target
+        results.append(row | extra)
+        print(json.dumps(row | extra), file=sys.stderr)
+    print(json.dumps({"threads": THREADS, "torch": torch.__version__, "cpu": platform.processor() or
+                      platform.machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The LSTM cell, written once: one batch row of one time step.
+
+Every LSTM kernel (training forward, inference forward, the generation loop)
+calls this inline function, so the gate equations exist in one place.
+
+Gate order is fixed here and nowhere else: i, f, g, o (as torch.nn.LSTM), each
+a block of H columns of the fused gate matrix. A CIFG cell (coupled input and
+forget gate, Greff et al. 2017) has no forget block: its blocks are i, g, o and
+f = 1 - i. A peephole cell (Gers & Schmidhuber 2000) adds diagonal weights from
+the cell: i and f see c_{t-1}, o sees c_t.
+"""
+import numpy as np
+from numba import njit
+
+from kernels._math import sigmoid, tanh
+from kernels.config import JIT
+
+
+def gate_offsets(cifg):
+    """Column offsets (in units of H) of the i, f, g, o blocks; f is -1 for CIFG."""
+    return (0, -1, 1, 2) if cifg else (0, 1, 2, 3)
+
+
+def n_gates(cifg):
+    """Number of H-wide blocks in the fused gate matrix."""
+    return 3 if cifg else 4
+
+
+@njit(inline="always", **JIT)
+def lstm_cell_row(z, c_prev, peep, use_peep, cifg, c_out, h_out):
+    """Advance one batch row by one step, in place.
+
+    Parameters
+    ----------
+    z : np.ndarray [shape=(G*H,)]
+        Gate pre-activations (input projection + recurrent projection + bias).
+        Overwritten with the gate activations (what backward needs).
+        For CIFG the f activation is not stored (it is 1 - i).
+    c_prev : np.ndarray [shape=(H,)]
+    peep : np.ndarray [shape=(3, H)]
+        Peephole weights for i, f, o (rows); ignored unless use_peep.
+    use_peep, cifg : bool
+    c_out, h_out : np.ndarray [shape=(H,)]
+        New cell state and new (pre-projection) hidden state.
+    """
+    H = c_prev.shape[0]
+    one = z.dtype.type(1.0)
+    if cifg:
+        gi, gg, go = 0, H, 2 * H
+        for j in range(H):
+            zi = z[gi + j]
+            if use_peep:
+                zi += peep[0, j] * c_prev[j]
+            i = sigmoid(zi)
+            g = tanh(z[gg + j])
+            c = (one - i) * c_prev[j] + i * g
+            zo = z[go + j]
+            if use_peep:
+                zo += peep[2, j] * c
+            o = sigmoid(zo)
+            z[gi + j] = i
+            z[gg + j] = g
+            z[go + j] = o
+            c_out[j] = c
+            h_out[j] = o * tanh(c)
+    else:
+        gi, gf, gg, go = 0, H, 2 * H, 3 * H
+        for j in range(H):
+            zi = z[gi + j]
+            zf = z[gf + j]
+            if use_peep:
+                zi += peep[0, j] * c_prev[j]
+                zf += peep[1, j] * c_prev[j]
+            i = sigmoid(zi)
+            f = sigmoid(zf)
+            g = tanh(z[gg + j])
+            c = f * c_prev[j] + i * g
+            zo = z[go + j]
+            if use_peep:
+                zo += peep[2, j] * c
+            o = sigmoid(zo)
+            z[gi + j] = i
+            z[gf + j] = f
+            z[gg + j] = g
+            z[go + j] = o
+            c_out[j] = c
+            h_out[j] = o * tanh(c)

@@ -1,0 +1,65 @@
+"""Writing files so that nothing half-written is ever left behind.
+
+Every output goes to a temporary file in the destination's folder and is then
+renamed over the destination (os.replace is atomic on one filesystem). Outputs
+never silently overwrite: callers pass force=True to replace an existing file.
+"""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputExistsError(FileExistsError):
+    """The output exists and force was not given."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} already exists; choose another output or pass --force to overwrite it")
+        self.path = path
+
+
+def check_writable(path, force=False):
+    """Fail early (before any work) if ``path`` exists without force or its folder cannot be written."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write to folder {folder}: permission denied; choose another output")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, force=True, suffix=None):
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    if not force and path.exists():
+        raise OutputExistsError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path, text, force=True):
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path, data, force=True):
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path, obj, force=True):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force=force)

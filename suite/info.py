@@ -1,0 +1,67 @@
+"""Facts about this installation for `suite info`: versions, CPU, threads, caches, GPU."""
+import os
+import platform
+import sys
+
+
+def _version(module_name):
+    try:
+        module = __import__(module_name)
+    except Exception:  # noqa: BLE001 - any import failure means "not usable"
+        return None
+    return getattr(module, "__version__", "unknown")
+
+
+def cpu_features():
+    """The SIMD features LLVM will target on this CPU (what makes the gate loops fast)."""
+    try:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features()
+        wanted = ("avx", "avx2", "fma", "avx512f", "avx512vl", "avx512bw", "neon", "sve")
+        return sorted(name for name in wanted if features.get(name))
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def cuda_status():
+    """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return False, "NUMBA_ENABLE_CUDASIM=1 (simulator, not a GPU)"
+    try:
+        from numba import cuda
+    except Exception as exc:  # noqa: BLE001
+        return False, f"numba.cuda unavailable: {exc}"
+    try:
+        if cuda.is_available():
+            name = cuda.get_current_device().name
+            return True, name.decode() if isinstance(name, bytes) else str(name)
+        return False, "no CUDA driver or GPU found"
+    except Exception as exc:  # noqa: BLE001
+        return False, f"CUDA check failed: {exc}"
+
+
+def collect():
+    import numba
+    from numba.core.config import NUMBA_NUM_THREADS
+
+    import suite
+
+    cuda_ok, cuda_reason = cuda_status()
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or "(beside each module, in __pycache__)"
+    return {
+        "suite": suite.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numba": numba.__version__,
+        "numpy": _version("numpy"),
+        "scipy": _version("scipy"),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpu_features": cpu_features(),
+        "numba_threads": NUMBA_NUM_THREADS,
+        "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"),
+        "numba_cache_dir": cache_dir,
+        "cuda_usable": cuda_ok,
+        "cuda": cuda_reason,
+    }

@@ -1,0 +1,230 @@
+"""One trainer for every app: Adam, schedule, clipping, early stopping, checkpoints.
+
+An app supplies a *task* with three methods:
+
+    task.train_batch(rng)            -> batch     (rng: np.random.Generator for this step)
+    task.loss_and_grad(model, batch) -> (loss, n) forward + backward in training mode
+    task.evaluate(model)             -> dict      held-out metrics; must hold "loss" (lower is better)
+
+The batch for step s is drawn from a generator seeded with (seed, s), so a run
+resumed from a checkpoint sees exactly the batches an uninterrupted run would.
+
+Layout of ``out_dir``:
+    last/      model + optimizer + trainer state, rewritten every checkpoint_every steps
+    best/      the model with the best validation loss so far (what apps ship)
+    metrics.jsonl, curve.png
+"""
+import json
+import math
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kernels.optim import adam_update, clip_grad_norm
+from suite.fileio import write_json
+from suite.nn.checkpoint import load_checkpoint, save_checkpoint
+from suite.progress import Progress
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000           # optimizer steps; early stopping may end sooner
+    lr: float = 2e-3            # Adam; char-rnn's 2e-3 suits small LSTMs
+    min_lr_ratio: float = 0.1   # cosine decay ends at lr * min_lr_ratio
+    warmup: int = 100           # linear warm-up: Adam's first moments are noisy
+    clip: float = 1.0           # global gradient-norm clip: LSTMs occasionally explode
+    weight_decay: float = 0.0   # decoupled (AdamW)
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    patience: int = 0           # evaluations without improvement before stopping; 0 = never
+    log_every: int = 10
+    seed: int = 0
+
+    def lr_at(self, step):
+        """Learning rate for 0-based ``step``: linear warm-up, then cosine decay."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        span = max(self.steps - self.warmup, 1)
+        progress = min((step - self.warmup) / span, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+
+
+class _StopFlag:
+    """First Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one aborts."""
+
+    def __init__(self):
+        self.set = False
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: no handlers, Ctrl-C behaves as usual
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _replace_dir(tmp_dir, final_dir):
+    """Swap a fully written ``tmp_dir`` in for ``final_dir`` (the old copy survives until the swap)."""
+    old = final_dir.with_name(final_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final_dir.exists():
+        final_dir.rename(old)
+    tmp_dir.rename(final_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+class Trainer:
+    def __init__(self, model, task, config, out_dir, model_config, meta=None, quiet=False):
+        self.model = model
+        self.task = task
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.model_config = model_config
+        self.meta = dict(meta or {})
+        self.quiet = quiet
+        self.params = dict(model.named_parameters())
+        self.m = {name: np.zeros_like(p.value) for name, p in self.params.items()}
+        self.v = {name: np.zeros_like(p.value) for name, p in self.params.items()}
+        self.step = 0
+        self.best = {"loss": float("inf"), "step": None}
+        self.bad_evals = 0
+        self.evals = []
+
+    # -- checkpoints ---------------------------------------------------------------
+    def _trainer_state(self):
+        return {"step": self.step, "best": self.best, "bad_evals": self.bad_evals,
+                "evals": self.evals, "train_config": asdict(self.config)}
+
+    def save_last(self):
+        tmp = self.out_dir / f"last.tmp{int(time.time() * 1e6)}"
+        tmp.mkdir(parents=True)
+        save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=self.meta)
+        optim_state = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
+        save_checkpoint(tmp / "optimizer", optim_state, {"kind": "adam"})
+        write_json(tmp / "trainer.json", self._trainer_state())
+        _replace_dir(tmp, self.out_dir / "last")
+
+    def save_best(self):
+        tmp = self.out_dir / f"best.tmp{int(time.time() * 1e6)}"
+        tmp.mkdir(parents=True)
+        meta = self.meta | {"step": self.step, "valid": self.evals[-1] if self.evals else None}
+        save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=meta)
+        _replace_dir(tmp, self.out_dir / "best")
+
+    def load_last(self):
+        last = self.out_dir / "last"
+        if not last.exists() and (self.out_dir / "last.old").exists():
+            last = self.out_dir / "last.old"  # killed mid-swap: the previous checkpoint is complete
+        state, _ = load_checkpoint(last)
+        self.model.load_state_dict(state)
+        optim_state, _ = load_checkpoint(last / "optimizer")
+        for name in self.params:
+            self.m[name][...] = optim_state[f"m.{name}"]
+            self.v[name][...] = optim_state[f"v.{name}"]
+        trainer = json.loads((last / "trainer.json").read_text())
+        self.step = trainer["step"]
+        self.best = trainer["best"]
+        self.bad_evals = trainer["bad_evals"]
+        self.evals = trainer["evals"]
+
+    # -- the loop ------------------------------------------------------------------
+    def _log(self, record):
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _evaluate(self):
+        self.model.eval()
+        metrics = self.task.evaluate(self.model)
+        self.model.train()
+        record = {"step": self.step, "split": "valid"} | {k: float(v) for k, v in metrics.items()}
+        self.evals.append(record)
+        self._log(record)
+        improved = metrics["loss"] < self.best["loss"] - 1e-6
+        if improved:
+            self.best = {"loss": float(metrics["loss"]), "step": self.step}
+            self.bad_evals = 0
+            self.save_best()
+        else:
+            self.bad_evals += 1
+        return metrics
+
+    def _update(self, lr):
+        grads = [p.grad for p in self.params.values()]
+        norm = clip_grad_norm(grads, self.config.clip) if self.config.clip > 0 else float("nan")
+        for name, p in self.params.items():
+            adam_update(p.value, p.grad, self.m[name], self.v[name], self.step + 1, lr,
+                        weight_decay=self.config.weight_decay)
+        return norm
+
+    def fit(self, resume=False):
+        """Train until ``config.steps``, early stop, or Ctrl-C. Returns a summary dict."""
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_last()
+        elif (self.out_dir / "metrics.jsonl").exists():
+            (self.out_dir / "metrics.jsonl").unlink()
+        progress = Progress(cfg.steps, "train", start=self.step, quiet=self.quiet)
+        stopped = "steps"
+        t0 = time.perf_counter()
+        losses = []
+        self.model.train()
+        with _StopFlag() as stop:
+            while self.step < cfg.steps:
+                rng = np.random.default_rng([cfg.seed, self.step])
+                batch = self.task.train_batch(rng)
+                self.model.zero_grad()
+                loss, _ = self.task.loss_and_grad(self.model, batch)
+                if not math.isfinite(loss):
+                    stopped = "diverged"
+                    break
+                lr = cfg.lr_at(self.step)
+                norm = self._update(lr)
+                self.step += 1
+                losses.append(loss)
+                progress.update(1, loss=float(np.mean(losses[-50:])))
+                if self.step % cfg.log_every == 0:
+                    self._log({"step": self.step, "split": "train", "loss": float(np.mean(losses[-cfg.log_every:])),
+                               "lr": lr, "grad_norm": float(norm), "steps_per_s": progress.rate(),
+                               "elapsed_s": time.perf_counter() - t0})
+                if self.step % cfg.eval_every == 0:
+                    self._evaluate()
+                    if cfg.patience and self.bad_evals >= cfg.patience:
+                        stopped = "early_stopping"
+                        break
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_last()
+                if stop.set:
+                    stopped = "interrupted"
+                    break
+        progress.close()
+        if not self.evals or self.evals[-1]["step"] != self.step:
+            self._evaluate()
+        self.save_last()
+        self.plot_curve()
+        return {"stopped": stopped, "step": self.step, "best": self.best,
+                "train_loss": float(np.mean(losses[-50:])) if losses else None,
+                "elapsed_s": time.perf_counter() - t0, "out_dir": str(self.out_dir)}
+
+    def plot_curve(self):
+        from suite.plot import training_curve
+
+        training_curve(self.out_dir / "metrics.jsonl", self.out_dir / "curve.png")

@@ -1,0 +1,20 @@
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from suite import registry
+
+
+def _eps(*pairs):
+    return [EntryPoint(name=n, value=v, group=registry.GROUP) for n, v in pairs]
+
+
+def test_duplicate_app_names_are_rejected(monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", lambda group: _eps(("text", "a.cli:cli"), ("text", "b.cli:cli")))
+    with pytest.raises(registry.RegistryError, match="two apps are registered as 'text'"):
+        registry.app_entry_points()
+
+
+def test_apps_listed_in_name_order(monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", lambda group: _eps(("music", "m:cli"), ("caption", "c:cli")))
+    assert list(registry.app_entry_points()) == ["caption", "music"]
