@@ -48,6 +48,8 @@ def cli():
     Examples:
       suite info              versions, CPU features, threads, caches, GPU
       suite demo              train a small LSTM and watch its loss fall
+      suite lab adding --cell rnn --T 100
+                              the adding problem: can a plain RNN carry 50 steps?
     """
 
 
@@ -69,6 +71,12 @@ def info(as_json):
         if isinstance(value, list):
             value = " ".join(value) or "-"
         click.echo(f"{key:<{width}}  {value}")
+
+
+from suite.lab_cli import demo, lab  # noqa: E402 - built-in commands register after cli exists
+
+cli.add_command(lab)
+cli.add_command(demo)
 
 
 def main():

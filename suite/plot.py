@@ -34,3 +34,21 @@ def training_curve(metrics_path, out_png):
     with atomic_path(out_png, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def gradient_norms(curves, out_png, title=""):
+    """Log-scale ||dL/dh_t|| against the lag (T-1-t); curves: {label: norms over t}."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
+    for label, norms in curves.items():
+        lag = list(range(len(norms) - 1, -1, -1))
+        ax.semilogy(lag, norms, "--" if "initial" in label else "-", label=label, lw=1.5)
+    ax.set_xlabel("lag T-1-t (steps before the loss)")
+    ax.set_ylabel("||d loss / d h_t||")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -27,6 +27,7 @@ import numpy as np
 from kernels.optim import adam_update, clip_grad_norm
 from suite.fileio import write_json
 from suite.nn.checkpoint import load_checkpoint, save_checkpoint
+from suite.nn.layers import Dropout
 from suite.progress import Progress
 
 
@@ -92,7 +93,10 @@ def _replace_dir(tmp_dir, final_dir):
 
 
 class Trainer:
-    def __init__(self, model, task, config, out_dir, model_config, meta=None, quiet=False):
+    def __init__(self, model, task, config, out_dir, model_config, meta=None, quiet=False,
+                 stop_when=None, on_eval=None):
+        """stop_when(metrics) -> bool ends training early (e.g. a task solved);
+        on_eval(record) is called with every validation record (for CLI output)."""
         self.model = model
         self.task = task
         self.config = config
@@ -100,6 +104,8 @@ class Trainer:
         self.model_config = model_config
         self.meta = dict(meta or {})
         self.quiet = quiet
+        self.stop_when = stop_when
+        self.on_eval = on_eval
         self.params = dict(model.named_parameters())
         self.m = {name: np.zeros_like(p.value) for name, p in self.params.items()}
         self.v = {name: np.zeros_like(p.value) for name, p in self.params.items()}
@@ -157,6 +163,8 @@ class Trainer:
         record = {"step": self.step, "split": "valid"} | {k: float(v) for k, v in metrics.items()}
         self.evals.append(record)
         self._log(record)
+        if self.on_eval is not None:
+            self.on_eval(record)
         improved = metrics["loss"] < self.best["loss"] - 1e-6
         if improved:
             self.best = {"loss": float(metrics["loss"]), "step": self.step}
@@ -165,6 +173,12 @@ class Trainer:
         else:
             self.bad_evals += 1
         return metrics
+
+    def _reseed_dropout(self, rng):
+        """Dropout masks drawn from this step's generator, so a resumed run repeats them exactly."""
+        for module in self.model.modules():
+            if isinstance(module, Dropout):
+                module.rng = np.random.default_rng(rng.integers(2**63))
 
     def _update(self, lr):
         grads = [p.grad for p in self.params.values()]
@@ -191,6 +205,7 @@ class Trainer:
             while self.step < cfg.steps:
                 rng = np.random.default_rng([cfg.seed, self.step])
                 batch = self.task.train_batch(rng)
+                self._reseed_dropout(rng)
                 self.model.zero_grad()
                 loss, _ = self.task.loss_and_grad(self.model, batch)
                 if not math.isfinite(loss):
@@ -206,9 +221,12 @@ class Trainer:
                                "lr": lr, "grad_norm": float(norm), "steps_per_s": progress.rate(),
                                "elapsed_s": time.perf_counter() - t0})
                 if self.step % cfg.eval_every == 0:
-                    self._evaluate()
+                    metrics = self._evaluate()
                     if cfg.patience and self.bad_evals >= cfg.patience:
                         stopped = "early_stopping"
+                        break
+                    if self.stop_when is not None and self.stop_when(metrics):
+                        stopped = "target_reached"
                         break
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_last()

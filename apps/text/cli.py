@@ -1,0 +1,263 @@
+"""`suite text`: next-character prediction and generation, with single cells made visible."""
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from suite.shipped import default_model_dir
+
+DEFAULT_CORPUS_DIR = "data/corpora/text"
+DEFAULT_RUN_DIR = "runs/text"
+
+
+def _load(model_dir):
+    from apps.text.model import load_model
+
+    try:
+        return load_model(model_dir or default_model_dir("text"))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _read_text(path):
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise click.ClickException(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"{path}: is a folder; give a text file") from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8 first") from None
+    if len(text) < 2:
+        raise click.ClickException(f"{path}: needs at least 2 characters of text")
+    return text
+
+
+@click.group()
+def cli():
+    """Next-character prediction on code and text (char-rnn on our LSTM kernels).
+
+    \b
+    Examples:
+      suite text generate --prime "def " --length 500 --temperature 0.8 --seed 1
+      suite text score some_file.py
+      suite text cells some_file.py --out cells/
+      suite text data build && suite text train
+    """
+
+
+@cli.group()
+def data():
+    """Build the training corpus."""
+
+
+@data.command("build")
+@click.option("--corpus", type=click.Path(exists=True), default=None,
+              help="A UTF-8 file or folder [default: Python's standard-library source].")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split by file.")
+@click.option("--max-chars", type=click.IntRange(1000), default=None,
+              help="Cap on training characters [default: 4,000,000].")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def data_build(corpus, out, seed, max_chars, as_json):
+    """Build train/valid/test text (split by file) and the character vocabulary.
+
+    Example: suite text data build --corpus ~/my_code --out data/corpora/mycode
+    """
+    from apps.text.data import DEFAULT_MAX_CHARS, build_corpus
+
+    try:
+        manifest = build_corpus(out, corpus=corpus, seed=seed, max_chars=max_chars or DEFAULT_MAX_CHARS)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    for name in ("train", "valid", "test"):
+        split = manifest["splits"][name]
+        click.echo(f"{name:>5}: {split['chars']:>9,} chars from {split['documents']:>4} files")
+    skipped = manifest.get("skipped", {})
+    if skipped:
+        click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+    click.echo(f"vocab: {manifest['vocab_size']} symbols; wrote {out}")
+
+
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR,
+              show_default=True, help="A corpus from `suite text data build`.")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
+              help="Run folder: checkpoints, metrics.jsonl, curve.png.")
+@click.option("--hidden", type=click.IntRange(8, 4096), default=256, show_default=True)
+@click.option("--layers", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--embed", type=click.IntRange(4, 1024), default=64, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--seq-len", type=click.IntRange(8), default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=10000, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop after this much training time (the schedule still assumes --steps).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
+@click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--export", type=click.Path(file_okay=False), default=None,
+              help="Write the best model and its card (held-out test metrics and baselines) here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, steps, minutes, lr,
+          eval_every, seed, resume, force, export, quiet, as_json):
+    """Train a character LSTM on a built corpus.
+
+    Example: suite text train --steps 20000 --export data/models/text
+    """
+    from apps.text.data import load_split, load_vocab
+    from apps.text.model import CharLM, CharLMConfig, LMTask, config_dict, export_model
+    from suite.train import TrainConfig, Trainer
+
+    try:
+        vocab = load_vocab(data_dir)
+        train_ids = vocab.encode(load_split(data_dir, "train"))
+        valid_ids = vocab.encode(load_split(data_dir, "valid"))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"{exc} (build one with: suite text data build --out {data_dir})") from None
+    out = Path(out)
+    if export and Path(export).exists() and not force:
+        raise click.ClickException(f"{export} already exists; pass --force to replace it")
+    if out.exists() and not resume:
+        if not force:
+            raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to start over")
+        shutil.rmtree(out)
+    if len(train_ids) <= seq_len + 1:
+        raise click.ClickException(f"the training text has {len(train_ids)} characters, fewer than --seq-len "
+                                   f"{seq_len}; use a bigger corpus or a smaller --seq-len")
+    config = CharLMConfig(vocab_size=vocab.size, embed=embed, hidden=hidden, layers=layers,
+                          dropout=dropout, seed=seed)
+    model = CharLM(config)
+    task = LMTask(train_ids, valid_ids, seq_len=seq_len, batch_size=batch_size)
+    tcfg = TrainConfig(steps=steps, lr=lr, warmup=200, eval_every=eval_every,
+                       checkpoint_every=min(eval_every, 250), seed=seed)
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    command = "suite text " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["text"] else None
+    meta = {"data": str(data_dir), "vocab": vocab.to_json(), "command": command, "seed": seed,
+            "train_config": tcfg.__dict__}
+    trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
+                      stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
+    summary = trainer.fit(resume=resume)
+    summary["valid_bpc"] = trainer.best["loss"] / 0.6931471805599453
+    if export:
+        summary["card"] = export_model(out / "best", data_dir, export, command=command)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), "
+                   f"{summary['elapsed_s'] / 60:.1f} min; best validation {summary['valid_bpc']:.3f} bits/char; "
+                   f"run in {out}" + (f"; exported to {export}" if export else ""))
+
+
+@cli.command()
+@click.option("--prime", default="\n", show_default=False, help="Text to start from [default: a newline].")
+@click.option("--length", type=click.IntRange(0, 10_000_000), default=500, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.8, show_default=True,
+              help="0 picks the most likely character every step.")
+@click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="0 = all characters.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="A model folder [default: the shipped model].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of streaming.")
+def generate(prime, length, temperature, top_k, seed, model_dir, as_json):
+    """Sample text one character at a time (compiled loop), streamed to stdout.
+
+    Example: suite text generate --prime "def " --length 500 --temperature 0.8 --seed 1
+    """
+    model, vocab, _ = _load(model_dir)
+    if not prime:
+        raise click.UsageError("--prime must not be empty")
+    prime_ids = vocab.encode(prime)
+    t0 = time.perf_counter()
+    pieces = []
+    if not as_json:
+        click.echo(prime, nl=False)
+    for ids in model.generate(prime_ids, length, temperature=temperature, top_k=top_k, seed=seed):
+        piece = vocab.decode(ids)
+        pieces.append(piece)
+        if not as_json:
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+    elapsed = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"prime": prime, "text": "".join(pieces), "seed": seed,
+                               "temperature": temperature, "top_k": top_k, "seconds": round(elapsed, 3)}))
+    else:
+        click.echo()
+        click.echo(f"[{length} chars in {elapsed:.2f} s]", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def score(file, model_dir, as_json):
+    """Bits per character of FILE under the model (lower is better).
+
+    Example: suite text score suite/cli.py --json
+    """
+    from apps.text.model import LN2, score_ids
+
+    text = _read_text(file)
+    model, vocab, _ = _load(model_dir)
+    ids = vocab.encode(text)
+    bpc = score_ids(model, ids) / LN2
+    unk = int((ids == vocab.unk_id).sum())
+    if as_json:
+        click.echo(json.dumps({"file": file, "chars": len(text), "bits_per_char": bpc, "unknown_chars": unk}))
+    else:
+        click.echo(f"{file}: {bpc:.3f} bits/char over {len(text):,} chars"
+                   + (f" ({unk} unknown characters)" if unk else ""))
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for cells.html and cells.png.")
+@click.option("--max-chars", type=click.IntRange(100), default=20000, show_default=True)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Overwrite files in --out.")
+@click.option("--json", "as_json", is_flag=True)
+def cells(file, out, max_chars, model_dir, force, as_json):
+    """Show which single cells track strings, comments, indentation, line position.
+
+    Writes OUT/cells.html (every character coloured by a cell's value) and
+    OUT/cells.png, and prints the best cell for each feature with its
+    correlation.
+
+    Example: suite text cells suite/cli.py --out cells/
+    """
+    from apps.text.cells import analyse, write_html, write_png
+    from suite.fileio import OutputExistsError, check_writable
+
+    text = _read_text(file)[:max_chars]
+    out = Path(out)
+    try:
+        for name in ("cells.html", "cells.png"):
+            check_writable(out / name, force)
+    except (OutputExistsError, PermissionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    model, vocab, _ = _load(model_dir)
+    result = analyse(model, vocab, text)
+    out.mkdir(parents=True, exist_ok=True)
+    write_html(result, out / "cells.html")
+    write_png(result, out / "cells.png")
+    if as_json:
+        click.echo(json.dumps({"file": file, "best": result["best"]}, indent=2))
+        return
+    for feature, best in result["best"].items():
+        click.echo(f"{feature:>18}: layer {best['layer']} cell {best['cell']:>3}  r = {best['r']:+.3f}")
+    click.echo(f"wrote {out / 'cells.html'} and {out / 'cells.png'}")

@@ -1,0 +1,542 @@
+"""The LSTM family through time: training forward, backward (BPTT), inference.
+
+One set of kernels serves every variant of kernels/lstm_cell.py: vanilla,
+peephole, CIFG, and LSTMP (recurrent projection r = h @ W_hr, Sak et al. 2014).
+The recurrent state fed to the next step and returned as output is r (width
+R = P) for LSTMP and h (R = H) otherwise.
+
+The GEMMs are shaped as Appleyard et al. 2016 and thinc do: the input
+projection of many steps is one GEMM, only the recurrent GEMM h @ W_hh runs
+per step (all batch rows at once, into a preallocated buffer), and the gate
+nonlinearities are one fused elementwise pass per row.
+
+Sequences are time-major and padded at the end: row b is valid for t < len[b].
+reverse=True reads each row from t = len[b]-1 down to 0 (torch's packed
+bidirectional reverse direction), so at one step different rows sit at
+different time indices; the kernels index time per row, never flip x.
+Everything that depends on time (x, y, stored activations, dx) is stored at
+the time index, so padding stays at the end in both directions.
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from kernels._math import tanh
+from kernels.config import JIT
+from kernels.lstm_cell import lstm_cell_row, n_gates
+
+INFER_CHUNK = 32
+"""Time steps per input-projection GEMM in lstm_infer: big enough to keep the
+GEMM efficient, small enough that working memory stays O(B * G * H)."""
+
+
+class LSTMCache(NamedTuple):
+    """What lstm_backward needs from lstm_forward. Opaque to callers."""
+
+    x: np.ndarray        # (T, B, D)
+    lengths: np.ndarray  # (B,) int64
+    W_ih: np.ndarray     # (D, G*H)
+    W_hh: np.ndarray     # (R, G*H)
+    peep: np.ndarray     # (3, H), or (0, 0) when unused
+    W_hr: np.ndarray     # (H, P), or (0, 0) when unused
+    gates: np.ndarray    # (T, B, G*H) gate activations at each time index
+    cs: np.ndarray       # (T+1, B, H) cell states, see _forward_train
+    r_prev: np.ndarray   # (T, B, R) recurrent state read at each time index
+    h_pre: np.ndarray    # (T, B, H) pre-projection h (LSTMP), or (0, 0, 0)
+    use_peep: bool
+    cifg: bool
+    use_proj: bool
+    reverse: bool
+
+
+# ----------------------------------------------------------------------------
+# compiled kernels
+
+
+@njit(**JIT)
+def _forward_train(gates, lengths, h0, c0, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+                   reverse, y, hT, cT, cs, r_prev, h_pre):
+    """Run the cell over time, keeping what backward needs.
+
+    gates holds x @ W_ih + b on entry and the gate activations on exit.
+    Cell states are kept at T+1 slots so that the state before and after the
+    step at time t are cs[t + rev] and cs[t + 1 - rev] in both directions
+    (forward: c0 sits at slot 0; reverse: c0 sits at slot len[b]).
+    y, cs, r_prev, h_pre must be zero on entry (padded slots stay zero).
+    """
+    T, B, GH = gates.shape
+    H = c0.shape[1]
+    rev = 1 if reverse else 0
+    r = h0.copy()                                  # (B, R) recurrent state of every row
+    rec = np.empty((B, GH), dtype=gates.dtype)     # (B, G*H) r @ W_hh of one step
+    h_step = np.zeros((B, H), dtype=gates.dtype)   # (B, H) pre-projection h of one step
+    r_step = np.empty((B, r.shape[1]), dtype=gates.dtype)  # (B, P) h_step @ W_hr
+    for bi in range(B):
+        cs[rev * lengths[bi], bi] = c0[bi]
+    for s in range(T):
+        # the recurrent GEMM for all rows at once; padded rows' results are ignored
+        np.dot(r, W_hh, rec)
+        for bi in range(B):
+            n = lengths[bi]
+            if s >= n:
+                continue                           # padded step: state frozen
+            t = n - 1 - s if reverse else s
+            r_prev[t, bi] = r[bi]
+            z = gates[t, bi]
+            rz = rec[bi]
+            for k in range(GH):
+                z[k] += rz[k]
+            # new h goes straight into the state unless it must be projected first
+            h_out = h_step[bi] if use_proj else r[bi]
+            lstm_cell_row(z, cs[t + rev, bi], peep, use_peep, cifg, cs[t + 1 - rev, bi], h_out)
+            if use_proj:
+                h_pre[t, bi] = h_out
+            else:
+                y[t, bi] = h_out
+        if use_proj:
+            np.dot(h_step, W_hr, r_step)           # r = h @ W_hr for all rows at once
+            for bi in range(B):
+                n = lengths[bi]
+                if s < n:
+                    t = n - 1 - s if reverse else s
+                    r[bi] = r_step[bi]
+                    y[t, bi] = r_step[bi]
+    hT[:] = r
+    for bi in range(B):
+        cT[bi] = cs[(1 - rev) * lengths[bi], bi]
+
+
+@njit(**JIT)
+def _infer(x, lengths, h0, c0, W_ih, b, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+           reverse, chunk, y, hT, cT):
+    """Run the cell over time keeping only the current state.
+
+    The input projection is one GEMM per chunk of steps, so working memory is
+    O(chunk * B * G * H) whatever T is. y must be zero on entry.
+    """
+    T, B, D = x.shape
+    GH = W_hh.shape[1]
+    H = c0.shape[1]
+    r = h0.copy()                                  # (B, R) recurrent state
+    c = c0.copy()                                  # (B, H) cell state before the step
+    c_next = c0.copy()                             # (B, H) after it (see lstm_cell_row: no aliasing)
+    xg = np.zeros((chunk, B, D), dtype=x.dtype)    # (chunk, B, D) reverse: x gathered by step
+    zx = np.empty((chunk * B, GH), dtype=x.dtype)  # (chunk*B, G*H) x @ W_ih of a chunk
+    rec = np.empty((B, GH), dtype=x.dtype)         # (B, G*H) r @ W_hh of one step
+    h_step = np.zeros((B, H), dtype=x.dtype)       # (B, H) pre-projection h
+    r_step = np.empty((B, r.shape[1]), dtype=x.dtype)  # (B, P)
+    for s0 in range(0, T, chunk):
+        m = min(chunk, T - s0)
+        if reverse:
+            # rows sit at different time indices at one step: gather them
+            for k in range(m):
+                for bi in range(B):
+                    t = lengths[bi] - 1 - (s0 + k)
+                    if t >= 0:
+                        xg[k, bi] = x[t, bi]
+            xs = xg[:m].reshape((m * B, D))
+        else:
+            xs = x[s0:s0 + m].reshape((m * B, D))
+        np.dot(xs, W_ih, zx[:m * B])
+        for k in range(m):
+            s = s0 + k
+            np.dot(r, W_hh, rec)
+            for bi in range(B):
+                n = lengths[bi]
+                if s >= n:
+                    c_next[bi] = c[bi]             # padded: state carried over the swap
+                    continue
+                t = n - 1 - s if reverse else s
+                z = zx[k * B + bi]
+                rz = rec[bi]
+                for j in range(GH):
+                    z[j] += rz[j] + b[j]
+                h_out = h_step[bi] if use_proj else r[bi]
+                lstm_cell_row(z, c[bi], peep, use_peep, cifg, c_next[bi], h_out)
+                if not use_proj:
+                    y[t, bi] = h_out
+            c, c_next = c_next, c
+            if use_proj:
+                np.dot(h_step, W_hr, r_step)
+                for bi in range(B):
+                    n = lengths[bi]
+                    if s < n:
+                        t = n - 1 - s if reverse else s
+                        r[bi] = r_step[bi]
+                        y[t, bi] = r_step[bi]
+    hT[:] = r
+    cT[:] = c
+
+
+@njit(**JIT)  # not inlined, for the reason given at lstm_cell_row
+def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
+    """Backprop one row through one step of lstm_cell_row.
+
+    a : (G*H,) gate activations; c_prev, c : (H,) cell state before and after;
+    dh : (H,) gradient w.r.t. the step's (pre-projection) h; dc : (H,) gradient
+    w.r.t. c from later steps, overwritten with the gradient w.r.t. c_prev;
+    dz : (G*H,) receives the gradient w.r.t. the gate pre-activations;
+    dpeep : (3, H) peephole gradient, accumulated.
+    """
+    H = c.shape[0]
+    one = a.dtype.type(1.0)
+    if cifg:
+        gi, gg, go = 0, H, 2 * H
+        for j in range(H):
+            i = a[gi + j]
+            g = a[gg + j]
+            o = a[go + j]
+            tc = tanh(c[j])                          # cheaper to recompute than to store
+            do = dh[j] * tc                          # backprop through h = o * tanh(c)
+            do_pre = do * o * (one - o)              # backprop through sigmoid
+            dcj = dc[j] + dh[j] * o * (one - tc * tc)  # backprop through tanh(c), plus the future's dc
+            if use_peep:
+                dcj += peep[2, j] * do_pre           # o peeked at c_t, so c_t gets o's gradient too
+            df = dcj * c_prev[j]                     # c = f * c_prev + i * g with f = 1 - i ...
+            di = dcj * g - df                        # ... so i also gets -df through f
+            di_pre = di * i * (one - i)              # backprop through sigmoid
+            dg_pre = dcj * i * (one - g * g)         # backprop through tanh
+            dcp = dcj * (one - i)                    # the forget path: dc_prev = dc * f
+            if use_peep:
+                dcp += peep[0, j] * di_pre           # i peeked at c_prev
+                dpeep[0, j] += di_pre * c_prev[j]
+                dpeep[2, j] += do_pre * c[j]
+            dz[gi + j] = di_pre
+            dz[gg + j] = dg_pre
+            dz[go + j] = do_pre
+            dc[j] = dcp
+    else:
+        gi, gf, gg, go = 0, H, 2 * H, 3 * H
+        for j in range(H):
+            i = a[gi + j]
+            f = a[gf + j]
+            g = a[gg + j]
+            o = a[go + j]
+            tc = tanh(c[j])                          # cheaper to recompute than to store
+            do = dh[j] * tc                          # backprop through h = o * tanh(c)
+            do_pre = do * o * (one - o)              # backprop through sigmoid
+            dcj = dc[j] + dh[j] * o * (one - tc * tc)  # backprop through tanh(c), plus the future's dc
+            if use_peep:
+                dcj += peep[2, j] * do_pre           # o peeked at c_t, so c_t gets o's gradient too
+            di_pre = dcj * g * i * (one - i)         # c = f * c_prev + i * g; then sigmoid
+            df_pre = dcj * c_prev[j] * f * (one - f)  # same for f
+            dg_pre = dcj * i * (one - g * g)         # backprop through tanh
+            dcp = dcj * f                            # the forget path: dc_prev = dc * f
+            if use_peep:
+                dcp += peep[0, j] * di_pre + peep[1, j] * df_pre  # i and f peeked at c_prev
+                dpeep[0, j] += di_pre * c_prev[j]
+                dpeep[1, j] += df_pre * c_prev[j]
+                dpeep[2, j] += do_pre * c[j]
+            dz[gi + j] = di_pre
+            dz[gf + j] = df_pre
+            dz[gg + j] = dg_pre
+            dz[go + j] = do_pre
+            dc[j] = dcp
+
+
+@njit(**JIT)
+def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr):
+    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated."""
+    T, B, GH = gates.shape
+    D = x.shape[2]
+    H = cs.shape[2]
+    R = dhT.shape[1]
+    rev = 1 if reverse else 0
+    dG = np.zeros((T, B, GH), dtype=gates.dtype)   # (T, B, G*H) d loss / d gate pre-activations
+    dr = dhT.copy()                                # (B, R) d loss / d recurrent state, carried back
+    dc = dcT.copy()                                # (B, H) d loss / d cell state, carried back
+    dr_rec = np.empty((B, R), dtype=gates.dtype)   # (B, R) dG_step @ W_hh^T
+    dh_step = np.empty((B, H), dtype=gates.dtype)  # (B, H) LSTMP: dr_step @ W_hr^T
+    dr_step = np.zeros((B, R), dtype=gates.dtype)  # (B, R) LSTMP: dr of one step, 0 for padded rows
+    dR = np.zeros((T if use_proj else 0, B, R), dtype=gates.dtype)  # (T, B, P) LSTMP: dr by time
+    dG_step = np.zeros((B, GH), dtype=gates.dtype)  # (B, G*H) reverse with mixed lengths: gathered dG
+    # at one step all rows share one time index unless reverse with mixed lengths;
+    # then dG[t] is the step's (B, G*H) block as it stands
+    uniform = True
+    if reverse:
+        for bi in range(B):
+            if lengths[bi] != T:
+                uniform = False
+    dpeep[:] = 0
+    W_hh_T = W_hh.T                                # (G*H, R), F-contiguous: BLAS transposes for free
+    W_hr_T = W_hr.T                                # (P, H)
+    for s in range(T - 1, -1, -1):
+        if use_proj:
+            # the output and the next step both read r = h @ W_hr
+            for bi in range(B):
+                n = lengths[bi]
+                if s < n:
+                    t = n - 1 - s if reverse else s
+                    for k in range(R):
+                        dr_step[bi, k] = dy[t, bi, k] + dr[bi, k]
+                    dR[t, bi] = dr_step[bi]
+                else:
+                    dr_step[bi] = 0
+            np.dot(dr_step, W_hr_T, dh_step)     # backprop through the projection
+        for bi in range(B):
+            n = lengths[bi]
+            if s >= n:
+                continue                           # padded: gradients pass through untouched
+            t = n - 1 - s if reverse else s
+            if use_proj:
+                dh = dh_step[bi]
+            else:
+                dh = dr[bi]
+                for k in range(R):
+                    dh[k] += dy[t, bi, k]          # the output and the next step both read h
+            _cell_backward_row(gates[t, bi], cs[t + rev, bi], cs[t + 1 - rev, bi], dh, dc[bi],
+                               peep, use_peep, cifg, dG[t, bi], dpeep)
+        # backprop through the recurrent GEMM z = r_prev @ W_hh (padded rows have dG = 0)
+        if uniform:
+            np.dot(dG[T - 1 - s if reverse else s], W_hh_T, dr_rec)
+        else:
+            for bi in range(B):
+                n = lengths[bi]
+                if s < n:
+                    dG_step[bi] = dG[n - 1 - s, bi]
+                else:
+                    dG_step[bi] = 0
+            np.dot(dG_step, W_hh_T, dr_rec)
+        for bi in range(B):
+            if s < lengths[bi]:
+                dr[bi] = dr_rec[bi]
+    dh0[:] = dr
+    dc0[:] = dc
+    # the weight gradients of all steps at once, now that dG is complete
+    dG2 = dG.reshape((T * B, GH))                  # (T*B, G*H)
+    np.dot(x.reshape((T * B, D)).T, dG2, dW_ih)    # (D, G*H)
+    np.dot(r_prev.reshape((T * B, R)).T, dG2, dW_hh)  # (R, G*H)
+    np.dot(dG2, W_ih.T, dx.reshape((T * B, D)))    # (T*B, D); padded rows of dG are 0
+    db[:] = 0
+    for k in range(T * B):
+        for j in range(GH):
+            db[j] += dG2[k, j]
+    if use_proj:
+        np.dot(h_pre.reshape((T * B, H)).T, dR.reshape((T * B, R)), dW_hr)  # (H, P)
+
+
+# ----------------------------------------------------------------------------
+# validation
+
+
+def _check_float(name, a, dtype, shape):
+    """Return a as a C-contiguous array of dtype, or raise ValueError."""
+    a = np.asarray(a)
+    if a.dtype != dtype:
+        raise ValueError(f"{name} has dtype {a.dtype}, expected {dtype} (the dtype of x); "
+                         "all float arrays of one call must share one dtype")
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    return np.ascontiguousarray(a)
+
+
+def _validate(x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg):
+    """Check every argument; return contiguous arrays and the sizes."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x has shape {x.shape}, expected (T, B, D)")
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"x has dtype {x.dtype}, expected float32 or float64")
+    dtype = x.dtype
+    T, B, D = x.shape
+    if D == 0:
+        raise ValueError(f"x has shape {x.shape}: input size D must be positive")
+    G = n_gates(cifg)
+    W_ih = np.asarray(W_ih)
+    if W_ih.ndim != 2 or W_ih.shape[0] != D or W_ih.shape[1] == 0 or W_ih.shape[1] % G:
+        raise ValueError(f"W_ih has shape {W_ih.shape}, expected ({D}, {G}*H) for input size "
+                         f"{D} and {G} gates (cifg={cifg})")
+    H = W_ih.shape[1] // G
+    W_ih = _check_float("W_ih", W_ih, dtype, (D, G * H))
+    if W_hr is not None:
+        W_hr = np.asarray(W_hr)
+        if W_hr.ndim != 2 or W_hr.shape[0] != H or W_hr.shape[1] == 0:
+            raise ValueError(f"W_hr has shape {W_hr.shape}, expected ({H}, P) for hidden_size={H}")
+        W_hr = _check_float("W_hr", W_hr, dtype, W_hr.shape)
+    R = W_hr.shape[1] if W_hr is not None else H
+    W_hh = _check_float("W_hh", W_hh, dtype, (R, G * H))
+    b = _check_float("b", b, dtype, (G * H,))
+    if peep is not None:
+        peep = _check_float("peep", peep, dtype, (3, H))
+    h0 = np.zeros((B, R), dtype) if h0 is None else _check_float("h0", h0, dtype, (B, R))
+    c0 = np.zeros((B, H), dtype) if c0 is None else _check_float("c0", c0, dtype, (B, H))
+    if lengths is None:
+        lengths = np.full(B, T, dtype=np.int64)
+    else:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,) or not (lengths.dtype.kind in "iu" or lengths.size == 0):
+            raise ValueError(f"lengths has shape {lengths.shape} and dtype {lengths.dtype}, "
+                             f"expected ({B},) integers")
+        if lengths.size and (lengths.min() < 0 or lengths.max() > T):
+            raise ValueError(f"lengths must lie in [0, T={T}], got min {lengths.min()} "
+                             f"and max {lengths.max()}")
+        lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    x = np.ascontiguousarray(x)
+    return x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R)
+
+
+def _unused(dtype, ndim=2):
+    """A placeholder for an optional array the kernel will not read."""
+    return np.zeros((0,) * ndim, dtype)
+
+
+# ----------------------------------------------------------------------------
+# public wrappers
+
+
+def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=False,
+                 reverse=False):
+    """LSTM layer forward for training: wraps the compiled ``_forward_train``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(T, B, D), dtype=float32 or float64]
+    lengths : np.ndarray [shape=(B,), int] or None
+        Valid steps per row, 0 <= len <= T; None means all T.
+    h0 : np.ndarray [shape=(B, R)] or None (zeros)
+    c0 : np.ndarray [shape=(B, H)] or None (zeros)
+    W_ih : np.ndarray [shape=(D, G*H)]
+        Input weights, gate blocks i, f, g, o (i, g, o for CIFG).
+    W_hh : np.ndarray [shape=(R, G*H)]
+    b : np.ndarray [shape=(G*H,)]
+    peep : np.ndarray [shape=(3, H)] or None
+        Peephole weights, rows i, f, o (row f unused for CIFG).
+    W_hr : np.ndarray [shape=(H, P)] or None
+        LSTMP projection: the recurrent state and output are r = h @ W_hr, R = P.
+    cifg : bool
+        Coupled input-forget gate (G = 3) instead of G = 4.
+    reverse : bool
+        Read each row from t = len[b]-1 down to 0.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(T, B, R)]
+        State after consuming x[t, b]; zero at padded steps.
+    hT : np.ndarray [shape=(B, R)]
+    cT : np.ndarray [shape=(B, H)]
+        Final states (after x[len-1] forward, after x[0] reverse); the initial
+        states for rows with len = 0.
+    cache : LSTMCache
+    """
+    x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
+        x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
+    dtype = x.dtype
+    use_peep, use_proj = peep is not None, W_hr is not None
+    peep_k = peep if use_peep else _unused(dtype)
+    W_hr_k = W_hr if use_proj else _unused(dtype)
+    y = np.zeros((T, B, R), dtype)
+    cs = np.zeros((T + 1, B, H), dtype)
+    r_prev = np.zeros((T, B, R), dtype)
+    h_pre = np.zeros((T, B, H), dtype) if use_proj else _unused(dtype, 3)
+    if T == 0 or B == 0:
+        gates = np.zeros((T, B, W_ih.shape[1]), dtype)
+        hT, cT = h0.copy(), c0.copy()
+    else:
+        gates = _project(x.reshape(T * B, D), W_ih, b).reshape(T, B, -1)  # (T, B, G*H)
+        hT = np.empty((B, R), dtype)
+        cT = np.empty((B, H), dtype)
+        _forward_train(gates, lengths, h0, c0, W_hh, peep_k, use_peep, bool(cifg), W_hr_k,
+                       use_proj, bool(reverse), y, hT, cT, cs, r_prev, h_pre)
+    cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, r_prev, h_pre,
+                      use_peep, bool(cifg), use_proj, bool(reverse))
+    return y, hT, cT, cache
+
+
+@njit(**JIT)
+def _project_into(a, W, b, out):
+    np.dot(a, W, out)
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[k, j] += b[j]
+
+
+def _project(a, W, b):
+    """a @ W + b through the same BLAS as the other kernels (SciPy's): mixing
+    NumPy's and SciPy's OpenBLAS thread pools makes them fight for the cores."""
+    out = np.empty((a.shape[0], W.shape[1]), a.dtype)  # (N, G*H)
+    _project_into(a, W, b, out)
+    return out
+
+
+def lstm_backward(dy, dhT, dcT, cache):
+    """Backprop through time for lstm_forward: wraps the compiled ``_backward``.
+
+    Parameters
+    ----------
+    dy : np.ndarray [shape=(T, B, R)] or None
+        Gradient w.r.t. y (ignored at padded steps).
+    dhT : np.ndarray [shape=(B, R)] or None
+    dcT : np.ndarray [shape=(B, H)] or None
+    cache : LSTMCache
+        From the lstm_forward call being differentiated.
+
+    Returns
+    -------
+    dx : np.ndarray [shape=(T, B, D)]
+        Zero at padded steps.
+    dh0 : np.ndarray [shape=(B, R)]
+    dc0 : np.ndarray [shape=(B, H)]
+    grads : dict
+        'W_ih', 'W_hh', 'b', and 'peep' / 'W_hr' when the forward used them.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise ValueError(f"cache must be the LSTMCache from lstm_forward, got {type(cache).__name__}")
+    x = cache.x
+    dtype = x.dtype
+    T, B, D = x.shape
+    H = cache.cs.shape[2]
+    R = cache.W_hh.shape[0]
+    GH = cache.W_hh.shape[1]
+    dy = np.zeros((T, B, R), dtype) if dy is None else _check_float("dy", dy, dtype, (T, B, R))
+    dhT = np.zeros((B, R), dtype) if dhT is None else _check_float("dhT", dhT, dtype, (B, R))
+    dcT = np.zeros((B, H), dtype) if dcT is None else _check_float("dcT", dcT, dtype, (B, H))
+    dx = np.zeros((T, B, D), dtype)
+    grads = {"W_ih": np.zeros((D, GH), dtype), "W_hh": np.zeros((R, GH), dtype),
+             "b": np.zeros(GH, dtype)}
+    dpeep = np.zeros((3, H), dtype) if cache.use_peep else _unused(dtype)
+    dW_hr = np.zeros(cache.W_hr.shape, dtype) if cache.use_proj else _unused(dtype)
+    if T == 0 or B == 0:
+        dh0, dc0 = dhT.copy(), dcT.copy()
+    else:
+        dh0 = np.empty((B, R), dtype)
+        dc0 = np.empty((B, H), dtype)
+        _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
+                  cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
+                  cache.gates, cache.cs, cache.r_prev, cache.h_pre,
+                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr)
+    if cache.use_peep:
+        grads["peep"] = dpeep
+    if cache.use_proj:
+        grads["W_hr"] = dW_hr
+    return dx, dh0, dc0, grads
+
+
+def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=False,
+               reverse=False):
+    """LSTM layer forward without a cache: wraps the compiled ``_infer``.
+
+    Same arguments and first three results as lstm_forward. Working memory
+    beyond x and y is O(B * G * H): the input projection runs INFER_CHUNK steps
+    per GEMM.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(T, B, R)]
+    hT : np.ndarray [shape=(B, R)]
+    cT : np.ndarray [shape=(B, H)]
+    """
+    x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
+        x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
+    dtype = x.dtype
+    use_peep, use_proj = peep is not None, W_hr is not None
+    y = np.zeros((T, B, R), dtype)
+    if T == 0 or B == 0:
+        return y, h0.copy(), c0.copy()
+    hT = np.empty((B, R), dtype)
+    cT = np.empty((B, H), dtype)
+    _infer(x, lengths, h0, c0, W_ih, b, W_hh, peep if use_peep else _unused(dtype), use_peep,
+           bool(cifg), W_hr if use_proj else _unused(dtype), use_proj, bool(reverse),
+           min(INFER_CHUNK, T), y, hT, cT)
+    return y, hT, cT

@@ -1,0 +1,340 @@
+"""kernels/lstm.py against the NumPy reference, finite differences and torch.nn.LSTM."""
+import itertools
+
+import numpy as np
+import pytest
+
+from kernels.lstm import lstm_backward, lstm_forward, lstm_infer
+from tests.reference.lstm import lstm_forward_ref
+
+T, B, D, H, P = 5, 4, 3, 4, 2
+LENGTHS = np.array([5, 0, 3, 1])  # mixed, including 0 and T
+
+# (peep, proj, cifg) for vanilla, peephole, cifg, cifg+peephole, lstmp, peephole+lstmp
+VARIANTS = {
+    "vanilla": (False, False, False),
+    "peephole": (True, False, False),
+    "cifg": (False, False, True),
+    "cifg_peephole": (True, False, True),
+    "lstmp": (False, True, False),
+    "peephole_lstmp": (True, True, False),
+    "cifg_peephole_lstmp": (True, True, True),
+}
+
+
+def make_args(variant, dtype, seed=0, scale=0.5):
+    """Random arguments for one variant: a dict of lstm_forward keyword arguments."""
+    use_peep, use_proj, cifg = VARIANTS[variant]
+    rng = np.random.default_rng(seed)
+    G = 3 if cifg else 4
+    R = P if use_proj else H
+
+    def rand(*shape):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    return dict(x=rand(T, B, D), h0=rand(B, R), c0=rand(B, H), W_ih=rand(D, G * H),
+                W_hh=rand(R, G * H), b=rand(G * H), peep=rand(3, H) if use_peep else None,
+                W_hr=rand(H, P) if use_proj else None, cifg=cifg)
+
+
+CASES = list(itertools.product(VARIANTS, [None, LENGTHS], [False, True]))
+IDS = [f"{v}-{'masked' if m is not None else 'full'}-{'rev' if r else 'fwd'}" for v, m, r in CASES]
+
+
+@pytest.mark.parametrize("variant,lengths,reverse", CASES, ids=IDS)
+def test_forward_matches_reference(variant, lengths, reverse):
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-6)):
+        args = make_args(variant, dtype)
+        y, hT, cT, _ = lstm_forward(lengths=lengths, reverse=reverse, **args)
+        y_ref, hT_ref, cT_ref = lstm_forward_ref(lengths=lengths, reverse=reverse, **args)
+        assert y.dtype == hT.dtype == cT.dtype == dtype
+        np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol)
+        np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=tol)
+        np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=tol)
+        y_inf, hT_inf, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
+        # same cell code; only the order of adding the bias differs
+        same = dict(rtol=0, atol=1e-14 if dtype == np.float64 else 5e-7)
+        np.testing.assert_allclose(y_inf, y, **same)
+        np.testing.assert_allclose(hT_inf, hT, **same)
+        np.testing.assert_allclose(cT_inf, cT, **same)
+        if lengths is not None:
+            for row, n in enumerate(lengths):
+                assert not y[n:, row].any()  # zero at padded steps
+                if n == 0:  # no step taken: the initial states
+                    np.testing.assert_array_equal(hT[row], args["h0"][row])
+                    np.testing.assert_array_equal(cT[row], args["c0"][row])
+
+
+def test_infer_chunks_longer_sequences(monkeypatch):
+    """T larger than the chunk, not a multiple of it, in both directions."""
+    import kernels.lstm as lstm
+    monkeypatch.setattr(lstm, "INFER_CHUNK", 3)
+    rng = np.random.default_rng(1)
+    T_long = 11
+    args = make_args("peephole_lstmp", np.float64)
+    args["x"] = rng.standard_normal((T_long, B, D))
+    lengths = np.array([11, 0, 7, 4])
+    for reverse in (False, True):
+        y, hT, cT = lstm.lstm_infer(lengths=lengths, reverse=reverse, **args)
+        y_ref, hT_ref, cT_ref = lstm_forward_ref(lengths=lengths, reverse=reverse, **args)
+        np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=1e-13)
+
+
+def test_defaults_none_are_zeros_and_full_length():
+    args = make_args("vanilla", np.float64)
+    y, hT, cT, _ = lstm_forward(args["x"], None, None, None, args["W_ih"], args["W_hh"], args["b"])
+    zeros_h, zeros_c = np.zeros_like(args["h0"]), np.zeros_like(args["c0"])
+    y_ref, hT_ref, cT_ref = lstm_forward_ref(args["x"], np.full(B, T), zeros_h, zeros_c,
+                                             args["W_ih"], args["W_hh"], args["b"])
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# gradients by central differences (float64)
+
+def _loss_weights(args, seed=7):
+    rng = np.random.default_rng(seed)
+    R = args["W_hh"].shape[0]
+    return rng.standard_normal((T, B, R)), rng.standard_normal((B, R)), rng.standard_normal((B, H))
+
+
+def _loss(args, lengths, reverse, weights):
+    y, hT, cT, _ = lstm_forward(lengths=lengths, reverse=reverse, **args)
+    wy, wh, wc = weights
+    return np.sum(y * wy) + np.sum(hT * wh) + np.sum(cT * wc)
+
+
+@pytest.mark.parametrize("variant,lengths,reverse", CASES, ids=IDS)
+def test_gradients_finite_differences(variant, lengths, reverse):
+    args = make_args(variant, np.float64)
+    weights = _loss_weights(args)
+    _, _, _, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
+    dx, dh0, dc0, grads = lstm_backward(*weights, cache)
+    analytic = dict(x=dx, h0=dh0, c0=dc0, **grads)
+    expected = {"x", "h0", "c0", "W_ih", "W_hh", "b"}
+    expected |= {"peep"} if args["peep"] is not None else set()
+    expected |= {"W_hr"} if args["W_hr"] is not None else set()
+    assert set(analytic) == expected
+    eps = 1e-6
+    for name in expected:
+        value = args[name]
+        numeric = np.zeros_like(value)
+        for k in np.ndindex(value.shape):
+            saved = value[k]
+            value[k] = saved + eps
+            up = _loss(args, lengths, reverse, weights)
+            value[k] = saved - eps
+            down = _loss(args, lengths, reverse, weights)
+            value[k] = saved
+            numeric[k] = (up - down) / (2 * eps)
+        assert analytic[name].shape == value.shape
+        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name)
+    if lengths is not None:
+        for row, n in enumerate(lengths):
+            assert not dx[n:, row].any()  # padded steps get exactly zero
+    if VARIANTS[variant][2] and args["peep"] is not None:
+        assert not analytic["peep"][1].any()  # CIFG has no forget peephole
+
+
+def test_backward_none_gradients_are_zeros():
+    args = make_args("peephole_lstmp", np.float64)
+    _, _, _, cache = lstm_forward(lengths=LENGTHS, **args)
+    dx, dh0, dc0, grads = lstm_backward(None, None, None, cache)
+    assert not dx.any() and not dh0.any() and not dc0.any()
+    assert not any(g.any() for g in grads.values())
+
+
+def test_backward_dtype_float32():
+    """float32 backward agrees with float64 backward (same inputs, rounded)."""
+    args64 = make_args("peephole", np.float64)
+    args32 = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) else v)
+              for k, v in args64.items()}
+    out = []
+    for args in (args64, args32):
+        weights = [w.astype(args["x"].dtype) for w in _loss_weights(args)]
+        _, _, _, cache = lstm_forward(lengths=LENGTHS, reverse=True, **args)
+        dx, dh0, dc0, grads = lstm_backward(*weights, cache)
+        assert dx.dtype == grads["W_hh"].dtype == args["x"].dtype
+        out.append([dx, dh0, dc0] + [grads[k] for k in sorted(grads)])
+    for a64, a32 in zip(*out):
+        np.testing.assert_allclose(a32, a64, rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# torch.nn.LSTM parity (float32 kernel vs float32 torch)
+
+def _torch_case(torch, proj_size, bidirectional, seed=3):
+    torch.manual_seed(seed)
+    D_t, H_t = 5, 6
+    lstm = torch.nn.LSTM(D_t, H_t, proj_size=proj_size, bidirectional=bidirectional)
+    R = proj_size or H_t
+    n_dir = 2 if bidirectional else 1
+    x = torch.randn(T, B, D_t, requires_grad=True)
+    h0 = torch.randn(n_dir, B, R, requires_grad=True)
+    c0 = torch.randn(n_dir, B, H_t, requires_grad=True)
+    return lstm, x, h0, c0
+
+
+def _our_weights(lstm, suffix):
+    def get(name):
+        p = getattr(lstm, name + suffix, None)
+        return None if p is None else p.detach().numpy().T.copy()
+    b = (getattr(lstm, "bias_ih_l0" + suffix) + getattr(lstm, "bias_hh_l0" + suffix))
+    return dict(W_ih=get("weight_ih_l0"), W_hh=get("weight_hh_l0"), b=b.detach().numpy(),
+                W_hr=get("weight_hr_l0"))
+
+
+def _torch_grad(lstm, name):
+    return getattr(lstm, name).grad.numpy().T
+
+
+@pytest.mark.parametrize("proj_size", [0, 3])
+def test_torch_parity(proj_size):
+    torch = pytest.importorskip("torch")
+    lstm, x, h0, c0 = _torch_case(torch, proj_size, bidirectional=False)
+    out, (hn, cn) = lstm(x, (h0, c0))
+    rng = np.random.default_rng(0)
+    wy, wh, wc = (rng.standard_normal(tuple(a.shape)).astype(np.float32) for a in (out, hn, cn))
+    (out * torch.from_numpy(wy)).sum().add((hn * torch.from_numpy(wh)).sum()) \
+        .add((cn * torch.from_numpy(wc)).sum()).backward()
+
+    w = _our_weights(lstm, "")
+    y, hT, cT, cache = lstm_forward(x.detach().numpy(), None, h0[0].detach().numpy(),
+                                    c0[0].detach().numpy(), **w)
+    tol = dict(rtol=0, atol=1e-5)
+    np.testing.assert_allclose(y, out.detach().numpy(), **tol)
+    np.testing.assert_allclose(hT, hn[0].detach().numpy(), **tol)
+    np.testing.assert_allclose(cT, cn[0].detach().numpy(), **tol)
+    y_inf, _, _ = lstm_infer(x.detach().numpy(), None, h0[0].detach().numpy(),
+                             c0[0].detach().numpy(), **w)
+    np.testing.assert_allclose(y_inf, out.detach().numpy(), **tol)
+
+    dx, dh0, dc0, grads = lstm_backward(wy, wh[0], wc[0], cache)
+    np.testing.assert_allclose(dx, x.grad.numpy(), **tol)
+    np.testing.assert_allclose(dh0, h0.grad[0].numpy(), **tol)
+    np.testing.assert_allclose(dc0, c0.grad[0].numpy(), **tol)
+    np.testing.assert_allclose(grads["W_ih"], _torch_grad(lstm, "weight_ih_l0"), **tol)
+    np.testing.assert_allclose(grads["W_hh"], _torch_grad(lstm, "weight_hh_l0"), **tol)
+    # our single bias feeds the same sum as both of torch's
+    np.testing.assert_allclose(grads["b"], lstm.bias_ih_l0.grad.numpy(), **tol)
+    np.testing.assert_allclose(grads["b"], lstm.bias_hh_l0.grad.numpy(), **tol)
+    if proj_size:
+        np.testing.assert_allclose(grads["W_hr"], _torch_grad(lstm, "weight_hr_l0"), **tol)
+
+
+@pytest.mark.parametrize("proj_size", [0, 3])
+def test_torch_packed_bidirectional_parity(proj_size):
+    """torch's reverse direction over packed sequences is our reverse=True."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    lstm, x, h0, c0 = _torch_case(torch, proj_size, bidirectional=True)
+    lengths = np.array([5, 2, 3, 1])  # torch cannot pack empty sequences
+    packed = pack_padded_sequence(x, torch.from_numpy(lengths), enforce_sorted=False)
+    out_packed, (hn, cn) = lstm(packed, (h0, c0))
+    out, _ = pad_packed_sequence(out_packed, total_length=T)  # (T, B, 2R), zeros at padding
+    rng = np.random.default_rng(1)
+    wy, wh, wc = (rng.standard_normal(tuple(a.shape)).astype(np.float32) for a in (out, hn, cn))
+    (out * torch.from_numpy(wy)).sum().add((hn * torch.from_numpy(wh)).sum()) \
+        .add((cn * torch.from_numpy(wc)).sum()).backward()
+
+    R = proj_size or lstm.hidden_size
+    tol = dict(rtol=0, atol=1e-5)
+    dx_total = np.zeros(x.shape, np.float32)
+    for d, suffix in enumerate(["", "_reverse"]):
+        w = _our_weights(lstm, suffix)
+        y, hT, cT, cache = lstm_forward(x.detach().numpy(), lengths, h0[d].detach().numpy(),
+                                        c0[d].detach().numpy(), reverse=bool(d), **w)
+        np.testing.assert_allclose(y, out[:, :, d * R:(d + 1) * R].detach().numpy(), **tol)
+        np.testing.assert_allclose(hT, hn[d].detach().numpy(), **tol)
+        np.testing.assert_allclose(cT, cn[d].detach().numpy(), **tol)
+        dx, dh0, dc0, grads = lstm_backward(wy[:, :, d * R:(d + 1) * R], wh[d], wc[d], cache)
+        dx_total += dx
+        np.testing.assert_allclose(dh0, h0.grad[d].numpy(), **tol)
+        np.testing.assert_allclose(dc0, c0.grad[d].numpy(), **tol)
+        np.testing.assert_allclose(grads["W_ih"], _torch_grad(lstm, "weight_ih_l0" + suffix), **tol)
+        np.testing.assert_allclose(grads["W_hh"], _torch_grad(lstm, "weight_hh_l0" + suffix), **tol)
+        np.testing.assert_allclose(grads["b"], getattr(lstm, "bias_ih_l0" + suffix).grad.numpy(),
+                                   **tol)
+        if proj_size:
+            np.testing.assert_allclose(grads["W_hr"], _torch_grad(lstm, "weight_hr_l0" + suffix),
+                                       **tol)
+    np.testing.assert_allclose(dx_total, x.grad.numpy(), **tol)
+
+
+# ---------------------------------------------------------------------------
+# bad inputs: a clear ValueError, never a crash
+
+def _good(dtype=np.float32, **change):
+    args = make_args("peephole_lstmp", dtype)
+    args["lengths"] = LENGTHS
+    args.update(change)
+    return args
+
+
+@pytest.mark.parametrize("fn", [lstm_forward, lstm_infer])
+@pytest.mark.parametrize("change,match", [
+    (dict(x=np.zeros((T, B), np.float32)), "x has shape"),
+    (dict(x=np.zeros((T, B, D + 1), np.float32)), "W_ih has shape"),
+    (dict(W_ih=np.zeros((D, 4 * H + 1), np.float32)), "W_ih has shape"),
+    (dict(W_hh=np.zeros((H, 4 * H), np.float32)), "W_hh has shape"),
+    (dict(b=np.zeros(4 * H - 1, np.float32)), "b has shape"),
+    (dict(peep=np.zeros((4, H), np.float32)), "peep has shape"),
+    (dict(W_hr=np.zeros((H + 1, P), np.float32)), "W_hr has shape"),
+    (dict(h0=np.zeros((B, H), np.float32)), "h0 has shape"),
+    (dict(c0=np.zeros((B + 1, H), np.float32)), "c0 has shape"),
+    (dict(lengths=np.array([1, 2, 3])), "lengths has shape"),
+    (dict(lengths=np.array([1.0, 2.0, 3.0, 4.0])), "lengths has shape"),
+    (dict(lengths=np.array([T + 1, 0, 1, 1])), r"lengths must lie in \[0, T=5\]"),
+    (dict(lengths=np.array([-1, 0, 1, 1])), r"lengths must lie in \[0, T=5\]"),
+    (dict(x=np.zeros((T, B, D), np.int64)), "x has dtype int64"),
+    (dict(W_hh=np.zeros((P, 4 * H), np.float64)), "W_hh has dtype float64"),
+    (dict(c0=np.zeros((B, H), np.int32)), "c0 has dtype int32"),
+    (dict(x=np.zeros((T, B, D), np.float16)), "x has dtype float16"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_inputs_raise_value_error(fn, change, match):
+    with pytest.raises(ValueError, match=match):
+        fn(**_good(**change))
+
+
+def test_bad_backward_inputs_raise_value_error():
+    _, _, _, cache = lstm_forward(**_good())
+    with pytest.raises(ValueError, match="dy has shape"):
+        lstm_backward(np.zeros((T, B, H), np.float32), None, None, cache)
+    with pytest.raises(ValueError, match="dhT has dtype float64"):
+        lstm_backward(None, np.zeros((B, P)), None, cache)
+    with pytest.raises(ValueError, match="dcT has shape"):
+        lstm_backward(None, None, np.zeros((B, P), np.float32), cache)
+    with pytest.raises(ValueError, match="cache must be"):
+        lstm_backward(None, None, None, (1, 2))
+
+
+def test_non_contiguous_inputs_are_copied():
+    args = _good(np.float64)
+    expected = lstm_forward(**args)[:3]
+    strided = dict(args)
+    strided["x"] = np.asfortranarray(args["x"])
+    strided["W_ih"] = np.ascontiguousarray(args["W_ih"].T).T  # F-ordered view
+    big = np.zeros((B, 2 * P))
+    big[:, ::2] = args["h0"]
+    strided["h0"] = big[:, ::2]
+    assert not strided["h0"].flags.c_contiguous
+    for fn in (lstm_forward, lstm_infer):
+        for got, want in zip(fn(**strided)[:3], expected):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+
+
+def test_empty_time_and_batch():
+    for T_, B_ in ((0, 2), (3, 0)):
+        args = make_args("vanilla", np.float32)
+        args["x"] = np.zeros((T_, B_, D), np.float32)
+        args["h0"], args["c0"] = args["h0"][:B_], args["c0"][:B_]
+        y, hT, cT, cache = lstm_forward(lengths=None, **args)
+        assert y.shape == (T_, B_, H)
+        np.testing.assert_array_equal(hT, args["h0"])
+        dx, dh0, dc0, grads = lstm_backward(None, np.ones((B_, H), np.float32), None, cache)
+        assert dx.shape == (T_, B_, D)
+        np.testing.assert_array_equal(dh0, np.ones((B_, H)))
+        assert lstm_infer(lengths=None, **args)[0].shape == (T_, B_, H)

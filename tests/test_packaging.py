@@ -1,0 +1,32 @@
+"""Every package folder is installed, and the shipped models travel with it."""
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    found = set()
+    for top in ("kernels", "suite", "apps"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            found.add(".".join(init.parent.relative_to(ROOT).parts))
+    missing = found - listed
+    assert not missing, f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+    assert "suite.models" in listed
+
+
+def test_models_package_maps_to_data_models():
+    assert _pyproject()["tool"]["setuptools"]["package-dir"]["suite.models"] == "data/models"
+
+
+def test_every_registered_app_is_a_listed_package():
+    apps = _pyproject()["project"]["entry-points"]["suite.apps"]
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    for name, target in apps.items():
+        module = target.split(":")[0]
+        assert module.rsplit(".", 1)[0] in listed, (name, target)
