@@ -5,8 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the apps' data builders need (none yet for the kernel core).
-APT_PACKAGES :=
+# Debian packages the apps need: FluidSynth and a General MIDI soundfont render
+# chorales (music falls back to its own synthesiser without them).
+APT_PACKAGES := fluidsynth fluid-soundfont-gm
 
 .PHONY: install test-deps run test bench lint models clean apt
 

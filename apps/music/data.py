@@ -20,31 +20,13 @@ clear key; every other one is counted under one reason (the first that applies):
     duplicate            the same normalised grid as an earlier chorale (the list
                          names some harmonisations twice, sometimes transposed)
 
-The grid (``Chorale``): per 16th-note step and voice a MIDI pitch or REST and an
-onset flag (True: a note starts here; False: held from the step before, a tie),
-a fermata flag per step (steps covered by a note that carries a fermata), the bar
-length in steps and the pickup (steps before the first downbeat). Offsets and
-durations are rounded to the nearest 16th (a handful of 32nds and grace notes
-are lost; the report counts them). Repeats are not expanded.
-
-Keys: every kept chorale is transposed by the shift in [-6, 5] semitones that
-takes its tonic to C (major) or A (minor); the shift is recorded. Training may
-add transpositions to the other keys (``augment``): every shift in [-6, 5] that
-keeps each voice inside the range that voice spans in the train split's
-original keys.
-
-Tokens (BachBot-like, Liang 2016), per chorale::
-
-    <start> <C major> || S A T B | S A T B | (.) S A T B ... <end>
-
-    "||"    a step that begins a bar (a downbeat); "|" any other step. The bar
-            delimiter gives the network the metre; the decoder recovers
-            steps_per_bar and the pickup from it.
-    "(.)"   the step lies under a fermata (after the delimiter, before S).
-    voice   "60" a new note (MIDI pitch), "60~" the same pitch held from the step
-            before, "R" a rest. Always four, in the order S, A, T, B.
-    key     one of 24 "<C major>" ... "<B minor>" after <start>: the key the grid
-            is in (C major or A minor unless augmented).
+The grid and keys live in grid.py, the tokens in tokens.py (both re-exported
+here). Offsets and durations are rounded to the nearest 16th (a handful of 32nds
+and grace notes are lost; the report counts them). Repeats are not expanded.
+Every kept chorale is normalised to C major / A minor (grid.normalise; the shift
+is recorded). Training may add transpositions to other keys (grid.augment):
+every shift in [-6, 5] that keeps each voice inside the range that voice spans
+in the train split's original keys.
 
 Splits are by hymn: chorales whose titles agree (case, punctuation and spacing
 aside) are harmonisations of one tune and go to the same split, so no test
@@ -57,23 +39,33 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from apps.music.grid import (
+    MODES, REST, STEPS_PER_QUARTER, VOICES, Chorale, augment, diatonic_pitch_classes, key_name, normalise,
+    parse_key, voice_ranges,
+)
+from apps.music.tokens import (
+    BAR, END, FERMATA, HOLD_MARK, PAD, PITCH_MAX, PITCH_MIN, REST_TOKEN, START, STEP, Vocab, chorale_tokens,
+    decode_tokens, encode_chorale, key_token,
+)
 from suite.fileio import atomic_path, write_json
 
-REST = -1
-VOICES = ("S", "A", "T", "B")
+__all__ = [  # the app's one import: the grid and the tokens are re-exported from here
+    "MODES", "REST", "STEPS_PER_QUARTER", "VOICES", "Chorale", "augment", "diatonic_pitch_classes", "key_name",
+    "normalise", "parse_key", "voice_ranges",
+    "BAR", "END", "FERMATA", "HOLD_MARK", "PAD", "PITCH_MAX", "PITCH_MIN", "REST_TOKEN", "START", "STEP", "Vocab",
+    "chorale_tokens", "decode_tokens", "encode_chorale", "key_token",
+    "SPLITS", "SKIP_REASONS", "DEFAULT_CACHE_DIR", "CorpusError", "Skip", "Corpus", "parse_score", "chorale_files",
+    "parse_corpus", "split_names", "build_corpus", "load_corpus", "ngram_baseline",
+]
 SPLITS = ("train", "valid", "test")
-MODES = ("major", "minor")
-STEPS_PER_QUARTER = 4  # the 16th-note grid
-PITCH_MIN, PITCH_MAX = 28, 91  # E1..G6: the normalised corpus spans 30..86; room for augmentation
 FORMAT_VERSION = 1
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "music"
-_TARGET_TONIC = {"major": 0, "minor": 9}  # normalise to C major / A minor
 
 SKIP_REASONS = {
     "parse_error": "music21 could not read the file",
@@ -90,402 +82,6 @@ SKIP_REASONS = {
 
 class CorpusError(ValueError):
     """A corpus that cannot be built or loaded, with what to do about it."""
-
-
-# -- keys ---------------------------------------------------------------------------------
-
-_LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
-
-
-def key_name(tonic, mode):
-    """'D major', 'F# minor': the usual spelling of the key with this tonic pitch class."""
-    names = _MAJOR_NAMES if mode == "major" else _MINOR_NAMES
-    return f"{names[int(tonic) % 12]} {mode}"
-
-
-def parse_key(name, mode=None):
-    """(tonic pitch class, mode) from 'D', 'F#', 'Bb' (or music21's 'B-'), 'f# minor'.
-
-    mode: "major" or "minor"; None takes it from the name ("G minor") or major.
-    Raises ValueError saying what a key looks like.
-    """
-    text = str(name).strip()
-    parts = text.split()
-    if len(parts) == 2:
-        text, named_mode = parts[0], parts[1].lower()
-        if named_mode not in MODES or (mode is not None and mode != named_mode):
-            raise ValueError(f"key {name!r} does not match mode {mode!r}" if named_mode in MODES
-                             else f"unknown mode {parts[1]!r} in key {name!r}: use major or minor")
-        mode = named_mode
-    mode = "major" if mode is None else str(mode).lower()
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use major or minor")
-    match = re.fullmatch(r"([A-Ga-g])(#{1,2}|b{1,2}|-{1,2})?", text)
-    if match is None:
-        raise ValueError(f"unknown key {name!r}: use a letter A-G with an optional # or b (D, F#, Bb)")
-    accidental = match.group(2) or ""
-    shift = len(accidental) if accidental.startswith("#") else -len(accidental)
-    return (_LETTER_PC[match.group(1).upper()] + shift) % 12, mode
-
-
-def diatonic_pitch_classes(tonic, mode):
-    """Pitch classes in the key: the major scale; for minor the natural minor plus the
-    raised 6th and 7th (melodic and harmonic minor), as chorales use them."""
-    steps = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 9, 10, 11)
-    return frozenset((int(tonic) + s) % 12 for s in steps)
-
-
-# -- the grid -----------------------------------------------------------------------------
-
-def _canonical_onsets(pitch, onset):
-    """A held step must continue the same pitch; a rest run starts with one onset."""
-    held_ok = np.zeros_like(onset)
-    held_ok[1:] = pitch[1:] == pitch[:-1]
-    onset = onset | ~held_ok
-    rest = pitch == REST
-    onset[1:] &= ~(rest[1:] & rest[:-1])  # (T-1, 4): a rest continues a rest, never "starts"
-    return onset
-
-
-@dataclass(eq=False)
-class Chorale:
-    """Four voices on a 16th-note grid.
-
-    pitch : np.ndarray [shape=(T, 4), dtype=int16]  MIDI pitch of S, A, T, B; REST = -1
-    onset : np.ndarray [shape=(T, 4), dtype=bool]   True where a note (or a rest run)
-        starts; None: wherever the pitch changes. Made canonical on construction
-        (a "held" step whose pitch differs from the step before becomes an onset).
-    fermata : np.ndarray [shape=(T,), dtype=bool] or None (no fermatas)
-    """
-
-    pitch: np.ndarray
-    onset: np.ndarray = None
-    fermata: np.ndarray = None
-    steps_per_bar: int = 16
-    pickup: int = 0  # steps before the first downbeat, 0 <= pickup < steps_per_bar
-    tonic: int = 0  # pitch class of the key's tonic as the grid stands
-    mode: str = "major"
-    name: str = ""
-    transpose: int = 0  # semitones added to the source (normalisation + augmentation)
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        pitch = np.asarray(self.pitch)
-        if pitch.ndim != 2 or pitch.shape[1] != 4 or pitch.shape[0] < 1:
-            raise ValueError(f"pitch has shape {pitch.shape}, expected (T, 4) with T >= 1")
-        if not np.issubdtype(pitch.dtype, np.integer):
-            raise ValueError(f"pitch must hold integers, got dtype {pitch.dtype}")
-        if pitch.min() < REST or pitch.max() > 127:
-            raise ValueError(f"pitch values must be MIDI 0..127 or REST={REST}, got [{pitch.min()}, {pitch.max()}]")
-        self.pitch = pitch.astype(np.int16)
-        n = len(pitch)
-        onset = np.ones((n, 4), bool) if self.onset is None else np.asarray(self.onset, bool)
-        if self.onset is None:
-            onset[1:] = pitch[1:] != pitch[:-1]
-        if onset.shape != (n, 4):
-            raise ValueError(f"onset has shape {onset.shape}, expected {(n, 4)}")
-        self.onset = _canonical_onsets(self.pitch, onset.copy())
-        fermata = np.zeros(n, bool) if self.fermata is None else np.asarray(self.fermata, bool).copy()
-        if fermata.shape != (n,):
-            raise ValueError(f"fermata has shape {fermata.shape}, expected {(n,)}")
-        self.fermata = fermata
-        self.steps_per_bar, self.pickup = int(self.steps_per_bar), int(self.pickup)
-        if self.steps_per_bar < 1 or not 0 <= self.pickup < self.steps_per_bar:
-            raise ValueError(f"need steps_per_bar >= 1 and 0 <= pickup < steps_per_bar, got "
-                             f"{self.steps_per_bar} and {self.pickup}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be major or minor, got {self.mode!r}")
-        self.tonic = int(self.tonic) % 12
-
-    @property
-    def n_steps(self):
-        return len(self.pitch)
-
-    @property
-    def key(self):
-        return self.tonic, self.mode
-
-    @property
-    def key_name(self):
-        return key_name(self.tonic, self.mode)
-
-    def transposed(self, shift):
-        """The same chorale `shift` semitones higher (rests stay rests)."""
-        pitch = np.where(self.pitch == REST, REST, self.pitch + int(shift))
-        return replace(self, pitch=pitch, onset=self.onset, tonic=self.tonic + int(shift),
-                       transpose=self.transpose + int(shift), meta=dict(self.meta))
-
-    def notes(self, voice):
-        """(start, end, pitch) arrays of one voice's notes, end exclusive, in steps."""
-        starts = np.flatnonzero(self.onset[:, voice])  # (N,)
-        ends = np.append(starts[1:], self.n_steps)
-        keep = self.pitch[starts, voice] != REST
-        return starts[keep], ends[keep], self.pitch[starts[keep], voice].astype(np.int64)
-
-    def same_music(self, other):
-        """Equal grids, bars and key (names and metadata aside)."""
-        return (self.pitch.shape == other.pitch.shape and np.array_equal(self.pitch, other.pitch)
-                and np.array_equal(self.onset, other.onset) and np.array_equal(self.fermata, other.fermata)
-                and (self.steps_per_bar, self.pickup, self.key) == (other.steps_per_bar, other.pickup, other.key))
-
-
-def normalise(chorale):
-    """Transposed to C major / A minor by the shift in [-6, 5] semitones (stays near its register)."""
-    shift = (_TARGET_TONIC[chorale.mode] - chorale.tonic + 6) % 12 - 6
-    return chorale.transposed(shift)
-
-
-def voice_ranges(chorales):
-    """[(lowest, highest)] MIDI pitch of each voice over the chorales."""
-    out = []
-    for v in range(4):
-        sounding = np.concatenate([c.pitch[c.pitch[:, v] != REST, v] for c in chorales])
-        out.append((int(sounding.min()), int(sounding.max())))
-    return out
-
-
-def augment(chorale, ranges, shifts=range(-6, 6)):
-    """The chorale in every key that keeps each voice within ranges [(lo, hi)] * 4.
-
-    shifts: semitones to try (default: all 12 keys); the original (shift 0) is
-    included when it fits. Returns a list of Chorale.
-    """
-    out = []
-    for shift in shifts:
-        fits = True
-        for v, (lo, hi) in enumerate(ranges):
-            sounding = chorale.pitch[chorale.pitch[:, v] != REST, v]
-            if sounding.size and (sounding.min() + shift < lo or sounding.max() + shift > hi):
-                fits = False
-                break
-        if fits:
-            out.append(chorale.transposed(shift))
-    return out
-
-
-# -- tokens -------------------------------------------------------------------------------
-
-STEP, BAR, FERMATA, START, END, PAD = "|", "||", "(.)", "<start>", "<end>", "<pad>"
-REST_TOKEN, HOLD_MARK = "R", "~"
-
-
-def key_token(tonic, mode):
-    return f"<{key_name(tonic, mode)}>"
-
-
-class Vocab:
-    """A fixed vocabulary: specials, 24 keys, rest, then onset and held tokens per pitch.
-
-    Ids never depend on data, so any model's output can be decoded by any build.
-    """
-
-    specials = (PAD, START, END, STEP, BAR, FERMATA)
-
-    def __init__(self, pitch_min=PITCH_MIN, pitch_max=PITCH_MAX):
-        if not 0 <= pitch_min <= pitch_max <= 127:
-            raise ValueError(f"need 0 <= pitch_min <= pitch_max <= 127, got {pitch_min}, {pitch_max}")
-        self.pitch_min, self.pitch_max = int(pitch_min), int(pitch_max)
-        keys = [key_token(t, m) for m in MODES for t in range(12)]
-        pitches = range(self.pitch_min, self.pitch_max + 1)
-        self.tokens = list(self.specials) + keys + [REST_TOKEN] + [str(p) for p in pitches] \
-            + [f"{p}{HOLD_MARK}" for p in pitches]
-        self.index = {t: i for i, t in enumerate(self.tokens)}
-        self.pad_id, self.start_id, self.end_id = self.index[PAD], self.index[START], self.index[END]
-        self.step_id, self.bar_id, self.fermata_id = self.index[STEP], self.index[BAR], self.index[FERMATA]
-        self.rest_id = self.index[REST_TOKEN]
-
-    @property
-    def size(self):
-        return len(self.tokens)
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def __eq__(self, other):
-        return isinstance(other, Vocab) and self.tokens == other.tokens
-
-    def __repr__(self):
-        return f"Vocab(size={self.size}, pitches {self.pitch_min}..{self.pitch_max})"
-
-    def key_id(self, tonic, mode):
-        return self.index[key_token(tonic, mode)]
-
-    def voice_id(self, pitch, held=False):
-        """Id of one voice token; ValueError for a pitch the vocabulary lacks."""
-        if pitch == REST:
-            return self.rest_id
-        if not self.pitch_min <= pitch <= self.pitch_max:
-            raise ValueError(f"pitch {pitch} is outside the vocabulary's MIDI {self.pitch_min}..{self.pitch_max}")
-        return self.index[f"{int(pitch)}{HOLD_MARK if held else ''}"]
-
-    def voice_ids(self):
-        """np.ndarray of the ids of every voice token (rest, onsets, holds): a sampling mask."""
-        return np.arange(self.rest_id, self.size)
-
-    def encode(self, tokens):
-        """np.ndarray [shape=(N,), dtype=int32]; ValueError on an unknown token."""
-        try:
-            return np.array([self.index[t] for t in tokens], dtype=np.int32)
-        except KeyError as e:
-            raise ValueError(f"token {e.args[0]!r} is not in the vocabulary") from None
-
-    def decode(self, ids):
-        """Tokens of ids; an id outside the vocabulary becomes None."""
-        return [self.tokens[i] if 0 <= i < self.size else None for i in (int(i) for i in ids)]
-
-    def to_json(self):
-        return {"format": FORMAT_VERSION, "pitch_min": self.pitch_min, "pitch_max": self.pitch_max,
-                "tokens": list(self.tokens)}
-
-    @classmethod
-    def from_json(cls, obj):
-        vocab = cls(obj["pitch_min"], obj["pitch_max"])
-        if obj.get("tokens") is not None and list(obj["tokens"]) != vocab.tokens:
-            raise ValueError("vocabulary tokens do not match this version of apps.music.data")
-        return vocab
-
-
-def chorale_tokens(chorale, with_key=True):
-    """The chorale as a list of token strings (see the module docstring)."""
-    out = [START] + ([key_token(*chorale.key)] if with_key else [])
-    downbeat = (np.arange(chorale.n_steps) - chorale.pickup) % chorale.steps_per_bar == 0
-    for t in range(chorale.n_steps):
-        out.append(BAR if downbeat[t] else STEP)
-        if chorale.fermata[t]:
-            out.append(FERMATA)
-        for v in range(4):
-            p = int(chorale.pitch[t, v])
-            out.append(REST_TOKEN if p == REST else f"{p}{'' if chorale.onset[t, v] else HOLD_MARK}")
-    out.append(END)
-    return out
-
-
-def encode_chorale(chorale, vocab, with_key=True):
-    """Token ids, np.ndarray [shape=(N,), dtype=int32]."""
-    return vocab.encode(chorale_tokens(chorale, with_key))
-
-
-def _voice_token(token):
-    """(pitch, held) of a voice token, or None if the token is not one."""
-    if token == REST_TOKEN:
-        return REST, False
-    held = token.endswith(HOLD_MARK)
-    digits = token[:-1] if held else token
-    if digits.isdigit() and int(digits) <= 127:
-        return int(digits), held
-    return None
-
-
-_KEY_TOKEN = re.compile(r"<([A-G][#b]?) (major|minor)>")
-
-
-def decode_tokens(seq, vocab=None, default_key=(0, "major"), steps_per_bar=16):
-    """A Chorale from tokens (strings) or ids (with vocab), repairing malformed input.
-
-    Never raises on bad model output. Rules, each counted in the returned repairs:
-    unknown          an id outside the vocabulary or an unknown string: ignored
-    misplaced        <start>, <pad>, or a key token after the first step: ignored
-    no_delimiter     a voice token before any "|": a step is opened for it
-    stray_fermata    "(.)" after a voice token of its step: still marks the step
-    extra_voices     a step with more than 4 voice tokens: the extra ones dropped
-    missing_voices   a step with 1-3 voice tokens: the rest hold their previous
-                     pitch (a rest if there is none)
-    empty_step       a delimiter with no voice token: the step is dropped
-    bad_hold         "60~" where the voice did not sound 60: becomes an onset
-    Decoding stops at <end>. Bars: steps_per_bar is the most common distance
-    between "||" steps (the argument when fewer than two), the pickup the first
-    "||" step modulo it.
-
-    Returns
-    -------
-    (Chorale, repairs: dict reason -> count); an input without a single voice
-    token gives a one-step chorale of rests with repairs["no_steps"] = 1.
-    """
-    repairs = Counter()
-    tokens = list(seq)
-    if tokens and not isinstance(tokens[0], str):
-        if vocab is None:
-            raise ValueError("decode_tokens needs the vocab to decode ids")
-        tokens = vocab.decode(tokens)
-    tonic, mode = default_key
-    steps = []  # [(downbeat, fermata, [(pitch, held), ...])]
-    current = None
-    for token in tokens:
-        if token is None:
-            repairs["unknown"] += 1
-            continue
-        if token == END:
-            break
-        if token in (STEP, BAR):
-            current = [token == BAR, False, []]
-            steps.append(current)
-            continue
-        if token == FERMATA:
-            if current is None:
-                current = [False, False, []]
-                steps.append(current)
-            if current[2]:
-                repairs["stray_fermata"] += 1
-            current[1] = True
-            continue
-        key = _KEY_TOKEN.fullmatch(token)
-        if key is not None:
-            if steps:
-                repairs["misplaced"] += 1
-            else:
-                tonic, mode = parse_key(key.group(1), key.group(2))
-            continue
-        if token in (START, PAD):
-            if steps:
-                repairs["misplaced"] += 1
-            continue
-        voice = _voice_token(token)
-        if voice is None:
-            repairs["unknown"] += 1
-            continue
-        if current is None:
-            repairs["no_delimiter"] += 1
-            current = [False, False, []]
-            steps.append(current)
-        current[2].append(voice)
-
-    pitch, onset, fermata, downbeats = [], [], [], []
-    previous = [REST] * 4
-    for downbeat, is_fermata, voices in steps:
-        if not voices:
-            repairs["empty_step"] += 1
-            continue
-        if len(voices) > 4:
-            repairs["extra_voices"] += len(voices) - 4
-            voices = voices[:4]
-        if len(voices) < 4:
-            repairs["missing_voices"] += 4 - len(voices)
-            voices = voices + [(previous[v], previous[v] != REST) for v in range(len(voices), 4)]
-        row_p, row_o = [], []
-        for v, (p, held) in enumerate(voices):
-            if held and p != previous[v]:
-                repairs["bad_hold"] += 1
-                held = False
-            row_p.append(p)
-            row_o.append(not held)
-        if downbeat:
-            downbeats.append(len(pitch))
-        pitch.append(row_p)
-        onset.append(row_o)
-        fermata.append(is_fermata)
-        previous = row_p
-    if not pitch:
-        repairs["no_steps"] = 1
-        pitch, onset, fermata = [[REST] * 4], [[True] * 4], [False]
-    if len(downbeats) >= 2:
-        gaps = Counter(np.diff(downbeats).tolist())
-        steps_per_bar = max(gaps, key=lambda g: (gaps[g], -g))
-    pickup = downbeats[0] % steps_per_bar if downbeats else 0
-    chorale = Chorale(np.array(pitch, np.int16), np.array(onset, bool), np.array(fermata, bool),
-                      steps_per_bar=steps_per_bar, pickup=pickup, tonic=tonic, mode=mode)
-    return chorale, dict(repairs)
 
 
 # -- parsing music21 scores -----------------------------------------------------------------
@@ -645,7 +241,7 @@ def parse_corpus(progress=None):
 # -- splits -------------------------------------------------------------------------------
 
 def _hymn(title):
-    return re.sub(r"[^a-z]+", " ", title.casefold().replace("’", "")).strip()
+    return re.sub(r"[^0-9a-z]+", " ", title.casefold().replace("’", "")).strip()
 
 
 def split_names(chorales, seed=0, split=DEFAULT_SPLIT):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.music.data import REST, STEPS_PER_QUARTER, VOICES, key_name
+from apps.music.grid import STEPS_PER_QUARTER, VOICES, key_name
 from suite.fileio import atomic_path
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -151,7 +151,19 @@ def _render_fluidsynth(grid, path, tempo, sample_rate, key_transpose, program, s
                 raise RuntimeError(f"{' '.join(command[:1])} exited {done.returncode}: "
                                    f"{(done.stderr or done.stdout).strip()[-300:]}")
             with wave.open(str(tmp), "rb") as w:
-                return w.getnframes() / w.getframerate()
+                channels, rate = w.getnchannels(), w.getframerate()
+                if w.getsampwidth() != 2:
+                    raise RuntimeError(f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio, expected 16")
+                pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, channels)  # (N, C)
+            peak = np.abs(pcm.astype(np.int32)).max()
+            if peak > 0:  # the same loudness as our synthesiser's output
+                pcm = np.round(pcm * (0.89 * 32767 / peak)).astype("<i2")
+            with wave.open(str(tmp), "wb") as w:
+                w.setnchannels(channels)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+                w.writeframes(pcm.tobytes())
+            return len(pcm) / rate
 
 
 # -- our own synthesiser ------------------------------------------------------------------
