@@ -120,7 +120,8 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
     Example: suite text train --steps 20000 --export data/models/text
     """
     from apps.text.data import load_split, load_vocab
-    from apps.text.model import CharLM, CharLMConfig, LMTask, config_dict, export_model
+    from apps.text.model import export_model
+    from suite.lm import LMConfig, StreamTask, TokenLM, config_dict
     from suite.train import TrainConfig, Trainer
 
     try:
@@ -139,10 +140,10 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
     if len(train_ids) <= seq_len + 1:
         raise click.ClickException(f"the training text has {len(train_ids)} characters, fewer than --seq-len "
                                    f"{seq_len}; use a bigger corpus or a smaller --seq-len")
-    config = CharLMConfig(vocab_size=vocab.size, embed=embed, hidden=hidden, layers=layers,
+    config = LMConfig(vocab_size=vocab.size, embed=embed, hidden=hidden, layers=layers,
                           dropout=dropout, seed=seed)
-    model = CharLM(config)
-    task = LMTask(train_ids, valid_ids, seq_len=seq_len, batch_size=batch_size)
+    model = TokenLM(config)
+    task = StreamTask(train_ids, valid_ids, seq_len=seq_len, batch_size=batch_size)
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=200, eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes

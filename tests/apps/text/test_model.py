@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from apps.text.cells import analyse, text_features
 from apps.text.data import Vocab
-from apps.text.model import LN2, CharLM, CharLMConfig, LMTask, config_dict, load_model, score_ids
+from apps.text.model import load_model
+from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict, score_ids
 from suite.cli import cli
 from suite.nn.checkpoint import save_checkpoint
 from suite.train import TrainConfig, Trainer
@@ -16,7 +17,7 @@ TEXT = "def add(a, b):\n    # sum\n    return 'a' + \"b\"\n\n" * 40
 
 
 def _tiny(vocab, seed=0):
-    return CharLM(CharLMConfig(vocab.size, embed=8, hidden=16, layers=2, dropout=0.0, seed=seed))
+    return TokenLM(LMConfig(vocab.size, embed=8, hidden=16, layers=2, dropout=0.0, seed=seed))
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def trained(tmp_path_factory):
     vocab = Vocab.from_text(TEXT)
     ids = vocab.encode(TEXT)
     model = _tiny(vocab)
-    task = LMTask(ids, ids[:400], seq_len=32, batch_size=16)
+    task = StreamTask(ids, ids[:400], seq_len=32, batch_size=16)
     before = task.evaluate(model)["bpc"]
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(steps=300, lr=2e-2, warmup=10, eval_every=300, checkpoint_every=300)

@@ -1,0 +1,148 @@
+"""A token language model on our kernels: Embedding -> stacked LSTM -> Linear.
+
+Karpathy's char-rnn for text, and the same network over note tokens for
+music. Training on a stream reads random windows (truncated backprop through
+time, each window from the zero state); scoring reads a stream as parallel
+contiguous pieces and carries the state across windows, so every token is
+predicted from everything before it in its piece. Generation runs the
+compiled sampling loop (kernels.sampling.lstm_generate).
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from kernels.losses import softmax_cross_entropy
+from kernels.sampling import input_table, lstm_generate, new_rng
+from suite.nn.layers import Embedding, Linear
+from suite.nn.module import Module
+from suite.nn.recurrent import Recurrent
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int
+    embed: int = 64        # a learned embedding is cheaper than one-hot input for ~100 symbols
+    hidden: int = 256      # char-rnn's small setting; trains in about an hour here
+    layers: int = 2
+    dropout: float = 0.1   # between layers only
+    kind: str = "lstm"     # any Recurrent kind; generation needs lstm or cifg
+    seed: int = 0
+
+
+class TokenLM(Module):
+    def __init__(self, config: LMConfig):
+        self.config = config
+        self.embed = Embedding(config.vocab_size, config.embed, seed=config.seed)
+        self.rnn = Recurrent(config.embed, config.hidden, num_layers=config.layers, kind=config.kind,
+                             dropout=config.dropout, seed=config.seed + 1)
+        self.head = Linear(config.hidden, config.vocab_size, seed=config.seed + 2)
+
+    def forward(self, ids, state=None):
+        """ids (T, B) int -> logits (T, B, V), final state."""
+        x = self.embed.forward(ids)  # (T, B, E)
+        y, state = self.rnn.forward(x, state=state)  # (T, B, H)
+        self._shape = y.shape
+        return self.head.forward(y), state  # (T, B, V)
+
+    def backward(self, dlogits):
+        dy = self.head.backward(dlogits)  # (T, B, H)
+        dx = self.rnn.backward(dy)  # (T, B, E)
+        self.embed.backward(dx)
+
+    # -- generation (the compiled loop) ------------------------------------------------
+    def generation_weights(self):
+        if self.config.kind not in ("lstm", "cifg"):
+            raise ValueError(f"generation needs an lstm or cifg model, this one is {self.config.kind!r}")
+        dirs = [layer.fwd for layer in self.rnn.layers]
+        table0 = input_table(dirs[0].W_ih.value, dirs[0].b.value, embedding=self.embed.W.value)
+        return dict(table0=table0, W_ih=[d.W_ih.value for d in dirs], W_hh=[d.W_hh.value for d in dirs],
+                    b=[d.b.value for d in dirs], W_out=self.head.W.value, b_out=self.head.b.value,
+                    cifg=self.config.kind == "cifg")
+
+    def generate(self, prime_ids, length, temperature=1.0, top_k=0, seed=0, chunk=64):
+        """Yield chunks of sampled ids (the compiled loop runs `chunk` steps per call)."""
+        w = self.generation_weights()
+        L, H = self.config.layers, self.config.hidden
+        h = np.zeros((L, H), np.float32)
+        c = np.zeros((L, H), np.float32)
+        rng = new_rng(seed)
+        prime = np.asarray(prime_ids, dtype=np.int64)
+        done = 0
+        while done < length:
+            n = min(chunk, length - done)
+            ids, h, c = lstm_generate(prime, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
+                                      w["b_out"], h, c, temperature=temperature, top_k=top_k, rng=rng,
+                                      cifg=w["cifg"])[:3]
+            yield ids
+            prime = ids[-1:]
+            done += n
+
+
+@dataclass
+class StreamTask:
+    """The trainer's task protocol over one encoded train stream and one valid stream."""
+
+    train_ids: np.ndarray
+    valid_ids: np.ndarray
+    seq_len: int = 128
+    batch_size: int = 32
+
+    def train_batch(self, rng):
+        starts = rng.integers(0, len(self.train_ids) - self.seq_len - 1, self.batch_size)
+        window = starts[None, :] + np.arange(self.seq_len + 1)[:, None]  # (T+1, B)
+        return self.train_ids[window]
+
+    def loss_and_grad(self, model, batch):
+        inputs, targets = batch[:-1], batch[1:]  # (T, B) each
+        logits, _ = model.forward(inputs)
+        T, B, V = logits.shape
+        loss, _, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1))
+        model.backward(dlogits.reshape(T, B, V))
+        return loss, T * B
+
+    def evaluate(self, model):
+        nats = score_ids(model, self.valid_ids)
+        return {"loss": nats, "bpc": nats / LN2}
+
+
+def score_ids(model, ids, streams=16, window=256):
+    """Mean negative log-likelihood (nats per token) of ids[1:] given the history, state carried.
+
+    The text is cut into `streams` contiguous pieces scored side by side; each
+    piece's first character is only context. Short texts use fewer streams.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) < 2:
+        raise ValueError("need at least 2 tokens to score")
+    streams = max(1, min(streams, (len(ids) - 1) // 64 or 1))
+    per = (len(ids) - 1) // streams
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    state = None
+    data = np.stack([ids[s * per:s * per + per + 1] for s in range(streams)], axis=1)  # (per+1, S)
+    for t0 in range(0, per, window):
+        chunk = data[t0:min(t0 + window, per) + 1]  # (w+1, S)
+        logits, state = model.forward(chunk[:-1], state)
+        T, B, V = logits.shape
+        loss, n, _ = softmax_cross_entropy(logits.reshape(T * B, V), chunk[1:].reshape(-1))
+        total += loss * n
+        count += n
+    # The remainder that does not divide evenly into streams: score it from a fresh state.
+    rest = ids[streams * per:]
+    if len(rest) >= 2:
+        logits, _ = model.forward(rest[:-1, None])
+        loss, n, _ = softmax_cross_entropy(logits[:, 0], rest[1:])
+        total += loss * n
+        count += n
+    model.train(was_training)
+    return total / count
+
+
+def config_dict(config: LMConfig):
+    return {"model": "TokenLM"} | asdict(config)
+
+
