@@ -12,7 +12,10 @@ The tanh RNN, the baseline the LSTM is compared against: h' = tanh(x W_ih + h W_
 
 Layout of every kernel: one GEMM projects the inputs of all time steps at once;
 only the recurrent product h W_hh is a GEMM per step, written by np.dot into a
-preallocated buffer; a fused elementwise loop per batch row does the rest.
+preallocated buffer; short elementwise loops per batch row do the rest.
+Backward walks the steps in reverse with one per-step GEMM (dL/dh_prev), keeps
+the pre-activation gradients of every step, and then forms the parameter
+gradients and dx with big GEMMs over all steps at once.
 
 Steps and times. Step s is the s-th input a sequence consumes. Forward, row b
 reads time t = s; with ``reverse`` it reads t = len[b] - 1 - s, so padding stays
@@ -123,16 +126,27 @@ def _input_projection(x, W, bias):
 
 
 @njit(**JIT)
-def _gather_chunk(x, lengths, s0, c, reverse, xbuf):
-    """Copy into xbuf[k, b] the input row b reads at step s0 + k (zeros when padded)."""
-    zero = xbuf.dtype.type(0.0)
-    for k in range(c):
+def _gather_steps(x, lengths, s0, reverse, out):
+    """out[k, b] = the row x[t, b] that row b reads at step s0 + k; zeros once it has ended."""
+    zero = out.dtype.type(0.0)
+    for k in range(out.shape[0]):
         s = s0 + k
         for b in range(x.shape[1]):
             if s < lengths[b]:
-                xbuf[k, b] = x[_time_of(s, lengths[b], reverse), b]
+                out[k, b] = x[_time_of(s, lengths[b], reverse), b]
             else:
-                xbuf[k, b] = zero
+                out[k, b] = zero
+
+
+@njit(**JIT)
+def _scatter_steps(a, lengths, reverse, out):
+    """Inverse of _gather_steps: out[t, b] = a[s, b] for the step s that reads time t.
+
+    Entries of out at padded times are left as they are (callers pass zeros).
+    """
+    for b in range(a.shape[1]):
+        for s in range(lengths[b]):
+            out[_time_of(s, lengths[b], reverse), b] = a[s, b]
 
 
 # ---------------------------------------------------------------- GRU kernels
@@ -154,59 +168,55 @@ def _gru_forward(x, lengths, reverse, W_ih, W_hh, b_ih, b_hh, y, states, gates, 
 
 
 @njit(**JIT)
-def _gru_backward(dy, has_dy, dh, lengths, reverse, x, W_ih, W_hh, states, gates, hn,
-                  dx, dW_ih, dW_hh, db_ih, db_hh):
-    """Backward through time. dh (B, H) enters as dL/dh_T and leaves as dL/dh_0."""
-    T, B, D = x.shape
-    H = W_hh.shape[0]
-    one = x.dtype.type(1.0)
-    n_steps = lengths.max()
+def _gru_backward(dy, has_dy, dh, lengths, reverse, W_hh, states, gates, hn, dhp, dan):
+    """Backward through time, all steps; the parameter GEMMs come after, in gru_backward.
+
+    dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes, by step,
+    dhp (T, B, 3H) = dL/d(h W_hh + b_hh) and dan (T, B, H) = dL/d(n's
+    pre-activation), whose input part x W_in + b_in gets the same gradient.
+    The input parts of r and z get the same gradients as their recurrent parts,
+    so dL/d(x W_ih + b_ih) is [dhp[..., :2H], dan]. Rows of padded steps are 0.
+    """
+    B, H = dh.shape
+    one = dh.dtype.type(1.0)
+    zero = dh.dtype.type(0.0)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (3H, H)
-    dxp = np.zeros((T, B, 3 * H), x.dtype)  # dL/d(x W_ih + b_ih), by time; padded rows stay 0
-    dhp = np.zeros((T, B, 3 * H), x.dtype)  # dL/d(h W_hh + b_hh), by step; padded rows stay 0
-    drec = np.empty((B, H), x.dtype)  # (B, H)
-    for s in range(n_steps - 1, -1, -1):
+    drec = np.empty((B, H), dh.dtype)  # (B, H)
+    for s in range(lengths.max() - 1, -1, -1):
         for b in range(B):
             if s >= lengths[b]:
-                continue  # padded step: the state passed through unchanged, so does dh
-            t = _time_of(s, lengths[b], reverse)
+                # padded step: the state passed through unchanged, so does dh
+                dhp[s, b] = zero
+                dan[s, b] = zero
+                continue
             g = dh[b]  # dL/dh' for this step, accumulated in place
             if has_dy:
+                t = _time_of(s, lengths[b], reverse)
                 for j in range(H):
                     g[j] += dy[t, b, j]  # the output at t is this step's new state
             h_prev = states[s, b]
             hn_s = hn[s, b]
             act = gates[s, b]
             r, z, n = act[:H], act[H:2 * H], act[2 * H:]
-            dx_t = dxp[t, b]
-            dar, daz, dan = dx_t[:H], dx_t[H:2 * H], dx_t[2 * H:]
-            dh_s = dhp[s, b]
-            dhn = dh_s[2 * H:]
-            # h' = (1 - z) * n + z * h_prev, n = tanh(a_n); a_n = x W_in + b_in + r * hn.
-            # Several short loops (each vectorised by LLVM, see gru_cell_row).
-            for j in range(H):  # dL/da_n: through h' to n, then through tanh
-                dan[j] = g[j] * (one - z[j]) * (one - n[j] * n[j])
-            for j in range(H):  # dL/da_z: through h' to z, then through the sigmoid
+            d = dhp[s, b]
+            dar, daz, dhn = d[:H], d[H:2 * H], d[2 * H:]
+            da_n = dan[s, b]
+            # h' = (1 - z) * n + z * h_prev, n = tanh(a_n), a_n = x W_in + b_in + r * hn.
+            # Several short loops, each vectorised by LLVM (see gru_cell_row).
+            for j in range(H):  # through h' to n, then through tanh
+                da_n[j] = g[j] * (one - z[j]) * (one - n[j] * n[j])
+            for j in range(H):  # through h' to z, then through z's sigmoid
                 daz[j] = g[j] * (h_prev[j] - n[j]) * z[j] * (one - z[j])
             for j in range(H):
-                # a_n is linear in r (factor hn) and in hn (factor r)
-                dar[j] = dan[j] * hn_s[j] * r[j] * (one - r[j])  # then r's sigmoid
-                dhn[j] = dan[j] * r[j]
-            # a_r, a_z are sums of an input and a recurrent part: same gradient
-            dh_s[:2 * H] = dx_t[:2 * H]
+                # a_n is linear in r (factor hn), then r's sigmoid
+                dar[j] = da_n[j] * hn_s[j] * r[j] * (one - r[j])
+                # and linear in hn (factor r)
+                dhn[j] = da_n[j] * r[j]
             for j in range(H):  # the direct path h_prev -> h' through z * h_prev
                 g[j] *= z[j]
         # the recurrent path h_prev -> h_prev W_hh -> all three gates
         np.dot(dhp[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
         dh += drec
-    # parameters: one GEMM each over every step (padded rows of dxp, dhp are 0)
-    dxp2 = dxp.reshape(T * B, 3 * H)  # (T*B, 3H)
-    dhp2 = dhp[:n_steps].reshape(n_steps * B, 3 * H)  # (S*B, 3H)
-    np.dot(x.reshape(T * B, D).T, dxp2, dW_ih)  # (D, 3H)
-    np.dot(states[:n_steps].reshape(n_steps * B, H).T, dhp2, dW_hh)  # (H, 3H)
-    np.dot(dxp2, np.ascontiguousarray(W_ih.T), dx.reshape(T * B, D))  # (T*B, D)
-    db_ih[:] = dxp2.sum(axis=0)  # b_ih is added to every row of the input projection
-    db_hh[:] = dhp2.sum(axis=0)
 
 
 @njit(**JIT)
@@ -222,7 +232,7 @@ def _gru_infer(x, lengths, reverse, W_ih, W_hh, b_ih, b_hh, h, y, chunk):
     for s0 in range(0, n_steps, chunk):
         c = min(chunk, n_steps - s0)
         if reverse:  # each row reads different times: gather them first
-            _gather_chunk(x, lengths, s0, c, reverse, xbuf)
+            _gather_steps(x, lengths, s0, reverse, xbuf[:c])
             xc = xbuf[:c]
         else:
             xc = x[s0:s0 + c]
@@ -261,41 +271,34 @@ def _rnn_forward(x, lengths, reverse, W_ih, W_hh, bias, y, states):
 
 
 @njit(**JIT)
-def _rnn_backward(dy, has_dy, dh, lengths, reverse, x, W_ih, W_hh, states,
-                  da_step, da_time, dx, dW_ih, dW_hh, db):
-    """Backward through time. dh (B, H) enters as dL/dh_T and leaves as dL/dh_0.
+def _rnn_backward(dy, has_dy, dh, lengths, reverse, W_hh, states, da):
+    """Backward through time, all steps; the parameter GEMMs come after, in rnn_backward.
 
-    da_step (by step) and da_time (by time) receive dL/d(pre-activation); they
-    may be the same zeroed array when not reverse.
+    dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes da (T, B, H),
+    by step: dL/d(x W_ih + h W_hh + b); 0 at padded steps.
     """
-    T, B, D = x.shape
-    H = W_hh.shape[0]
-    one = x.dtype.type(1.0)
-    zero = x.dtype.type(0.0)
-    n_steps = lengths.max()
+    B, H = dh.shape
+    one = dh.dtype.type(1.0)
+    zero = dh.dtype.type(0.0)
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, H)
-    drec = np.empty((B, H), x.dtype)  # (B, H)
-    for s in range(n_steps - 1, -1, -1):
+    drec = np.empty((B, H), dh.dtype)  # (B, H)
+    for s in range(lengths.max() - 1, -1, -1):
         for b in range(B):
             if s >= lengths[b]:
-                continue  # padded step: dh passes through unchanged
-            t = _time_of(s, lengths[b], reverse)
-            g = dh[b]
+                da[s, b] = zero  # padded step: dh passes through unchanged
+                continue
+            g = dh[b]  # dL/dh' for this step
+            if has_dy:
+                t = _time_of(s, lengths[b], reverse)
+                for j in range(H):
+                    g[j] += dy[t, b, j]  # the output at t is this step's new state
             h_new = states[s + 1, b]
+            a = da[s, b]
             for j in range(H):
-                gj = g[j] + dy[t, b, j] if has_dy else g[j]  # output at t + the next step's need
-                da = gj * (one - h_new[j] * h_new[j])  # backprop through tanh
-                da_step[s, b, j] = da
-                da_time[t, b, j] = da
+                a[j] = g[j] * (one - h_new[j] * h_new[j])  # backprop through tanh
                 g[j] = zero  # h_prev reaches h' only through h_prev W_hh (added below)
-        np.dot(da_step[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
+        np.dot(da[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
         dh += drec
-    da_t = da_time.reshape(T * B, H)  # (T*B, H)
-    np.dot(x.reshape(T * B, D).T, da_t, dW_ih)  # (D, H)
-    np.dot(states[:n_steps].reshape(n_steps * B, H).T,
-           da_step[:n_steps].reshape(n_steps * B, H), dW_hh)  # (H, H)
-    np.dot(da_t, np.ascontiguousarray(W_ih.T), dx.reshape(T * B, D))  # (T*B, D)
-    db[:] = da_t.sum(axis=0)
 
 
 @njit(**JIT)
@@ -310,7 +313,7 @@ def _rnn_infer(x, lengths, reverse, W_ih, W_hh, bias, h, y, chunk):
     for s0 in range(0, n_steps, chunk):
         c = min(chunk, n_steps - s0)
         if reverse:
-            _gather_chunk(x, lengths, s0, c, reverse, xbuf)
+            _gather_steps(x, lengths, s0, reverse, xbuf[:c])
             xc = xbuf[:c]
         else:
             xc = x[s0:s0 + c]
@@ -369,7 +372,8 @@ def _check_common(x, lengths, h0, W_ih, W_hh, n_gates):
         if lengths.shape != (B,):
             raise ValueError(f"lengths has shape {lengths.shape}, expected ({B},) for batch={B}")
         if lengths.min() < 0 or lengths.max() > T:
-            raise ValueError(f"lengths must lie in [0, {T}] (T), got min {lengths.min()} max {lengths.max()}")
+            raise ValueError(f"lengths must lie in [0, {T}] (T), "
+                             f"got min {lengths.min()} max {lengths.max()}")
         lengths = np.ascontiguousarray(lengths, dtype=np.int64)
     return x, lengths, h0, W_ih, W_hh, H
 
@@ -389,6 +393,25 @@ def _check_grads(dy, dhT, cache, H):
     else:
         dh = _float_array("dhT", dhT, dtype, (B, H), " (the shape of hT)").copy()
     return dy, has_dy, dh
+
+
+def _by_step(x, lengths, reverse, n_steps):
+    """x (T, B, D) reordered by step: [s, b] is what row b reads at step s < n_steps."""
+    if not reverse:
+        return x[:n_steps]  # step s reads time s
+    out = np.empty((n_steps,) + x.shape[1:], x.dtype)  # (S, B, D)
+    _gather_steps(x, lengths, 0, reverse, out)
+    return out
+
+
+def _by_time(a, lengths, reverse, T):
+    """Inverse of _by_step: a (S, B, D) by step -> (T, B, D) by time, zeros at padding."""
+    out = np.zeros((T,) + a.shape[1:], a.dtype)  # (T, B, D)
+    if not reverse:
+        out[:a.shape[0]] = a  # rows of padded steps are already 0
+    else:
+        _scatter_steps(a, lengths, reverse, out)
+    return out
 
 
 # ---------------------------------------------------------------- public GRU
@@ -452,19 +475,32 @@ def gru_backward(dy, dhT, cache):
     grads : dict
         'W_ih' (D, 3H), 'W_hh' (H, 3H), 'b_ih' (3H,), 'b_hh' (3H,).
     """
-    x, W_ih, W_hh = cache.x, cache.W_ih, cache.W_hh
-    D, H = x.shape[2], W_hh.shape[0]
+    x, lengths, reverse, W_ih = cache.x, cache.lengths, cache.reverse, cache.W_ih
+    T, B, D = x.shape
+    H = cache.W_hh.shape[0]
     dy, has_dy, dh = _check_grads(dy, dhT, cache, H)
-    dx = np.empty_like(x)  # (T, B, D)
+    dhp = np.empty((T, B, 3 * H), x.dtype)  # (T, B, 3H) by step
+    dan = np.empty((T, B, H), x.dtype)  # (T, B, H) by step
+    _gru_backward(dy, has_dy, dh, lengths, reverse, cache.W_hh, cache.states, cache.gates,
+                  cache.hn, dhp, dan)
+    # Parameters: big GEMMs over all steps at once (numpy, so that the r, z
+    # column block of dhp is used in place: it is also dL/d(x W_ir), dL/d(x W_iz)).
+    S = int(lengths.max())
+    dhp = dhp[:S].reshape(S * B, 3 * H)  # (S*B, 3H)
+    drz = dhp[:, :2 * H]  # (S*B, 2H)
+    dan = dan[:S].reshape(S * B, H)  # (S*B, H)
+    xs = _by_step(x, lengths, reverse, S).reshape(S * B, D)  # (S*B, D)
+    h_prev = cache.states[:S].reshape(S * B, H)  # (S*B, H) state each step started from
+    db_hh = dhp.sum(axis=0)  # (3H,) b_hh is added at every step
     grads = {
-        "W_ih": np.empty((D, 3 * H), x.dtype),
-        "W_hh": np.empty((H, 3 * H), x.dtype),
-        "b_ih": np.empty(3 * H, x.dtype),
-        "b_hh": np.empty(3 * H, x.dtype),
+        "W_ih": np.concatenate([xs.T @ drz, xs.T @ dan], axis=1),  # (D, 3H)
+        "W_hh": h_prev.T @ dhp,  # (H, 3H)
+        "b_ih": np.concatenate([db_hh[:2 * H], dan.sum(axis=0)]),  # (3H,)
+        "b_hh": db_hh,
     }
-    _gru_backward(dy, has_dy, dh, cache.lengths, cache.reverse, x, W_ih, W_hh,
-                  cache.states, cache.gates, cache.hn,
-                  dx, grads["W_ih"], grads["W_hh"], grads["b_ih"], grads["b_hh"])
+    dxs = drz @ W_ih[:, :2 * H].T  # (S*B, D)
+    dxs += dan @ W_ih[:, 2 * H:].T
+    dx = _by_time(dxs.reshape(S, B, D), lengths, reverse, T)  # (T, B, D)
     return dx, dh, grads
 
 
@@ -506,21 +542,20 @@ def rnn_backward(dy, dhT, cache):
 
     Returns dx (T, B, D), dh0 (B, H) and grads 'W_ih' (D, H), 'W_hh' (H, H), 'b' (H,).
     """
-    x, W_ih, W_hh = cache.x, cache.W_ih, cache.W_hh
+    x, lengths, reverse, W_ih = cache.x, cache.lengths, cache.reverse, cache.W_ih
     T, B, D = x.shape
-    H = W_hh.shape[0]
+    H = cache.W_hh.shape[0]
     dy, has_dy, dh = _check_grads(dy, dhT, cache, H)
-    da_step = np.zeros((T, B, H), x.dtype)  # (T, B, H)
-    # forward, step s reads time s: one array serves both indexings
-    da_time = np.zeros((T, B, H), x.dtype) if cache.reverse else da_step
-    dx = np.empty_like(x)  # (T, B, D)
-    grads = {
-        "W_ih": np.empty((D, H), x.dtype),
-        "W_hh": np.empty((H, H), x.dtype),
-        "b": np.empty(H, x.dtype),
-    }
-    _rnn_backward(dy, has_dy, dh, cache.lengths, cache.reverse, x, W_ih, W_hh, cache.states,
-                  da_step, da_time, dx, grads["W_ih"], grads["W_hh"], grads["b"])
+    da = np.empty((T, B, H), x.dtype)  # (T, B, H) by step
+    _rnn_backward(dy, has_dy, dh, lengths, reverse, cache.W_hh, cache.states, da)
+    # Parameters: one GEMM each over all steps; da is the gradient of the
+    # input part, the recurrent part and the bias alike.
+    S = int(lengths.max())
+    da = da[:S].reshape(S * B, H)  # (S*B, H)
+    xs = _by_step(x, lengths, reverse, S).reshape(S * B, D)  # (S*B, D)
+    h_prev = cache.states[:S].reshape(S * B, H)  # (S*B, H)
+    grads = {"W_ih": xs.T @ da, "W_hh": h_prev.T @ da, "b": da.sum(axis=0)}
+    dx = _by_time((da @ W_ih.T).reshape(S, B, D), lengths, reverse, T)  # (T, B, D)
     return dx, dh, grads
 
 

@@ -7,10 +7,12 @@ from kernels.gru import (INFER_CHUNK, gru_backward, gru_forward, gru_infer, rnn_
 from tests.reference.gru import gru_reference, rnn_reference
 
 KINDS = {
-    "gru": dict(forward=gru_forward, backward=gru_backward, infer=gru_infer, reference=gru_reference,
+    "gru": dict(forward=gru_forward, backward=gru_backward, infer=gru_infer,
+                reference=gru_reference,
                 shapes=lambda D, H: {"W_ih": (D, 3 * H), "W_hh": (H, 3 * H),
                                      "b_ih": (3 * H,), "b_hh": (3 * H,)}),
-    "rnn": dict(forward=rnn_forward, backward=rnn_backward, infer=rnn_infer, reference=rnn_reference,
+    "rnn": dict(forward=rnn_forward, backward=rnn_backward, infer=rnn_infer,
+                reference=rnn_reference,
                 shapes=lambda D, H: {"W_ih": (D, H), "W_hh": (H, H), "b": (H,)}),
 }
 # Mixed lengths: a full row, an empty row, a partial one.
@@ -35,8 +37,8 @@ def test_forward_matches_reference(kind, reverse, dtype, tol):
     x, h0, params = make_case(kind, dtype)
     k = KINDS[kind]
     y, hT, _ = k["forward"](x, LENGTHS, h0, *params.values(), reverse=reverse)
-    y_ref, hT_ref = k["reference"](x.astype(np.float64), LENGTHS, h0.astype(np.float64),
-                                   *(p.astype(np.float64) for p in params.values()), reverse=reverse)
+    as64 = [a.astype(np.float64) for a in (x, h0, *params.values())]
+    y_ref, hT_ref = k["reference"](as64[0], LENGTHS, as64[1], *as64[2:], reverse=reverse)
     assert y.dtype == dtype and hT.dtype == dtype
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol)
     np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=tol)
@@ -136,8 +138,8 @@ def _torch_run(kind, x, lengths, h0, params, reverse, R, S):
         mod = torch.nn.RNN(Dn, Hn, nonlinearity="tanh", bidirectional=reverse, dtype=dtype)
         b_ih, b_hh = 0.25 * params["b"], 0.75 * params["b"]  # torch's two biases sum to ours
     sfx = "_reverse" if reverse else ""
-    weights = dict(W_ih=getattr(mod, "weight_ih_l0" + sfx), W_hh=getattr(mod, "weight_hh_l0" + sfx),
-                   b_ih=getattr(mod, "bias_ih_l0" + sfx), b_hh=getattr(mod, "bias_hh_l0" + sfx))
+    torch_names = dict(W_ih="weight_ih", W_hh="weight_hh", b_ih="bias_ih", b_hh="bias_hh")
+    weights = {ours: getattr(mod, theirs + "_l0" + sfx) for ours, theirs in torch_names.items()}
     with torch.no_grad():
         weights["W_ih"].copy_(torch.from_numpy(params["W_ih"].T.copy()))
         weights["W_hh"].copy_(torch.from_numpy(params["W_hh"].T.copy()))
@@ -156,7 +158,8 @@ def _torch_run(kind, x, lengths, h0, params, reverse, R, S):
     if kind == "gru":
         grads.update(b_ih=weights["b_ih"].grad.numpy(), b_hh=weights["b_hh"].grad.numpy())
     else:
-        np.testing.assert_allclose(weights["b_ih"].grad.numpy(), weights["b_hh"].grad.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(weights["b_ih"].grad.numpy(), weights["b_hh"].grad.numpy(),
+                                   rtol=1e-6)
         grads["b"] = weights["b_ih"].grad.numpy()
     return y.detach().numpy(), hn[d].detach().numpy(), grads
 
@@ -194,7 +197,8 @@ def _gru_args(dtype=np.float32):
 @pytest.mark.parametrize("change,message", [
     (dict(x=np.zeros((T, B, D), np.int32)), "x has dtype int32"),
     (dict(x=np.zeros((T, D), np.float32)), r"x has shape \(5, 4\)"),
-    (dict(W_ih=np.zeros((D + 1, 3 * H), np.float32)), r"W_ih has shape \(5, 9\), expected \(4, 9\)"),
+    (dict(W_ih=np.zeros((D + 1, 3 * H), np.float32)),
+     r"W_ih has shape \(5, 9\), expected \(4, 9\)"),
     (dict(W_hh=np.zeros((H, 4 * H), np.float32)), r"W_hh has shape \(3, 12\), expected \(3, 9\)"),
     (dict(b_hh=np.zeros(3 * H + 1, np.float32)), r"b_hh has shape \(10,\)"),
     (dict(h0=np.zeros((B + 1, H), np.float32)), r"h0 has shape \(4, 3\), expected \(3, 3\)"),
@@ -238,10 +242,13 @@ def test_non_contiguous_inputs_are_copied(kind):
     x_strided = np.zeros((T, 2 * B, D), np.float32)[:, ::2]
     x_strided[...] = x
     lengths32 = LENGTHS.astype(np.int32)[::-1].copy()[::-1]  # int32, negative stride
-    y2, hT2, cache2 = k["forward"](x_strided, lengths32, h0.T.copy().T, *strided.values(), reverse=True)
+    h0_fortran = np.asfortranarray(h0)
+    y2, hT2, cache2 = k["forward"](x_strided, lengths32, h0_fortran, *strided.values(),
+                                   reverse=True)
     np.testing.assert_array_equal(y2, y)
     np.testing.assert_array_equal(hT2, hT)
     y3, hT3 = k["infer"](x_strided, lengths32, h0, *strided.values(), reverse=True)
     np.testing.assert_allclose(y3, y, atol=1e-6)
     dy = np.ones((T, 2 * B, H), np.float32)[:, ::2]
-    np.testing.assert_array_equal(k["backward"](dy, None, cache2)[0], k["backward"](dy.copy(), None, cache)[0])
+    np.testing.assert_array_equal(k["backward"](dy, None, cache2)[0],
+                                  k["backward"](dy.copy(), None, cache)[0])
