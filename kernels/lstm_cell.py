@@ -1,7 +1,7 @@
 """The LSTM cell, written once: one batch row of one time step.
 
 Every LSTM kernel (training forward, inference forward, the generation loop)
-calls this inline function, so the gate equations exist in one place.
+calls this one function, so the gate equations exist in one place.
 
 Gate order is fixed here and nowhere else: i, f, g, o (as torch.nn.LSTM), each
 a block of H columns of the fused gate matrix. A CIFG cell (coupled input and

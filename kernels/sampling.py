@@ -136,7 +136,8 @@ def _sample_core(logits, temperature, top_k, state, probs):
             ties_left -= 1
         p = 0.0
         if keep:
-            # x == m spelled out so that a tiny temperature cannot make 0/T a NaN.
+            # x == m spelled out: fastmath may compute (x - m) * (1 / T), and 1 / T
+            # overflows for a tiny T, which would make the kept maximum 0 * inf = NaN.
             p = 1.0 if x == m else np.exp((x - m) / temperature)
         probs[v] = p
         total += p
@@ -192,12 +193,31 @@ def sample_logits(logits, temperature, top_k, rng):
 
 @njit(**JIT)
 def _gemv_acc(x, W, z):
-    """z += x @ W for x (K,), W (K, N) C-contiguous: streams W row by row."""
-    for k in range(x.shape[0]):
+    """z += x @ W for x (K,), W (K, N) C-contiguous.
+
+    Streams W row by row, eight rows per pass over z: that cuts the loads and
+    stores of z eightfold (W is read once either way, and from L3 at H=512);
+    about 10% faster than one row per pass here, and faster than np.dot's BLAS
+    call with its separate add.
+    """
+    K = x.shape[0]
+    N = z.shape[0]
+    k = 0
+    while k + 8 <= K:
+        a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+        a4, a5, a6, a7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
+        r0, r1, r2, r3 = W[k], W[k + 1], W[k + 2], W[k + 3]
+        r4, r5, r6, r7 = W[k + 4], W[k + 5], W[k + 6], W[k + 7]
+        for j in range(N):
+            z[j] += ((a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j])) + \
+                    ((a4 * r4[j] + a5 * r5[j]) + (a6 * r6[j] + a7 * r7[j]))
+        k += 8
+    while k < K:
         a = x[k]
         row = W[k]
-        for j in range(z.shape[0]):
+        for j in range(N):
             z[j] += a * row[j]
+        k += 1
 
 
 @njit(**JIT)
@@ -215,6 +235,9 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
     logits = np.empty(V, dtype=table0.dtype)  # (V,)
     probs = np.empty(V, dtype=np.float64)  # (V,)
     peep = np.zeros((3, h.shape[1]), dtype=table0.dtype)  # peepholes are not supported here
+    # A separate output buffer for c: with c_prev and c_out the same memory LLVM
+    # cannot prove the cell loop free of overlap and runs it scalar (~10x slower).
+    c_new = np.empty(h.shape[1], dtype=table0.dtype)  # (H,)
     P = prime.shape[0]
     # The last token of prime + ids is never fed: h, c end where a next call
     # that primes with that token continues, so chunks join seamlessly.
@@ -222,12 +245,14 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
         tok = prime[t] if t < P else ids[t - P]
         z[:] = table0[tok]
         _gemv_acc(h[0], W_hh[0], z)
-        lstm_cell_row(z, c[0], peep, False, cifg, c[0], h[0])
+        lstm_cell_row(z, c[0], peep, False, cifg, c_new, h[0])
+        c[0, :] = c_new
         for layer in range(1, L):
             z[:] = b[layer]
             _gemv_acc(h[layer - 1], W_ih[layer], z)
             _gemv_acc(h[layer], W_hh[layer], z)
-            lstm_cell_row(z, c[layer], peep, False, cifg, c[layer], h[layer])
+            lstm_cell_row(z, c[layer], peep, False, cifg, c_new, h[layer])
+            c[layer, :] = c_new
         if t >= P - 1:
             logits[:] = b_out
             _gemv_acc(h[L - 1], W_out, logits)

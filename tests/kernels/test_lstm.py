@@ -42,7 +42,8 @@ IDS = [f"{v}-{'masked' if m is not None else 'full'}-{'rev' if r else 'fwd'}" fo
 
 
 @pytest.mark.parametrize("variant,lengths,reverse", CASES, ids=IDS)
-def test_forward_matches_reference(variant, lengths, reverse):
+def test_forward_matches_reference(variant, lengths, reverse, monkeypatch):
+    import kernels.lstm as lstm
     for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-6)):
         args = make_args(variant, dtype)
         y, hT, cT, _ = lstm_forward(lengths=lengths, reverse=reverse, **args)
@@ -51,12 +52,16 @@ def test_forward_matches_reference(variant, lengths, reverse):
         np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol)
         np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=tol)
         np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=tol)
-        y_inf, hT_inf, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
-        # same cell code; only the order of adding the bias differs
-        same = dict(rtol=0, atol=1e-14 if dtype == np.float64 else 5e-7)
-        np.testing.assert_allclose(y_inf, y, **same)
-        np.testing.assert_allclose(hT_inf, hT, **same)
-        np.testing.assert_allclose(cT_inf, cT, **same)
+        # both inference kernels: per-row (small batches) and batch-minor (wide)
+        for wide_batch in (B + 1, 1):
+            monkeypatch.setattr(lstm, "WIDE_BATCH", wide_batch)
+            monkeypatch.setattr(lstm, "WIDE_STEPS", 1)
+            y_inf, hT_inf, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
+            # same cell code; only the order of the sums in the gate inputs differs
+            same = dict(rtol=0, atol=1e-14 if dtype == np.float64 else 5e-7)
+            np.testing.assert_allclose(y_inf, y, **same)
+            np.testing.assert_allclose(hT_inf, hT, **same)
+            np.testing.assert_allclose(cT_inf, cT, **same)
         if lengths is not None:
             for row, n in enumerate(lengths):
                 assert not y[n:, row].any()  # zero at padded steps
@@ -80,6 +85,39 @@ def test_infer_chunks_longer_sequences(monkeypatch):
         np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-13)
         np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=1e-13)
         np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("variant", ["peephole", "cifg_peephole_lstmp"])
+def test_batch_equals_rows_one_by_one(variant):
+    """A batch of 9 (one GEMM per step) against each row alone (one GEMV per
+    step): outputs and input gradients per row, weight gradients summed."""
+    rng = np.random.default_rng(5)
+    B_wide = 9
+    args = make_args(variant, np.float64)
+    args["x"] = rng.standard_normal((T, B_wide, D))
+    args["h0"] = rng.standard_normal((B_wide, args["h0"].shape[1]))
+    args["c0"] = rng.standard_normal((B_wide, H))
+    lengths = np.array([5, 0, 3, 1, 5, 2, 4, 5, 1])
+    dy = rng.standard_normal((T, B_wide, args["h0"].shape[1]))
+    for reverse in (False, True):
+        y, hT, cT, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
+        dx, dh0, dc0, grads = lstm_backward(dy, hT, cT, cache)
+        y_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)[0]
+        np.testing.assert_allclose(y_inf, y, rtol=0, atol=1e-14)
+        summed = {k: np.zeros_like(g) for k, g in grads.items()}
+        for row in range(B_wide):
+            one = dict(args, x=args["x"][:, row:row + 1], h0=args["h0"][row:row + 1],
+                       c0=args["c0"][row:row + 1])
+            y1, hT1, cT1, cache1 = lstm_forward(lengths=lengths[row:row + 1], reverse=reverse, **one)
+            dx1, dh01, dc01, grads1 = lstm_backward(dy[:, row:row + 1], hT1, cT1, cache1)
+            np.testing.assert_allclose(y1[:, 0], y[:, row], rtol=0, atol=1e-14)
+            np.testing.assert_allclose(dx1[:, 0], dx[:, row], rtol=0, atol=1e-13)
+            np.testing.assert_allclose(dh01[0], dh0[row], rtol=0, atol=1e-13)
+            np.testing.assert_allclose(dc01[0], dc0[row], rtol=0, atol=1e-13)
+            for k in summed:
+                summed[k] += grads1[k]
+        for k in grads:
+            np.testing.assert_allclose(grads[k], summed[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
 def test_defaults_none_are_zeros_and_full_length():
@@ -191,6 +229,7 @@ def _torch_grad(lstm, name):
     return getattr(lstm, name).grad.numpy().T
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("proj_size", [0, 3])
 def test_torch_parity(proj_size):
     torch = pytest.importorskip("torch")
@@ -225,6 +264,7 @@ def test_torch_parity(proj_size):
         np.testing.assert_allclose(grads["W_hr"], _torch_grad(lstm, "weight_hr_l0"), **tol)
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("proj_size", [0, 3])
 def test_torch_packed_bidirectional_parity(proj_size):
     """torch's reverse direction over packed sequences is our reverse=True."""
