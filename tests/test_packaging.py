@@ -30,3 +30,21 @@ def test_every_registered_app_is_a_listed_package():
     for name, target in apps.items():
         module = target.split(":")[0]
         assert module.rsplit(".", 1)[0] in listed, (name, target)
+
+
+def test_wheel_carries_every_shipped_model(tmp_path):
+    """`pip install .` must install data/models/<app>/ files, or `suite` finds no default model."""
+    import subprocess
+    import sys
+    import zipfile
+
+    shipped = sorted(p.relative_to(ROOT / "data" / "models").as_posix()
+                     for p in (ROOT / "data" / "models").glob("*/*") if p.suffix in (".json", ".safetensors"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("suite-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [f for f in shipped if f"suite/models/{f}" not in names]
+    assert not missing, f"not in the wheel: {missing}"
+    assert "suite/cli.py" in names and "kernels/lstm.py" in names
