@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # chorales (music falls back to its own synthesiser without them).
 APT_PACKAGES := fluidsynth fluid-soundfont-gm
 
-.PHONY: install test-deps run test bench lint models clean apt
+.PHONY: install test-deps run test bench lint models clean apt lab-table
 
 install: $(VENV)/.installed
 
@@ -55,3 +55,15 @@ lint: test-deps
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The README's adding-problem table: solve rate by cell kind and T, with training time.
+LAB_RUNS := lstm:100 gru:100 rnn:100 peephole:100 cifg:100 lstm:200 gru:200 rnn:200 lstm:500 rnn:500
+lab-table: install
+	mkdir -p runs/lab
+	rm -f runs/lab/table.jsonl
+	for run in $(LAB_RUNS); do \
+	  cell=$${run%%:*}; T=$${run##*:}; \
+	  $(BIN)/suite lab adding --cell $$cell --T $$T --steps 3000 --seed 0 --quiet --json --force \
+	    --out runs/lab/adding-$$cell-T$$T >> runs/lab/table.jsonl || exit 1; \
+	done
+	cat runs/lab/table.jsonl
