@@ -57,7 +57,7 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # The README's adding-problem table: solve rate by cell kind and T, with training time.
-LAB_RUNS := lstm:100 gru:100 rnn:100 peephole:100 cifg:100 lstm:200 gru:200 rnn:200 lstm:500 rnn:500
+LAB_RUNS := lstm:100 gru:100 rnn:100 peephole:100 cifg:100 lstm:200 gru:200 rnn:200 lstm:500 rnn:500 lstm:1000 rnn:1000
 lab-table: install
 	mkdir -p runs/lab
 	rm -f runs/lab/table.jsonl

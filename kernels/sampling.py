@@ -222,8 +222,11 @@ def _gemv_acc(x, W, z):
 
 @njit(**JIT)
 def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
-              temperature, top_k, state, cifg, ids):
+              temperature, top_k, state, cifg, forced, ids):
     """Feed prime then sample n_steps ids into ids, updating h, c (L, H) in place.
+
+    forced (n_steps,): -1 samples step j; any other value is written to ids[j]
+    and fed back like a sampled id, with no output layer and no random draw.
 
     W_ih, W_hh, b are tuples indexed by layer (W_ih[0], b[0] unused: layer 0
     gathers its input projection from table0). Every buffer is allocated here,
@@ -254,9 +257,13 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
             lstm_cell_row(z, c[layer], peep, False, cifg, c_new, h[layer])
             c[layer, :] = c_new
         if t >= P - 1:
+            j = t - (P - 1)
+            if forced[j] >= 0:
+                ids[j] = forced[j]
+                continue
             logits[:] = b_out
             _gemv_acc(h[L - 1], W_out, logits)
-            ids[t - (P - 1)] = _sample_core(logits, temperature, top_k, state, probs)
+            ids[j] = _sample_core(logits, temperature, top_k, state, probs)
 
 
 def input_table(W_ih0, b0, embedding=None):
@@ -321,7 +328,7 @@ def _layer_arrays(name, seq, L, shape, dtype, skip_first):
 
 
 def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
-                  temperature=1.0, top_k=0, rng=None, cifg=False):
+                  temperature=1.0, top_k=0, rng=None, cifg=False, forced=None):
     """Sample n_steps ids from a stacked LSTM + output layer; wraps ``_generate``.
 
     The whole loop (cells, output layer, softmax, draw) runs in compiled code.
@@ -360,6 +367,11 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
         id unless temperature == 0); an int seeds a new state; None means seed 0.
     cifg : bool
         Coupled input-forget gate cells (G = 3). Peepholes are not supported.
+    forced : None or np.ndarray [shape=(n_steps,), dtype=int]
+        Ids to emit instead of sampling: -1 samples that step, any id in [0, V)
+        is written to ids and fed back as if sampled (no random draw is used,
+        so forcing the first k steps equals priming with those ids). Harmony
+        under a given melody: force the melody's tokens, sample the rest.
 
     Returns
     -------
@@ -417,8 +429,19 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
 
     h = np.array(h0, order="C")  # (L, H), copied: the caller's state is not touched
     c = np.array(c0, order="C")  # (L, H)
+    if forced is None:
+        forced = np.full(int(n_steps), -1, dtype=np.int64)  # (n_steps,)
+    else:
+        forced = np.asarray(forced)
+        if forced.shape != (int(n_steps),) or forced.dtype.kind not in "iu":
+            raise ValueError(f"forced has shape {forced.shape} and dtype {forced.dtype}, "
+                             f"expected ({int(n_steps)},) ints (one per step, -1 = sample)")
+        if forced.size and (forced.min() < -1 or forced.max() >= V):
+            raise ValueError(f"forced holds values outside -1 (sample) and ids [0, {V}): "
+                             f"min {forced.min()}, max {forced.max()}")
+        forced = np.ascontiguousarray(forced, dtype=np.int64)
     ids = np.empty(int(n_steps), dtype=np.int64)  # (n_steps,)
     _generate(np.ascontiguousarray(prime, dtype=np.int64), int(n_steps), np.ascontiguousarray(table0),
               tuple(W_ih_l), tuple(W_hh_l), tuple(b_l), np.ascontiguousarray(W_out), np.ascontiguousarray(b_out),
-              h, c, temperature, top_k, rng, bool(cifg), ids)
+              h, c, temperature, top_k, rng, bool(cifg), forced, ids)
     return ids, h, c, rng

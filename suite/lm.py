@@ -62,20 +62,27 @@ class TokenLM(Module):
                     b=[d.b.value for d in dirs], W_out=self.head.W.value, b_out=self.head.b.value,
                     cifg=self.config.kind == "cifg")
 
-    def generate(self, prime_ids, length, temperature=1.0, top_k=0, seed=0, chunk=64):
-        """Yield chunks of sampled ids (the compiled loop runs `chunk` steps per call)."""
+    def generate(self, prime_ids, length, temperature=1.0, top_k=0, seed=0, chunk=64, forced=None):
+        """Yield chunks of sampled ids (the compiled loop runs `chunk` steps per call).
+
+        forced: optional ids, one per generated step: -1 samples, any other id is
+        emitted (and fed back) as if sampled. Shorter than length: the rest samples.
+        """
         w = self.generation_weights()
         L, H = self.config.layers, self.config.hidden
         h = np.zeros((L, H), np.float32)
         c = np.zeros((L, H), np.float32)
         rng = new_rng(seed)
         prime = np.asarray(prime_ids, dtype=np.int64)
+        if forced is not None:
+            forced = np.asarray(forced, dtype=np.int64)
+            forced = np.concatenate([forced[:length], np.full(max(length - len(forced), 0), -1, np.int64)])
         done = 0
         while done < length:
             n = min(chunk, length - done)
             ids, h, c = lstm_generate(prime, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
                                       w["b_out"], h, c, temperature=temperature, top_k=top_k, rng=rng,
-                                      cifg=w["cifg"])[:3]
+                                      cifg=w["cifg"], forced=None if forced is None else forced[done:done + n])[:3]
             yield ids
             prime = ids[-1:]
             done += n

@@ -235,3 +235,71 @@ def test_generation_bad_args():
         _gen(m, [1], 3, 1.0, 0, 0, cifg=True)
     with pytest.raises(ValueError, match="c0"):
         _gen(dict(m, c0=m["c0"][:1]), [1], 3, 1.0, 0, 0)
+
+
+# ---------------------------------------------------------------- forced tokens
+
+def _gen_forced(m, prime, n, rng, forced, temperature=1.3):
+    return lstm_generate(np.asarray(prime), n, m["table0"], m["W_ih"], m["W_hh"], m["b"], m["W_out"],
+                         m["b_out"], m["h0"], m["c0"], temperature=temperature, rng=rng, forced=forced)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forced_ids_are_emitted_and_the_rest_sampled_as_if_primed(dtype):
+    m = _model(dtype, L=2, H=11)
+    free = _gen(m, [1, 2], 30, 1.3, 0, new_rng(3))
+    unforced = _gen_forced(m, [1, 2], 30, new_rng(3), np.full(30, -1))
+    for a, b in zip(free, unforced):  # all -1 is the plain sampler, state and rng included
+        np.testing.assert_array_equal(a, b)
+    forced = np.full(30, -1)
+    forced[[0, 7, 8, 29]] = [6, 0, 3, 5]
+    ids = _gen_forced(m, [1, 2], 30, new_rng(3), forced)[0]
+    assert ids[[0, 7, 8, 29]].tolist() == [6, 0, 3, 5]
+    assert not np.array_equal(ids, free[0])  # the forced ids were fed back: the rest follows them
+    # A forced step draws no random number and feeds its id back: forcing the first
+    # k steps is priming with those ids, draw for draw.
+    prefix = free[0][:5][::-1].copy()
+    ids, hT, cT, state = _gen_forced(m, [1, 2], 30, new_rng(9), np.r_[prefix, np.full(25, -1)])
+    ref_ids, ref_h, ref_c, ref_state = _gen(m, np.r_[1, 2, prefix], 25, 1.3, 0, new_rng(9))
+    np.testing.assert_array_equal(ids[5:], ref_ids)
+    np.testing.assert_allclose(hT, ref_h, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(cT, ref_c, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(state, ref_state)
+
+
+def test_fully_forced_generation_draws_nothing_and_tracks_the_state():
+    m = _model(np.float64, L=2)
+    forced = np.array([3, 1, 4, 1, 5, 2, 6])
+    state = new_rng(1)
+    ids, hT, cT, out_state = _gen_forced(m, [0], 7, state, forced)
+    assert ids.tolist() == forced.tolist() and np.array_equal(out_state, new_rng(1))
+    # The same state as feeding them all as a prime (hT is before the last id is fed).
+    _, ref_h, ref_c, _ = _gen(m, np.r_[0, forced], 0, 1.0, 0, new_rng(1))
+    np.testing.assert_allclose(hT, ref_h, rtol=1e-12)
+    np.testing.assert_allclose(cT, ref_c, rtol=1e-12)
+
+
+def test_forced_chunks_join_like_one_call():
+    m = _model(np.float32, L=2, H=9)
+    forced = np.where(np.arange(40) % 5 == 0, 2, -1)
+    whole = _gen_forced(m, [1], 40, new_rng(4), forced)[0]
+    state, h, c, prime, parts = new_rng(4), m["h0"], m["c0"], np.array([1]), []
+    for a in range(0, 40, 16):
+        ids, h, c, _ = lstm_generate(prime, min(16, 40 - a), m["table0"], m["W_ih"], m["W_hh"], m["b"],
+                                     m["W_out"], m["b_out"], h, c, temperature=1.3, rng=state,
+                                     forced=forced[a:a + 16])
+        parts.append(ids)
+        prime = ids[-1:]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_forced_bad_args():
+    m = _model(np.float64, L=1)
+    with pytest.raises(ValueError, match="forced has shape"):
+        _gen_forced(m, [1], 5, 0, np.full(4, -1))
+    with pytest.raises(ValueError, match="forced has shape"):
+        _gen_forced(m, [1], 5, 0, np.full(5, -1.0))
+    with pytest.raises(ValueError, match="forced holds"):
+        _gen_forced(m, [1], 5, 0, np.array([-1, 7, -1, -1, -1]))  # V = 7
+    with pytest.raises(ValueError, match="forced holds"):
+        _gen_forced(m, [1], 5, 0, np.array([-2, 0, 0, 0, 0]))

@@ -1,0 +1,446 @@
+"""`suite music`: four-part chorales in the style of Bach, composed and harmonised by an LSTM."""
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from suite.shipped import default_model_dir
+
+DEFAULT_RUN_DIR = "runs/music"
+
+
+def _fail(exc):
+    """A library error as click's one-line `Error: ...` (exit 1)."""
+    return click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _load(model_dir):
+    from apps.music.model import load_model
+
+    try:
+        return load_model(model_dir or default_model_dir("music"))
+    except (ValueError, OSError) as exc:
+        raise _fail(exc) from None
+
+
+def _corpus(cache, seed=0, progress=False):
+    from apps.music.data import CorpusError, load_corpus
+
+    bar = None
+    if progress and sys.stderr.isatty():
+        def bar(done, total):
+            click.echo(f"\rparsing chorales {done}/{total}", err=True, nl=done == total)
+    try:
+        return load_corpus(cache, seed=seed, progress=bar)
+    except (CorpusError, OSError) as exc:
+        raise _fail(exc) from None
+
+
+def _command():
+    return "suite music " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["music"] else None
+
+
+@click.group()
+def cli():
+    """Four-part chorales in the style of Bach (an LSTM over a 16th-note grid).
+
+    \b
+    Examples:
+      suite music compose                         # writes chorale-1.mid/.wav/.png
+      suite music compose --key D --bars 16 --seed 3 -o hymn
+      suite music harmonize melody.mid            # adds alto, tenor and bass
+      suite music data build && suite music train && suite music evaluate
+    """
+
+
+@cli.group()
+def data():
+    """Build the chorale corpus."""
+
+
+@data.command("build")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Cache folder [default: data/cache/music in the repository].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split by hymn.")
+@click.option("--force", is_flag=True, help="Parse again even if the cache is there.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def data_build(cache, seed, force, as_json):
+    """Parse music21's Bach chorales into the grid (cached) and split them by hymn.
+
+    Example: suite music data build --json
+    """
+    from apps.music.data import CorpusError, build_corpus
+
+    try:
+        report = build_corpus(cache, seed=seed, force=force)
+    except (CorpusError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"kept {report['kept']} of {report['source_chorales']} chorales"
+               + (" (from the cache)" if report["from_cache"] else f" (parsed in {report['parse_seconds']} s)"))
+    for reason, n in report["skipped"].items():
+        click.echo(f"  skipped {n:>3} {reason}: {report['skip_reasons'][reason]}")
+    for name, split in report["splits"].items():
+        click.echo(f"{name:>5}: {split['chorales']:>3} chorales, {split['steps']:>6,} steps")
+    click.echo(f"cache: {report['cache_dir']}")
+
+
+@cli.command()
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
+              help="Run folder: checkpoints, metrics.jsonl, curve.png.")
+@click.option("--hidden", type=click.IntRange(8, 4096), default=256, show_default=True)
+@click.option("--layers", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--embed", type=click.IntRange(4, 1024), default=48, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
+@click.option("--seq-len", type=click.IntRange(8), default=256, show_default=True,
+              help="Tokens per training window (a grid step is 5 tokens).")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=6000, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop after this much training time (the schedule still assumes --steps).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
+@click.option("--eval-every", type=click.IntRange(1), default=250, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Train on the normalised keys only (no transpositions).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
+@click.option("--export", type=click.Path(file_okay=False), default=None,
+              help="Write the best model and its card (held-out test metrics, statistics) here.")
+@click.option("--compositions", type=click.IntRange(1), default=100, show_default=True,
+              help="Compositions for the card's statistics table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps, minutes, lr, eval_every,
+          no_augment, seed, resume, force, export, compositions, quiet, as_json):
+    """Train the chorale LSTM on the (transposition-augmented) train split.
+
+    Example: suite music train --minutes 45 --export data/models/music
+    """
+    from apps.music.model import LMConfig, MusicTask, TokenLM, config_dict, export_model
+    from suite.train import TrainConfig, Trainer
+
+    corpus = _corpus(cache, progress=not quiet)
+    out = Path(out)
+    if export and Path(export).exists() and not force:
+        raise click.ClickException(f"{export} already exists; pass --force to replace it")
+    if out.exists() and not resume:
+        if not force:
+            raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to start over")
+        shutil.rmtree(out)
+    train_ids = corpus.stream("train", augmented=not no_augment)
+    if len(train_ids) <= seq_len + 1:
+        raise click.ClickException(f"the train split has {len(train_ids)} tokens, fewer than --seq-len {seq_len}")
+    config = LMConfig(vocab_size=corpus.vocab.size, embed=embed, hidden=hidden, layers=layers, dropout=dropout,
+                      seed=seed)
+    task = MusicTask(train_ids, corpus.stream("valid"), seq_len=seq_len, batch_size=batch_size,
+                     valid_steps=corpus.report["splits"]["valid"]["steps"])
+    tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(200, steps // 10), eval_every=eval_every,
+                       checkpoint_every=min(eval_every, 250), seed=seed)
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    command = _command()
+    if resume and command and (out / "last" / "config.json").exists():
+        from suite.nn.checkpoint import read_card
+
+        previous = read_card(out / "last")["meta"].get("command")  # the card names every command of the run
+        command = f"{previous} && {command}" if previous else command
+    meta = {"app": "music", "vocab": corpus.vocab.to_json(), "command": command, "seed": seed,
+            "train_config": tcfg.__dict__,
+            "task": {"kind": "random windows of the train token stream", "seq_len": seq_len,
+                     "batch_size": batch_size, "augmented": not no_augment, "train_tokens": int(len(train_ids))}}
+
+    def on_eval(record):
+        if not quiet:
+            click.echo(f"step {record['step']}: valid {record.get('nats_per_step', record['loss']):.4f} "
+                       "nats/step", err=True)
+
+    trainer = Trainer(model := TokenLM(config), task, tcfg, out, model_config=config_dict(config), meta=meta,
+                      quiet=quiet, on_eval=on_eval,
+                      stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
+    del model
+    summary = trainer.fit(resume=resume)
+    best = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
+    summary["valid_nats_per_step"] = best.get("nats_per_step")
+    if export:
+        if not quiet:
+            click.echo(f"exporting to {export} (test NLL, n-gram, {compositions} compositions)...", err=True)
+        summary["card"] = export_model(out / "best", export, corpus, command=command, n_compositions=compositions)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), "
+                   f"{summary['elapsed_s'] / 60:.1f} min; best validation {summary['valid_nats_per_step']:.4f} "
+                   f"nats/step; run in {out}" + (f"; exported to {export}" if export else ""))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="data/models/music", show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
+@click.option("--compositions", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def export(run, out, cache, compositions, force, as_json):
+    """Export a trained model (RUN/best, or a checkpoint folder) with its card of held-out metrics.
+
+    Example: suite music export runs/music --out data/models/music --force
+    """
+    from apps.music.model import export_model
+
+    best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
+    if Path(out).exists() and not force:
+        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    corpus = _corpus(cache)
+    try:
+        card = export_model(best, out, corpus, n_compositions=compositions, export_command=_command())
+    except (ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+    else:
+        _print_metrics(card["metrics"])
+        click.echo(f"exported {best} to {out}")
+
+
+def _print_metrics(metrics):
+    nll = metrics["nll"]
+    click.echo(f"test NLL ({nll['test_chorales']} chorales, {nll['test_steps']} steps), nats per 16th-note step:")
+    click.echo(f"  LSTM     {nll['model_nats_per_step']:.4f}  ({nll['model_bits_per_step']:.4f} bits)")
+    click.echo(f"  {nll['ngram_order']}-gram  {nll['ngram_nats_per_step']:.4f}  ({nll['ngram_bits_per_step']:.4f} bits)")
+    composed, real = metrics["statistics"]["composed"], metrics["statistics"]["test"]
+    click.echo(f"statistics: {composed['chorales']} composed vs {real['chorales']} real test chorales")
+    click.echo(f"  {'':26}{'composed':>10}{'Bach':>10}")
+    for name in STAT_ROWS:
+        click.echo(f"  {name:26}{composed[name]:>10.3f}{real[name]:>10.3f}")
+    click.echo(f"  mean repairs per composition: {composed['mean_repairs']}")
+
+
+STAT_ROWS = ("pc_overlap", "in_key", "in_range", "in_range_S", "in_range_A", "in_range_T", "in_range_B",
+             "crossings_per_100", "parallel_fifths_per_100", "parallel_octaves_per_100", "final_tonic", "cadence",
+             "steps")
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="A model folder [default: the shipped model].")
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
+@click.option("--compositions", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(model_dir, cache, compositions, bars, temperature, seed, as_json):
+    """Test-split NLL per step (model and n-gram) and statistics of compositions vs Bach's test chorales.
+
+    Example: suite music evaluate --compositions 100 --json
+    """
+    from apps.music.model import evaluate_model
+
+    model, vocab, _ = _load(model_dir)
+    corpus = _corpus(cache)
+    metrics = evaluate_model(model, vocab, corpus, n_compositions=compositions, bars=bars,
+                             temperature=temperature, seed=seed)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics)
+
+
+# -- composing ----------------------------------------------------------------------------
+
+OUTPUT_SUFFIXES = (".mid", ".wav", ".png")
+
+
+def _next_free(stem):
+    n = 1
+    while any(Path(f"{stem}-{n}{ext}").exists() for ext in OUTPUT_SUFFIXES):
+        n += 1
+    return Path(f"{stem}-{n}")
+
+
+def _output_base(out, default_stem, force):
+    """The base path (no suffix) of OUT.mid/.wav/.png, checked before any work."""
+    from suite.fileio import OutputExistsError, check_writable
+
+    if out is None:
+        base = _next_free(default_stem)
+    else:
+        base = Path(out)
+        if base.suffix.lower() in OUTPUT_SUFFIXES + (".midi",):
+            base = base.with_suffix("")
+    folder = base.parent
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"cannot write to {folder}: not a folder")
+    try:
+        for ext in OUTPUT_SUFFIXES:
+            check_writable(Path(f"{base}{ext}"), force)
+    except (OutputExistsError, PermissionError) as exc:
+        raise _fail(exc) from None
+    return base
+
+
+def _write(result, base, tempo, title):
+    """OUT.mid, OUT.wav, OUT.png, rendered in a temporary folder beside them, then renamed into place."""
+    import os
+    import tempfile
+
+    from apps.music.render import piano_roll, render_audio, write_midi
+
+    folder = base.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=folder))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to folder {folder}: {exc.strerror or exc}") from None
+    try:
+        write_midi(result.grid, tmp / "out.mid", tempo=tempo, key_transpose=result.key_transpose)
+        audio = render_audio(result.grid, tmp / "out.wav", tempo=tempo, key_transpose=result.key_transpose)
+        piano_roll(result.grid, tmp / "out.png", key_transpose=result.key_transpose, title=title)
+        paths = {ext: Path(f"{base}{ext}") for ext in OUTPUT_SUFFIXES}
+        umask = os.umask(0)
+        os.umask(umask)
+        for ext, path in paths.items():
+            os.chmod(tmp / f"out{ext}", 0o666 & ~umask)  # temporary files are private; the results are not
+            os.replace(tmp / f"out{ext}", path)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths, audio
+
+
+def _report(result, paths, audio, compose_seconds, as_json, extra):
+    info = {
+        "files": {ext.lstrip("."): str(p) for ext, p in paths.items()},
+        "key": result.key_name,
+        "bars": round(result.bars, 2),
+        "steps": result.grid.n_steps,
+        "ending": result.ending,
+        "candidates": result.candidates,
+        "repairs": result.repairs,
+        "sampling_seconds": round(result.seconds, 3),
+        "seconds": round(compose_seconds, 3),
+        "audio": {"engine": audio["engine"], "seconds": round(audio["seconds"], 2)},
+        **extra,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"wrote {paths['.mid']} (4 voices, {result.bars:.1f} bars, {result.key_name}), "
+               f"{paths['.wav']} ({audio['engine']}, {audio['seconds']:.1f} s), {paths['.png']}")
+    repairs = sum(result.repairs.values())
+    click.echo(f"seed {extra['seed']}: sampled in {result.seconds:.2f} s ({result.candidates} candidate"
+               f"{'s' if result.candidates > 1 else ''}, ending: {result.ending}, repairs: {repairs})", err=True)
+
+
+def _read_score(path, mode=None):
+    from apps.music.compose import MusicError, read_midi
+
+    try:
+        return read_midi(path, mode=mode)
+    except MusicError as exc:
+        raise _fail(exc) from None
+
+
+@cli.command()
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="Base name of OUT.mid, OUT.wav, OUT.png [default: the next free chorale-N here].")
+@click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="About this many bars (the piece ends at a cadence at or before it).")
+@click.option("--key", default=None, help="Tonic such as D, F#, Bb, or 'G minor' [default: C / A, or the primer's].")
+@click.option("--mode", type=click.Choice(["major", "minor"]), default=None, help="[default: major, or the primer's]")
+@click.option("--tempo", type=click.FloatRange(10, 400), default=80, show_default=True,
+              help="Quarter notes per minute.")
+@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Below 1: safer, plainer; above 1: bolder; 0 always takes the likeliest token.")
+@click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
+@click.option("--primer", type=click.Path(dir_okay=False), default=None,
+              help="A MIDI melody (harmonised, then continued) or four-part beginning to continue.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="A model folder [default: the shipped model].")
+@click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, force, as_json):
+    """Compose a new four-part chorale: OUT.mid (a track per voice), OUT.wav and OUT.png.
+
+    \b
+    Examples:
+      suite music compose
+      suite music compose -o hymn --key D --bars 12 --seed 7
+      suite music compose --primer tune.mid --bars 16 --key G --mode minor
+    """
+    import secrets
+
+    from apps.music.compose import MusicError, compose as compose_chorale, resolve_key
+
+    try:
+        resolve_key(key, mode)  # a key that does not exist fails before any work
+    except MusicError as exc:
+        raise _fail(exc) from None
+    base = _output_base(out, "chorale", force)
+    score = _read_score(primer, mode) if primer else None
+    model, vocab, _ = _load(model_dir)
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    t0 = time.perf_counter()
+    try:
+        result = compose_chorale(model, vocab, bars=bars, key=key, mode=mode, temperature=temperature, seed=seed,
+                                 primer=score)
+    except MusicError as exc:
+        raise _fail(exc) from None
+    elapsed = time.perf_counter() - t0
+    paths, audio = _write(result, base, tempo, f"{base.name}: chorale in {result.key_name} (seed {seed})")
+    _report(result, paths, audio, elapsed, as_json,
+            {"seed": seed, "temperature": temperature, "tempo": tempo, "primer": primer,
+             "primer_steps": result.primer_steps})
+
+
+@cli.command()
+@click.argument("melody", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="Base name of OUT.mid/.wav/.png [default: the next free MELODY-harmonized-N].")
+@click.option("--key", default=None, help="The melody's key, e.g. 'G' or 'E minor' [default: found from the file].")
+@click.option("--mode", type=click.Choice(["major", "minor"]), default=None)
+@click.option("--tempo", type=click.FloatRange(10, 400), default=80, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.8, show_default=True)
+@click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
+@click.option("--json", "as_json", is_flag=True)
+def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force, as_json):
+    """Write alto, tenor and bass under a soprano melody (MIDI); the melody is kept exactly.
+
+    The melody is its file's top line (one track or channel); a four-part file
+    is harmonised from its top voice. Its key comes from the file's key
+    signature or a key finder; --key overrides it.
+
+    Example: suite music harmonize tune.mid -o tune-satb --seed 1
+    """
+    import secrets
+
+    from apps.music.compose import MusicError, Score, harmonize as harmonize_melody, resolve_key
+
+    try:
+        given_key = resolve_key(key, mode) if key is not None else None
+    except MusicError as exc:
+        raise _fail(exc) from None
+    score = _read_score(melody, mode)
+    if given_key is not None:
+        score = Score(score.pitch, score.onset, score.steps_per_bar, given_key, "--key", score.path)
+    base = _output_base(out, f"{Path(melody).with_suffix('')}-harmonized", force)
+    model, vocab, _ = _load(model_dir)
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    t0 = time.perf_counter()
+    try:
+        result = harmonize_melody(model, vocab, score, temperature=temperature, seed=seed)
+    except MusicError as exc:
+        raise _fail(exc) from None
+    elapsed = time.perf_counter() - t0
+    paths, audio = _write(result, base, tempo, f"{base.name}: harmonised in {result.key_name} (seed {seed})")
+    _report(result, paths, audio, elapsed, as_json,
+            {"seed": seed, "temperature": temperature, "tempo": tempo, "melody": melody,
+             "key_source": score.key_source})

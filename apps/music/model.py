@@ -1,0 +1,184 @@
+"""The music app's model: suite.lm.TokenLM over chorale tokens; training task, loading, export.
+
+Training reads random windows of the transposition-augmented train stream
+(every train chorale in every key that keeps its voices in range, ``Corpus.
+stream("train", augmented=True)``), the same truncated-BPTT scheme as the text
+app: windows of 256 tokens hold about 50 grid steps (3 bars), and BachBot
+trained this way too. Model selection uses the validation split in its
+normalised keys. NLL per step = nats of every token of a split's stream
+(delimiters, fermatas, voices, <start>/<key>/<end>) / the split's grid steps,
+the unit the n-gram baseline reports (apps.music.data.ngram_baseline).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict, score_ids
+
+__all__ = ["LN2", "LMConfig", "TokenLM", "config_dict", "MusicTask", "nats_per_step", "load_model",
+           "export_model", "evaluate_model"]
+
+
+@dataclass
+class MusicTask(StreamTask):
+    """StreamTask whose validation also reports nats and bits per grid step."""
+
+    valid_steps: int = 0
+
+    def evaluate(self, model):
+        nats = score_ids(model, self.valid_ids)
+        out = {"loss": nats, "bits_per_token": nats / LN2}
+        if self.valid_steps:
+            per_step = nats * len(self.valid_ids) / self.valid_steps
+            out |= {"nats_per_step": per_step, "bits_per_step": per_step / LN2}
+        return out
+
+
+def nats_per_step(model, corpus, split="test"):
+    """The model's NLL of a split in nats per grid step (see the module docstring)."""
+    ids = corpus.stream(split)
+    return score_ids(model, ids) * len(ids) / corpus.report["splits"][split]["steps"]
+
+
+def load_model(model_dir):
+    """(TokenLM, Vocab, card) from a folder written by the trainer or export_model.
+
+    Raises CheckpointError (a ValueError) with one line saying what is wrong.
+    """
+    from pathlib import Path
+
+    from apps.music.data import Vocab
+    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
+                              "`suite music train --export DIR` or pass --model DIR")
+    card = read_card(model_dir)
+    config = dict(card["config"])
+    meta = card.get("meta") or {}
+    if config.pop("model", None) != "TokenLM" or meta.get("app") != "music" or "vocab" not in meta:
+        raise CheckpointError(f"{model_dir / 'config.json'}: not a music model (TokenLM with a chorale vocab)")
+    try:
+        model = TokenLM(LMConfig(**config))
+        vocab = Vocab.from_json(meta["vocab"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{model_dir / 'config.json'}: bad model config ({exc})") from None
+    if vocab.size != model.config.vocab_size:
+        raise CheckpointError(f"{model_dir / 'config.json'}: vocab has {vocab.size} tokens, "
+                              f"model expects {model.config.vocab_size}")
+    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
+    model.load_state_dict(state)
+    model.eval()
+    return model, vocab, card
+
+
+def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperature=1.0, seed=0, ngram=None,
+                   progress=None):
+    """Held-out metrics: test NLL per step (model and n-gram) and statistics of compositions vs real test.
+
+    Returns a dict with "nll" (nats and bits per step, both models, same units)
+    and "statistics" ({"composed": summary, "test": summary}).
+    """
+    from apps.music.compose import compose
+    from apps.music.data import ngram_baseline
+    from apps.music.stats import chorale_stats, summarise
+
+    model_nats = nats_per_step(model, corpus, "test")
+    ngram = ngram if ngram is not None else ngram_baseline(corpus)
+    composed, repairs = [], []
+    for i in range(n_compositions):
+        mode = "major" if i % 2 == 0 else "minor"
+        result = compose(model, vocab, bars=bars, mode=mode, temperature=temperature, seed=seed + i)
+        composed.append(chorale_stats(result.grid))
+        repairs.append(sum(result.repairs.values()))
+        if progress is not None:
+            progress(i + 1, n_compositions)
+    test = [chorale_stats(c) for c in corpus.test]
+    return {
+        "nll": {
+            "split": "test",
+            "unit": "per 16th-note grid step (all tokens of the test stream / test grid steps)",
+            "test_chorales": len(corpus.test),
+            "test_steps": corpus.report["splits"]["test"]["steps"],
+            "model_nats_per_step": round(model_nats, 4),
+            "model_bits_per_step": round(model_nats / LN2, 4),
+            "ngram_nats_per_step": ngram["test_nats_per_step"],
+            "ngram_bits_per_step": ngram["test_bits_per_step"],
+            "ngram_order": ngram["order"],
+        },
+        "statistics": {
+            "composed": {"how": f"{n_compositions} compositions, {bars} bars, half major half minor, "
+                                f"temperature {temperature}, seeds {seed}..{seed + n_compositions - 1}",
+                         "mean_repairs": round(float(np.mean(repairs)), 3), **_rounded(summarise(composed))},
+            "test": {"how": "the real chorales of the test split (normalised keys)", **_rounded(summarise(test))},
+        },
+    }
+
+
+def _rounded(d):
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100, progress=None,
+                 export_command=None):
+    """Copy a trained model to ``export_dir`` with a card: config, data, seed, commands, held-out metrics.
+
+    command: the training command (default: the one the checkpoint recorded);
+    export_command: the command that ran this export, when it was a separate step.
+    """
+    import datetime
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from suite.fileio import write_json
+
+    model, vocab, card = load_model(best_dir)
+    meta = card.get("meta") or {}
+    metrics = evaluate_model(model, vocab, corpus, n_compositions=n_compositions, progress=progress)
+    report = corpus.report
+    out = {
+        "app": "music",
+        "model": "TokenLM: embedding -> stacked LSTM -> linear, next-token prediction over chorale tokens "
+                 "(S A T B per 16th-note step, bar/step delimiters, fermatas, held-note marks)",
+        "config": card["config"],
+        "data": {"corpus": "music21 Bach chorales (corpus.chorales.Iterator, Riemenschneider order)",
+                 "music21": report.get("music21"), "source_chorales": report["source_chorales"],
+                 "kept": report["kept"], "skipped": report["skipped"],
+                 "splits": {s: {k: v for k, v in report["splits"][s].items() if k != "names"}
+                            for s in report["splits"]},
+                 "split_rule": "by hymn tune (seeded hash of the title), 80/10/10",
+                 "split_seed": report["seed"], "test_names": report["splits"]["test"]["names"],
+                 "augmentation": "runs without --no-augment (see training.command) train on the train split "
+                                 "in every key in [-6, 5] that keeps each voice inside its train range; "
+                                 "--no-augment runs on the normalised keys (C major / A minor) only; "
+                                 "valid/test always in the normalised keys",
+                 "last_run_augmented": (meta.get("task") or {}).get("augmented"),
+                 "vocab_size": vocab.size},
+        "seed": meta.get("seed"),
+        "training": {"command": command or meta.get("command"), "export_command": export_command,
+                     "step": meta.get("step"),
+                     "train_config": meta.get("train_config"), "task": meta.get("task"),
+                     "valid": meta.get("valid")},
+        "metrics": metrics,
+        "date": datetime.date.today().isoformat(),
+        "reproduce": " && ".join(c for c in ("suite music data build", command or meta.get("command"),
+                                             export_command) if c),
+    }
+    export_dir = Path(export_dir)
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.", dir=export_dir.parent))
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy2(Path(best_dir) / name, tmp / name)
+    write_json(tmp / "card.json", out)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a shipped model is not
+    for f in tmp.iterdir():
+        f.chmod(0o666 & ~umask)
+    if export_dir.exists():
+        shutil.rmtree(export_dir)
+    tmp.rename(export_dir)
+    return out
