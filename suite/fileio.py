@@ -7,6 +7,7 @@ never silently overwrite: callers pass force=True to replace an existing file.
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -63,3 +64,20 @@ def write_bytes(path, data, force=True):
 
 def write_json(path, obj, force=True):
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", force=force)
+
+
+def replace_dir(tmp_dir, final_dir):
+    """Swap a fully written folder ``tmp_dir`` in for ``final_dir``.
+
+    The old folder is kept as ``<final_dir>.old`` until the new one is in place,
+    so a crash at any moment leaves one complete copy (readers may fall back to .old).
+    """
+    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
+    old = final_dir.with_name(final_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final_dir.exists():
+        final_dir.rename(old)
+    tmp_dir.rename(final_dir)
+    if old.exists():
+        shutil.rmtree(old)

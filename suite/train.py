@@ -16,7 +16,6 @@ Layout of ``out_dir``:
 """
 import json
 import math
-import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels.optim import adam_update, clip_grad_norm
-from suite.fileio import write_json
+from suite.fileio import replace_dir, write_json
 from suite.nn.checkpoint import load_checkpoint, save_checkpoint
 from suite.nn.layers import Dropout
 from suite.progress import Progress
@@ -80,18 +79,6 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _replace_dir(tmp_dir, final_dir):
-    """Swap a fully written ``tmp_dir`` in for ``final_dir`` (the old copy survives until the swap)."""
-    old = final_dir.with_name(final_dir.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final_dir.exists():
-        final_dir.rename(old)
-    tmp_dir.rename(final_dir)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 class Trainer:
     def __init__(self, model, task, config, out_dir, model_config, meta=None, quiet=False,
                  stop_when=None, on_eval=None):
@@ -126,14 +113,14 @@ class Trainer:
         optim_state = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
         save_checkpoint(tmp / "optimizer", optim_state, {"kind": "adam"})
         write_json(tmp / "trainer.json", self._trainer_state())
-        _replace_dir(tmp, self.out_dir / "last")
+        replace_dir(tmp, self.out_dir / "last")
 
     def save_best(self):
         tmp = self.out_dir / f"best.tmp{int(time.time() * 1e6)}"
         tmp.mkdir(parents=True)
         meta = self.meta | {"step": self.step, "valid": self.evals[-1] if self.evals else None}
         save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=meta)
-        _replace_dir(tmp, self.out_dir / "best")
+        replace_dir(tmp, self.out_dir / "best")
 
     def load_last(self):
         last = self.out_dir / "last"

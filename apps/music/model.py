@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict, score_ids
+from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict, load_token_lm, score_ids
 
 __all__ = ["LN2", "LMConfig", "TokenLM", "config_dict", "MusicTask", "nats_per_step", "load_model",
            "export_model", "evaluate_model"]
@@ -45,32 +45,9 @@ def load_model(model_dir):
 
     Raises CheckpointError (a ValueError) with one line saying what is wrong.
     """
-    from pathlib import Path
-
     from apps.music.data import Vocab
-    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
-                              "`suite music train --export DIR` or pass --model DIR")
-    card = read_card(model_dir)
-    config = dict(card["config"])
-    meta = card.get("meta") or {}
-    if config.pop("model", None) != "TokenLM" or meta.get("app") != "music" or "vocab" not in meta:
-        raise CheckpointError(f"{model_dir / 'config.json'}: not a music model (TokenLM with a chorale vocab)")
-    try:
-        model = TokenLM(LMConfig(**config))
-        vocab = Vocab.from_json(meta["vocab"])
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{model_dir / 'config.json'}: bad model config ({exc})") from None
-    if vocab.size != model.config.vocab_size:
-        raise CheckpointError(f"{model_dir / 'config.json'}: vocab has {vocab.size} tokens, "
-                              f"model expects {model.config.vocab_size}")
-    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
-    model.load_state_dict(state)
-    model.eval()
-    return model, vocab, card
+    return load_token_lm(model_dir, "music", Vocab.from_json)
 
 
 def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperature=1.0, seed=0, ngram=None,
@@ -128,12 +105,8 @@ def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100,
     export_command: the command that ran this export, when it was a separate step.
     """
     import datetime
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
 
-    from suite.fileio import write_json
+    from suite.shipped import publish_model
 
     model, vocab, card = load_model(best_dir)
     meta = card.get("meta") or {}
@@ -167,18 +140,4 @@ def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100,
         "reproduce": " && ".join(c for c in ("suite music data build", command or meta.get("command"),
                                              export_command) if c),
     }
-    export_dir = Path(export_dir)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.", dir=export_dir.parent))
-    for name in ("model.safetensors", "config.json"):
-        shutil.copy2(Path(best_dir) / name, tmp / name)
-    write_json(tmp / "card.json", out)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a shipped model is not
-    for f in tmp.iterdir():
-        f.chmod(0o666 & ~umask)
-    if export_dir.exists():
-        shutil.rmtree(export_dir)
-    tmp.rename(export_dir)
-    return out
+    return publish_model(best_dir, export_dir, out)

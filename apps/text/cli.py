@@ -148,7 +148,7 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     command = "suite text " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["text"] else None
-    meta = {"data": str(data_dir), "vocab": vocab.to_json(), "command": command, "seed": seed,
+    meta = {"app": "text", "data": str(data_dir), "vocab": vocab.to_json(), "command": command, "seed": seed,
             "train_config": tcfg.__dict__}
     trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)

@@ -1,36 +1,14 @@
 """The text app's model: suite.lm.TokenLM over characters, plus loading and export with a card."""
-from suite.lm import LN2, LMConfig, TokenLM, score_ids
+from suite.lm import LN2, LMConfig, TokenLM, load_token_lm, score_ids
 
 __all__ = ["LN2", "LMConfig", "TokenLM", "score_ids", "load_model", "export_model"]
 
 
 def load_model(model_dir):
-    """(TokenLM, Vocab, card) from a folder written by save_checkpoint / export_model."""
-    from pathlib import Path
-
+    """(TokenLM, Vocab, card) from a folder written by the trainer or export_model."""
     from apps.text.data import Vocab
-    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
-                              "`suite text train --export DIR` or pass --model DIR")
-    card = read_card(model_dir)
-    config = dict(card["config"])
-    if config.pop("model", None) != "TokenLM" or "vocab" not in card["meta"]:
-        raise CheckpointError(f"{model_dir / 'config.json'}: not a text model (TokenLM with a vocab)")
-    try:
-        model = TokenLM(LMConfig(**config))
-    except TypeError as exc:
-        raise CheckpointError(f"{model_dir / 'config.json'}: bad model config ({exc})") from None
-    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
-    model.load_state_dict(state)
-    model.eval()
-    vocab = Vocab.from_json(card["meta"]["vocab"])
-    if vocab.size != model.config.vocab_size:
-        raise CheckpointError(f"{model_dir / 'config.json'}: vocab has {vocab.size} symbols, "
-                              f"model expects {model.config.vocab_size}")
-    return model, vocab, card
+    return load_token_lm(model_dir, "text", Vocab.from_json)
 
 
 def export_model(best_dir, data_dir, export_dir, command=None):
@@ -41,14 +19,10 @@ def export_model(best_dir, data_dir, export_dir, command=None):
     n-gram (order chosen on the validation split) and xz.
     """
     import datetime
-    import json
-    import shutil
-    import tempfile
-    from pathlib import Path
 
     from apps.text.data import load_manifest, load_split
     from suite.baselines import best_order, xz_bits_per_char
-    from suite.fileio import write_json
+    from suite.shipped import publish_model
 
     model, vocab, card = load_model(best_dir)
     test_text = load_split(data_dir, "test")
@@ -80,13 +54,4 @@ def export_model(best_dir, data_dir, export_dir, command=None):
         "date": datetime.date.today().isoformat(),
         "reproduce": "suite text data build && " + (command or "suite text train --export data/models/text"),
     }
-    export_dir = Path(export_dir)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.", dir=export_dir.parent))
-    for name in ("model.safetensors", "config.json"):
-        shutil.copy2(Path(best_dir) / name, tmp / name)
-    write_json(tmp / "card.json", out)
-    if export_dir.exists():
-        shutil.rmtree(export_dir)
-    tmp.rename(export_dir)
-    return out
+    return publish_model(best_dir, export_dir, out)

@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(steps=300, lr=2e-2, warmup=10, eval_every=300, checkpoint_every=300)
     Trainer(model, task, cfg, out, model_config=config_dict(model.config),
-            meta={"vocab": vocab.to_json()}, quiet=True).fit()
+            meta={"app": "text", "vocab": vocab.to_json()}, quiet=True).fit()
     return model, vocab, before, out
 
 
@@ -128,7 +128,7 @@ def test_cli_generate_score_cells_and_bad_inputs(trained, tmp_path):
 
 def test_load_model_round_trip(trained, tmp_path):
     model, vocab, _, _ = trained
-    save_checkpoint(tmp_path, model.state_dict(), config_dict(model.config), meta={"vocab": vocab.to_json()})
+    save_checkpoint(tmp_path, model.state_dict(), config_dict(model.config), meta={"app": "text", "vocab": vocab.to_json()})
     loaded, v2, card = load_model(tmp_path)
     assert v2 == vocab
     for (n, p), q in zip(model.named_parameters(), loaded.parameters()):
