@@ -35,10 +35,12 @@ ifneq ($(strip $(APT_PACKAGES)),)
 	fi
 endif
 
-# The main job on the shipped default: until the first app lands, a short real
-# demo that trains a small LSTM and shows its loss fall.
+# The main job on the shipped default models: compose a chorale (out/chorale.mid,
+# .wav, .png; rewritten on every run) and generate some Python.
 run: install apt
-	$(BIN)/suite demo
+	mkdir -p out
+	$(BIN)/suite music compose -o out/chorale --seed 1 --force
+	$(BIN)/suite text generate --prime "def " --length 400 --temperature 0.8 --seed 1
 
 test: test-deps apt
 	$(BIN)/pytest
