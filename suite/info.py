@@ -48,7 +48,7 @@ def collect():
     import suite
 
     cuda_ok, cuda_reason = cuda_status()
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or "(beside each module, in __pycache__)"
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or "(beside each module, in __pycache__)"  # set by kernels/
     return {
         "suite": suite.__version__,
         "python": sys.version.split()[0],
