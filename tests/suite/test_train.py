@@ -76,3 +76,29 @@ def test_learning_rate_schedule():
     assert cfg.lr_at(9) == pytest.approx(1.0)
     assert cfg.lr_at(99) == pytest.approx(0.1, abs=1e-3)
     assert all(cfg.lr_at(s) >= cfg.lr_at(s + 1) for s in range(10, 99))
+
+
+def test_ctrl_c_leaves_a_checkpoint_that_resumes(tmp_path):
+    """SIGINT mid-training: the run stops cleanly, saves last/, and --resume continues from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    # A tanh RNN at T=20 never reaches the solve target, so only the signal can stop it.
+    cmd = [sys.executable, "-m", "suite.cli", "lab", "adding", "--cell", "rnn", "--T", "20", "--hidden", "8",
+           "--steps", "100000",
+           "--n-test", "50", "--out", str(out), "--quiet", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = out / "metrics.jsonl"
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    record = json.loads(stdout)
+    assert record["stopped"] == "interrupted" and record["steps"] > 0
+    trainer_state = json.loads((out / "last" / "trainer.json").read_text())
+    assert trainer_state["step"] == record["steps"]
