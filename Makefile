@@ -54,6 +54,20 @@ bench: test-deps
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench
 
+# Retrain every shipped model with the commands their cards record (about 2.5 hours
+# on 2 cores). The --minutes caps make the step reached depend on the machine's
+# speed; each card records the step its model reached.
+models: install apt
+	$(BIN)/suite text data build
+	OPENBLAS_NUM_THREADS=1 $(BIN)/suite text train --steps 14000 --minutes 100 --quiet --force
+	$(BIN)/suite text export runs/text --out data/models/text --force
+	$(BIN)/suite music data build
+	OPENBLAS_NUM_THREADS=1 $(BIN)/suite music train --seq-len 256 --batch-size 16 --steps 3600 --minutes 48 \
+	  --eval-every 250 --quiet --force
+	OPENBLAS_NUM_THREADS=1 $(BIN)/suite music train --seq-len 256 --batch-size 16 --steps 6000 --minutes 24 \
+	  --eval-every 250 --lr 1e-3 --no-augment --quiet --resume
+	$(BIN)/suite music export runs/music --out data/models/music --force
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -164,6 +164,38 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
                    f"run in {out}" + (f"; exported to {export}" if export else ""))
 
 
+@cli.command("export")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR,
+              show_default=True, help="The corpus the run trained on (its test split is scored).")
+@click.option("--out", type=click.Path(file_okay=False), default="data/models/text", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def export_cmd(run, data_dir, out, force, as_json):
+    """Export a trained model (RUN/best) with a card of held-out test metrics and baselines.
+
+    The card reports bits per character on the corpus's test split for the
+    model, the best character n-gram (order chosen on validation) and xz.
+
+    Example: suite text export runs/text --out data/models/text --force
+    """
+    from apps.text.model import export_model
+
+    best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
+    if Path(out).exists() and not force:
+        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    try:
+        card = export_model(best, data_dir, out)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    m = card["metrics"]
+    click.echo(f"test bits/char: model {m['model_bits_per_char']:.3f}, {m['ngram_order']}-gram "
+               f"{m['ngram_bits_per_char']:.3f}, xz {m['xz_bits_per_char']:.3f}; wrote {out}")
+
+
 @cli.command()
 @click.option("--prime", default="\n", show_default=False, help="Text to start from [default: a newline].")
 @click.option("--length", type=click.IntRange(0, 10_000_000), default=500, show_default=True)
