@@ -49,7 +49,7 @@ test: test-deps apt
 # old OpenBLAS builds; tests and CI keep it. A benchmark may lift both for its own
 # command: kernels/__init__.py then picks AVX-512 GEMMs where the CPU has them.
 bench: test-deps
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_lstm.py
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_lstm.py
 
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench

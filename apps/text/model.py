@@ -19,12 +19,16 @@ def export_model(best_dir, data_dir, export_dir, command=None):
     n-gram (order chosen on the validation split) and xz.
     """
     import datetime
+    from pathlib import Path
 
     from apps.text.data import load_manifest, load_split
     from suite.baselines import best_order, xz_bits_per_char
     from suite.shipped import publish_model
 
+    best_dir = Path(best_dir)
     model, vocab, card = load_model(best_dir)
+    train_command = command or card["meta"].get("command")
+    run_dir = best_dir.parent if best_dir.name == "best" else best_dir
     test_text = load_split(data_dir, "test")
     test_ids = vocab.encode(test_text)
     train_ids = vocab.encode(load_split(data_dir, "train"))
@@ -40,7 +44,7 @@ def export_model(best_dir, data_dir, export_dir, command=None):
         "data": {"corpus": manifest.get("source"), "splits": manifest.get("splits"),
                  "vocab_size": vocab.size, "split_rule": "by file, seeded hash"},
         "seed": card["meta"].get("seed"),
-        "training": {"command": command or card["meta"].get("command"), "step": card["meta"].get("step"),
+        "training": {"command": train_command, "step": card["meta"].get("step"),
                      "train_config": card["meta"].get("train_config")},
         "metrics": {
             "split": "test",
@@ -52,6 +56,7 @@ def export_model(best_dir, data_dir, export_dir, command=None):
             "valid_bits_per_char": round(card["meta"]["valid"]["bpc"], 4) if card["meta"].get("valid") else None,
         },
         "date": datetime.date.today().isoformat(),
-        "reproduce": "suite text data build && " + (command or "suite text train --export data/models/text"),
+        "reproduce": " && ".join(["suite text data build", train_command or "suite text train",
+                                  f"suite text export {run_dir} --out {export_dir}"]),
     }
     return publish_model(best_dir, export_dir, out)
