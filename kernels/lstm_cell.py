@@ -9,7 +9,6 @@ forget gate, Greff et al. 2017) has no forget block: its blocks are i, g, o and
 f = 1 - i. A peephole cell (Gers & Schmidhuber 2000) adds diagonal weights from
 the cell: i and f see c_{t-1}, o sees c_t.
 """
-import numpy as np
 from numba import njit
 
 from kernels._math import sigmoid, tanh

@@ -1,12 +1,11 @@
 """`suite lab` and `suite demo`: the classic LSTM experiments as commands."""
 import json
-import shutil
 import time
-from pathlib import Path
 
 import click
 import numpy as np
 
+from suite.cli_common import prepare_run_dir
 from suite.fileio import OutputExistsError, check_writable
 
 
@@ -24,18 +23,6 @@ def _train_adding(cell, T, hidden, steps, batch_size, lr, seed, out_dir, resume,
                       quiet=quiet, stop_when=lambda m: m["solve_rate"] >= 0.99, on_eval=log)
     summary = trainer.fit(resume=resume)
     return model, summary
-
-
-def _prepare_out(out, resume, force):
-    out = Path(out)
-    if out.exists() and not resume:
-        if not force:
-            raise click.ClickException(f"{out} already exists; pass --resume to continue that run "
-                                       "or --force to start over")
-        shutil.rmtree(out)
-    if resume and not (out / "last").exists():
-        raise click.ClickException(f"--resume: no checkpoint in {out}/last; run without --resume first")
-    return out
 
 
 @click.group()
@@ -81,7 +68,7 @@ def adding(cell, T, hidden, steps, batch_size, lr, n_test, seed, out, resume, fo
     """
     from suite.lab import adding_batch, evaluate_adding
 
-    out = _prepare_out(out or f"runs/lab/adding-{cell}-T{T}", resume, force)
+    out = prepare_run_dir(out or f"runs/lab/adding-{cell}-T{T}", resume, force)
     t0 = time.perf_counter()
     model, summary = _train_adding(cell, T, hidden, steps, batch_size, lr, seed, out, resume, quiet)
     train_s = time.perf_counter() - t0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from suite.cli_common import prepare_run_dir
+
 from suite.shipped import default_model_dir
 
 DEFAULT_RUN_DIR = "runs/music"
@@ -126,13 +128,7 @@ def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps
     from suite.train import TrainConfig, Trainer
 
     corpus = _corpus(cache, progress=not quiet)
-    out = Path(out)
-    if export and Path(export).exists() and not force:
-        raise click.ClickException(f"{export} already exists; pass --force to replace it")
-    if out.exists() and not resume:
-        if not force:
-            raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to start over")
-        shutil.rmtree(out)
+    out = prepare_run_dir(out, resume, force, export)
     train_ids = corpus.stream("train", augmented=not no_augment)
     if len(train_ids) <= seq_len + 1:
         raise click.ClickException(f"the train split has {len(train_ids)} tokens, fewer than --seq-len {seq_len}")

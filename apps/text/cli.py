@@ -1,11 +1,12 @@
 """`suite text`: next-character prediction and generation, with single cells made visible."""
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import click
+
+from suite.cli_common import prepare_run_dir
 
 from suite.shipped import default_model_dir
 
@@ -130,13 +131,7 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
         valid_ids = vocab.encode(load_split(data_dir, "valid"))
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"{exc} (build one with: suite text data build --out {data_dir})") from None
-    out = Path(out)
-    if export and Path(export).exists() and not force:
-        raise click.ClickException(f"{export} already exists; pass --force to replace it")
-    if out.exists() and not resume:
-        if not force:
-            raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to start over")
-        shutil.rmtree(out)
+    out = prepare_run_dir(out, resume, force, export)
     if len(train_ids) <= seq_len + 1:
         raise click.ClickException(f"the training text has {len(train_ids)} characters, fewer than --seq-len "
                                    f"{seq_len}; use a bigger corpus or a smaller --seq-len")

@@ -118,8 +118,6 @@ def test_compose_continues_a_primer_once(model_dir, tmp_path):
 
 
 def test_harmonize_writes_four_voices_and_keeps_the_tune(model_dir, tmp_path):
-    import mido
-
     tune = [(0, 4, 67), (4, 8, 69), (8, 12, 71), (12, 16, 67), (16, 20, 72), (20, 28, 71), (28, 32, 67)]
     path = write_melody(tmp_path / "tune.mid", tune)
     result = run("harmonize", path, "--model", model_dir, "--seed", 0, "--json")
