@@ -28,10 +28,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 apt:
 ifneq ($(strip $(APT_PACKAGES)),)
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	  ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing ) \
+	  || echo "warning: could not apt-get install$$missing; music renders with its own synthesiser"; \
 	fi
 endif
 
