@@ -21,3 +21,18 @@ def prepare_run_dir(out, resume, force, export=None):
     if resume and not (out / "last").exists():
         raise click.ClickException(f"--resume: no checkpoint in {out}/last; run without --resume first")
     return out
+
+
+def command_line(app):
+    """The `suite APP ...` command being run, for a model card; None when not run from the CLI."""
+    import sys
+
+    return f"suite {app} " + " ".join(sys.argv[2:]) if sys.argv[1:2] == [app] else None
+
+
+def export_source(run, out, force):
+    """The checkpoint an `export` command reads (RUN/best, else RUN itself), checked with --out first."""
+    best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
+    if Path(out).exists() and not force:
+        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    return best

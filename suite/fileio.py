@@ -31,6 +31,13 @@ def check_writable(path, force=False):
     return path
 
 
+def current_umask():
+    """The process's file-creation mask (reading it means setting it, so set it back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, force=True, suffix=None):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -45,6 +52,7 @@ def atomic_path(path, force=True, suffix=None):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private; the result should not be
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -52,14 +60,18 @@ def atomic_path(path, force=True, suffix=None):
         raise
 
 
-def write_text(path, text, force=True):
-    with atomic_path(path, force=force) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_bytes(path, data, force=True):
+    """Write ``data`` atomically, flushed to disk before the rename (a crash leaves old or new, never half)."""
     with atomic_path(path, force=force) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_text(path, text, force=True):
+    """UTF-8, newlines exactly as given (no platform translation)."""
+    write_bytes(path, text.encode("utf-8"), force=force)
 
 
 def write_json(path, obj, force=True):

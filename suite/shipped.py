@@ -23,11 +23,10 @@ def publish_model(checkpoint_dir, export_dir, card):
     The folder is assembled beside export_dir and renamed into place, so a
     reader never sees a model without its card or a half-copied file.
     """
-    import os
     import shutil
     import tempfile
 
-    from suite.fileio import replace_dir, write_json
+    from suite.fileio import current_umask, replace_dir, write_json
 
     export_dir = Path(export_dir)
     export_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -36,11 +35,9 @@ def publish_model(checkpoint_dir, export_dir, card):
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(Path(checkpoint_dir) / name, tmp / name)
         write_json(tmp / "card.json", card)
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a shipped model is not
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private; a shipped model is not
         for f in tmp.iterdir():
-            f.chmod(0o666 & ~umask)
+            f.chmod(0o666 & ~current_umask())  # copy2 kept the checkpoint files' modes
         replace_dir(tmp, export_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import prepare_run_dir
+from suite.cli_common import command_line, export_source, prepare_run_dir
 
 from suite.shipped import default_model_dir
 
@@ -39,10 +39,6 @@ def _corpus(cache, seed=0, progress=False):
         return load_corpus(cache, seed=seed, progress=bar)
     except (CorpusError, OSError) as exc:
         raise _fail(exc) from None
-
-
-def _command():
-    return "suite music " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["music"] else None
 
 
 @click.group()
@@ -139,7 +135,7 @@ def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(200, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = _command()
+    command = command_line("music")
     if resume and command and (out / "last" / "config.json").exists():
         from suite.nn.checkpoint import read_card
 
@@ -188,12 +184,10 @@ def export(run, out, cache, compositions, force, as_json):
     """
     from apps.music.model import export_model
 
-    best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
-    if Path(out).exists() and not force:
-        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    best = export_source(run, out, force)
     corpus = _corpus(cache)
     try:
-        card = export_model(best, out, corpus, n_compositions=compositions, export_command=_command())
+        card = export_model(best, out, corpus, n_compositions=compositions, export_command=command_line("music"))
     except (ValueError, OSError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -298,10 +292,7 @@ def _write(result, base, tempo, title):
         audio = render_audio(result.grid, tmp / "out.wav", tempo=tempo, key_transpose=result.key_transpose)
         piano_roll(result.grid, tmp / "out.png", key_transpose=result.key_transpose, title=title)
         paths = {ext: Path(f"{base}{ext}") for ext in OUTPUT_SUFFIXES}
-        umask = os.umask(0)
-        os.umask(umask)
         for ext, path in paths.items():
-            os.chmod(tmp / f"out{ext}", 0o666 & ~umask)  # temporary files are private; the results are not
             os.replace(tmp / f"out{ext}", path)
     except (ValueError, OSError, RuntimeError) as exc:
         raise _fail(exc) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import prepare_run_dir
+from suite.cli_common import command_line, export_source, prepare_run_dir
 
 from suite.shipped import default_model_dir
 
@@ -122,7 +122,7 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
     """
     from apps.text.data import load_split, load_vocab
     from apps.text.model import export_model
-    from suite.lm import LMConfig, StreamTask, TokenLM, config_dict
+    from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict
     from suite.train import TrainConfig, Trainer
 
     try:
@@ -142,13 +142,13 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=200, eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = "suite text " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["text"] else None
+    command = command_line("text")
     meta = {"app": "text", "data": str(data_dir), "vocab": vocab.to_json(), "command": command, "seed": seed,
             "train_config": tcfg.__dict__}
     trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
     summary = trainer.fit(resume=resume)
-    summary["valid_bpc"] = trainer.best["loss"] / 0.6931471805599453
+    summary["valid_bpc"] = trainer.best["loss"] / LN2
     if export:
         summary["card"] = export_model(out / "best", data_dir, export, command=command)
     if as_json:
@@ -176,9 +176,7 @@ def export_cmd(run, data_dir, out, force, as_json):
     """
     from apps.text.model import export_model
 
-    best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
-    if Path(out).exists() and not force:
-        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    best = export_source(run, out, force)
     try:
         card = export_model(best, data_dir, out)
     except (ValueError, OSError) as exc:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.fileio import write_text
+
 SPLITS = ("train", "valid", "test")
 DEFAULT_MAX_CHARS = 4_000_000  # ~4 MB of train text: ~30 epochs of a 2x512 LSTM in an hour on 2 cores
 DEFAULT_EVAL_CHARS = 200_000  # valid and test each: enough for bits/char to +-0.01
@@ -335,17 +337,6 @@ def _select(names, docs, seed, cap):
 
 # ---------------------------------------------------------------- building
 
-def _write_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same directory: os.replace is atomic
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _dump(obj):
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
@@ -435,9 +426,9 @@ def build_corpus(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
-        _write_atomic(out_dir / f"{name}.txt", texts[name])
-    _write_atomic(out_dir / "vocab.json", _dump(vocab.to_json()))
-    _write_atomic(out_dir / "manifest.json", _dump(manifest))
+        write_text(out_dir / f"{name}.txt", texts[name])
+    write_text(out_dir / "vocab.json", _dump(vocab.to_json()))
+    write_text(out_dir / "manifest.json", _dump(manifest))
     return manifest
 
 

@@ -20,12 +20,13 @@ names the file, e.g.
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+
+from suite.fileio import write_bytes
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -66,24 +67,8 @@ def save_checkpoint(path, model_state, config, meta=None):
     }
     text = json.dumps(card, indent=2, sort_keys=False) + "\n"  # raises TypeError if not JSON
     os.makedirs(path, exist_ok=True)
-    _write_atomic(os.path.join(path, WEIGHTS), blob)
-    _write_atomic(os.path.join(path, CONFIG), text.encode("utf-8"))
-
-
-def _write_atomic(filename, data):
-    """Write bytes to a temp file beside filename, fsync, then os.replace onto it."""
-    folder, base = os.path.split(filename)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_bytes(os.path.join(path, WEIGHTS), blob)
+    write_bytes(os.path.join(path, CONFIG), text.encode("utf-8"))
 
 
 def read_card(path):
