@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the apps need: FluidSynth and a General MIDI soundfont render
-# chorales (music falls back to its own synthesiser without them).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm
+# chorales (music falls back to its own synthesiser without them); espeak-ng and flite
+# synthesise the speech app's training data (speech data build needs them).
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite
 
 .PHONY: install test-deps run test bench lint models clean apt lab-table
 
@@ -32,7 +33,7 @@ ifneq ($(strip $(APT_PACKAGES)),)
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing ) \
-	  || echo "warning: could not apt-get install$$missing; music renders with its own synthesiser"; \
+	  || echo "warning: could not apt-get install$$missing; music renders with its own synthesiser, speech data build needs espeak-ng and flite"; \
 	fi
 endif
 

@@ -160,29 +160,18 @@ def load_token_lm(model_dir, app, vocab_from_json):
 
     vocab_from_json builds the app's vocabulary from the card's meta["vocab"].
     """
-    from pathlib import Path
+    from suite.shipped import load_app_model
 
-    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
+    vocab = None
 
-    model_dir = Path(model_dir)
-    config_file = model_dir / "config.json"
-    if not config_file.exists():
-        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
-                              f"`suite {app} train --export DIR` or pass --model DIR")
-    card = read_card(model_dir)
-    config = dict(card["config"])
-    meta = card["meta"]
-    if config.pop("model", None) != "TokenLM" or meta.get("app") != app or "vocab" not in meta:
-        raise CheckpointError(f"{config_file}: not a {app} model (TokenLM with a {app} vocabulary)")
-    try:
-        model = TokenLM(LMConfig(**config))
+    def build(config, meta):
+        nonlocal vocab
+        if "vocab" not in meta:
+            raise KeyError("no vocabulary in meta")
         vocab = vocab_from_json(meta["vocab"])
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{config_file}: bad model config ({exc})") from None
-    if vocab.size != model.config.vocab_size:
-        raise CheckpointError(f"{config_file}: vocabulary has {vocab.size} symbols, "
-                              f"model expects {model.config.vocab_size}")
-    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
-    model.load_state_dict(state)
-    model.eval()
+        if vocab.size != config.get("vocab_size"):
+            raise ValueError(f"vocabulary has {vocab.size} symbols, model expects {config.get('vocab_size')}")
+        return TokenLM(LMConfig(**config))
+
+    model, card = load_app_model(model_dir, app, "TokenLM", build)
     return model, vocab, card

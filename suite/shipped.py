@@ -43,3 +43,32 @@ def publish_model(checkpoint_dir, export_dir, card):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return card
+
+
+def load_app_model(model_dir, app, model_name, build):
+    """(model, card) from a model folder written for ``app``; one-line CheckpointError otherwise.
+
+    build(config: dict, meta: dict) -> Module makes the untrained model from the
+    folder's config (its "model" field, which must equal ``model_name``, removed);
+    its weights are then loaded, checked against the config, and it is put in eval mode.
+    """
+    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
+
+    model_dir = Path(model_dir)
+    config_file = model_dir / "config.json"
+    if not config_file.exists():
+        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
+                              f"`suite {app} train --export DIR` or pass --model DIR")
+    card = read_card(model_dir)
+    config = dict(card["config"])
+    meta = card["meta"]
+    if config.pop("model", None) != model_name or meta.get("app") != app:
+        raise CheckpointError(f"{config_file}: not a {app} model ({model_name})")
+    try:
+        model = build(config, meta)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{config_file}: bad model config ({exc})") from None
+    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
+    model.load_state_dict(state)
+    model.eval()
+    return model, card
