@@ -200,6 +200,46 @@ class NGramModel:
         return p
 
 
+    def to_dict(self):
+        """The fitted counts as JSON-ready lists (keys delta-coded); from_dict rebuilds the same model."""
+        if self.levels is None:
+            raise ValueError("to_dict needs a fitted model; call fit first")
+        levels = []
+        for level in self.levels:
+            entry = {"keys": np.diff(level.keys, prepend=np.uint64(0)).tolist(),
+                     "counts": level.counts["raw"].tolist()}
+            if "cont" in level.counts:
+                entry["continuation"] = level.counts["cont"].tolist()
+            if not self.exact:  # hashed keys: the context of a gram is not its key // base
+                entry["contexts"] = level.ctx_keys[level._ctx_index].tolist()
+            levels.append(entry)
+        return {"order": self.order, "vocab_size": self.vocab_size, "levels": levels}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild a fitted model from to_dict() output; ValueError (one line) if malformed."""
+        try:
+            model = cls(int(d["order"]), int(d["vocab_size"]))
+            levels = d["levels"]
+            if len(levels) != model.order:
+                raise ValueError(f"{len(levels)} levels for order {model.order}")
+            model.levels = []
+            for k, entry in enumerate(levels, start=1):
+                keys = np.cumsum(np.array(entry["keys"], dtype=np.uint64), dtype=np.uint64)
+                raw = np.array(entry["counts"], dtype=np.int64)
+                contexts = (keys // np.uint64(model.base) if model.exact
+                            else np.array(entry["contexts"], dtype=np.uint64))
+                if not len(keys) == len(raw) == len(contexts):
+                    raise ValueError(f"level {k} has arrays of different lengths")
+                level = _Level(keys, raw, contexts)
+                if k < model.order:
+                    level.set_continuation(np.array(entry["continuation"], dtype=np.int64))
+                model.levels.append(level)
+        except (KeyError, TypeError, OverflowError) as error:
+            raise ValueError(f"malformed n-gram dictionary: {error!r}") from None
+        return model
+
+
 def best_order(train_ids, valid_ids, orders=range(1, 9), *, vocab_size):
     """Fit once at max(orders), pick the order with the lowest validation bits/token.
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from kernels.ctc import ctc_loss
-from suite.baselines import NGramModel, _Level
+from suite.baselines import NGramModel
 
 NEG_INF = -math.inf
 
@@ -162,18 +162,9 @@ class CharNGramLM:
         return total + (self.log_prob(seq, self.end_id) if end else 0.0)
 
     def to_dict(self):
-        """JSON-ready counts (keys delta-coded) from which from_dict rebuilds the same model."""
-        levels = []
-        for k, level in enumerate(self.model.levels, start=1):
-            entry = {"keys": np.diff(level.keys, prepend=np.uint64(0)).tolist(),
-                     "counts": level.counts["raw"].tolist()}
-            if "cont" in level.counts:
-                entry["continuation"] = level.counts["cont"].tolist()
-            if not self.model.exact:  # hashed keys: the context of a gram is not its key // base
-                entry["contexts"] = level.ctx_keys[level._ctx_index].tolist()
-            levels.append(entry)
+        """JSON-ready form (the n-gram counts, see NGramModel.to_dict) that from_dict reads back."""
         return {"format": self.FORMAT, "order": self.order, "vocab_size": self.vocab_size,
-                "levels": levels}
+                "levels": self.model.to_dict()["levels"]}
 
     @classmethod
     def from_dict(cls, d):
@@ -182,25 +173,9 @@ class CharNGramLM:
             got = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"not a character LM dictionary: format is {got!r}, expected {cls.FORMAT!r}")
         try:
-            order, vocab_size, levels = int(d["order"]), int(d["vocab_size"]), d["levels"]
-            model = NGramModel(order, vocab_size + 1)
-            if len(levels) != order:
-                raise ValueError(f"{len(levels)} levels for order {order}")
-            model.levels = []
-            for k, entry in enumerate(levels, start=1):
-                keys = np.cumsum(np.array(entry["keys"], dtype=np.uint64), dtype=np.uint64)
-                raw = np.array(entry["counts"], dtype=np.int64)
-                if model.exact:
-                    contexts = keys // np.uint64(model.base)
-                else:
-                    contexts = np.array(entry["contexts"], dtype=np.uint64)
-                if not len(keys) == len(raw) == len(contexts):
-                    raise ValueError(f"level {k} has arrays of different lengths")
-                level = _Level(keys, raw, contexts)
-                if k < order:
-                    level.set_continuation(np.array(entry["continuation"], dtype=np.int64))
-                model.levels.append(level)
-        except (KeyError, TypeError, OverflowError) as error:
+            vocab_size = int(d["vocab_size"])
+            model = NGramModel.from_dict({"order": d["order"], "vocab_size": vocab_size + 1, "levels": d["levels"]})
+        except (KeyError, TypeError) as error:
             raise ValueError(f"malformed character LM dictionary: {error!r}") from None
         return cls(model, vocab_size)
 
