@@ -199,7 +199,6 @@ class NGramModel:
             p = self.levels[k - 1].update("raw" if k == order else "cont", grams, prefix, p)
         return p
 
-
     def to_dict(self):
         """The fitted counts as JSON-ready lists (keys delta-coded); from_dict rebuilds the same model."""
         if self.levels is None:
