@@ -7,8 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the apps need: FluidSynth and a General MIDI soundfont render
 # chorales (music falls back to its own synthesiser without them); espeak-ng and flite
-# synthesise the speech app's training data (speech data build needs them).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite
+# synthesise the speech app's training data (speech data build needs them); festival
+# (festvox-kdlpc16k voice) makes the test set of a synthesiser training never heard.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k
 
 .PHONY: install test-deps run test bench lint models clean apt lab-table
 

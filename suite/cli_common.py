@@ -36,3 +36,8 @@ def export_source(run, out, force):
     if Path(out).exists() and not force:
         raise click.ClickException(f"{out} already exists; pass --force to replace it")
     return best
+
+
+def fail(exc):
+    """A library error as click's one-line `Error: ...` (exit 1)."""
+    return click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

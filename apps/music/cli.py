@@ -8,15 +8,11 @@ from pathlib import Path
 import click
 
 from suite.cli_common import command_line, export_source, prepare_run_dir
+from suite.cli_common import fail as _fail
 
 from suite.shipped import default_model_dir
 
 DEFAULT_RUN_DIR = "runs/music"
-
-
-def _fail(exc):
-    """A library error as click's one-line `Error: ...` (exit 1)."""
-    return click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _load(model_dir):

@@ -1,7 +1,306 @@
-"""`suite speech` (under construction)."""
+"""`suite speech`: speech to text with a deep bidirectional LSTM and CTC."""
+import json
+import sys
+import time
+from pathlib import Path
+
 import click
+
+from suite.cli_common import command_line, export_source, fail, prepare_run_dir
+from suite.shipped import default_model_dir
+
+DEFAULT_DATA = "data/speech"
+DEFAULT_RUN_DIR = "runs/speech"
+
+
+def _load(model_dir):
+    from apps.speech.model import load_model
+
+    try:
+        return load_model(model_dir or default_model_dir("speech"))
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+
+
+def _bar(label, quiet=False):
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def bar(done, total):
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
+    return bar
 
 
 @click.group()
 def cli():
-    """speech app (under construction)."""
+    """Speech to text: log-mel features, a deep bidirectional LSTM, CTC decoding.
+
+    The shipped model knows connected digits (zero..nine, oh) and the commands
+    yes no up down left right on off stop go, learnt from synthesised speech.
+
+    \b
+    Examples:
+      suite speech transcribe clip.wav              # text on stdout
+      suite speech transcribe *.flac --json         # with word start/end times
+      suite speech data build && suite speech train && suite speech evaluate data/speech/test/clean/transcripts.tsv
+    """
+
+
+@cli.group()
+def data():
+    """Build the synthesised speech corpus."""
+
+
+@data.command("build")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option("--n-train", type=click.IntRange(1), default=16000, show_default=True)
+@click.option("--n-valid", type=click.IntRange(1), default=800, show_default=True)
+@click.option("--n-test", type=click.IntRange(1), default=800, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes transcripts, voices and augmentation.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
+    """Synthesise utterances with espeak-ng and flite, augment them, and compute features.
+
+    Whole voices are held out for validation and test; the test set is written as
+    WAV files with transcripts.tsv (clean and at 20 dB SNR) so that evaluation reads
+    audio exactly as `transcribe` does.
+
+    Example: suite speech data build --n-train 2000 --out data/speech-small
+    """
+    from apps.speech.data import build_corpus
+
+    if Path(out).exists() and any(Path(out).iterdir()) and not force:
+        raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
+    try:
+        report = build_corpus(out, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed, workers=workers,
+                              progress=_bar("synthesising"))
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in (report.get("counts") or {}).items()))
+
+
+def _user_dataset(path, quiet):
+    """Features and texts from a user's folder (transcript TSV or LibriSpeech layout), 5 % held out."""
+    import numpy as np
+
+    from apps.speech.audio import AudioError, load_audio
+    from apps.speech.data import features, normalize, read_librispeech, read_tsv_dataset
+
+    items = read_tsv_dataset(path) if list(Path(path).glob("*.tsv")) else read_librispeech(path)
+    if len(items) < 2:
+        raise click.ClickException(f"{path}: found {len(items)} transcribed audio files; need a transcript TSV "
+                                   "(file<TAB>text) or LibriSpeech *.trans.txt files and at least 2 files")
+    feats, texts = [], []
+    bar = _bar("featurising", quiet)
+    for i, (audio, text) in enumerate(items):
+        try:
+            feats.append(features(load_audio(audio)))
+        except AudioError as exc:
+            raise fail(exc) from None
+        texts.append(normalize(text))
+        if bar:
+            bar(i + 1, len(items))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(items))
+    n_valid = max(1, len(items) // 20)
+    pick = lambda idx: {"features": [feats[i] for i in idx], "texts": [texts[i] for i in idx]}  # noqa: E731
+    return pick(order[n_valid:]), pick(order[:n_valid]), {"source": str(path), "files": len(items)}
+
+
+def _corpus_splits(data_dir, quiet):
+    from apps.speech.data import load_split
+
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise click.ClickException(f"{data_dir}: no such folder; run `suite speech data build` first "
+                                   "or pass --data DIR with a transcript TSV")
+    if not (data_dir / "train.npz").exists():
+        return _user_dataset(data_dir, quiet)
+    try:
+        train, valid = load_split(data_dir, "train"), load_split(data_dir, "valid")
+        report = json.loads((data_dir / "corpus.json").read_text())
+    except (ValueError, OSError, KeyError) as exc:
+        raise fail(exc) from None
+    return train, valid, {"source": str(data_dir), "corpus": report}
+
+
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True,
+              help="A built corpus, or a folder of audio files with a transcript TSV (file<TAB>text) "
+                   "or LibriSpeech *.trans.txt files.")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
+              help="Run folder (checkpoints, metrics, curve).")
+@click.option("--hidden", type=click.IntRange(8, 2048), default=192, show_default=True, help="LSTM units per direction.")
+@click.option("--layers", type=click.IntRange(1, 8), default=3, show_default=True)
+@click.option("--proj", type=click.IntRange(0), default=0, show_default=True, help="LSTMP projection size (0 = none).")
+@click.option("--stack", type=click.IntRange(1, 8), default=3, show_default=True, help="10 ms frames per LSTM step.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop after this much training time (checked at each evaluation).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
+@click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--lm-order", type=click.IntRange(0, 10), default=5, show_default=True,
+              help="Character n-gram LM for beam search, from the training transcripts (0 = none).")
+@click.option("--no-augment", is_flag=True, help="No SpecAugment masks.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
+@click.option("--export", type=click.Path(file_okay=False), default=None,
+              help="After training, export the best model with its card here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every, lm_order,
+          no_augment, seed, resume, force, export, quiet, as_json):
+    """Train the BiLSTM-CTC recogniser; the best model by validation CTC loss is kept.
+
+    Example: suite speech train --minutes 60 --export data/models/speech
+    """
+    from apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
+    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, export_model
+    from suite.ctc import CharNGramLM
+    from suite.train import TrainConfig, Trainer
+
+    out = prepare_run_dir(out, resume, force, export)
+    train_split, valid_split, source = _corpus_splits(data_dir, quiet)
+    config = SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), stack=stack, hidden=hidden,
+                          layers=layers, proj=proj, dropout=dropout, seed=seed)
+    task = SpeechTask(train_split, valid_split, batch_size=batch_size, augment=not no_augment)
+    lm = CharNGramLM.fit([encode(t) for t in train_split["texts"]], order=lm_order,
+                         vocab_size=len(ALPHABET)) if lm_order else None
+    tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
+                       checkpoint_every=min(eval_every, 250), seed=seed)
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    command = command_line("speech")
+    meta = {"app": "speech", "alphabet": list(ALPHABET), "features": FEATURES, "command": command, "seed": seed,
+            "train_config": tcfg.__dict__, "data": source, "train_utterances": len(train_split["texts"]),
+            "lm": lm.to_dict() if lm else None, "lm_order": lm_order,
+            "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
+
+    def on_eval(record):
+        if not quiet:
+            click.echo(f"step {record['step']}: valid CTC {record['loss']:.4f}, greedy CER "
+                       f"{record.get('cer', float('nan')):.4f}, WER {record.get('wer', float('nan')):.4f}", err=True)
+
+    trainer = Trainer(SpeechModel(config), task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
+                      on_eval=on_eval, stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
+    summary = trainer.fit(resume=resume)
+    best = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
+    summary["valid"] = best
+    if export:
+        summary["card"] = _export(out / "best", export, data_dir, command, quiet)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), {summary['elapsed_s'] / 60:.1f} "
+                   f"min; best validation WER {best.get('wer', float('nan')):.4f} (greedy); run in {out}"
+                   + (f"; exported to {export}" if export else ""))
+
+
+def _export(best, out, data_dir, command, quiet, export_command=None):
+    from apps.speech.model import export_model
+
+    try:
+        return export_model(best, out, data_dir, command=command, export_command=export_command,
+                            progress=_bar("evaluating", quiet))
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="data/models/speech", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True,
+              help="The built corpus whose test folders are evaluated.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def export(run, out, data_dir, force, as_json):
+    """Export a trained model (RUN/best) with a card of held-out WER/CER per test condition.
+
+    Example: suite speech export runs/speech --out data/models/speech --force
+    """
+    best = export_source(run, out, force)
+    card = _export(best, out, data_dir, None, False, export_command=command_line("speech"))
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+    else:
+        for name, m in card["metrics"]["test"].items():
+            click.echo(f"{name:>16}: WER {m['wer']:.4f}  CER {m['cer']:.4f}  ({m['utterances']} utterances)")
+        click.echo(f"exported {best} to {out}")
+
+
+@cli.command()
+@click.argument("tsv", type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model folder [default: the shipped model].")
+@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
+@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (with every hypothesis).")
+def evaluate(tsv, model_dir, beam, no_lm, as_json):
+    """WER and CER of the model on the audio files listed in TSV (file<TAB>text[<TAB>voice[<TAB>condition]]).
+
+    Example: suite speech evaluate data/speech/test/snr20/transcripts.tsv
+    """
+    from apps.speech.model import Transcriber, evaluate_tsv
+
+    model, card = _load(model_dir)
+    try:
+        report = evaluate_tsv(Transcriber(model, card, beam=beam, use_lm=not no_lm), tsv, progress=_bar("transcribing"))
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"WER {report['wer']:.4f}  CER {report['cer']:.4f}  ({report['utterances']} utterances, "
+               f"{report['words']} words)")
+    for key in ("by_voice", "by_condition"):
+        for name, m in sorted(report.get(key, {}).items()):
+            click.echo(f"  {key[3:]} {name}: WER {m['wer']:.4f}  CER {m['cer']:.4f}  ({m['utterances']})")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model folder [default: the shipped model].")
+@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
+@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, with word start/end times.")
+def transcribe(files, model_dir, beam, no_lm, as_json):
+    """Transcribe audio files (WAV, FLAC, OGG, MP3; any rate; mono or stereo).
+
+    Long recordings are cut at silences and streamed in bounded memory. A file
+    that cannot be read is reported on stderr; the others are still transcribed
+    and the exit code is 1.
+
+    \b
+    Examples:
+      suite speech transcribe clip.wav
+      suite speech transcribe a.wav b.flac --json --beam 16
+    """
+    from apps.speech.audio import AudioError
+    from apps.speech.model import Transcriber, transcribe_file
+
+    model, card = _load(model_dir)
+    transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm)
+    failed = 0
+    for path in files:
+        t0 = time.perf_counter()
+        try:
+            text, words, seconds = transcribe_file(transcriber, path)
+        except AudioError as exc:
+            click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
+            failed += 1
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": path, "text": text, "words": words, "seconds": round(seconds, 3),
+                                   "decode_seconds": round(time.perf_counter() - t0, 3)}))
+        else:
+            click.echo(f"{path}\t{text}" if len(files) > 1 else text)
+    if failed:
+        sys.exit(1)

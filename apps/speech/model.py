@@ -1,0 +1,382 @@
+"""The speech model: log-mel frames -> stacked frames -> deep bidirectional LSTM -> characters (CTC).
+
+Frame stacking (Sak et al. 2015, "fast and accurate recurrent neural network
+acoustic models"): ``stack`` consecutive 10 ms frames are concatenated and only
+every ``stack``-th kept, so the recurrent layers run at 30 ms a step. That
+cuts the cost of every layer by ``stack`` while leaving several steps per
+character even for fast synthetic speech (the data build reports the tightest
+ratio it produced).
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from suite.batching import BucketSampler, iterate_in_order, pad_time_major
+from suite.nn import Linear, Module, Recurrent
+
+MODEL_NAME = "SpeechCTC"
+
+
+@dataclass
+class SpeechConfig:
+    feature_dim: int            # F: features per 10 ms frame (apps.speech.data.feature_dim())
+    vocab_size: int             # characters incl. the CTC blank (id 0)
+    stack: int = 3              # frames concatenated per recurrent step (30 ms)
+    hidden: int = 192           # LSTM units per direction
+    layers: int = 3             # bidirectional layers
+    proj: int = 0               # LSTMP recurrent projection (0 = plain LSTM)
+    dropout: float = 0.1        # between recurrent layers
+    seed: int = 0
+
+
+def stack_frames(x, lengths, stack):
+    """(T, B, F) frames -> (ceil(T/stack), B, stack*F) and the new lengths (zero-padded at the end)."""
+    T, B, F = x.shape
+    Ts = -(-T // stack)
+    padded = np.zeros((Ts * stack, B, F), dtype=x.dtype)  # (Ts*stack, B, F)
+    padded[:T] = x
+    y = padded.reshape(Ts, stack, B, F).transpose(0, 2, 1, 3).reshape(Ts, B, stack * F)  # (Ts, B, stack*F)
+    return np.ascontiguousarray(y), -(-np.asarray(lengths) // stack)
+
+
+class SpeechModel(Module):
+    def __init__(self, config: SpeechConfig):
+        self.config = config
+        rng = np.random.default_rng(config.seed)
+        self.rnn = Recurrent(config.feature_dim * config.stack, config.hidden, num_layers=config.layers,
+                             kind="lstm", bidirectional=True, proj_size=config.proj, dropout=config.dropout,
+                             seed=int(rng.integers(2**31)))
+        self.out = Linear(self.rnn.output_size, config.vocab_size, rng=rng)
+
+    def forward(self, feats, lengths):
+        """feats (T, B, F) float32, lengths (B,) -> logits (T', B, C), lengths' (B,)."""
+        x, steps = stack_frames(np.asarray(feats, dtype=self.dtype), lengths, self.config.stack)
+        y, _ = self.rnn.forward(x, steps)  # (T', B, 2H)
+        return self.out.forward(y), steps
+
+    def backward(self, dlogits):
+        self.rnn.backward(self.out.backward(dlogits))
+
+
+def config_dict(config: SpeechConfig):
+    return {"model": MODEL_NAME} | asdict(config)
+
+
+def spec_augment(feats, rng, freq_masks=2, freq_width=6, time_masks=2, time_width=12):
+    """SpecAugment (Park et al. 2019) masks on one utterance's (T, F) features, in a copy.
+
+    Masked bands are set to 0, the mean of the normalised features.
+    """
+    x = np.array(feats, dtype=np.float32)
+    T, F = x.shape
+    for _ in range(freq_masks):
+        w = int(rng.integers(0, freq_width + 1))
+        f0 = int(rng.integers(0, max(F - w, 0) + 1))
+        x[:, f0:f0 + w] = 0.0
+    for _ in range(time_masks):
+        w = int(rng.integers(0, min(time_width, T // 8) + 1)) if T else 0
+        t0 = int(rng.integers(0, max(T - w, 0) + 1))
+        x[t0:t0 + w] = 0.0
+    return x
+
+
+def pad_targets(seqs):
+    """List of int label arrays -> (B, S) int32 zero-padded, lengths (B,)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.zeros((len(seqs), max(int(lengths.max()), 1)), dtype=np.int32)
+    for b, s in enumerate(seqs):
+        out[b, :len(s)] = s
+    return out, lengths
+
+
+def log_softmax(logits):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+class SpeechTask:
+    """Trainer task: bucketed batches of (features, characters), CTC loss; validation CTC loss, CER, WER."""
+
+    def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64):
+        from apps.speech.data import encode
+
+        self.train_feats = train["features"]
+        self.train_labels = [encode(t) for t in train["texts"]]
+        self.valid = valid
+        self.batch_size = batch_size
+        self.augment = augment
+        self.valid_batch = valid_batch
+        self.sampler = BucketSampler([len(f) for f in self.train_feats], batch_size)
+
+    def train_batch(self, rng):
+        idx = self.sampler.sample(rng)
+        feats = [self.train_feats[i] for i in idx]
+        feats = [spec_augment(f, rng) if self.augment else np.asarray(f, np.float32) for f in feats]
+        x, lengths = pad_time_major(feats, dtype=np.float32)
+        targets, target_lengths = pad_targets([self.train_labels[i] for i in idx])
+        return x, lengths, targets, target_lengths
+
+    def loss_and_grad(self, model, batch):
+        from suite.ctc import ctc_loss_mean
+
+        x, lengths, targets, target_lengths = batch
+        logits, steps = model.forward(x, lengths)
+        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
+        model.backward(dlogits)
+        return float(loss), len(lengths)
+
+    def evaluate(self, model):
+        out = evaluate_features(model, self.valid["features"], self.valid["texts"], batch_size=self.valid_batch)
+        return {"loss": out["ctc_loss"], "cer": out["cer"], "wer": out["wer"]}
+
+
+def evaluate_features(model, features, texts, batch_size=64):
+    """CTC loss per utterance and greedy-decoding CER/WER over precomputed features (no LM, no beam)."""
+    import jiwer
+
+    from apps.speech.data import decode, encode
+    from kernels.ctc import ctc_greedy, ctc_loss
+
+    order = np.argsort([len(f) for f in features], kind="stable")  # similar lengths batch together
+    total, count, hyps = 0.0, 0, [None] * len(features)
+    for batch in iterate_in_order(len(order), batch_size):
+        idx = order[batch]
+        x, lengths = pad_time_major([np.asarray(features[i], np.float32) for i in idx], dtype=np.float32)
+        logits, steps = model.forward(x, lengths)
+        targets, target_lengths = pad_targets([encode(texts[i]) for i in idx])
+        nll, _ = ctc_loss(logits, targets, steps, target_lengths)
+        total += float(np.sum(nll[np.isfinite(nll)]))
+        count += int(np.isfinite(nll).sum())
+        for i, (tokens, _) in zip(idx, ctc_greedy(logits, steps)):
+            hyps[i] = decode(tokens)
+    refs = list(texts)
+    return {"ctc_loss": total / max(count, 1), "cer": _rate(jiwer.cer, refs, hyps),
+            "wer": _rate(jiwer.wer, refs, hyps), "hypotheses": hyps}
+
+
+def _rate(fn, refs, hyps):
+    """jiwer's rate over the whole set; empty references are skipped (jiwer rejects them)."""
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        return 0.0
+    return float(fn([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def build_model(config, meta):
+    return SpeechModel(SpeechConfig(**config))
+
+
+def load_model(model_dir):
+    """(SpeechModel, card) from a model folder; one-line CheckpointError otherwise."""
+    from suite.shipped import load_app_model
+
+    return load_app_model(model_dir, "speech", MODEL_NAME, build_model)
+
+
+def char_lm(card):
+    """The character n-gram LM stored in a card's meta, or None."""
+    from suite.ctc import CharNGramLM
+
+    lm = (card.get("meta") or {}).get("lm")
+    return CharNGramLM.from_dict(lm) if lm else None
+
+
+class Transcriber:
+    """Text (and word times) from waveforms with one loaded model: features -> BiLSTM -> CTC decoding."""
+
+    def __init__(self, model, card, beam=8, lm_weight=None, use_lm=True):
+        from apps.speech.data import FEATURES
+
+        self.model = model
+        self.card = card
+        self.beam = beam
+        self.lm = char_lm(card) if use_lm else None
+        decoding = (card.get("meta") or {}).get("decoding") or {}
+        self.lm_weight = lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5)
+        self.bonus = decoding.get("bonus", 0.0)
+        self.frame_seconds = FEATURES["hop_ms"] / 1000.0 * model.config.stack
+
+    def logits(self, wave, sr):
+        from apps.speech.data import features
+
+        feats = features(wave, sr)  # (T, F)
+        if len(feats) == 0:
+            return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)
+        logits, _ = self.model.forward(feats[:, None, :], np.array([len(feats)]))
+        return logits[:, 0]  # (T', C)
+
+    def decode(self, logits):
+        """(text, tokens, word times) for one utterance's (T', C) logits."""
+        from apps.speech.data import ALPHABET, decode
+        from kernels.ctc import ctc_align, ctc_greedy
+        from suite.ctc import prefix_beam_search, word_times
+
+        if len(logits) == 0:
+            return "", [], []
+        log_probs = log_softmax(logits.astype(np.float64))
+        if self.beam > 1 or self.lm is not None:
+            best = prefix_beam_search(log_probs, beam=self.beam, lm=self.lm, lm_weight=self.lm_weight,
+                                      char_bonus=self.bonus)
+            tokens = np.array(best[0][0], dtype=np.int32) if best else np.zeros(0, np.int32)
+        else:
+            tokens = ctc_greedy(logits[:, None, :], np.array([len(logits)]))[0][0]
+        if len(tokens) == 0:
+            return "", [], []
+        starts, ends = ctc_align(log_probs, tokens)
+        words = word_times(tokens, starts, ends, space_id=1, frame_seconds=self.frame_seconds,
+                           id_to_char=ALPHABET)
+        return decode(tokens), tokens, words
+
+    def transcribe_wave(self, wave, sr, offset=0.0):
+        text, _, words = self.decode(self.logits(wave, sr))
+        for w in words:
+            w["start"] = round(w["start"] + offset, 3)
+            w["end"] = round(w["end"] + offset, 3)
+        return text, words
+
+
+def read_eval_tsv(tsv):
+    """Rows (audio path, text, voice, condition) of an evaluation TSV: file<TAB>text[<TAB>voice[<TAB>condition]].
+
+    Paths are relative to the TSV's folder; voice and condition default to "-".
+    """
+    from pathlib import Path
+
+    tsv = Path(tsv)
+    try:
+        lines = tsv.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"{tsv}: no such file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{tsv}: not a UTF-8 text file; expected lines of file<TAB>text") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise ValueError(f"{tsv}:{n}: expected file<TAB>text, got {line[:60]!r}")
+        rows.append((tsv.parent / parts[0], parts[1], parts[2] if len(parts) > 2 else "-",
+                     parts[3] if len(parts) > 3 else "-"))
+    if not rows:
+        raise ValueError(f"{tsv}: no rows; expected lines of file<TAB>text")
+    return rows
+
+
+def transcribe_file(transcriber, path):
+    """(text, words, audio seconds) of one file, segment by segment (long files stream)."""
+    from apps.speech.audio import iter_segments
+
+    texts, words, seconds = [], [], 0.0
+    for start, wave in iter_segments(path):
+        text, w = transcriber.transcribe_wave(wave, 16000, offset=start)
+        seconds = start + len(wave) / 16000
+        if text:
+            texts.append(text)
+        words += w
+    return " ".join(texts), words, seconds
+
+
+def error_rates(refs, hyps):
+    return {"wer": round(_rate(_jiwer().wer, refs, hyps), 4), "cer": round(_rate(_jiwer().cer, refs, hyps), 4),
+            "utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
+
+
+def _jiwer():
+    import jiwer
+
+    return jiwer
+
+
+def evaluate_tsv(transcriber, tsv, progress=None):
+    """WER/CER over a TSV's files, also by voice and by condition, with the real-time factor."""
+    import time
+
+    from apps.speech.data import normalize
+
+    rows = read_eval_tsv(tsv)
+    refs, hyps, audio_s, t0 = [], [], 0.0, time.perf_counter()
+    for i, (path, text, _, _) in enumerate(rows):
+        hyp, _, seconds = transcribe_file(transcriber, path)
+        refs.append(normalize(text))
+        hyps.append(hyp)
+        audio_s += seconds
+        if progress is not None:
+            progress(i + 1, len(rows))
+    elapsed = time.perf_counter() - t0
+    report = error_rates(refs, hyps)
+    for key, col in (("by_voice", 2), ("by_condition", 3)):
+        groups = {}
+        for row, r, h in zip(rows, refs, hyps):
+            groups.setdefault(row[col], ([], []))
+            groups[row[col]][0].append(r)
+            groups[row[col]][1].append(h)
+        if len(groups) > 1 or "-" not in groups:
+            report[key] = {name: error_rates(r, h) for name, (r, h) in groups.items()}
+    report["audio_seconds"] = round(audio_s, 2)
+    report["realtime_factor"] = round(audio_s / max(elapsed, 1e-9), 1)  # seconds of audio per second of compute
+    report["hypotheses"] = [{"file": str(row[0]), "ref": r, "hyp": h} for row, r, h in zip(rows, refs, hyps)]
+    return report
+
+
+def export_model(best_dir, export_dir, data_dir, command=None, export_command=None, progress=None):
+    """Copy a trained model to export_dir with a card of held-out metrics on every data_dir/test/* folder.
+
+    Each condition is decoded twice: greedy without LM, and beam search with the
+    character LM (the default of `transcribe`); beside them the trivial baseline
+    that always answers the most frequent training transcript.
+    """
+    import datetime
+    from collections import Counter
+    from pathlib import Path
+
+    from suite.shipped import publish_model
+
+    model, card = load_model(best_dir)
+    meta = card.get("meta") or {}
+    data_dir = Path(data_dir)
+    tests = sorted(p.parent for p in data_dir.glob("test/*/transcripts.tsv"))
+    if not tests:
+        raise ValueError(f"{data_dir}: no test/*/transcripts.tsv; run `suite speech data build` first")
+    train_texts = []
+    if (data_dir / "train.npz").exists():
+        from apps.speech.data import load_split
+
+        train_texts = load_split(data_dir, "train")["texts"]
+    constant = Counter(train_texts).most_common(1)[0][0] if train_texts else ""
+    beam = Transcriber(model, card)
+    greedy = Transcriber(model, card, beam=1, use_lm=False)
+    metrics = {}
+    for folder in tests:
+        tsv = folder / "transcripts.tsv"
+        full = evaluate_tsv(beam, tsv, progress=progress)
+        plain = evaluate_tsv(greedy, tsv)
+        refs = [h["ref"] for h in full["hypotheses"]]
+        metrics[folder.name] = {
+            "wer": full["wer"], "cer": full["cer"], "utterances": full["utterances"], "words": full["words"],
+            "greedy_no_lm": {"wer": plain["wer"], "cer": plain["cer"]},
+            "baseline_most_frequent_transcript": error_rates(refs, [constant] * len(refs)),
+            "by_voice": full.get("by_voice"), "realtime_factor": full["realtime_factor"],
+            "examples": full["hypotheses"][:5],
+        }
+    corpus = {}
+    if (data_dir / "corpus.json").exists():
+        import json
+
+        corpus = json.loads((data_dir / "corpus.json").read_text())
+    out = {
+        "app": "speech",
+        "model": "log-mel frames, stacked x{} -> {}-layer bidirectional LSTM ({} units per direction) -> "
+                 "characters, CTC".format(model.config.stack, model.config.layers, model.config.hidden),
+        "config": card["config"],
+        "data": {"source": str(data_dir), "corpus": corpus, "train_utterances": meta.get("train_utterances")},
+        "training": {"command": command or meta.get("command"), "export_command": export_command,
+                     "seed": meta.get("seed"), "train_config": meta.get("train_config"),
+                     "best_step": meta.get("step"), "valid": meta.get("valid")},
+        "decoding": meta.get("decoding"),
+        "metrics": {"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
+                           "the same path as `suite speech transcribe`; beam search with the character LM unless "
+                           "noted", "test": metrics},
+        "date": datetime.date.today().isoformat(),
+    }
+    return publish_model(best_dir, export_dir, out)
