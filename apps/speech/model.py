@@ -288,13 +288,35 @@ def _jiwer():
     return jiwer
 
 
+def voices_beside(tsv):
+    """{audio file name: voice} from the utterances.tsv a corpus build writes beside (or one folder above) a test TSV."""
+    from pathlib import Path
+
+    folder = Path(tsv).parent
+    table = next((t for t in (folder / "utterances.tsv", folder.parent / "utterances.tsv") if t.exists()), None)
+    if table is None:
+        return {}
+    out = {}
+    for line in table.read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
 def evaluate_tsv(transcriber, tsv, progress=None):
-    """WER/CER over a TSV's files, also by voice and by condition, with the real-time factor."""
+    """WER/CER over a TSV's files, also by voice and by condition, with the real-time factor.
+
+    Voices come from the TSV's third column or, for a built corpus, from its utterances.tsv.
+    """
     import time
 
     from apps.speech.data import normalize
 
     rows = read_eval_tsv(tsv)
+    voices = voices_beside(tsv)
+    rows = [(p, t, voices.get(p.name, v) if v == "-" else v, c) for p, t, v, c in rows]
+    transcriber.transcribe_wave(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)  # compile
     refs, hyps, audio_s, t0 = [], [], 0.0, time.perf_counter()
     for i, (path, text, _, _) in enumerate(rows):
         hyp, _, seconds = transcribe_file(transcriber, path)
@@ -316,7 +338,23 @@ def evaluate_tsv(transcriber, tsv, progress=None):
     report["audio_seconds"] = round(audio_s, 2)
     report["realtime_factor"] = round(audio_s / max(elapsed, 1e-9), 1)  # seconds of audio per second of compute
     report["hypotheses"] = [{"file": str(row[0]), "ref": r, "hyp": h} for row, r, h in zip(rows, refs, hyps)]
+    report["voices"] = [row[2] for row in rows]
     return report
+
+
+def _voice_summary(report):
+    """Per-engine WER and the five hardest voices, from evaluate_tsv's per-utterance hypotheses and voices."""
+    by_voice = report.get("by_voice") or {}
+    if not by_voice:
+        return {}
+    engines = {}
+    for h, voice in zip(report["hypotheses"], report["voices"]):
+        engines.setdefault(voice.split(":")[0], ([], []))
+        engines[voice.split(":")[0]][0].append(h["ref"])
+        engines[voice.split(":")[0]][1].append(h["hyp"])
+    worst = sorted(by_voice.items(), key=lambda kv: -kv[1]["wer"])[:5]
+    return {"by_engine": {e: error_rates(r, h) for e, (r, h) in sorted(engines.items())},
+            "voices": len(by_voice), "hardest_voices": dict(worst)}
 
 
 def export_model(best_dir, export_dir, data_dir, command=None, export_command=None, progress=None):
@@ -356,7 +394,7 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
             "wer": full["wer"], "cer": full["cer"], "utterances": full["utterances"], "words": full["words"],
             "greedy_no_lm": {"wer": plain["wer"], "cer": plain["cer"]},
             "baseline_most_frequent_transcript": error_rates(refs, [constant] * len(refs)),
-            "by_voice": full.get("by_voice"), "realtime_factor": full["realtime_factor"],
+            **_voice_summary(full), "realtime_factor": full["realtime_factor"],
             "examples": full["hypotheses"][:5],
         }
     corpus = {}
