@@ -1,0 +1,322 @@
+"""The caption model: CNN encoder -> additive attention -> LSTM decoder (Luong-style output).
+
+Encoder: conv3x3 + ReLU + 2x2 max-pool blocks turn a (3, 64, 64) image (plus
+two coordinate channels, "CoordConv", Liu et al. 2018, so features know where
+they are) into an 8x8 grid of feature vectors: the memory the decoder attends
+over. Each memory vector also carries its own (x, y), so an attended context
+says *where* the attended thing is, which relations ("left of", "above") need.
+
+Decoder: an LSTM over the previous words, started from a summary of the whole
+image (the grid average-pooled to 4x4, flattened, projected: a layout sketch,
+as Show, Attend and Tell start from the mean annotation); at every step the
+additive attention (kernels/attention.py) reads the memory with the LSTM
+output as the query; a second LSTM reads [h; context] (attention between
+decoder layers, as in GNMT, Wu et al. 2016), so it remembers where earlier
+words looked: "left of" compares the place just described with the next; and
+the attentional hidden state tanh(W [h2; context]) predicts the next word
+(Luong et al. 2015). Training runs both LSTMs over the whole caption at once
+(teacher forcing), so it uses the sequence kernels.
+"""
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from kernels.losses import softmax_cross_entropy
+from suite.batching import pad_time_major
+from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
+from suite.nn.attention import AdditiveAttention
+from suite.nn.conv import Conv2d, MaxPool2d, ReLU
+
+MODEL_NAME = "ShowAttendTell"
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+SPECIALS = [PAD, BOS, EOS, UNK]
+
+
+@dataclass
+class CaptionConfig:
+    vocab_size: int
+    input_size: int = 64                              # images are resized to input_size^2
+    channels: list = field(default_factory=lambda: [24, 48, 64])  # one conv+pool block each
+    embed: int = 48
+    hidden: int = 192                                 # decoder LSTM units
+    attn: int = 64                                    # additive attention size
+    dropout: float = 0.1                              # on the attentional hidden state
+    context_lstm: bool = True                         # a 2nd LSTM over [h; context] remembers where earlier
+                                                      # words looked (relations compare two places)
+    seed: int = 0
+
+
+class Vocab:
+    """Words <-> ids with the four specials first (PAD=0, BOS=1, EOS=2, UNK=3)."""
+
+    def __init__(self, words):
+        self.words = list(SPECIALS) + [w for w in words if w not in SPECIALS]
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @property
+    def size(self):
+        return len(self.words)
+
+    def encode(self, tokens):
+        unk = self.index[UNK]
+        return np.array([self.index.get(t, unk) for t in tokens], dtype=np.int64)
+
+    def decode(self, ids):
+        return " ".join(self.words[i] for i in ids if i >= len(SPECIALS))
+
+    def to_json(self):
+        return self.words[len(SPECIALS):]
+
+    @classmethod
+    def from_json(cls, words):
+        return cls(words)
+
+
+def coord_channels(n):
+    """(2, n, n) x and y in [-1, 1] for CoordConv and the memory positions."""
+    c = np.linspace(-1.0, 1.0, n, dtype=np.float32)
+    return np.stack([np.broadcast_to(c[None, :], (n, n)), np.broadcast_to(c[:, None], (n, n))])
+
+
+class CaptionModel(Module):
+    def __init__(self, config: CaptionConfig):
+        self.config = config
+        rng = np.random.default_rng(config.seed)
+        layers, c_in = [], 5  # RGB + x, y
+        for c_out in config.channels:
+            first = not layers  # nothing below the first conv needs its input gradient
+            layers += [Conv2d(c_in, c_out, 3, padding=1, rng=rng, input_grad=not first), ReLU(), MaxPool2d(2)]
+            c_in = c_out
+        self.encoder = layers
+        self.grid = config.input_size // 2 ** len(config.channels)  # memory is grid x grid
+        if self.grid < 2 or self.grid % 2:
+            raise ValueError(f"input_size {config.input_size} with {len(config.channels)} pooling blocks "
+                             f"leaves a {self.grid}x{self.grid} grid; need an even grid >= 2")
+        self.mem_size = c_in + 2  # features + (x, y)
+        self.init = Linear((self.grid // 2) ** 2 * c_in, 2 * config.hidden, rng=rng)
+        self.embed = Embedding(config.vocab_size, config.embed, rng=rng)
+        self.rnn = Recurrent(config.embed, config.hidden, seed=int(rng.integers(2**31)))
+        self.attention = AdditiveAttention(config.hidden, self.mem_size, config.attn, rng=rng)
+        self.rnn2 = (Recurrent(config.hidden + self.mem_size, config.hidden, seed=int(rng.integers(2**31)))
+                     if config.context_lstm else None)
+        self.combine = Linear(config.hidden + self.mem_size, config.hidden, rng=rng)
+        self.drop = Dropout(config.dropout, rng=np.random.default_rng(int(rng.integers(2**31))))
+        self.out = Linear(config.hidden, config.vocab_size, rng=rng)
+        self._coords_in = coord_channels(config.input_size)
+        self._coords_mem = coord_channels(self.grid).reshape(2, -1).T.copy()  # (N, 2)
+
+    # -- encoder -------------------------------------------------------------------------
+    def encode(self, images):
+        """images (B, 3, S, S) float32 in [0, 1] -> memory (B, N, K), initial state ((1,B,H), (1,B,H))."""
+        B = len(images)
+        x = np.concatenate([np.asarray(images, dtype=self.dtype),
+                            np.broadcast_to(self._coords_in, (B,) + self._coords_in.shape)], axis=1)
+        for layer in self.encoder:
+            x = layer.forward(x)  # ends (B, C, g, g)
+        C, g = x.shape[1], self.grid
+        feats = x.transpose(0, 2, 3, 1).reshape(B, g * g, C)  # (B, N, C)
+        memory = np.concatenate([feats, np.broadcast_to(self._coords_mem, (B, g * g, 2))], axis=2)
+        pooled = x.reshape(B, C, g // 2, 2, g // 2, 2).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*(g/2)^2)
+        z = np.tanh(self.init.forward(pooled))  # (B, 2H)
+        self._enc = (x.shape, z) if self.training else None
+        H = self.config.hidden
+        return np.ascontiguousarray(memory, dtype=self.dtype), (z[None, :, :H].copy(), z[None, :, H:].copy())
+
+    def encode_backward(self, dmemory, dstate0):
+        shape, z = self._enc
+        B, C, g, _ = shape
+        dz = np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1) * (1.0 - z * z)  # (B, 2H)
+        dpooled = self.init.backward(dz).reshape(B, C, g // 2, 1, g // 2, 1)
+        dx = np.broadcast_to(dpooled / 4.0, (B, C, g // 2, 2, g // 2, 2)).reshape(B, C, g, g).copy()
+        dx += dmemory[:, :, :C].reshape(B, g, g, C).transpose(0, 3, 1, 2)
+        for layer in reversed(self.encoder):
+            dx = layer.backward(dx)
+
+    # -- decoder -------------------------------------------------------------------------
+    def decode_step(self, words, state, memory):
+        """words (T, B) ids, state -> logits (T, B, V), new state, attention (T, B, N).
+
+        state is (first LSTM's state, second LSTM's state or None); encode() gives the first.
+        """
+        state1, state2 = state if len(state) == 2 and isinstance(state[0], tuple) else (state, None)
+        self.attention.set_memory(memory)
+        y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
+        context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
+        if self.rnn2 is not None:
+            y, state2 = self.rnn2.forward(np.concatenate([y, context], axis=2), state=state2)  # (T, B, H)
+        a = np.tanh(self.combine.forward(np.concatenate([y, context], axis=2)))  # (T, B, H)
+        self._dec = (y.shape, a) if self.training else None
+        logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
+        return logits, (state1, state2), alpha
+
+    def decoder_backward(self, dlogits):
+        (T, B, H), a = self._dec
+        da = self.drop.backward(self.out.backward(dlogits)) * (1.0 - a * a)
+        dcat = self.combine.backward(da)  # (T, B, H + K)
+        dy, dcontext = dcat[:, :, :H], dcat[:, :, H:]
+        if self.rnn2 is not None:
+            dcat2 = self.rnn2.backward(np.ascontiguousarray(dy))  # (T, B, H + K)
+            dy, dcontext = dcat2[:, :, :H], dcontext + dcat2[:, :, H:]
+        dy = dy + self.attention.backward(np.ascontiguousarray(dcontext))
+        self.embed.backward(self.rnn.backward(np.ascontiguousarray(dy)))
+        return self.attention.dmemory, self.rnn.dstate0
+
+    def loss_and_grad(self, images, inputs, targets):
+        """Teacher-forced cross-entropy per word (PAD targets ignored); backward when training."""
+        memory, state = self.encode(images)
+        logits, _, _ = self.decode_step(inputs, state, memory)
+        T, B, V = logits.shape
+        loss, count, dlogits = softmax_cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=0)
+        if self.training:
+            dmemory, dstate0 = self.decoder_backward(dlogits.reshape(T, B, V))
+            self.encode_backward(dmemory, dstate0)
+        return loss, count
+
+
+def config_dict(config: CaptionConfig):
+    return {"model": MODEL_NAME} | asdict(config)
+
+
+def teacher_batch(vocab, token_lists):
+    """Token lists -> inputs (T, B) (BOS + words) and targets (T, B) (words + EOS, PAD-padded)."""
+    seqs = [vocab.encode(t) for t in token_lists]
+    inputs, _ = pad_time_major([np.concatenate([[1], s]) for s in seqs], pad_value=0, dtype=np.int64)
+    targets, _ = pad_time_major([np.concatenate([s, [2]]) for s in seqs], pad_value=0, dtype=np.int64)
+    return inputs, targets
+
+
+class CaptionTask:
+    """Trainer task: random (image, one of its reference captions) batches; valid loss per word."""
+
+    def __init__(self, vocab, train_images, train_refs, valid_images, valid_refs, batch_size=32,
+                 tokenize=str.split):
+        self.vocab = vocab
+        self.images, self.refs = train_images, [[tokenize(c) for c in r] for r in train_refs]
+        self.valid_images = valid_images
+        self.valid_refs = [[tokenize(c) for c in r] for r in valid_refs]
+        self.batch_size = batch_size
+
+    def train_batch(self, rng):
+        idx = rng.choice(len(self.images), size=min(self.batch_size, len(self.images)), replace=False)
+        caps = [self.refs[i][rng.integers(len(self.refs[i]))] for i in idx]
+        return as_float(self.images[idx]), *teacher_batch(self.vocab, caps)
+
+    def loss_and_grad(self, model, batch):
+        return model.loss_and_grad(*batch)
+
+    def evaluate(self, model):
+        total, count = 0.0, 0
+        for start in range(0, len(self.valid_images), 128):
+            imgs = as_float(self.valid_images[start:start + 128])
+            caps = [r[0] for r in self.valid_refs[start:start + 128]]
+            loss, n = model.loss_and_grad(imgs, *teacher_batch(self.vocab, caps))
+            total += loss * n
+            count += n
+        return {"loss": total / max(count, 1)}
+
+
+def as_float(images):
+    """uint8 (B, 3, S, S) -> float32 in [0, 1] (float input passes through)."""
+    images = np.asarray(images)
+    return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+def log_softmax(x):
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
+    """Beam search on one (3, S, S) image: list of dicts {caption, log_prob, tokens, attention (L, N)}."""
+    from suite.beam import beam_search, reorder
+
+    memory, state = model.encode(as_float(image)[None])
+
+    def step(tokens, state, rows):
+        state = reorder(state, rows)
+        mem = np.repeat(memory, len(tokens), axis=0)
+        logits, state, alpha = model.decode_step(np.asarray(tokens)[None, :], state, mem)
+        return log_softmax(logits[0].astype(np.float64)), state, alpha[0]
+
+    hyps = beam_search(step, state, bos=1, eos=2, beam=beam, max_len=max_len, length_penalty=length_penalty)
+    return [{"caption": vocab.decode(h.tokens), "log_prob": h.log_prob, "tokens": h.tokens,
+             "attention": np.array(h.extras)} for h in hyps]
+
+
+def greedy_batch(model, images, max_len=30):
+    """Greedy captions of many images at once (validation, evaluation): list of token-id lists."""
+    memory, state = model.encode(as_float(images))
+    B = len(images)
+    words = np.full((1, B), 1, dtype=np.int64)
+    out = [[] for _ in range(B)]
+    done = np.zeros(B, dtype=bool)
+    for _ in range(max_len):
+        logits, state, _ = model.decode_step(words, state, memory)
+        words = logits.argmax(axis=2)  # (1, B)
+        for b in np.flatnonzero(~done):
+            if words[0, b] == 2:
+                done[b] = True
+            else:
+                out[b].append(int(words[0, b]))
+        if done.all():
+            break
+    return out
+
+
+def build_model(config, meta):
+    return CaptionModel(CaptionConfig(**config))
+
+
+def load_model(model_dir):
+    """(CaptionModel, Vocab, card) from a model folder; one-line CheckpointError otherwise."""
+    from suite.shipped import load_app_model
+
+    model, card = load_app_model(model_dir, "caption", MODEL_NAME, build_model)
+    vocab = Vocab.from_json(card["meta"].get("vocab") or [])
+    if vocab.size != model.config.vocab_size:
+        from suite.nn.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{model_dir}: vocabulary has {vocab.size} words, model expects "
+                              f"{model.config.vocab_size}")
+    return model, vocab, card
+
+
+def caption_images(model, vocab, images, beam=5, batch=64, progress=None):
+    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search per image."""
+    out = []
+    for start in range(0, len(images), batch if beam == 1 else 1):
+        if beam == 1:
+            out += [vocab.decode(t) for t in greedy_batch(model, images[start:start + batch])]
+        else:
+            out.append(caption_image(model, vocab, images[start], beam=beam)[0]["caption"])
+        if progress is not None:
+            progress(len(out), len(images))
+    return out
+
+
+def nearest_neighbour_captions(train_images, train_refs, images, size=16):
+    """Baseline: the first reference caption of the train image nearest in pixels (images shrunk to size^2)."""
+    def small(x):
+        x = as_float(x)
+        B, C, S, _ = x.shape
+        f = S // size
+        return x[:, :, :f * size, :f * size].reshape(B, C, size, f, size, f).mean(axis=(3, 5)).reshape(B, -1)
+
+    train = small(train_images)  # (N, D)
+    sq = (train * train).sum(axis=1)
+    out = []
+    for start in range(0, len(images), 256):
+        q = small(images[start:start + 256])
+        d = sq[None, :] - 2.0 * q @ train.T  # (b, N); |q|^2 is constant per row
+        out += [train_refs[i][0] for i in d.argmin(axis=1)]
+    return out
+
+
+def score_split(hyps, refs, scenes):
+    """BLEU-4 (sacrebleu) and, for shapes-world scenes, object/size/relation accuracy of captions."""
+    from apps.caption.data import aggregate, bleu4, score_caption
+
+    out = {"images": len(hyps), "bleu4": bleu4(hyps, refs)}
+    if scenes is not None and all(s is not None for s in scenes):
+        out |= aggregate([score_caption(h, s) for h, s in zip(hyps, scenes)])
+    return out

@@ -1,0 +1,536 @@
+"""The shapes world: scenes, the caption grammar, its parser and the caption metrics.
+
+A scene is 1 to 3 objects, each a (size, colour, shape) with a centre (x, y) in
+[0, 1]; x grows to the right and y grows DOWN (image coordinates), so "above"
+means a smaller y. No two objects of a scene share (size, colour, shape), so a
+full description names exactly one object.
+
+Relations. A pair is *clear* (stated in captions) when the centres are at least
+CLEAR_MIN apart along one axis and the offset along the other axis is at most
+CLEAR_RATIO of that: the direction lies within ~24 degrees of the axis, so one
+relation word is obviously right and its perpendicular is obviously wrong. A
+relation *holds* (what the metrics check) under a looser test: at least
+HOLD_MIN along the named axis and at least HOLD_RATIO of the offset along the
+other axis (within ~63 degrees), so a diagonal pair is both "left of" and
+"above", as in English, and every clear relation holds while its perpendicular
+and opposite do not.
+
+Grammar (every wording names size, colour and shape of every object; "is" and
+the relation phrase vary; D(o) = "a <size> <colour> <shape>", T(o) = "the ..."):
+
+    1 object   D(A)                     | there is D(A)
+    2 objects  D(S) [is] REL D(O)       (either object as subject)
+    3 objects  one object H (the hub) is clearly related to both others X, Y:
+      hub      D(H) [is] REL D(X) and REL D(Y)
+      chain    D(X) [is] REL D(H) and T(H) [is] REL D(Y)
+      which    D(X) [is] REL D(H) which is REL D(Y)
+    REL        left of | to the left of | right of | to the right of
+               | above | below | under
+
+"which" always attaches to the object just named; "and" followed directly by a
+relation continues the first clause's subject; T(H) refers back by its full
+description, which is unique in a scene.
+"""
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
+SIZES = ("small", "large")
+RELATIONS = ("left", "right", "above", "below")
+OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
+
+# Colour-shape pairs never seen in training; the "combo" split tests them (each
+# colour and each shape still appears in training with other partners).
+HELD_OUT_COMBOS = (("red", "triangle"), ("blue", "circle"), ("yellow", "square"))
+
+# Layout radius (fraction of the image's shorter side) bounds the drawn shape of
+# each size; large is ~1.9x small so the two never look alike at any image size.
+LAYOUT_RADIUS = {"small": 0.09, "large": 0.17}
+GAP = 0.03            # minimum free space between two objects' layout circles
+EDGE = 0.01           # minimum free space between a layout circle and the border
+CLEAR_MIN = 0.2       # a stated relation: at least this far along its axis ...
+CLEAR_RATIO = 0.45    # ... and at most this fraction of that across it
+HOLD_MIN = 0.1        # a relation holds: at least this far along its axis ...
+HOLD_RATIO = 0.5      # ... and at least this fraction of the offset across it
+OBJECT_COUNT_P = (0.2, 0.4, 0.4)  # P(1, 2, 3 objects): relations are the hard part
+
+REL_PHRASES = {
+    "left": ("left of", "to the left of"),
+    "right": ("right of", "to the right of"),
+    "above": ("above",),
+    "below": ("below", "under"),
+}
+_REL_WORDS = {"left": "left", "right": "right", "above": "above", "below": "below", "under": "below"}
+
+VOCAB = sorted({
+    "a", "the", "there", "is", "and", "which", "to", "of",
+    *SIZES, *COLOURS, *SHAPES, "left", "right", "above", "below", "under",
+})
+
+
+class SceneError(ValueError):
+    """A scene that breaks the world's rules, or a layout that cannot be found."""
+
+
+@dataclass(frozen=True)
+class Obj:
+    size: str
+    colour: str
+    shape: str
+    x: float  # centre, 0 = left edge, 1 = right edge
+    y: float  # centre, 0 = top edge, 1 = bottom edge
+
+    @property
+    def attrs(self):
+        return (self.size, self.colour, self.shape)
+
+    def describe(self, article="a"):
+        return f"{article} {self.size} {self.colour} {self.shape}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple
+
+    def __len__(self):
+        return len(self.objects)
+
+    @property
+    def n_relations(self):
+        """How many relations a caption needs to link every object."""
+        return max(len(self.objects) - 1, 0)
+
+    def to_json(self):
+        return {"objects": [
+            {"size": o.size, "colour": o.colour, "shape": o.shape, "x": o.x, "y": o.y}
+            for o in self.objects
+        ]}
+
+    @classmethod
+    def from_json(cls, obj):
+        try:
+            objects = tuple(Obj(o["size"], o["colour"], o["shape"], float(o["x"]), float(o["y"]))
+                            for o in obj["objects"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SceneError(f"not a scene: {exc!r} in {str(obj)[:80]}") from None
+        scene = cls(objects)
+        check_scene(scene)
+        return scene
+
+
+@dataclass(frozen=True)
+class ParsedCaption:
+    objects: tuple    # distinct (size, colour, shape) in order of first mention
+    relations: tuple  # (i, relation, j): objects[i] <relation> objects[j], relation in RELATIONS
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def _offsets(a, b, relation):
+    """(along, across): how far a is from b in the relation's direction, and sideways."""
+    dx, dy = b.x - a.x, b.y - a.y  # a left of b: dx > 0; a above b: dy > 0
+    if relation == "left":
+        return dx, abs(dy)
+    if relation == "right":
+        return -dx, abs(dy)
+    if relation == "above":
+        return dy, abs(dx)
+    if relation == "below":
+        return -dy, abs(dx)
+    raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
+
+
+def relation_holds(a, relation, b):
+    """True when 'a <relation> b' is a fair description of the two centres (the metric's test)."""
+    along, across = _offsets(a, b, relation)
+    return along >= HOLD_MIN and along >= HOLD_RATIO * across
+
+
+def clear_relation(a, b):
+    """The relation of a to b when it is clear enough to state in a reference caption, else None."""
+    for relation in RELATIONS:
+        along, across = _offsets(a, b, relation)
+        if along >= CLEAR_MIN and across <= CLEAR_RATIO * along:
+            return relation
+    return None
+
+
+def _overlap(a, b):
+    need = LAYOUT_RADIUS[a.size] + LAYOUT_RADIUS[b.size] + GAP
+    return (a.x - b.x) ** 2 + (a.y - b.y) ** 2 < need * need
+
+
+def _inside(o):
+    r = LAYOUT_RADIUS[o.size] + EDGE
+    return r <= o.x <= 1 - r and r <= o.y <= 1 - r
+
+
+def _clear_edges(objects):
+    return [(i, j) for i in range(len(objects)) for j in range(i + 1, len(objects))
+            if clear_relation(objects[i], objects[j]) is not None]
+
+
+def check_scene(scene):
+    """Raise SceneError unless the scene follows the world's rules (used on loaded scenes and in tests)."""
+    objs = scene.objects
+    if not 1 <= len(objs) <= 3:
+        raise SceneError(f"a scene has 1 to 3 objects, got {len(objs)}")
+    for o in objs:
+        if o.size not in SIZES or o.colour not in COLOURS or o.shape not in SHAPES:
+            raise SceneError(f"unknown attribute in {o.attrs}")
+        if not _inside(o):
+            raise SceneError(f"{o.describe()} at ({o.x:.3f}, {o.y:.3f}) crosses the border")
+    if len({o.attrs for o in objs}) != len(objs):
+        raise SceneError("two objects share size, colour and shape")
+    for i in range(len(objs)):
+        for j in range(i + 1, len(objs)):
+            if _overlap(objs[i], objs[j]):
+                raise SceneError(f"objects {i} and {j} overlap")
+    if len(objs) > 1 and len(_clear_edges(objs)) < len(objs) - 1:
+        raise SceneError("the clearly related pairs do not link every object")
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def _pairs(exclude):
+    exclude = {tuple(p) for p in exclude}
+    return [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in exclude]
+
+
+def random_scene(rng, exclude=(), require=(), n_objects=None):
+    """A random scene whose stated relations are unambiguous.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+    exclude : iterable of (colour, shape)
+        Pairs that must not appear (training splits pass HELD_OUT_COMBOS).
+    require : iterable of (colour, shape)
+        If given, at least one object is one of these pairs (the combo split).
+    n_objects : int or None
+        1, 2 or 3; None draws it with probabilities OBJECT_COUNT_P.
+
+    Objects are placed one at a time, uniformly inside the frame, each clear of
+    the others and clearly related to at least one earlier object, so the clear
+    pairs always link every object (a tree of 0, 1 or 2 stated relations).
+    """
+    allowed = _pairs(exclude)
+    required = [tuple(p) for p in require]
+    if required and any(p in {tuple(e) for e in exclude} for p in required):
+        raise SceneError("a required colour-shape pair is also excluded")
+    if not allowed and not required:
+        raise SceneError("every colour-shape pair is excluded")
+    n = int(rng.choice([1, 2, 3], p=OBJECT_COUNT_P)) if n_objects is None else int(n_objects)
+    if not 1 <= n <= 3:
+        raise SceneError(f"n_objects must be 1, 2 or 3, got {n}")
+    for _ in range(100):
+        attrs = []
+        while len(attrs) < n:
+            pool = required if (required and not attrs) else (allowed + required if required else allowed)
+            colour, shape = pool[rng.integers(len(pool))]
+            triple = (SIZES[rng.integers(2)], colour, shape)
+            if triple not in attrs:
+                attrs.append(triple)
+        attrs = [attrs[k] for k in rng.permutation(n)]  # the required object is not always first
+        objects = []
+        for size, colour, shape in attrs:
+            r = LAYOUT_RADIUS[size] + EDGE
+            for _ in range(200):
+                o = Obj(size, colour, shape, float(rng.uniform(r, 1 - r)), float(rng.uniform(r, 1 - r)))
+                if any(_overlap(o, p) for p in objects):
+                    continue
+                if objects and not any(clear_relation(o, p) for p in objects):
+                    continue
+                objects.append(o)
+                break
+            else:
+                break  # no room for this object next to the others: start again
+        if len(objects) == n:
+            return Scene(tuple(objects))
+    raise SceneError(f"could not lay out {n} objects in 100 attempts")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- captions
+
+def _spanning_paths(scene):
+    """(hub, x, y) triples: hub clearly related to both x and y (3-object scenes)."""
+    objs = scene.objects
+    out = []
+    for h in range(3):
+        x, y = [k for k in range(3) if k != h]
+        if clear_relation(objs[h], objs[x]) and clear_relation(objs[h], objs[y]):
+            out.append((h, x, y))
+    return out
+
+
+def _order_key(o):
+    return (round(o.x, 6), round(o.y, 6))
+
+
+def canonical_caption(scene):
+    """One fixed wording: the shortest phrases, subjects and order chosen by position."""
+    objs = scene.objects
+    if len(objs) == 1:
+        return objs[0].describe()
+    if len(objs) == 2:
+        a, b = objs
+        rel = clear_relation(a, b)
+        if rel in ("right", "below"):  # subject is the left / upper object
+            a, b, rel = b, a, OPPOSITE[rel]
+        return f"{a.describe()} {REL_PHRASES[rel][0]} {b.describe()}"
+    h, x, y = min(_spanning_paths(scene), key=lambda p: _order_key(objs[p[0]]))
+    hub, x, y = objs[h], objs[x], objs[y]
+    if _order_key(y) < _order_key(x):
+        x, y = y, x
+    return (f"{hub.describe()} {REL_PHRASES[clear_relation(hub, x)][0]} {x.describe()} "
+            f"and {REL_PHRASES[clear_relation(hub, y)][0]} {y.describe()}")
+
+
+def _all_captions(scene):
+    objs = scene.objects
+    out = []
+    if len(objs) == 1:
+        return [objs[0].describe(), "there is " + objs[0].describe()]
+    if len(objs) == 2:
+        for s, o in ((objs[0], objs[1]), (objs[1], objs[0])):
+            for p in REL_PHRASES[clear_relation(s, o)]:
+                for v in ("", "is "):
+                    out.append(f"{s.describe()} {v}{p} {o.describe()}")
+        return out
+    for h, x0, y0 in _spanning_paths(scene):
+        hub = objs[h]
+        for x, y in ((objs[x0], objs[y0]), (objs[y0], objs[x0])):
+            hx, hy, xh = clear_relation(hub, x), clear_relation(hub, y), clear_relation(x, hub)
+            for v in ("", "is "):
+                for p1 in REL_PHRASES[hx]:
+                    for p2 in REL_PHRASES[hy]:
+                        out.append(f"{hub.describe()} {v}{p1} {x.describe()} and {p2} {y.describe()}")
+                for p1 in REL_PHRASES[xh]:
+                    for p2 in REL_PHRASES[hy]:
+                        out.append(f"{x.describe()} {v}{p1} {hub.describe()} and "
+                                   f"{hub.describe('the')} {v}{p2} {y.describe()}")
+                        out.append(f"{x.describe()} {v}{p1} {hub.describe()} which is {p2} {y.describe()}")
+    return out
+
+
+def captions(scene, rng=None, n=None):
+    """Reference captions of a scene; the first is always canonical_caption(scene).
+
+    n=None: every wording the grammar allows (deduplicated, a fixed order).
+    n: at most n distinct wordings: the canonical one, then n-1 drawn from the
+    rest with rng (or the first ones in the fixed order when rng is None).
+    """
+    first = canonical_caption(scene)
+    rest = sorted(set(_all_captions(scene)) - {first})
+    if n is None:
+        return [first] + rest
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    k = min(n - 1, len(rest))
+    if rng is None:
+        return [first] + rest[:k]
+    picks = rng.choice(len(rest), size=k, replace=False) if k else []
+    return [first] + [rest[i] for i in picks]
+
+
+def tokenize(caption):
+    """Lowercase words, punctuation dropped: 'A red circle, left of...' -> ['a', 'red', 'circle', 'left', 'of']."""
+    return re.findall(r"[a-z0-9]+", caption.lower())
+
+
+# ----------------------------------------------------------------------------- parsing
+
+class _Parser:
+    def __init__(self, words):
+        self.w = words
+        self.i = 0
+        self.objects = []
+        self.relations = []
+
+    def peek(self, k=0):
+        return self.w[self.i + k] if self.i + k < len(self.w) else None
+
+    def take(self, *words):
+        if self.peek() in words:
+            self.i += 1
+            return True
+        return False
+
+    def noun(self):
+        """[a|an|the] SIZE COLOUR SHAPE -> object index (one index per distinct triple)."""
+        self.take("a", "an", "the")
+        size, colour, shape = self.peek(), self.peek(1), self.peek(2)
+        if size not in SIZES or colour not in COLOURS or shape not in SHAPES:
+            raise SyntaxError
+        self.i += 3
+        triple = (size, colour, shape)
+        if triple not in self.objects:
+            self.objects.append(triple)
+        return self.objects.index(triple)
+
+    def starts_rel(self):
+        return self.peek() in ("is", "to", "left", "right", "above", "below", "under")
+
+    def rel(self):
+        self.take("is")
+        if self.take("to"):
+            if not self.take("the"):
+                raise SyntaxError
+        word = self.peek()
+        if word not in _REL_WORDS:
+            raise SyntaxError
+        self.i += 1
+        if word in ("left", "right") and not self.take("of"):
+            raise SyntaxError
+        return _REL_WORDS[word]
+
+    def clause(self):
+        """NP [[is] REL NP] -> (subject, last mentioned)."""
+        subject = self.noun()
+        if not self.starts_rel():
+            return subject, subject
+        relation = self.rel()
+        other = self.noun()
+        self.relations.append((subject, relation, other))
+        return subject, other
+
+    def caption(self):
+        if self.peek() == "there":
+            self.i += 1
+            if not self.take("is"):
+                raise SyntaxError
+        topic, last = self.clause()
+        while self.peek() is not None:
+            if self.take("which"):
+                if not self.take("is"):
+                    raise SyntaxError
+                relation = self.rel()
+                other = self.noun()
+                self.relations.append((last, relation, other))
+                last = other
+            elif self.take("and"):
+                if self.starts_rel():
+                    relation = self.rel()
+                    other = self.noun()
+                    self.relations.append((topic, relation, other))
+                    last = other
+                else:
+                    topic, last = self.clause()
+            else:
+                raise SyntaxError
+        return ParsedCaption(tuple(self.objects), tuple(self.relations))
+
+
+def parse_caption(text):
+    """The objects and relations a caption states, or None if it is not in the grammar.
+
+    Objects are distinct (size, colour, shape) triples in order of first mention
+    (a repeated description is the same object); relations are (i, relation, j)
+    with relation one of RELATIONS ("under" -> "below", "to the left of" -> "left").
+    """
+    if not isinstance(text, str):
+        return None
+    words = tokenize(text)
+    if not words:
+        return None
+    try:
+        return _Parser(words).caption()
+    except SyntaxError:
+        return None
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def score_caption(text, scene):
+    """How well one caption describes one scene.
+
+    Returns a dict of counts:
+      parsed               the caption is in the grammar
+      object_set_exact     the multiset of (size, colour, shape) equals the scene's
+      objects_correct      scene objects whose full triple the caption names
+      objects_total        scene objects
+      objects_predicted    objects the caption names (for precision)
+      sizes_correct/total  among scene objects whose colour+shape the caption names
+                           (matched one to one), those with the right size
+      relations_correct    stated relations whose two objects are in the scene and
+                           whose relation holds between their centres
+      relations_total      max(stated relations, relations the scene needs), so a
+                           caption that leaves objects unlinked is not rewarded;
+                           an unparsable caption scores 0 of the scene's count
+    """
+    truth = Counter(o.attrs for o in scene.objects)
+    parsed = parse_caption(text)
+    if parsed is None:
+        return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(scene),
+                "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
+                "relations_total": scene.n_relations}
+    said = Counter(parsed.objects)
+    objects_correct = sum((truth & said).values())
+    sizes_correct = sizes_total = 0
+    for colour in COLOURS:
+        for shape in SHAPES:
+            t = Counter(s for s, c, h in truth.elements() if (c, h) == (colour, shape))
+            p = Counter(s for s, c, h in said.elements() if (c, h) == (colour, shape))
+            sizes_total += min(sum(t.values()), sum(p.values()))
+            sizes_correct += sum((t & p).values())
+    by_attrs = {o.attrs: o for o in scene.objects}
+    relations_correct = 0
+    for i, relation, j in parsed.relations:
+        a, b = by_attrs.get(parsed.objects[i]), by_attrs.get(parsed.objects[j])
+        if a is not None and b is not None and i != j and relation_holds(a, relation, b):
+            relations_correct += 1
+    return {"parsed": True, "object_set_exact": truth == said, "objects_correct": objects_correct,
+            "objects_total": len(scene), "objects_predicted": len(parsed.objects),
+            "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
+            "relations_total": max(len(parsed.relations), scene.n_relations)}
+
+
+def _rate(num, den):
+    return num / den if den else None
+
+
+def aggregate(scores):
+    """Rates over many score_caption dicts (None where a denominator is zero)."""
+    scores = list(scores)
+    total = {k: sum(int(s[k]) for s in scores) for k in (
+        "parsed", "object_set_exact", "objects_correct", "objects_total", "objects_predicted",
+        "sizes_correct", "sizes_total", "relations_correct", "relations_total")}
+    return {
+        "n": len(scores),
+        "parse_rate": _rate(total["parsed"], len(scores)),
+        "object_set_accuracy": _rate(total["object_set_exact"], len(scores)),
+        "object_recall": _rate(total["objects_correct"], total["objects_total"]),
+        "object_precision": _rate(total["objects_correct"], total["objects_predicted"]),
+        "size_accuracy": _rate(total["sizes_correct"], total["sizes_total"]),
+        "relation_accuracy": _rate(total["relations_correct"], total["relations_total"]),
+        "parsed_count": total["parsed"],
+        "exact_count": total["object_set_exact"],
+        **{k: v for k, v in total.items() if k not in ("parsed", "object_set_exact")},
+    }
+
+
+def bleu4(hypotheses, references_lists):
+    """Corpus BLEU-4 (sacrebleu, default 13a tokenisation) against several references per hypothesis.
+
+    references_lists[i] is the list of references of hypotheses[i]; the lists may
+    differ in length (sacrebleu's signature then says nrefs:var).
+    Returns {"score": float in [0, 100] (sacrebleu's name), "signature": str, "n": int}.
+    """
+    from sacrebleu.metrics import BLEU
+
+    hypotheses = list(hypotheses)
+    references_lists = [list(r) for r in references_lists]
+    if len(hypotheses) != len(references_lists):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references_lists)} reference lists")
+    if not hypotheses:
+        raise ValueError("bleu4 needs at least one hypothesis")
+    if any(not refs for refs in references_lists):
+        raise ValueError("every hypothesis needs at least one reference")
+    width = max(len(r) for r in references_lists)
+    streams = [[refs[k] if k < len(refs) else None for refs in references_lists] for k in range(width)]
+    metric = BLEU()
+    score = metric.corpus_score(hypotheses, streams)
+    return {"score": float(score.score), "signature": str(metric.get_signature()), "n": len(hypotheses)}

@@ -1,0 +1,483 @@
+"""2D convolution, ReLU and max-pooling over NCHW batches, forward and backward.
+
+Convolution is im2col + GEMM, one image at a time: the image is copied into a
+zero-padded buffer, unrolled into a (C*KH*KW, columns) matrix that stays in
+cache, and one GEMM W (F, C*KH*KW) @ cols gives the image's F output planes;
+the per-image working set (590 KB at 16x32x32, 3x3) is what keeps it fast,
+where one GEMM over the whole batch streams tens of MB through memory.
+
+Stride 1 uses "wide" columns: the output is computed on a grid of Ho x Wp
+(Wp the padded width, Wp - Wo junk columns per output row, dropped when the
+planes are copied out). Then row (c, kh, kw) of cols is one contiguous slice
+of the flat padded image, starting at c*Hp*Wp + kh*Wp + kw, so im2col is
+C*KH*KW long copies instead of C*KH*KW*Ho short ones (with _copy, im2col of
+32 images of 16x32x32 went from 2.5 to 0.18 ms: short rows cost their loop
+overhead, not their bytes). Other strides gather exact columns (Ho x Wo)
+from the padded image.
+
+Backward recomputes each image's columns instead of keeping all of them from
+the forward (14 to 20 MB at the sizes the caption app uses): the copy is
+cheaper than the memory. The junk columns of dy are zero, so they add nothing
+to dW, and W^T @ dy is zero there too, so col2im can add whole slices back.
+
+All loops are single-threaded; the GEMMs use BLAS's threads. (A prange
+over images with a GEMM inside makes OpenBLAS warn that it may hang, and
+Numba's OpenMP workers spin after a parallel region, starving BLAS's threads
+on two cores: measured 10x slower.)
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from kernels.config import JIT
+
+_FLOATS = (np.float32, np.float64)
+
+
+class ConvGeometry(NamedTuple):
+    """Sizes of one convolution, computed once by the wrapper."""
+    Ho: int     # output height
+    Wo: int     # output width
+    Hp: int     # padded input height
+    Wp: int     # padded input width
+    Wq: int     # columns per output row in cols: Wp (stride 1, wide) or Wo
+
+
+# ----------------------------------------------------------------------------
+# compiled kernels
+
+
+@njit(**JIT)
+def _copy(dst, src):
+    """dst[:] = src for 1D views. Row copies go through this small function
+    rather than a loop inlined in a 2D loop nest: LLVM vectorises it only here
+    (measured 8x faster for im2col rows)."""
+    for j in range(src.size):
+        dst[j] = src[j]
+
+
+@njit(**JIT)
+def _copy_plus(dst, src, c):
+    """dst[:] = src + c for 1D views."""
+    for j in range(src.size):
+        dst[j] = src[j] + c
+
+
+@njit(**JIT)
+def _add(dst, src):
+    """dst += src for 1D views."""
+    for j in range(src.size):
+        dst[j] += src[j]
+
+
+@njit(**JIT)
+def _pad_into(xb, p, Hp, Wp, xp):
+    """Copy one image (C, H, W) into the interior of the flat padded buffer xp.
+
+    The border of xp is zero on entry and never written, so it stays zero."""
+    C, H, W = xb.shape
+    for c in range(C):
+        for h in range(H):
+            base = c * Hp * Wp + (h + p) * Wp + p
+            _copy(xp[base:base + W], xb[c, h])
+
+
+@njit(**JIT)
+def _im2col(xp, C, KH, KW, Hp, Wp, s, Ho, Wq, cols):
+    """cols[(c*KH + kh)*KW + kw, oh*Wq + ow] = padded x[c, oh*s + kh, ow*s + kw]."""
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                k = (c * KH + kh) * KW + kw
+                if s == 1:
+                    # wide columns: the whole row is one slice of the flat image
+                    start = c * Hp * Wp + kh * Wp + kw
+                    _copy(cols[k], xp[start:start + Ho * Wq])
+                else:
+                    for oh in range(Ho):
+                        base = c * Hp * Wp + (oh * s + kh) * Wp + kw
+                        for ow in range(Wq):
+                            cols[k, oh * Wq + ow] = xp[base + ow * s]
+
+
+@njit(**JIT)
+def _col2im(dcols, C, KH, KW, Hp, Wp, s, Ho, Wq, dxp):
+    """The adjoint of _im2col: add every column entry back where it was read."""
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                k = (c * KH + kh) * KW + kw
+                if s == 1:
+                    start = c * Hp * Wp + kh * Wp + kw
+                    _add(dxp[start:start + Ho * Wq], dcols[k])
+                else:
+                    for oh in range(Ho):
+                        base = c * Hp * Wp + (oh * s + kh) * Wp + kw
+                        for ow in range(Wq):
+                            dxp[base + ow * s] += dcols[k, oh * Wq + ow]
+
+
+@njit(**JIT)
+def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y):
+    """y = conv(x, W) + b, one image at a time. W2 is W reshaped (F, C*KH*KW)."""
+    B, C, H, W = x.shape
+    F = W2.shape[0]
+    Ho, Wo = y.shape[2], y.shape[3]
+    N = Ho * Wq
+    # KW - 1 slack: the last wide row reads (junk columns only) past the last plane
+    xp = np.zeros(C * Hp * Wp + KW - 1, dtype=x.dtype)  # (C*Hp*Wp + KW-1,) padded image
+    cols = np.empty((C * KH * KW, N), dtype=x.dtype)      # (C*KH*KW, Ho*Wq)
+    out = np.empty((F, N), dtype=x.dtype)                 # (F, Ho*Wq)
+    for b in range(B):
+        _pad_into(x[b], p, Hp, Wp, xp)
+        _im2col(xp, C, KH, KW, Hp, Wp, s, Ho, Wq, cols)
+        np.dot(W2, cols, out)
+        for f in range(F):
+            for oh in range(Ho):
+                _copy_plus(y[b, f, oh], out[f, oh * Wq:oh * Wq + Wo], bias[f])
+
+
+@njit(**JIT)
+def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, dx, dW2, db):
+    """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated."""
+    B, C, H, W = x.shape
+    F, K = W2.shape
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    N = Ho * Wq
+    W2T = np.ascontiguousarray(W2.T)                      # (C*KH*KW, F)
+    xp = np.zeros(C * Hp * Wp + KW - 1, dtype=x.dtype)    # padded image, as in forward
+    dxp = np.empty(C * Hp * Wp + KW - 1, dtype=x.dtype)   # its gradient
+    cols = np.empty((K, N), dtype=x.dtype)                # (C*KH*KW, Ho*Wq)
+    dcols = np.empty((K, N), dtype=x.dtype)               # (C*KH*KW, Ho*Wq)
+    dyw = np.zeros((F, N), dtype=x.dtype)                 # (F, Ho*Wq) dy; junk columns stay 0
+    dW_b = np.empty((F, K), dtype=x.dtype)                # (F, C*KH*KW) one image's dW
+    dW2[:] = 0
+    for f in range(F):
+        db[f] = 0
+    for b in range(B):
+        for f in range(F):
+            acc = 0.0                                     # float64 sum over B*Ho*Wo terms
+            for oh in range(Ho):
+                row = dy[b, f, oh]
+                _copy(dyw[f, oh * Wq:oh * Wq + Wo], row)
+                for ow in range(Wo):
+                    acc += row[ow]
+            db[f] += acc
+        _pad_into(x[b], p, Hp, Wp, xp)
+        _im2col(xp, C, KH, KW, Hp, Wp, s, Ho, Wq, cols)
+        np.dot(dyw, cols.T, dW_b)                         # dW = dy @ cols^T
+        _add(dW2.ravel(), dW_b.ravel())
+        if not need_dx:
+            continue
+        np.dot(W2T, dyw, dcols)                           # dcols = W^T @ dy
+        dxp[:] = 0
+        _col2im(dcols, C, KH, KW, Hp, Wp, s, Ho, Wq, dxp)
+        for c in range(C):
+            for h in range(H):
+                base = c * Hp * Wp + (h + p) * Wp + p
+                _copy(dx[b, c, h], dxp[base:base + W])
+
+
+@njit(**JIT)
+def _relu_forward(x, y):
+    for k in range(x.size):
+        v = x[k]
+        y[k] = 0 if v <= 0 else v                         # NaN propagates, as torch.relu
+
+
+@njit(**JIT)
+def _relu_backward(dy, y, dx):
+    for k in range(y.size):
+        dx[k] = dy[k] if y[k] > 0 else 0
+
+
+@njit(**JIT)
+def _window_max(xp, top, W, k):
+    """(max, index) of the k x k window at flat index top, the careful way: the
+    first maximum wins ties, the first NaN wins over any number (torch's choices)."""
+    best = xp[top]
+    where = top
+    for i in range(k):
+        for j in range(k):
+            v = xp[top + i * W + j]
+            if v > best or (v != v and best == best):
+                best = v
+                where = top + i * W + j
+    return best, where
+
+
+# The pooling loops compare with a plain v > best, which LLVM turns into
+# selects, and redo a window with _window_max only when the sum of its values
+# is NaN (a NaN, or inf - inf, is in it). Testing for NaN at every comparison
+# makes the loop branch on random data: measured 8x slower.
+
+
+@njit(**JIT)
+def _maxpool_plane(xp, W, k, s, Ho, Wo, yp, ap):
+    """Pool one flat (H*W,) plane into flat (Ho*Wo,) yp and ap (winner indices)."""
+    for oh in range(Ho):
+        for ow in range(Wo):
+            top = oh * s * W + ow * s
+            best = xp[top]
+            where = top
+            total = xp.dtype.type(0)
+            for i in range(k):
+                for j in range(k):
+                    v = xp[top + i * W + j]
+                    total += v
+                    if v > best:
+                        best = v
+                        where = top + i * W + j
+            if total != total:
+                best, where = _window_max(xp, top, W, k)
+            yp[oh * Wo + ow] = best
+            ap[oh * Wo + ow] = where
+
+
+@njit(**JIT)
+def _maxpool_forward(x, W, k, s, Ho, Wo, y, arg):
+    """Max over each k x k window of every plane; arg holds h*W + w of the winner
+    in its plane. x (P, H*W), y and arg (P, Ho*Wo): the B*C planes, flattened."""
+    for pl in range(x.shape[0]):
+        _maxpool_plane(x[pl], W, k, s, Ho, Wo, y[pl], arg[pl])
+
+
+@njit(**JIT)
+def _maxpool_backward(dy, arg, dx):
+    """dx (B, C, H*W) zero on entry; each window's gradient goes to its winner
+    (added, because overlapping windows may share one)."""
+    B, C, Ho, Wo = dy.shape
+    for b in range(B):
+        for c in range(C):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    dx[b, c, arg[b, c, oh, ow]] += dy[b, c, oh, ow]
+
+
+# ----------------------------------------------------------------------------
+# validation
+
+
+def _float_array(name, a, dtype=None, shape=None, ndim=None):
+    """a as a C-contiguous float array, or a ValueError naming what is wrong."""
+    a = np.asarray(a)
+    if dtype is None:
+        if a.dtype not in _FLOATS:
+            raise ValueError(f"{name} has dtype {a.dtype}, expected float32 or float64")
+    elif a.dtype != dtype:
+        raise ValueError(f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)} (the dtype of x); "
+                         "all float arrays of one call must share one dtype")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} has shape {a.shape}, expected {ndim} dimensions")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+    return np.ascontiguousarray(a)
+
+
+def _positive_int(name, value, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """Output length along one axis: floor((size + 2*padding - kernel) / stride) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _geometry(x_shape, w_shape, stride, padding):
+    B, C, H, W = x_shape
+    F, Cw, KH, KW = w_shape
+    if Cw != C:
+        raise ValueError(f"w has shape {tuple(w_shape)}, expected (F, {C}, KH, KW) for x with "
+                         f"{C} channels")
+    if F == 0 or KH == 0 or KW == 0 or C == 0:
+        raise ValueError(f"w has shape {tuple(w_shape)}: F, C, KH and KW must be positive")
+    Ho = conv_output_size(H, KH, stride, padding)
+    Wo = conv_output_size(W, KW, stride, padding)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"a {KH}x{KW} kernel does not fit in x of {H}x{W} with padding "
+                         f"{padding}: use a smaller kernel or more padding")
+    Hp, Wp = H + 2 * padding, W + 2 * padding
+    return ConvGeometry(Ho, Wo, Hp, Wp, Wp if stride == 1 else Wo)
+
+
+# ----------------------------------------------------------------------------
+# public wrappers
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """2D convolution (cross-correlation, as torch's conv2d); wraps ``_conv_forward``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(B, C, H, W), dtype=float32 or float64]
+    w : np.ndarray [shape=(F, C, KH, KW), dtype=x.dtype]
+    b : np.ndarray [shape=(F,), dtype=x.dtype]
+    stride : int >= 1
+    padding : int >= 0
+        Zeros added on every side of every plane.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(B, F, Ho, Wo), dtype=x.dtype]
+        Ho = (H + 2 padding - KH) // stride + 1, Wo likewise.
+    """
+    x = _float_array("x", x, ndim=4)
+    w = _float_array("w", w, x.dtype, ndim=4)
+    stride = _positive_int("stride", stride)
+    padding = _positive_int("padding", padding, 0)
+    g = _geometry(x.shape, w.shape, stride, padding)
+    F, C, KH, KW = w.shape
+    b = _float_array("b", b, x.dtype, (F,))
+    y = np.empty((x.shape[0], F, g.Ho, g.Wo), x.dtype)  # (B, F, Ho, Wo)
+    if x.shape[0]:
+        _conv_forward(x, w.reshape(F, C * KH * KW), b, KH, KW, stride, padding, g.Hp, g.Wp,
+                      g.Wq, y)
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
+    """Gradients of conv2d_forward; wraps ``_conv_backward``.
+
+    Parameters
+    ----------
+    dy : np.ndarray [shape=(B, F, Ho, Wo), dtype=x.dtype]
+        Gradient w.r.t. y.
+    x, w, stride, padding :
+        As given to conv2d_forward.
+    need_dx : bool
+        False skips dx (a network's first layer, whose input is the data):
+        one GEMM and the col2im fewer.
+
+    Returns
+    -------
+    dx : np.ndarray [shape=(B, C, H, W)] or None (need_dx=False)
+    dw : np.ndarray [shape=(F, C, KH, KW)]
+    db : np.ndarray [shape=(F,)]
+    """
+    x = _float_array("x", x, ndim=4)
+    w = _float_array("w", w, x.dtype, ndim=4)
+    stride = _positive_int("stride", stride)
+    padding = _positive_int("padding", padding, 0)
+    g = _geometry(x.shape, w.shape, stride, padding)
+    F, C, KH, KW = w.shape
+    B = x.shape[0]
+    dy = _float_array("dy", dy, x.dtype, (B, F, g.Ho, g.Wo))
+    dx = np.zeros(x.shape if need_dx else (0, 0, 0, 0), x.dtype)  # (B, C, H, W)
+    dW2 = np.zeros((F, C * KH * KW), x.dtype)  # (F, C*KH*KW)
+    db = np.zeros(F, x.dtype)              # (F,)
+    if B:
+        _conv_backward(dy, x, w.reshape(F, C * KH * KW), KH, KW, stride, padding, g.Hp, g.Wp,
+                       g.Wq, bool(need_dx), dx, dW2, db)
+    return (dx if need_dx else None), dW2.reshape(w.shape), db
+
+
+def relu_forward(x):
+    """max(x, 0) elementwise (NaN stays NaN); wraps ``_relu_forward``.
+
+    Parameters
+    ----------
+    x : np.ndarray [any shape, dtype=float32 or float64]
+
+    Returns
+    -------
+    y : np.ndarray [shape=x.shape, dtype=x.dtype]
+    """
+    x = _float_array("x", x)
+    y = np.empty_like(x)
+    _relu_forward(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def relu_backward(dy, y):
+    """Gradient of relu_forward from its output: dx = dy where y > 0, else 0.
+
+    Parameters
+    ----------
+    dy : np.ndarray [shape=y.shape, dtype=y.dtype]
+    y : np.ndarray
+        The output of relu_forward.
+
+    Returns
+    -------
+    dx : np.ndarray [shape=y.shape, dtype=y.dtype]
+    """
+    y = _float_array("y", y)
+    dy = _float_array("dy", dy, y.dtype, y.shape)
+    dx = np.empty_like(y)
+    _relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def maxpool2d_forward(x, kernel=2, stride=2):
+    """Max over kernel x kernel windows, no padding, floor mode; wraps ``_maxpool_forward``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(B, C, H, W), dtype=float32 or float64]
+    kernel : int >= 1
+    stride : int >= 1
+
+    Returns
+    -------
+    y : np.ndarray [shape=(B, C, Ho, Wo), dtype=x.dtype]
+        Ho = (H - kernel) // stride + 1, Wo likewise.
+    argmax : np.ndarray [shape=(B, C, Ho, Wo), dtype=int64]
+        Index h * W + w of each window's maximum within its (H, W) plane (the
+        first one on ties), as torch's return_indices.
+    """
+    x = _float_array("x", x, ndim=4)
+    kernel = _positive_int("kernel", kernel)
+    stride = _positive_int("stride", stride)
+    B, C, H, W = x.shape
+    if kernel > H or kernel > W:
+        raise ValueError(f"pooling kernel {kernel} is larger than x's {H}x{W} planes: "
+                         "use a smaller kernel")
+    Ho, Wo = conv_output_size(H, kernel, stride, 0), conv_output_size(W, kernel, stride, 0)
+    y = np.empty((B, C, Ho, Wo), x.dtype)        # (B, C, Ho, Wo)
+    argmax = np.empty((B, C, Ho, Wo), np.int64)  # (B, C, Ho, Wo)
+    if B * C:
+        _maxpool_forward(x.reshape(B * C, H * W), W, kernel, stride, Ho, Wo,
+                         y.reshape(B * C, Ho * Wo), argmax.reshape(B * C, Ho * Wo))
+    return y, argmax
+
+
+def maxpool2d_backward(dy, argmax, x_shape):
+    """Gradient of maxpool2d_forward; wraps ``_maxpool_backward``.
+
+    Parameters
+    ----------
+    dy : np.ndarray [shape=(B, C, Ho, Wo), dtype=float32 or float64]
+    argmax : np.ndarray [shape=(B, C, Ho, Wo), int]
+        From maxpool2d_forward.
+    x_shape : tuple (B, C, H, W)
+        Shape of the pooled input.
+
+    Returns
+    -------
+    dx : np.ndarray [shape=x_shape, dtype=dy.dtype]
+        Each window's gradient at its maximum, zero elsewhere.
+    """
+    dy = _float_array("dy", dy, ndim=4)
+    try:
+        x_shape = tuple(int(n) for n in x_shape)
+    except TypeError:
+        raise ValueError(f"x_shape must be a tuple (B, C, H, W), got {x_shape!r}") from None
+    if len(x_shape) != 4 or min(x_shape) < 0 or x_shape[:2] != dy.shape[:2]:
+        raise ValueError(f"x_shape {x_shape} does not match dy of shape {dy.shape}: "
+                         "expected (B, C, H, W) with dy's B and C")
+    argmax = np.asarray(argmax)
+    if argmax.shape != dy.shape or argmax.dtype.kind not in "iu":
+        raise ValueError(f"argmax has shape {argmax.shape} and dtype {argmax.dtype}, expected "
+                         f"{dy.shape} integers (the argmax from maxpool2d_forward)")
+    B, C, H, W = x_shape
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
+        raise ValueError(f"argmax values must lie in [0, H*W={H * W}), got [{argmax.min()}, "
+                         f"{argmax.max()}]: pass the argmax and x shape of one forward")
+    argmax = np.ascontiguousarray(argmax, dtype=np.int64)
+    dx = np.zeros((B, C, H * W), dy.dtype)  # (B, C, H*W)
+    _maxpool_backward(dy, argmax, dx)
+    return dx.reshape(x_shape)

@@ -1,0 +1,150 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from apps.caption.model import (CaptionConfig, CaptionModel, Vocab, caption_image, config_dict, greedy_batch,
+                                load_model, teacher_batch)
+from suite.nn.checkpoint import save_checkpoint
+
+WORDS = ["a", "small", "large", "red", "blue", "circle", "square", "left", "of"]
+
+
+def _tiny(dtype=np.float32, seed=0, size=16):
+    config = CaptionConfig(vocab_size=len(WORDS) + 4, input_size=size, channels=[3, 4], embed=5, hidden=6, attn=4,
+                           dropout=0.0, seed=seed)
+    return CaptionModel(config).to(dtype), Vocab(WORDS)
+
+
+def _batch(vocab, B=2, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((B, 3, size, size))
+    caps = [["a", "red", "circle"], ["a", "large", "blue", "square", "left", "of", "a", "red", "circle"]][:B]
+    return images, *teacher_batch(vocab, caps)
+
+
+def test_whole_model_gradient_matches_finite_differences():
+    model, vocab = _tiny(np.float64)
+    images, inputs, targets = _batch(vocab)
+    model.zero_grad()
+    model.loss_and_grad(images, inputs, targets)
+    grads = {name: p.grad.copy() for name, p in model.named_parameters()}
+    model.eval()  # probes: forward only
+    rng = np.random.default_rng(1)
+    checked = 0
+    for name, p in model.named_parameters():
+        flat = p.value.reshape(-1)
+        for i in rng.choice(flat.size, size=min(3, flat.size), replace=False):
+            old = flat[i]
+            flat[i] = old + 1e-6
+            up, _ = model.loss_and_grad(images, inputs, targets)
+            flat[i] = old - 1e-6
+            down, _ = model.loss_and_grad(images, inputs, targets)
+            flat[i] = old
+            numeric = (up - down) / 2e-6
+            assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
+            checked += 1
+    assert checked > 20
+
+
+def test_loss_falls_when_training():
+    from kernels.optim import adam_update
+
+    model, vocab = _tiny(seed=3)
+    images, inputs, targets = _batch(vocab)
+    params = list(model.parameters())
+    m = [np.zeros_like(p.value) for p in params]
+    v = [np.zeros_like(p.value) for p in params]
+    losses = []
+    for step in range(120):
+        model.zero_grad()
+        loss, _ = model.loss_and_grad(images.astype(np.float32), inputs, targets)
+        losses.append(loss)
+        for p, mi, vi in zip(params, m, v):
+            adam_update(p.value, p.grad, mi, vi, step + 1, 1e-2)
+    assert losses[-1] < 0.4 * losses[0], losses[::20]
+
+
+def test_beam_and_greedy_agree_at_beam_one():
+    model, vocab = _tiny(seed=5)
+    model.eval()
+    images = np.random.default_rng(2).random((3, 3, 16, 16)).astype(np.float32)
+    greedy = greedy_batch(model, images, max_len=8)
+    for b in range(3):
+        hyps = caption_image(model, vocab, images[b], beam=1, max_len=8)
+        assert hyps[0]["tokens"] == greedy[b]
+        assert hyps[0]["attention"].shape[1] == model.grid ** 2
+
+
+def test_beam_scores_are_sorted_and_sum_log_probs():
+    model, vocab = _tiny(seed=6)
+    model.eval()
+    image = np.random.default_rng(3).random((3, 16, 16)).astype(np.float32)
+    hyps = caption_image(model, vocab, image, beam=4, max_len=6, length_penalty=0.0)
+    scores = [h["log_prob"] for h in hyps]
+    assert scores == sorted(scores, reverse=True)
+    # rescoring the best hypothesis with teacher forcing gives the same log-probability
+    best = hyps[0]
+    ids = best["tokens"] + ([2] if len(best["tokens"]) < 6 else [])
+    memory, state = model.encode(image[None])
+    words = np.array([1] + ids[:-1])[:, None]
+    logits, _, _ = model.decode_step(words, state, memory)
+    z = logits[:, 0].astype(np.float64)
+    logp = z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    assert sum(logp[t, i] for t, i in enumerate(ids)) == pytest.approx(best["log_prob"], abs=1e-4)
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    model, vocab = _tiny(size=64)
+    model.config.input_size = 64
+    d = tmp_path / "model"
+    save_checkpoint(d, model.state_dict(), config_dict(model.config), meta={"app": "caption", "vocab": WORDS})
+    return d
+
+
+def _cli():
+    from apps.caption.cli import cli
+    return cli
+
+
+def test_cli_captions_images_and_reports_bad_ones(model_dir, tmp_path):
+    good = tmp_path / "scene.png"
+    Image.new("RGB", (90, 70), (240, 240, 230)).save(good)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    r = CliRunner().invoke(_cli(), [str(good), str(bad), "--model", str(model_dir), "--json", "--beam", "2"])
+    assert r.exit_code == 1
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["file"] == str(good) and isinstance(rows[0]["caption"], str)
+    assert "broken.png" in r.stderr and "Traceback" not in r.output
+
+
+def test_cli_attention_picture_never_overwrites(model_dir, tmp_path):
+    img = tmp_path / "scene.png"
+    Image.new("RGB", (64, 64), (250, 250, 250)).save(img)
+    out = tmp_path / "att.png"
+    r = CliRunner().invoke(_cli(), ["describe", str(img), "--model", str(model_dir), "--attention", str(out)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size[0] > 100
+    r = CliRunner().invoke(_cli(), [str(img), "--model", str(model_dir), "--attention", str(out)])
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+def test_corrupt_model_is_one_line_error(model_dir, tmp_path):
+    (model_dir / "model.safetensors").write_bytes(b"garbage")
+    img = tmp_path / "x.png"
+    Image.new("RGB", (64, 64)).save(img)
+    r = CliRunner().invoke(_cli(), [str(img), "--model", str(model_dir)])
+    assert r.exit_code == 1 and r.output.startswith("Error:") and len(r.output.strip().splitlines()) == 1
+    with pytest.raises(ValueError):
+        load_model(model_dir)
+
+
+def test_every_command_has_help():
+    cli = _cli()
+    for name in ["describe", "train", "evaluate", "export", "data"]:
+        r = CliRunner().invoke(cli, [name, "--help"])
+        assert r.exit_code == 0 and "Example" in r.output or name == "data"

@@ -1,0 +1,306 @@
+"""kernels/conv.py against the nested-loop NumPy reference, finite differences
+and torch.nn.functional (conv2d, relu, max_pool2d)."""
+import numpy as np
+import pytest
+
+from kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
+                          relu_backward, relu_forward)
+from tests.reference.conv import conv2d_ref, maxpool2d_ref, relu_ref
+
+# (B, C, H, W, F, KH, KW, stride, padding): stride 1 takes the wide-column path,
+# other strides the exact gather; odd sizes leave rows no window reaches
+CONV_CASES = {
+    "s1p0": (2, 2, 5, 6, 3, 3, 3, 1, 0),
+    "s1p1": (2, 2, 5, 6, 3, 3, 3, 1, 1),
+    "s2p0": (2, 2, 7, 6, 3, 3, 3, 2, 0),
+    "s2p1": (2, 2, 6, 7, 3, 3, 3, 2, 1),
+    "s1p2_rect": (1, 3, 4, 5, 2, 2, 3, 1, 2),
+    "s3p1_rect": (2, 1, 8, 7, 2, 3, 2, 3, 1),
+    "1x1": (2, 3, 3, 4, 4, 1, 1, 1, 0),
+}
+
+
+def conv_args(case, dtype, seed=0):
+    B, C, H, W, F, KH, KW, s, p = CONV_CASES[case]
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, C, H, W)).astype(dtype),
+            rng.standard_normal((F, C, KH, KW)).astype(dtype),
+            rng.standard_normal(F).astype(dtype), s, p)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_forward_matches_reference(case):
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        x, w, b, s, p = conv_args(case, dtype)
+        y = conv2d_forward(x, w, b, s, p)
+        assert y.dtype == dtype
+        ref = conv2d_ref(x, w, b, s, p)
+        assert y.shape == ref.shape
+        np.testing.assert_allclose(y, ref, rtol=0, atol=tol)
+
+
+def _fd_gradient(loss, a, eps=1e-6):
+    """Central differences of loss() w.r.t. every element of a (perturbed in place)."""
+    grad = np.zeros_like(a)
+    for k in np.ndindex(a.shape):
+        saved = a[k]
+        a[k] = saved + eps
+        up = loss()
+        a[k] = saved - eps
+        down = loss()
+        a[k] = saved
+        grad[k] = (up - down) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("case", ["s1p0", "s1p1", "s2p0", "s2p1", "s3p1_rect"])
+def test_conv_gradients_finite_differences(case):
+    x, w, b, s, p = conv_args(case, np.float64)
+    R = np.random.default_rng(1).standard_normal(conv2d_forward(x, w, b, s, p).shape)
+
+    def loss():
+        return float(np.sum(conv2d_forward(x, w, b, s, p) * R))
+
+    dx, dw, db = conv2d_backward(R, x, w, s, p)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+    for name, a, analytic in (("x", x, dx), ("w", w, dw), ("b", b, db)):
+        np.testing.assert_allclose(analytic, _fd_gradient(loss, a), rtol=1e-7, atol=1e-8,
+                                   err_msg=name)
+
+
+def test_conv_backward_without_dx():
+    x, w, b, s, p = conv_args("s2p1", np.float64)
+    dy = np.random.default_rng(3).standard_normal(conv2d_forward(x, w, b, s, p).shape)
+    dx, dw, db = conv2d_backward(dy, x, w, s, p)
+    none, dw2, db2 = conv2d_backward(dy, x, w, s, p, need_dx=False)
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+
+
+def test_conv_backward_float32_agrees_with_float64():
+    out = []
+    for dtype in (np.float64, np.float32):
+        x, w, b, s, p = conv_args("s1p1", dtype)
+        dy = np.random.default_rng(2).standard_normal((2, 3, 5, 6)).astype(dtype)
+        grads = conv2d_backward(dy, x, w, s, p)
+        assert all(g.dtype == dtype for g in grads)
+        out.append(grads)
+    for g64, g32 in zip(*out):
+        np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5)
+
+
+def test_conv_empty_batch_and_non_contiguous_inputs():
+    x, w, b, s, p = conv_args("s1p1", np.float64)
+    y = conv2d_forward(x[:0], w, b, s, p)
+    assert y.shape == (0, 3, 5, 6)
+    dx, dw, db = conv2d_backward(y, x[:0], w, s, p)
+    assert dx.shape == (0, 2, 5, 6) and not dw.any() and not db.any()
+    expected = conv2d_forward(x, w, b, s, p)
+    xf = np.asfortranarray(x)
+    wide = np.zeros((3, 2, 3, 6))
+    wide[..., ::2] = w
+    assert not wide[..., ::2].flags.c_contiguous
+    np.testing.assert_allclose(conv2d_forward(xf, wide[..., ::2], b, s, p), expected,
+                               rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(x=np.zeros((2, 5, 6), np.float32)), "x has shape"),
+    (dict(x=np.zeros((2, 2, 5, 6), np.int64)), "x has dtype int64"),
+    (dict(w=np.zeros((3, 4, 3, 3), np.float32)), r"w has shape .* expected \(F, 2, KH, KW\)"),
+    (dict(w=np.zeros((3, 2, 3, 3), np.float64)), "w has dtype float64"),
+    (dict(w=np.zeros((3, 2, 3), np.float32)), "w has shape"),
+    (dict(b=np.zeros(4, np.float32)), "b has shape"),
+    (dict(w=np.zeros((3, 2, 7, 3), np.float32)), "does not fit"),
+    (dict(stride=0), "stride must be an integer >= 1"),
+    (dict(stride=1.5), "stride must be an integer >= 1"),
+    (dict(padding=-1), "padding must be an integer >= 0"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_conv_bad_inputs_raise_value_error(change, match):
+    x, w, b, s, p = conv_args("s1p0", np.float32)
+    args = dict(x=x, w=w, b=b, stride=s, padding=p)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        conv2d_forward(**args)
+
+
+def test_conv_backward_bad_inputs_raise_value_error():
+    x, w, b, s, p = conv_args("s1p1", np.float32)
+    with pytest.raises(ValueError, match="dy has shape"):
+        conv2d_backward(np.zeros((2, 3, 4, 6), np.float32), x, w, s, p)
+    with pytest.raises(ValueError, match="dy has dtype float64"):
+        conv2d_backward(np.zeros((2, 3, 5, 6)), x, w, s, p)
+
+
+# ---------------------------------------------------------------------------
+# ReLU
+
+
+def test_relu_forward_backward():
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
+        y = relu_forward(x)
+        assert y.dtype == dtype and y.shape == x.shape
+        np.testing.assert_array_equal(y, relu_ref(x).astype(dtype))
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        np.testing.assert_array_equal(relu_backward(dy, y), np.where(x > 0, dy, 0))
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    y = relu_forward(x)
+    assert np.isnan(y[0]) and y[1:].tolist() == [0.0, 0.0, 2.0]  # NaN propagates, as torch
+
+
+def test_relu_gradient_finite_differences():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 7))
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
+    R = rng.standard_normal(x.shape)
+    dx = relu_backward(R, relu_forward(x))
+    np.testing.assert_allclose(dx, _fd_gradient(lambda: float(np.sum(relu_forward(x) * R)), x),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_relu_bad_inputs_raise_value_error():
+    with pytest.raises(ValueError, match="x has dtype int64"):
+        relu_forward(np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="dy has shape"):
+        relu_backward(np.zeros(3, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="dy has dtype float64"):
+        relu_backward(np.zeros(4), np.zeros(4, np.float32))
+
+
+# ---------------------------------------------------------------------------
+# max-pooling
+
+POOL_CASES = [(2, 2, 6, 8), (2, 2, 7, 5), (3, 2, 7, 7), (2, 1, 5, 4), (3, 3, 9, 6)]  # k, s, H, W
+
+
+@pytest.mark.parametrize("k,s,H,W", POOL_CASES)
+def test_maxpool_forward_matches_reference(k, s, H, W):
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+        y, arg = maxpool2d_forward(x, k, s)
+        y_ref, arg_ref = maxpool2d_ref(x, k, s)
+        assert y.dtype == dtype and arg.dtype == np.int64
+        np.testing.assert_array_equal(y, y_ref.astype(dtype))
+        np.testing.assert_array_equal(arg, arg_ref)
+
+
+def test_maxpool_ties_go_to_the_first_maximum():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 2:, 2:] = 1.0  # last window all ones; others all zeros
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = 2.0  # a tie inside the first window
+    y, arg = maxpool2d_forward(x, 2, 2)
+    y_ref, arg_ref = maxpool2d_ref(x, 2, 2)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert arg[0, 0].tolist() == [[1, 2], [8, 10]]
+    dx = maxpool2d_backward(np.ones_like(y), arg, x.shape)
+    assert dx.sum() == 4 and dx[0, 0, 0, 1] == 1 and dx[0, 0, 1, 0] == 0
+
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 1)])
+def test_maxpool_nan_wins_its_window(k, s):
+    x = np.zeros((1, 1, 3, 4), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 0, 2] = 5.0
+    y, arg = maxpool2d_forward(x, k, s)
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 5
+    if k == 2:
+        assert y[0, 0, 0, 1] == 5.0 and arg[0, 0, 0, 1] == 2
+    else:
+        assert np.isnan(y[0, 0, 0, 1]) and arg[0, 0, 0, 1] == 5
+
+
+def test_maxpool_infinities():
+    x = np.array([[[[np.inf, -np.inf, 1.0, 2.0], [0.0, 1.0, -np.inf, -np.inf]]]])
+    y, arg = maxpool2d_forward(x, 2, 2)
+    assert y[0, 0, 0].tolist() == [np.inf, 2.0] and arg[0, 0, 0].tolist() == [0, 3]
+    y_ref, arg_ref = maxpool2d_ref(x, 2, 2)
+    np.testing.assert_array_equal(arg, arg_ref)
+
+
+@pytest.mark.parametrize("k,s,H,W", POOL_CASES)
+def test_maxpool_gradient_finite_differences(k, s, H, W):
+    rng = np.random.default_rng(6)
+    # distinct values at least 1e-3 apart: an eps of 1e-6 cannot change a winner
+    x = rng.permutation(2 * 3 * H * W).reshape(2, 3, H, W) * 1e-3
+    y, arg = maxpool2d_forward(x, k, s)
+    R = rng.standard_normal(y.shape)
+    dx = maxpool2d_backward(R, arg, x.shape)
+
+    def loss():
+        return float(np.sum(maxpool2d_forward(x, k, s)[0] * R))
+
+    np.testing.assert_allclose(dx, _fd_gradient(loss, x), rtol=1e-7, atol=1e-9)
+
+
+def test_maxpool_overlapping_windows_add_up():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0  # the centre wins all four 2x2 windows at stride 1
+    y, arg = maxpool2d_forward(x, 2, 1)
+    assert (arg == 4).all()
+    dx = maxpool2d_backward(np.full(y.shape, 0.5), arg, x.shape)
+    assert dx[0, 0, 1, 1] == 2.0 and dx.sum() == 2.0
+
+
+def test_maxpool_bad_inputs_raise_value_error():
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="x has shape"):
+        maxpool2d_forward(np.zeros((2, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="larger than"):
+        maxpool2d_forward(x, 5, 1)
+    with pytest.raises(ValueError, match="kernel must be"):
+        maxpool2d_forward(x, 0, 1)
+    with pytest.raises(ValueError, match="stride must be"):
+        maxpool2d_forward(x, 2, 0)
+    y, arg = maxpool2d_forward(x)
+    with pytest.raises(ValueError, match="argmax has shape"):
+        maxpool2d_backward(y, arg[:, :1], x.shape)
+    with pytest.raises(ValueError, match="argmax has shape"):
+        maxpool2d_backward(y, arg.astype(np.float32), x.shape)
+    with pytest.raises(ValueError, match="argmax values must lie"):
+        maxpool2d_backward(y, arg + 16, x.shape)
+    with pytest.raises(ValueError, match="does not match dy"):
+        maxpool2d_backward(y, arg, (1, 3, 4, 4))
+    with pytest.raises(ValueError, match="x_shape must be"):
+        maxpool2d_backward(y, arg, None)
+
+
+# ---------------------------------------------------------------------------
+# torch parity (float32 kernel vs float32 torch)
+
+
+@pytest.mark.parametrize("case", ["s1p0", "s1p1", "s2p1", "s3p1_rect"])
+def test_conv_torch_parity(case):
+    torch = pytest.importorskip("torch")
+    x, w, b, s, p = conv_args(case, np.float32, seed=7)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p)
+    dy = np.random.default_rng(8).standard_normal(tuple(yt.shape)).astype(np.float32)
+    yt.backward(torch.from_numpy(dy))
+    tol = dict(rtol=0, atol=1e-5)
+    np.testing.assert_allclose(conv2d_forward(x, w, b, s, p), yt.detach().numpy(), **tol)
+    dx, dw, db = conv2d_backward(dy, x, w, s, p)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), **tol)
+    np.testing.assert_allclose(db, bt.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("k,s,H,W", POOL_CASES)
+def test_maxpool_and_relu_torch_parity(k, s, H, W):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, H, W)).astype(np.float32)
+    x[0, 0, :2, :2] = 0.25  # a tied window
+    xt = torch.tensor(x, requires_grad=True)
+    yt, idx = torch.nn.functional.max_pool2d(torch.relu(xt), k, s, return_indices=True)
+    dy = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
+    yt.backward(torch.from_numpy(dy))
+    r = relu_forward(x)
+    y, arg = maxpool2d_forward(r, k, s)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(arg, idx.numpy())
+    dx = relu_backward(maxpool2d_backward(dy, arg, r.shape), r)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-6)
