@@ -206,6 +206,8 @@ def _user_data(images_dir, captions_file, size, quiet):
               help="Stop after this much training time (checked at each evaluation).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
 @click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--first-caption-only", is_flag=True,
+              help="Learn each image's first reference only (shapes world: the canonical wording).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
@@ -214,7 +216,7 @@ def _user_data(images_dir, captions_file, size, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, attn, dropout, batch_size, steps, minutes,
-          lr, eval_every, seed, resume, force, export, quiet, as_json):
+          lr, eval_every, first_caption_only, seed, resume, force, export, quiet, as_json):
     """Train the captioner; the best model by validation loss per word is kept.
 
     \b
@@ -255,13 +257,15 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     vocab = Vocab(sorted(w for w, n in counts.items() if n >= (1 if len(counts) < 1000 else 2)))
     config = CaptionConfig(vocab_size=vocab.size, input_size=size, channels=channels, embed=embed, hidden=hidden,
                            attn=attn, dropout=dropout, seed=seed)
-    task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize)
+    task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize,
+                       first_only=first_caption_only)
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     command = command_line("caption")
     meta = {"app": "caption", "vocab": vocab.to_json(), "command": command, "seed": seed,
-            "train_config": tcfg.__dict__, "data": source, "train_images": len(tr_img)}
+            "train_config": tcfg.__dict__, "data": source, "train_images": len(tr_img),
+            "first_caption_only": first_caption_only}
 
     def on_eval(record):
         if not quiet:

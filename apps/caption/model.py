@@ -189,9 +189,12 @@ class CaptionTask:
     """Trainer task: random (image, one of its reference captions) batches; valid loss per word."""
 
     def __init__(self, vocab, train_images, train_refs, valid_images, valid_refs, batch_size=32,
-                 tokenize=str.split):
+                 tokenize=str.split, first_only=False):
         self.vocab = vocab
-        self.images, self.refs = train_images, [[tokenize(c) for c in r] for r in train_refs]
+        # first_only: learn one wording per image (shapes world: the canonical one, whose subject
+        # is the left/upper object) instead of a random reference each time
+        self.images = train_images
+        self.refs = [[tokenize(c) for c in (r[:1] if first_only else r)] for r in train_refs]
         self.valid_images = valid_images
         self.valid_refs = [[tokenize(c) for c in r] for r in valid_refs]
         self.batch_size = batch_size
