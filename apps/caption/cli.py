@@ -147,7 +147,7 @@ def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
         raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
     try:
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, n_combo=n_test, seed=seed,
-                               workers=workers, progress=_bar("rendering"))
+                               workers=workers, progress=_bar("rendering"), command=command_line("caption"))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:

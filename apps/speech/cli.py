@@ -56,11 +56,13 @@ def data():
 @click.option("--n-train", type=click.IntRange(1), default=16000, show_default=True)
 @click.option("--n-valid", type=click.IntRange(1), default=800, show_default=True)
 @click.option("--n-test", type=click.IntRange(1), default=800, show_default=True)
+@click.option("--n-unseen", type=click.IntRange(0), default=200, show_default=True,
+              help="Test utterances from festival, a synthesiser training never hears (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes transcripts, voices and augmentation.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, n_unseen, seed, workers, force, as_json):
     """Synthesise utterances with espeak-ng and flite, augment them, and compute features.
 
     Whole voices are held out for validation and test; the test set is written as
@@ -75,7 +77,7 @@ def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
         raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
     try:
         report = build_corpus(out, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed, workers=workers,
-                              progress=_bar("synthesising"))
+                              progress=_bar("synthesising"), n_unseen=n_unseen, command=command_line("speech"))
     except (ValueError, OSError, RuntimeError) as exc:
         raise fail(exc) from None
     if as_json:

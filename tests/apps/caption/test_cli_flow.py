@@ -1,0 +1,33 @@
+"""The whole caption workflow through the CLI on a tiny dataset: build, train, export, evaluate, describe."""
+import json
+
+from click.testing import CliRunner
+
+from apps.caption.cli import cli
+
+
+def test_build_train_export_evaluate_describe(tmp_path):
+    data, run, model = tmp_path / "data", tmp_path / "run", tmp_path / "model"
+    r = CliRunner().invoke(cli, ["data", "build", "--out", str(data), "--n", "24", "--n-valid", "6", "--n-test", "4",
+                                 "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"]["train"] == 24
+    r = CliRunner().invoke(cli, ["data", "build", "--out", str(data), "--n", "24"])
+    assert r.exit_code == 1 and "already exists" in r.output
+    r = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(run), "--steps", "4", "--eval-every", "2",
+                                 "--channels", "4,4,4", "--hidden", "8", "--embed", "4", "--attn", "4",
+                                 "--batch-size", "4", "--quiet", "--export", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((model / "card.json").read_text())
+    assert set(card["metrics"]) >= {"how", "test", "combo", "alt"}
+    assert "object_set_accuracy" in card["metrics"]["test"]["model"]
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(model), "--data", str(data), "--split", "test",
+                                 "--beam", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["test"]["model"]["images"] == 4
+    png = next((data / "images" / "test").glob("*.png"))
+    r = CliRunner().invoke(cli, [str(png), "--model", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["file"] == str(png)
+    r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "data build" in r.output

@@ -1,0 +1,36 @@
+"""The whole speech workflow through the CLI on a tiny corpus: build, train, export, evaluate, transcribe."""
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from apps.speech.cli import cli
+
+pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                                reason="needs espeak-ng and flite (make apt)")
+
+
+def test_build_train_export_evaluate_transcribe(tmp_path):
+    data, run, model = tmp_path / "data", tmp_path / "run", tmp_path / "model"
+    r = CliRunner().invoke(cli, ["data", "build", "--out", str(data), "--n-train", "12", "--n-valid", "4",
+                                 "--n-test", "3", "--n-unseen", "0", "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(run), "--steps", "3", "--eval-every", "3",
+                                 "--hidden", "8", "--layers", "1", "--batch-size", "4", "--quiet",
+                                 "--export", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((model / "card.json").read_text())
+    assert {"clean", "snr20"} <= set(card["metrics"]["test"])
+    assert card["metrics"]["test"]["clean"]["utterances"] == 3
+    tsv = data / "test" / "clean" / "transcripts.tsv"
+    r = CliRunner().invoke(cli, ["evaluate", str(tsv), "--model", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["utterances"] == 3 and 0.0 <= report["cer"]
+    wav = next((data / "test" / "clean").glob("*.wav"))
+    r = CliRunner().invoke(cli, ["transcribe", str(wav), "--model", str(model), "--json", "--beam", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["file"] == str(wav)
+    r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "data build" in r.output
