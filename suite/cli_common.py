@@ -41,3 +41,15 @@ def export_source(run, out, force):
 def fail(exc):
     """A library error as click's one-line `Error: ...` (exit 1)."""
     return click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def counter(label, quiet=False):
+    """A progress(done, total) callback that redraws `label done/total` on stderr; None when not a terminal."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done, total):
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
+    return show

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from suite.cli_common import command_line, export_source, fail, prepare_run_dir
+from suite.cli_common import counter as _bar
 from suite.shipped import default_model_dir
 
 DEFAULT_DATA = "data/caption"
@@ -29,15 +30,6 @@ def _load(model_dir):
         return load_model(model_dir or default_model_dir("caption"))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
-
-
-def _bar(label, quiet=False):
-    if quiet or not sys.stderr.isatty():
-        return None
-
-    def bar(done, total):
-        click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
-    return bar
 
 
 @click.group(cls=CaptionGroup)
