@@ -53,3 +53,14 @@ def counter(label, quiet=False):
     def show(done, total):
         click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)
     return show
+
+
+def run_command(app, out, resume):
+    """The command line a card records for a training run: on --resume, the earlier commands of the run too."""
+    command = command_line(app)
+    if resume and command and (Path(out) / "last" / "config.json").exists():
+        from suite.nn.checkpoint import read_card
+
+        previous = read_card(Path(out) / "last")["meta"].get("command")
+        command = f"{previous} && {command}" if previous else command
+    return command

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import command_line, export_source, fail, prepare_run_dir
+from suite.cli_common import command_line, export_source, fail, prepare_run_dir, run_command
 from suite.cli_common import counter as _bar
 from suite.shipped import default_model_dir
 
@@ -254,7 +254,7 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = command_line("caption")
+    command = run_command("caption", out, resume)
     meta = {"app": "caption", "vocab": vocab.to_json(), "command": command, "seed": seed,
             "train_config": tcfg.__dict__, "data": source, "train_images": len(tr_img),
             "first_caption_only": first_caption_only}

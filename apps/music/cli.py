@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import command_line, export_source, prepare_run_dir
+from suite.cli_common import command_line, export_source, prepare_run_dir, run_command
 from suite.cli_common import fail as _fail
 
 from suite.shipped import default_model_dir
@@ -131,12 +131,7 @@ def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(200, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = command_line("music")
-    if resume and command and (out / "last" / "config.json").exists():
-        from suite.nn.checkpoint import read_card
-
-        previous = read_card(out / "last")["meta"].get("command")  # the card names every command of the run
-        command = f"{previous} && {command}" if previous else command
+    command = run_command("music", out, resume)  # the card names every command of the run
     meta = {"app": "music", "vocab": corpus.vocab.to_json(), "command": command, "seed": seed,
             "train_config": tcfg.__dict__,
             "task": {"kind": "random windows of the train token stream", "seq_len": seq_len,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import command_line, export_source, fail, prepare_run_dir
+from suite.cli_common import command_line, export_source, fail, prepare_run_dir, run_command
 from suite.cli_common import counter as _bar
 from suite.shipped import default_model_dir
 
@@ -143,6 +143,8 @@ def _corpus_splits(data_dir, quiet):
 @click.option("--lm-order", type=click.IntRange(0, 10), default=5, show_default=True,
               help="Character n-gram LM for beam search, from the training transcripts (0 = none).")
 @click.option("--no-augment", is_flag=True, help="No SpecAugment masks.")
+@click.option("--non-speech", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Fraction of each batch replaced by noise/hum/silence clips with an empty transcript.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
@@ -151,7 +153,7 @@ def _corpus_splits(data_dir, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every, lm_order,
-          no_augment, seed, resume, force, export, quiet, as_json):
+          no_augment, non_speech, seed, resume, force, export, quiet, as_json):
     """Train the BiLSTM-CTC recogniser; the best model by validation CTC loss is kept.
 
     Example: suite speech train --minutes 60 --export data/models/speech
@@ -165,16 +167,17 @@ def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps
     train_split, valid_split, source = _corpus_splits(data_dir, quiet)
     config = SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), stack=stack, hidden=hidden,
                           layers=layers, proj=proj, dropout=dropout, seed=seed)
-    task = SpeechTask(train_split, valid_split, batch_size=batch_size, augment=not no_augment)
+    task = SpeechTask(train_split, valid_split, batch_size=batch_size, augment=not no_augment, non_speech=non_speech,
+                      seed=seed)
     lm = CharNGramLM.fit([encode(t) for t in train_split["texts"]], order=lm_order,
                          vocab_size=len(ALPHABET)) if lm_order else None
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = command_line("speech")
+    command = run_command("speech", out, resume)
     meta = {"app": "speech", "alphabet": list(ALPHABET), "features": FEATURES, "command": command, "seed": seed,
             "train_config": tcfg.__dict__, "data": source, "train_utterances": len(train_split["texts"]),
-            "lm": lm.to_dict() if lm else None, "lm_order": lm_order,
+            "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "non_speech": non_speech,
             "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
 
     def on_eval(record):

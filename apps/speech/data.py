@@ -425,6 +425,41 @@ def _babble(n, sr, rng, pool):
     return out
 
 
+NON_SPEECH_KINDS = ("white", "pink", "brown", "hum", "speech-shaped", "dither")
+
+
+def non_speech(rng, sr=16000, seconds=(0.5, 4.0), kind=None):
+    """A clip with no words in it (transcript ""): (float32 wave, kind).
+
+    Noise of several colours, mains hum with harmonics, speech-shaped modulated
+    noise, or near-silence, at a peak between -60 and -6 dBFS. Training on these
+    teaches the recogniser that sound is not speech (without them, per-utterance
+    normalisation makes any noise look like an utterance and it invents words).
+    """
+    n = int(rng.uniform(*seconds) * sr)
+    kind = kind or NON_SPEECH_KINDS[int(rng.integers(len(NON_SPEECH_KINDS)))]
+    if kind == "white":
+        x = rng.standard_normal(n)
+    elif kind == "pink":
+        x = _pink(n, rng)
+    elif kind == "brown":
+        x = np.cumsum(rng.standard_normal(n))
+        x -= np.linspace(x[0], x[-1], n)  # no drift
+    elif kind == "hum":
+        t = np.arange(n) / sr
+        f0 = 50.0 if rng.random() < 0.5 else 60.0
+        x = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3)) for k in range(1, 6))
+        x = x + 0.05 * rng.standard_normal(n)
+    elif kind == "speech-shaped":
+        x = _speech_shaped(n, sr, rng)
+    else:  # dither: near-silence
+        x = rng.standard_normal(n) * 1e-3
+    peak_db = rng.uniform(-60.0, -6.0) if kind != "dither" else rng.uniform(-90.0, -60.0)
+    x = np.asarray(x, dtype=np.float64)
+    x *= 10 ** (peak_db / 20) / (np.abs(x).max() + 1e-12)
+    return x.astype(np.float32), kind
+
+
 def add_noise(wave, sr, rng, snr_db, kind="white", babble=None):
     """``wave`` plus ``kind`` noise scaled so active_power(wave) / noise power = snr_db (float32)."""
     if kind not in NOISE_KINDS:

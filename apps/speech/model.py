@@ -97,11 +97,16 @@ def log_softmax(logits):
 class SpeechTask:
     """Trainer task: bucketed batches of (features, characters), CTC loss; validation CTC loss, CER, WER."""
 
-    def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64):
-        from apps.speech.data import encode
+    def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64, non_speech=0.0, seed=0):
+        """non_speech: the fraction of each batch replaced by clips with no words (see data.non_speech)."""
+        from apps.speech.data import encode, features
+        from apps.speech.data import non_speech as make_non_speech
 
         self.train_feats = train["features"]
         self.train_labels = [encode(t) for t in train["texts"]]
+        self.non_speech = float(non_speech)
+        rng = np.random.default_rng([seed, 7])
+        self.noise_feats = [features(make_non_speech(rng)[0]) for _ in range(1000 if non_speech else 0)]
         self.valid = valid
         self.batch_size = batch_size
         self.augment = augment
@@ -111,9 +116,13 @@ class SpeechTask:
     def train_batch(self, rng):
         idx = self.sampler.sample(rng)
         feats = [self.train_feats[i] for i in idx]
+        labels = [self.train_labels[i] for i in idx]
+        for b in np.flatnonzero(rng.random(len(idx)) < self.non_speech):
+            feats[b] = self.noise_feats[int(rng.integers(len(self.noise_feats)))]
+            labels[b] = np.zeros(0, np.int32)
         feats = [spec_augment(f, rng) if self.augment else np.asarray(f, np.float32) for f in feats]
         x, lengths = pad_time_major(feats, dtype=np.float32)
-        targets, target_lengths = pad_targets([self.train_labels[i] for i in idx])
+        targets, target_lengths = pad_targets(labels)
         return x, lengths, targets, target_lengths
 
     def loss_and_grad(self, model, batch):
@@ -196,9 +205,15 @@ class Transcriber:
         self.bonus = decoding.get("bonus", 0.0)
         self.frame_seconds = FEATURES["hop_ms"] / 1000.0 * model.config.stack
 
+    SILENCE_PEAK = 10 ** (-70 / 20)  # a segment whose peak is below -70 dBFS holds no speech
+
     def logits(self, wave, sr):
         from apps.speech.data import features
 
+        # digital silence has no spectrum to normalise (per-utterance normalisation would
+        # blow up rounding noise into features no training utterance had): nothing was said
+        if len(wave) == 0 or float(np.max(np.abs(wave))) < self.SILENCE_PEAK:
+            return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)
         feats = features(wave, sr)  # (T, F)
         if len(feats) == 0:
             return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)

@@ -150,3 +150,24 @@ def test_every_command_has_help():
     for name in ["transcribe", "train", "evaluate", "export"]:
         r = CliRunner().invoke(_cli(), [name, "--help"])
         assert r.exit_code == 0 and "Example" in r.output
+
+
+def test_non_speech_clips_replace_batch_items_with_empty_transcripts():
+    rng = np.random.default_rng(0)
+    data = {"features": [rng.normal(size=(30, feature_dim())).astype(np.float32) for _ in range(8)],
+            "texts": ["go"] * 8}
+    task = SpeechTask(data, data, batch_size=8, augment=False, non_speech=1.0)
+    x, lengths, targets, target_lengths = task.train_batch(np.random.default_rng(1))
+    assert target_lengths.tolist() == [0] * 8
+    task = SpeechTask(data, data, batch_size=8, augment=False, non_speech=0.0)
+    assert task.train_batch(np.random.default_rng(1))[3].tolist() == [2] * 8
+
+
+def test_non_speech_kinds_are_finite_and_quiet_enough():
+    from apps.speech.data import NON_SPEECH_KINDS, non_speech
+
+    rng = np.random.default_rng(3)
+    for kind in NON_SPEECH_KINDS:
+        wave, got = non_speech(rng, kind=kind)
+        assert got == kind and wave.dtype == np.float32 and np.isfinite(wave).all()
+        assert 0 < np.abs(wave).max() <= 10 ** (-6 / 20) + 1e-6
