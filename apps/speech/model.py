@@ -107,6 +107,8 @@ class SpeechTask:
         self.non_speech = float(non_speech)
         rng = np.random.default_rng([seed, 7])
         self.noise_feats = [features(make_non_speech(rng)[0]) for _ in range(1000 if non_speech else 0)]
+        rng = np.random.default_rng([seed, 8])  # held-out non-speech clips for validation
+        self.valid_noise = [features(make_non_speech(rng)[0]) for _ in range(100 if non_speech else 0)]
         self.valid = valid
         self.batch_size = batch_size
         self.augment = augment
@@ -136,7 +138,14 @@ class SpeechTask:
 
     def evaluate(self, model):
         out = evaluate_features(model, self.valid["features"], self.valid["texts"], batch_size=self.valid_batch)
-        return {"loss": out["ctc_loss"], "cer": out["cer"], "wer": out["wer"]}
+        metrics = {"loss": out["ctc_loss"], "cer": out["cer"], "wer": out["wer"]}
+        if self.valid_noise:  # the loss model selection uses covers both: words, and no words where none were said
+            noise = evaluate_features(model, self.valid_noise, [""] * len(self.valid_noise), batch_size=self.valid_batch)
+            n, m = len(self.valid["texts"]), len(self.valid_noise)
+            metrics |= {"speech_ctc_loss": out["ctc_loss"], "non_speech_ctc_loss": noise["ctc_loss"],
+                        "loss": (n * out["ctc_loss"] + m * noise["ctc_loss"]) / (n + m),
+                        "non_speech_false_alarms": sum(bool(h) for h in noise["hypotheses"]) / m}
+        return metrics
 
 
 def evaluate_features(model, features, texts, batch_size=64):
