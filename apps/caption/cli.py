@@ -308,6 +308,14 @@ def _evaluate(model, vocab, data_dir, splits, beam, limit, quiet):
     return results
 
 
+def _step(checkpoint, meta):
+    """The training step a checkpoint holds: best/ records it in meta, last/ in trainer.json."""
+    trainer = Path(checkpoint) / "trainer.json"
+    if meta.get("step") is None and trainer.exists():
+        return json.loads(trainer.read_text())["step"]
+    return meta.get("step")
+
+
 def _export(best, out, data_dir, command, quiet, export_command=None, beam=5):
     import datetime
 
@@ -333,7 +341,7 @@ def _export(best, out, data_dir, command, quiet, export_command=None, beam=5):
         "data": meta.get("data"),
         "training": {"command": command or meta.get("command"), "export_command": export_command,
                      "seed": meta.get("seed"), "train_config": meta.get("train_config"),
-                     "best_step": meta.get("step"), "valid": meta.get("valid")},
+                     "checkpoint": Path(best).name, "step": _step(best, meta), "valid": meta.get("valid")},
         "metrics": {"how": f"beam {beam}; test = held-out scenes of the training distribution, combo = scenes with "
                            "colour-shape pairs never seen in training, alt = test-like scenes in a drawing style "
                            "never seen in training", **metrics},
