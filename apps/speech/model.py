@@ -97,7 +97,8 @@ def log_softmax(logits):
 class SpeechTask:
     """Trainer task: bucketed batches of (features, characters), CTC loss; validation CTC loss, CER, WER."""
 
-    def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64, non_speech=0.0, seed=0):
+    def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64, non_speech=0.0, seed=0,
+                 noise_pool=1000):
         """non_speech: the fraction of each batch replaced by clips with no words (see data.non_speech)."""
         from apps.speech.data import encode, features
         from apps.speech.data import non_speech as make_non_speech
@@ -106,9 +107,10 @@ class SpeechTask:
         self.train_labels = [encode(t) for t in train["texts"]]
         self.non_speech = float(non_speech)
         rng = np.random.default_rng([seed, 7])
-        self.noise_feats = [features(make_non_speech(rng)[0]) for _ in range(1000 if non_speech else 0)]
+        self.noise_feats = [features(make_non_speech(rng)[0]) for _ in range(noise_pool if non_speech else 0)]
         rng = np.random.default_rng([seed, 8])  # held-out non-speech clips for validation
-        self.valid_noise = [features(make_non_speech(rng)[0]) for _ in range(100 if non_speech else 0)]
+        n_valid = max(noise_pool // 10, 1) if non_speech else 0
+        self.valid_noise = [features(make_non_speech(rng)[0]) for _ in range(n_valid)]
         self.valid = valid
         self.batch_size = batch_size
         self.augment = augment

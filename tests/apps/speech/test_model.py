@@ -156,7 +156,7 @@ def test_non_speech_clips_replace_batch_items_with_empty_transcripts():
     rng = np.random.default_rng(0)
     data = {"features": [rng.normal(size=(30, feature_dim())).astype(np.float32) for _ in range(8)],
             "texts": ["go"] * 8}
-    task = SpeechTask(data, data, batch_size=8, augment=False, non_speech=1.0)
+    task = SpeechTask(data, data, batch_size=8, augment=False, non_speech=1.0, noise_pool=20)
     x, lengths, targets, target_lengths = task.train_batch(np.random.default_rng(1))
     assert target_lengths.tolist() == [0] * 8
     task = SpeechTask(data, data, batch_size=8, augment=False, non_speech=0.0)
