@@ -64,3 +64,37 @@ def run_command(app, out, resume):
         previous = read_card(Path(out) / "last")["meta"].get("command")
         command = f"{previous} && {command}" if previous else command
     return command
+
+
+def load_or_fail(load_model, app, model_dir):
+    """load_model(model_dir or the app's shipped model), a model problem as a one-line click error."""
+    from suite.shipped import default_model_dir
+
+    try:
+        return load_model(model_dir or default_model_dir(app))
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+
+
+def training_options(steps, eval_every=500, lr=2e-3):
+    """The options every `suite APP train` shares: length, learning rate, seed, resume/force, export, output."""
+    options = [
+        click.option("--steps", type=click.IntRange(1), default=steps, show_default=True),
+        click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Stop after this much training time (checked at each evaluation)."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), default=lr, show_default=True),
+        click.option("--eval-every", type=click.IntRange(1), default=eval_every, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+        click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder)."),
+        click.option("--export", type=click.Path(file_okay=False), default=None,
+                     help="After training, export the model with its card here."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import command_line, export_source, fail, prepare_run_dir, run_command
+from suite.cli_common import (command_line, export_source, fail, load_or_fail, prepare_run_dir, run_command,
+                               training_options)
 from suite.cli_common import counter as _bar
-from suite.shipped import default_model_dir
 
 DEFAULT_DATA = "data/caption"
 DEFAULT_RUN_DIR = "runs/caption"
@@ -26,10 +26,7 @@ class CaptionGroup(click.Group):
 def _load(model_dir):
     from apps.caption.model import load_model
 
-    try:
-        return load_model(model_dir or default_model_dir("caption"))
-    except (ValueError, OSError) as exc:
-        raise fail(exc) from None
+    return load_or_fail(load_model, "caption", model_dir)
 
 
 @click.group(cls=CaptionGroup)
@@ -193,20 +190,9 @@ def _user_data(images_dir, captions_file, size, quiet):
 @click.option("--attn", type=click.IntRange(4, 1024), default=64, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
-              help="Stop after this much training time (checked at each evaluation).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
-@click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--first-caption-only", is_flag=True,
               help="Learn each image's first reference only (shapes world: the canonical wording).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
-@click.option("--export", type=click.Path(file_okay=False), default=None,
-              help="After training, export the best model with its card here.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@training_options(steps=8000)
 def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, attn, dropout, batch_size, steps, minutes,
           lr, eval_every, first_caption_only, seed, resume, force, export, quiet, as_json):
     """Train the captioner; the best model by validation loss per word is kept.

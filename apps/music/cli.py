@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from suite.cli_common import load_or_fail
 from suite.cli_common import command_line, export_source, prepare_run_dir, run_command
 from suite.cli_common import fail as _fail
 
-from suite.shipped import default_model_dir
 
 DEFAULT_RUN_DIR = "runs/music"
 
@@ -18,10 +18,7 @@ DEFAULT_RUN_DIR = "runs/music"
 def _load(model_dir):
     from apps.music.model import load_model
 
-    try:
-        return load_model(model_dir or default_model_dir("music"))
-    except (ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    return load_or_fail(load_model, "music", model_dir)
 
 
 def _corpus(cache, seed=0, progress=False):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import command_line, export_source, fail, prepare_run_dir, run_command
+from suite.cli_common import (command_line, export_source, fail, load_or_fail, prepare_run_dir, run_command,
+                               training_options)
 from suite.cli_common import counter as _bar
-from suite.shipped import default_model_dir
 
 DEFAULT_DATA = "data/speech"
 DEFAULT_RUN_DIR = "runs/speech"
@@ -17,10 +17,7 @@ DEFAULT_RUN_DIR = "runs/speech"
 def _load(model_dir):
     from apps.speech.model import load_model
 
-    try:
-        return load_model(model_dir or default_model_dir("speech"))
-    except (ValueError, OSError) as exc:
-        raise fail(exc) from None
+    return load_or_fail(load_model, "speech", model_dir)
 
 
 @click.group()
@@ -36,6 +33,15 @@ def cli():
       suite speech transcribe *.flac --json         # with word start/end times
       suite speech data build && suite speech train && suite speech evaluate data/speech/test/clean/transcripts.tsv
     """
+
+
+def decode_options(fn):
+    """--model, --beam, --no-lm: what transcribe and evaluate share."""
+    fn = click.option("--no-lm", is_flag=True, help="Decode without the character language model.")(fn)
+    fn = click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True,
+                      help="1 = greedy decoding.")(fn)
+    return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+                        help="Model folder [default: the shipped model].")(fn)
 
 
 @cli.group()
@@ -135,23 +141,12 @@ def _corpus_splits(data_dir, quiet):
 @click.option("--stack", type=click.IntRange(1, 8), default=3, show_default=True, help="10 ms frames per LSTM step.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
-              help="Stop after this much training time (checked at each evaluation).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
-@click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--lm-order", type=click.IntRange(0, 10), default=5, show_default=True,
               help="Character n-gram LM for beam search, from the training transcripts (0 = none).")
 @click.option("--no-augment", is_flag=True, help="No SpecAugment masks.")
 @click.option("--non-speech", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Fraction of each batch replaced by noise/hum/silence clips with an empty transcript.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
-@click.option("--export", type=click.Path(file_okay=False), default=None,
-              help="After training, export the best model with its card here.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@training_options(steps=8000)
 def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every, lm_order,
           no_augment, non_speech, seed, resume, force, export, quiet, as_json):
     """Train the BiLSTM-CTC recogniser; the best model by validation CTC loss is kept.
@@ -159,7 +154,7 @@ def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps
     Example: suite speech train --minutes 60 --export data/models/speech
     """
     from apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
-    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, export_model
+    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict
     from suite.ctc import CharNGramLM
     from suite.train import TrainConfig, Trainer
 
@@ -234,10 +229,7 @@ def export(run, out, data_dir, force, as_json):
 
 @cli.command()
 @click.argument("tsv", type=click.Path(dir_okay=False))
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="Model folder [default: the shipped model].")
-@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
-@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@decode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (with every hypothesis).")
 def evaluate(tsv, model_dir, beam, no_lm, as_json):
     """WER and CER of the model on the audio files listed in TSV (file<TAB>text[<TAB>voice[<TAB>condition]]).
@@ -263,10 +255,7 @@ def evaluate(tsv, model_dir, beam, no_lm, as_json):
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="Model folder [default: the shipped model].")
-@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
-@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@decode_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, with word start/end times.")
 def transcribe(files, model_dir, beam, no_lm, as_json):
     """Transcribe audio files (WAV, FLAC, OGG, MP3; any rate; mono or stereo).

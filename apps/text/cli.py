@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from suite.cli_common import load_or_fail
 from suite.cli_common import command_line, export_source, prepare_run_dir
 
-from suite.shipped import default_model_dir
 
 DEFAULT_CORPUS_DIR = "data/corpora/text"
 DEFAULT_RUN_DIR = "runs/text"
@@ -17,10 +17,7 @@ DEFAULT_RUN_DIR = "runs/text"
 def _load(model_dir):
     from apps.text.model import load_model
 
-    try:
-        return load_model(model_dir or default_model_dir("text"))
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_or_fail(load_model, "text", model_dir)
 
 
 def _read_text(path):
