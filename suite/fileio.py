@@ -93,3 +93,22 @@ def replace_dir(tmp_dir, final_dir):
     tmp_dir.rename(final_dir)
     if old.exists():
         shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def staged_dir(final_dir):
+    """Yield a new empty folder beside ``final_dir``; when the block ends it replaces ``final_dir`` whole.
+
+    On an exception the folder is removed and ``final_dir`` is untouched: a
+    reader sees the old contents or the new, never half of them.
+    """
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private; the result is not
+        replace_dir(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

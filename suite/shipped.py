@@ -24,24 +24,15 @@ def publish_model(checkpoint_dir, export_dir, card):
     reader never sees a model without its card or a half-copied file.
     """
     import shutil
-    import tempfile
 
-    from suite.fileio import current_umask, replace_dir, write_json
+    from suite.fileio import current_umask, staged_dir, write_json
 
-    export_dir = Path(export_dir)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.", dir=export_dir.parent))
-    try:
+    with staged_dir(export_dir) as tmp:
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(Path(checkpoint_dir) / name, tmp / name)
         write_json(tmp / "card.json", card)
-        tmp.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private; a shipped model is not
         for f in tmp.iterdir():
             f.chmod(0o666 & ~current_umask())  # copy2 kept the checkpoint files' modes
-        replace_dir(tmp, export_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return card
 
 

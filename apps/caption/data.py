@@ -15,7 +15,6 @@ read from positions in the padded frame exactly as in the original).
 import io
 import json
 import os
-import shutil
 import sys
 import time
 import zipfile
@@ -30,7 +29,7 @@ from apps.caption.scenes import (
     SHAPES, SIZES, VOCAB, Obj, ParsedCaption, Scene, SceneError, aggregate, bleu4, canonical_caption, captions,
     check_scene, clear_relation, parse_caption, random_scene, relation_holds, score_caption, tokenize,
 )
-from suite.fileio import atomic_path, replace_dir, write_json
+from suite.fileio import atomic_path, staged_dir, write_json
 
 __all__ = [
     "CLEAR_MIN", "CLEAR_RATIO", "COLOURS", "HELD_OUT_COMBOS", "HOLD_MIN", "HOLD_RATIO", "LAYOUT_RADIUS", "OPPOSITE",
@@ -404,21 +403,12 @@ def _sha256(path):
 
 def _write_png_split(out_dir, split, names, items):
     """images/<split>/*.png + captions.tsv, written in a hidden folder and swapped in whole."""
-    final = Path(out_dir) / "images" / split
-    tmp = final.with_name(f".{split}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_dir(Path(out_dir) / "images" / split) as tmp:
         lines = []
         for name, (_, refs, _, png, _) in zip(names, items):
             (tmp / name).write_bytes(png)
             lines.extend(f"{name}\t{ref}\n" for ref in refs)
         (tmp / "captions.tsv").write_text("".join(lines), encoding="utf-8")
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,

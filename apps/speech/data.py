@@ -47,7 +47,7 @@ import soundfile as sf
 import soxr
 
 from apps.speech.audio import AudioError, load_audio
-from suite.fileio import atomic_path, replace_dir, write_json, write_text
+from suite.fileio import atomic_path, replace_dir, staged_dir, write_json, write_text
 
 __all__ = [
     "ALPHABET", "BLANK", "DIGIT_WORDS", "COMMANDS", "VOCABULARY", "normalize", "encode", "decode",
@@ -800,9 +800,7 @@ def build_corpus(out_dir, n_train=16000, n_valid=800, n_test=800, seed=0, worker
     t0 = time.perf_counter()
     voices = split_voices(list_voices(), seed)
     sr = FEATURES["sr"]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as build:
         for cond in TEST_CONDITIONS:
             (build / "test" / cond).mkdir(parents=True)
         state = {"seed": seed, "voices": voices, "build_dir": str(build),
@@ -824,10 +822,6 @@ def build_corpus(out_dir, n_train=16000, n_valid=800, n_test=800, seed=0, worker
         report = _report(out_dir, items, by_split, voices, seed, t0, synth_seconds, workers, command,
                          dict(n_train=n_train, n_valid=n_valid, n_test=n_test, n_unseen=n_unseen), unseen)
         write_json(build / "corpus.json", report)
-        replace_dir(build, out_dir)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
     return report
 
 
