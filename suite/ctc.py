@@ -180,6 +180,71 @@ class CharNGramLM:
         return cls(model, vocab_size)
 
 
+# ---------------------------------------------------------------- lexicon
+
+class Lexicon:
+    """The words a beam search may spell: a trie over token ids, words split by ``separator``.
+
+    Lexicon-constrained decoding (as in Graves et al. 2009 for handwriting): a
+    prefix may only grow into a known word, a separator may only follow a
+    complete word, and a finished labelling must end on one. For a closed
+    vocabulary (digits and commands) this removes non-words such as "thre".
+
+    Parameters
+    ----------
+    words : iterable of sequences of int
+        Each word's token ids (no separator inside, none empty).
+    separator : int
+        The token between words (the space).
+    """
+
+    _END = -1  # trie key marking a complete word
+    CACHE_SIZE = 200_000  # prefixes whose trie node is remembered (a long batch job must not grow without end)
+
+    def __init__(self, words, separator):
+        self.separator = int(separator)
+        self.root = {}
+        self.size = 0
+        for word in words:
+            word = tuple(int(t) for t in word)
+            if not word or self.separator in word:
+                raise ValueError(f"lexicon word {word!r} is empty or holds the separator {self.separator}")
+            node = self.root
+            for t in word:
+                node = node.setdefault(t, {})
+            if self._END not in node:
+                node[self._END] = {}
+                self.size += 1
+        if not self.size:
+            raise ValueError("the lexicon has no words")
+        self._nodes = {(): self.root}  # prefix -> trie node of its last (partial) word; None = not allowed
+
+    def _node(self, prefix):
+        node = self._nodes.get(prefix, False)
+        if node is False:  # prefixes grow a label at a time, so the parent is almost always cached
+            parent = self._node(prefix[:-1])
+            c = prefix[-1]
+            if parent is None:
+                node = None
+            elif c == self.separator:
+                node = self.root if self._END in parent and parent is not self.root else None
+            else:
+                node = parent.get(c)
+            if len(self._nodes) >= self.CACHE_SIZE:
+                self._nodes = {(): self.root}
+            self._nodes[prefix] = node
+        return node
+
+    def allows(self, prefix, token):
+        """Whether prefix + (token,) can still become a sequence of lexicon words."""
+        return self._node(tuple(prefix) + (int(token),)) is not None
+
+    def complete(self, prefix):
+        """Whether prefix is a sequence of whole lexicon words (empty, or a trailing separator, included)."""
+        node = self._node(tuple(prefix))
+        return node is not None and (node is self.root or self._END in node)
+
+
 # ---------------------------------------------------------------- beam search
 
 def _check_log_probs(log_probs):
@@ -200,7 +265,7 @@ def _check_log_probs(log_probs):
 
 
 def prefix_beam_search(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_bonus=0.0,
-                       prune=-10.0):
+                       prune=-10.0, lexicon=None):
     """CTC prefix beam search (Hannun et al. 2014), in log space, with an optional character LM.
 
     Each prefix keeps two probabilities: of the frames so far ending in blank and
@@ -225,6 +290,9 @@ def prefix_beam_search(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_
     prune : float
         A frame only extends prefixes with labels whose log-probability exceeds this
         (blank-dominated frames then cost almost nothing); -inf disables pruning.
+    lexicon : Lexicon, optional
+        Only prefixes that spell lexicon words are grown; at the end, labellings
+        that stop inside a word are dropped unless no complete one survived.
 
     Returns
     -------
@@ -241,6 +309,8 @@ def prefix_beam_search(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_
         raise ValueError(f"lm must have a log_prob(context, token) method, got {type(lm).__name__}")
     if not lm_weight >= 0:
         raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
+    if lexicon is not None and not isinstance(lexicon, Lexicon):
+        raise ValueError(f"lexicon must be a suite.ctc.Lexicon, got {type(lexicon).__name__}")
     rows = log_probs.tolist()
     allowed = log_probs > prune  # (T, C)
     allowed[:, blank] = False
@@ -285,6 +355,8 @@ def prefix_beam_search(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_
                 longer = prefix + (c,)
                 if longer in nxt:  # kept already: done in step 2
                     continue
+                if lexicon is not None and not lexicon.allows(prefix, c):
+                    continue
                 acoustic = (p_b if c == last else p_total) + lp[c]
                 extra = bonus.get(longer)
                 if extra is None:
@@ -313,6 +385,8 @@ def prefix_beam_search(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_
         if end_id is not None:
             score += lm_weight * lm.log_prob(prefix, end_id)
         out.append((prefix, score))
+    if lexicon is not None and any(lexicon.complete(prefix) for prefix, _ in out):
+        out = [(prefix, score) for prefix, score in out if lexicon.complete(prefix)]
     out.sort(key=lambda kv: kv[1], reverse=True)
     return out
 

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from suite.cli_common import (command_line, export_source, fail, load_or_fail, prepare_run_dir, run_command,
                                training_options)
@@ -36,7 +37,9 @@ def cli():
 
 
 def decode_options(fn):
-    """--model, --beam, --no-lm: what transcribe and evaluate share."""
+    """--model, --beam, --no-lm, --no-lexicon: what transcribe and evaluate share."""
+    fn = click.option("--no-lexicon", is_flag=True,
+                      help="Allow any spelling, not only the words the model was trained on.")(fn)
     fn = click.option("--no-lm", is_flag=True, help="Decode without the character language model.")(fn)
     fn = click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True,
                       help="1 = greedy decoding.")(fn)
@@ -146,22 +149,36 @@ def _corpus_splits(data_dir, quiet):
 @click.option("--no-augment", is_flag=True, help="No SpecAugment masks.")
 @click.option("--non-speech", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Fraction of each batch replaced by noise/hum/silence clips with an empty transcript.")
+@click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
+              help="Start from this speech model's weights and architecture (fine-tuning), e.g. data/models/speech.")
 @training_options(steps=8000)
-def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every, lm_order,
-          no_augment, non_speech, seed, resume, force, export, quiet, as_json):
+@click.pass_context
+def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every,
+          lm_order, no_augment, non_speech, init_dir, seed, resume, force, export, quiet, as_json):
     """Train the BiLSTM-CTC recogniser; the best model by validation CTC loss is kept.
 
-    Example: suite speech train --minutes 60 --export data/models/speech
+    \b
+    Examples:
+      suite speech train --minutes 60 --export data/models/speech
+      suite speech train --init data/models/speech --lr 5e-4 --steps 4000   # fine-tune the shipped model
     """
     from apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
-    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict
+    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, lexicon_words, load_model
     from suite.ctc import CharNGramLM
     from suite.train import TrainConfig, Trainer
 
+    architecture = {"hidden": hidden, "layers": layers, "proj": proj, "stack": stack, "dropout": dropout}
+    init_model = init_card = None
+    if init_dir is not None:
+        init_model, init_card = load_or_fail(load_model, "speech", init_dir)
+        for name, value in architecture.items():
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT and value != init_card["config"][name]:
+                raise click.UsageError(f"--{name} {value} differs from the --init model's {init_card['config'][name]}; "
+                                       f"drop --{name} (the architecture comes from --init)")
+        architecture = {name: init_card["config"][name] for name in architecture}
     out = prepare_run_dir(out, resume, force, export)
     train_split, valid_split, source = _corpus_splits(data_dir, quiet)
-    config = SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), stack=stack, hidden=hidden,
-                          layers=layers, proj=proj, dropout=dropout, seed=seed)
+    config = SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), seed=seed, **architecture)
     task = SpeechTask(train_split, valid_split, batch_size=batch_size, augment=not no_augment, non_speech=non_speech,
                       seed=seed)
     lm = CharNGramLM.fit([encode(t) for t in train_split["texts"]], order=lm_order,
@@ -170,9 +187,13 @@ def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     command = run_command("speech", out, resume)
+    if init_card is not None and not resume:  # the card records how the starting weights were made too
+        previous = (init_card.get("meta") or {}).get("command")
+        command = f"{previous} && {command}" if previous and command else command
     meta = {"app": "speech", "alphabet": list(ALPHABET), "features": FEATURES, "command": command, "seed": seed,
             "train_config": tcfg.__dict__, "data": source, "train_utterances": len(train_split["texts"]),
             "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "non_speech": non_speech,
+            "lexicon": lexicon_words(train_split["texts"]),
             "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
 
     def on_eval(record):
@@ -180,7 +201,13 @@ def train(data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps
             click.echo(f"step {record['step']}: valid CTC {record['loss']:.4f}, greedy CER "
                        f"{record.get('cer', float('nan')):.4f}, WER {record.get('wer', float('nan')):.4f}", err=True)
 
-    trainer = Trainer(SpeechModel(config), task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
+    if init_card is not None:
+        meta["init"] = {"from": str(init_dir), "step": init_card["meta"].get("step"),
+                        "train_utterances": init_card["meta"].get("train_utterances")}
+    model = SpeechModel(config)
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+    trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
                       on_eval=on_eval, stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
     summary = trainer.fit(resume=resume)
     best = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
@@ -231,7 +258,7 @@ def export(run, out, data_dir, force, as_json):
 @click.argument("tsv", type=click.Path(dir_okay=False))
 @decode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (with every hypothesis).")
-def evaluate(tsv, model_dir, beam, no_lm, as_json):
+def evaluate(tsv, model_dir, beam, no_lm, no_lexicon, as_json):
     """WER and CER of the model on the audio files listed in TSV (file<TAB>text[<TAB>voice[<TAB>condition]]).
 
     Example: suite speech evaluate data/speech/test/snr20/transcripts.tsv
@@ -240,7 +267,8 @@ def evaluate(tsv, model_dir, beam, no_lm, as_json):
 
     model, card = _load(model_dir)
     try:
-        report = evaluate_tsv(Transcriber(model, card, beam=beam, use_lm=not no_lm), tsv, progress=_bar("transcribing"))
+        report = evaluate_tsv(Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon), tsv,
+                              progress=_bar("transcribing"))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -257,7 +285,7 @@ def evaluate(tsv, model_dir, beam, no_lm, as_json):
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @decode_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, with word start/end times.")
-def transcribe(files, model_dir, beam, no_lm, as_json):
+def transcribe(files, model_dir, beam, no_lm, no_lexicon, as_json):
     """Transcribe audio files (WAV, FLAC, OGG, MP3; any rate; mono or stereo).
 
     Long recordings are cut at silences and streamed in bounded memory. A file
@@ -273,7 +301,7 @@ def transcribe(files, model_dir, beam, no_lm, as_json):
     from apps.speech.model import Transcriber, transcribe_file
 
     model, card = _load(model_dir)
-    transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm)
+    transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon)
     failed = 0
     for path in files:
         t0 = time.perf_counter()

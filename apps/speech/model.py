@@ -201,10 +201,28 @@ def char_lm(card):
     return CharNGramLM.from_dict(lm) if lm else None
 
 
+def lexicon_words(texts):
+    """The sorted distinct words of transcripts: the lexicon a model's decoding may be held to."""
+    from apps.speech.data import normalize
+
+    return sorted({w for t in texts for w in normalize(t).split()})
+
+
+def lexicon(card):
+    """The word lexicon stored in a card's meta (as a suite.ctc.Lexicon over character ids), or None."""
+    from apps.speech.data import ALPHABET, encode
+    from suite.ctc import Lexicon
+
+    words = (card.get("meta") or {}).get("lexicon")
+    return Lexicon([encode(w) for w in words], separator=ALPHABET.index(" ")) if words else None
+
+
 class Transcriber:
     """Text (and word times) from waveforms with one loaded model: features -> BiLSTM -> CTC decoding."""
 
-    def __init__(self, model, card, beam=8, lm_weight=None, use_lm=True):
+    def __init__(self, model, card, beam=8, lm_weight=None, use_lm=True, use_lexicon=True):
+        """use_lm, use_lexicon: allow the card's character LM and word lexicon (the lexicon only where
+        the card's decoding settings turn it on)."""
         from apps.speech.data import FEATURES
 
         self.model = model
@@ -214,6 +232,8 @@ class Transcriber:
         decoding = (card.get("meta") or {}).get("decoding") or {}
         self.lm_weight = lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5)
         self.bonus = decoding.get("bonus", 0.0)
+        self.all_words = lexicon(card) if use_lexicon else None
+        self.lexicon = self.all_words if decoding.get("lexicon") else None
         self.frame_seconds = FEATURES["hop_ms"] / 1000.0 * model.config.stack
 
     SILENCE_PEAK = 10 ** (-70 / 20)  # a segment whose peak is below -70 dBFS holds no speech
@@ -240,9 +260,9 @@ class Transcriber:
         if len(logits) == 0:
             return "", [], []
         log_probs = log_softmax(logits.astype(np.float64))
-        if self.beam > 1 or self.lm is not None:
+        if self.beam > 1 or self.lm is not None or self.lexicon is not None:
             best = prefix_beam_search(log_probs, beam=self.beam, lm=self.lm, lm_weight=self.lm_weight,
-                                      char_bonus=self.bonus)
+                                      char_bonus=self.bonus, lexicon=self.lexicon)
             tokens = np.array(best[0][0], dtype=np.int32) if best else np.zeros(0, np.int32)
         else:
             tokens = ctc_greedy(logits[:, None, :], np.array([len(logits)]))[0][0]
@@ -259,6 +279,58 @@ class Transcriber:
             w["start"] = round(w["start"] + offset, 3)
             w["end"] = round(w["end"] + offset, 3)
         return text, words
+
+
+LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the grid export searches on the validation split
+CHAR_BONUSES = (0.0, 0.5, 1.0)
+
+
+def split_logits(model, feats, batch_size=64):
+    """Each utterance's (T', C) logits, batched by length (per-sequence lengths keep them independent)."""
+    order = np.argsort([len(f) for f in feats], kind="stable")
+    out = [np.zeros((0, model.config.vocab_size), np.float32)] * len(feats)
+    for batch in iterate_in_order(len(order), batch_size):
+        idx = [i for i in order[batch] if len(feats[i])]
+        if not idx:
+            continue
+        x, lengths = pad_time_major([np.asarray(feats[i], np.float32) for i in idx], dtype=np.float32)
+        logits, steps = model.forward(x, lengths)  # (T', B, C)
+        for b, i in enumerate(idx):
+            out[i] = np.ascontiguousarray(logits[:steps[b], b])
+    return out
+
+
+def tune_decoding(model, card, split, beam=8, lm_weights=LM_WEIGHTS, bonuses=CHAR_BONUSES, progress=None):
+    """The LM weight, character bonus and lexicon use with the lowest WER on ``split`` (validation), and the grid.
+
+    Decoding settings are chosen here, on validation, so that test figures stay
+    held out. Ties go to the earlier setting (smaller weights, no lexicon).
+    Without an LM only the bonus is searched; without a lexicon in the card's
+    meta, decoding without one.
+    """
+    from apps.speech.data import normalize
+
+    logits = split_logits(model, split["features"])
+    refs = [normalize(t) for t in split["texts"]]
+    transcriber = Transcriber(model, card, beam=beam)
+    if transcriber.lm is None:
+        lm_weights = (0.0,)
+    grid = [(x, w, b) for x in ((False, True) if transcriber.all_words else (False,))
+            for w in lm_weights for b in bonuses]
+    results = []
+    for k, (x, w, b) in enumerate(grid):
+        transcriber.lexicon = transcriber.all_words if x else None
+        transcriber.lm_weight, transcriber.bonus = w, b
+        hyps = [transcriber.decode(l)[0] for l in logits]
+        results.append({"lexicon": x, "lm_weight": w, "bonus": b} | error_rates(refs, hyps))
+        if progress is not None:
+            progress(k + 1, len(grid))
+    best = min(results, key=lambda r: (r["wer"], r["cer"]))
+    keys = ("lexicon", "lm_weight", "bonus")
+    return {"beam": beam} | {k: best[k] for k in keys} | {
+        "valid_wer": best["wer"], "valid_cer": best["cer"],
+        "chosen_on": f"validation split ({len(refs)} utterances), lowest WER",
+        "grid": [{k: r[k] for k in keys + ("wer", "cer")} for r in results]}
 
 
 def read_eval_tsv(tsv):
@@ -383,17 +455,22 @@ def _voice_summary(report):
             "voices": len(by_voice), "hardest_voices": dict(worst)}
 
 
-def export_model(best_dir, export_dir, data_dir, command=None, export_command=None, progress=None):
+def export_model(best_dir, export_dir, data_dir, command=None, export_command=None, progress=None, tune=True):
     """Copy a trained model to export_dir with a card of held-out metrics on every data_dir/test/* folder.
 
-    Each condition is decoded twice: greedy without LM, and beam search with the
-    character LM (the default of `transcribe`); beside them the trivial baseline
-    that always answers the most frequent training transcript.
+    With ``tune`` and a built validation split, the LM weight and character
+    bonus are first chosen on validation (tune_decoding) and stored in the
+    model's meta, so `transcribe` uses them. Each test condition is decoded
+    twice: greedy without LM, and beam search with the character LM (the
+    default of `transcribe`); beside them the trivial baseline that always
+    answers the most frequent training transcript.
     """
     import datetime
+    import tempfile
     from collections import Counter
     from pathlib import Path
 
+    from suite.nn.checkpoint import save_checkpoint
     from suite.shipped import publish_model
 
     model, card = load_model(best_dir)
@@ -407,9 +484,17 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
         from apps.speech.data import load_split
 
         train_texts = load_split(data_dir, "train")["texts"]
+    if not meta.get("lexicon") and train_texts:  # models trained before lexicons were recorded
+        meta = meta | {"lexicon": lexicon_words(train_texts)}
+    if tune and (data_dir / "valid.npz").exists():
+        from apps.speech.data import load_split
+
+        meta = meta | {"decoding": tune_decoding(model, card | {"meta": meta}, load_split(data_dir, "valid"),
+                                                 progress=progress)}
+    card = card | {"meta": meta}
     constant = Counter(train_texts).most_common(1)[0][0] if train_texts else ""
     beam = Transcriber(model, card)
-    greedy = Transcriber(model, card, beam=1, use_lm=False)
+    greedy = Transcriber(model, card, beam=1, use_lm=False, use_lexicon=False)
     metrics = {}
     for folder in tests:
         tsv = folder / "transcripts.tsv"
@@ -438,9 +523,12 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
                      "seed": meta.get("seed"), "train_config": meta.get("train_config"),
                      "best_step": meta.get("step"), "valid": meta.get("valid")},
         "decoding": meta.get("decoding"),
+        "lexicon": meta.get("lexicon"),
         "metrics": {"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
                            "the same path as `suite speech transcribe`; beam search with the character LM unless "
                            "noted", "test": metrics},
         "date": datetime.date.today().isoformat(),
     }
-    return publish_model(best_dir, export_dir, out)
+    with tempfile.TemporaryDirectory() as tmp:  # the exported checkpoint carries the chosen decoding settings
+        save_checkpoint(tmp, model.state_dict(), card["config"], meta=meta)
+        return publish_model(tmp, export_dir, out)

@@ -114,10 +114,34 @@ def ctc_align_ref(log_probs, target, blank=0):
     return np.array(starts, np.int32), np.array(ends, np.int32)
 
 
+def _spells_words(prefix, words, separator, complete):
+    """Whether prefix is words (complete) or words and the start of one (not complete), by string matching."""
+    parts = [tuple(p) for p in _split(prefix, separator)]
+    *whole, last = parts
+    if any(w not in words for w in whole):
+        return False
+    if complete:
+        return last == () or last in words
+    return any(w[:len(last)] == last for w in words)
+
+
+def _split(prefix, separator):
+    parts, cur = [], []
+    for t in prefix:
+        if t == separator:
+            parts.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    return parts + [cur]
+
+
 def prefix_beam_search_ref(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, char_bonus=0.0,
-                           prune=-10.0):
+                           prune=-10.0, words=None, separator=None):
     """Textbook prefix beam search: every kept prefix extended by every label above prune,
-    then the best ``beam`` prefixes kept. [(tokens, score)] best first, finite scores only."""
+    then the best ``beam`` prefixes kept. [(tokens, score)] best first, finite scores only.
+    With ``words`` (a set of token tuples), only prefixes that spell those words between
+    ``separator`` tokens are grown, and complete labellings win at the end if any survive."""
     log_probs = np.asarray(log_probs, dtype=np.float64)
     T, C = log_probs.shape
     beams = {(): (0.0, -np.inf)}
@@ -139,6 +163,8 @@ def prefix_beam_search_ref(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, c
                 if c == blank or not lp[c] > prune:
                     continue
                 longer = prefix + (c,)
+                if words is not None and not _spells_words(longer, words, separator, complete=False):
+                    continue
                 add(longer, nb=(p_b if prefix and c == prefix[-1] else total) + lp[c])
                 if longer not in bonus:
                     lm_score = lm_weight * lm.log_prob(prefix, c) if lm is not None else 0.0
@@ -152,4 +178,6 @@ def prefix_beam_search_ref(log_probs, beam=8, blank=0, lm=None, lm_weight=0.5, c
             score += lm_weight * lm.log_prob(prefix, lm.end_id)
         if np.isfinite(score):
             out.append((prefix, float(score)))
+    if words is not None and any(_spells_words(p, words, separator, complete=True) for p, _ in out):
+        out = [(p, s) for p, s in out if _spells_words(p, words, separator, complete=True)]
     return sorted(out, key=lambda kv: kv[1], reverse=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernels.ctc import ctc_greedy, ctc_loss
-from suite.ctc import CharNGramLM, ctc_loss_mean, prefix_beam_search, word_times
+from suite.ctc import CharNGramLM, Lexicon, ctc_loss_mean, prefix_beam_search, word_times
 from tests.reference.ctc import labelling_log_probs_ref, prefix_beam_search_ref
 from tests.reference.losses import log_softmax_ref
 
@@ -112,6 +112,55 @@ def test_char_bonus_favours_longer_outputs():
     log_probs = np.log(np.array([[0.6, 0.4]]))
     assert prefix_beam_search(log_probs)[0][0] == ()
     assert prefix_beam_search(log_probs, char_bonus=1.0)[0][0] == (1,)
+
+
+WORDS = [(2, 3), (2, 4, 4), (5,)]  # token words; 1 is the separator
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_lexicon_search_matches_textbook_search_with_word_matching(seed, with_lm):
+    """The trie gives what string matching of every prefix against the word list gives."""
+    T, C = 30, 6
+    lm = CharNGramLM.fit([[2, 3, 1, 5], [2, 4, 4, 1, 2, 3], [5]], order=3, vocab_size=C) if with_lm else None
+    log_probs = log_softmax_ref(np.random.default_rng(seed).standard_normal((T, C)))
+    for beam, prune in [(1, -10.0), (4, -2.0), (8, -np.inf), (16, -10.0)]:
+        got = prefix_beam_search(log_probs, beam=beam, prune=prune, lm=lm, lexicon=Lexicon(WORDS, separator=1))
+        expected = prefix_beam_search_ref(log_probs, beam=beam, prune=prune, lm=lm, words=set(WORDS), separator=1)
+        assert [tokens for tokens, _ in got] == [tokens for tokens, _ in expected]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-12)
+
+
+def test_lexicon_turns_a_non_word_into_the_nearest_word():
+    # frames spell 2 4 (not a word) most probably; "2 4 4" needs the weaker blank in frame 3
+    probs = np.array([[0.02, 0.01, 0.93, 0.01, 0.02, 0.01],
+                      [0.90, 0.01, 0.01, 0.02, 0.05, 0.01],
+                      [0.02, 0.01, 0.02, 0.01, 0.93, 0.01],
+                      [0.30, 0.01, 0.01, 0.01, 0.66, 0.01],
+                      [0.02, 0.01, 0.01, 0.01, 0.94, 0.01]])
+    log_probs = np.log(probs / probs.sum(axis=1, keepdims=True))
+    assert prefix_beam_search(log_probs)[0][0] == (2, 4)
+    lexicon = Lexicon(WORDS, separator=1)
+    out = prefix_beam_search(log_probs, lexicon=lexicon)
+    assert out[0][0] == (2, 4, 4) and all(lexicon.complete(tokens) for tokens, _ in out)
+
+
+def test_lexicon_rules():
+    lexicon = Lexicon(WORDS + [(2, 3)], separator=1)
+    assert lexicon.size == 3
+    assert lexicon.allows((), 2) and not lexicon.allows((), 1) and not lexicon.allows((), 3)
+    assert lexicon.allows((2, 3), 1) and not lexicon.allows((2,), 1) and not lexicon.allows((2, 3, 1), 1)
+    assert lexicon.complete(()) and lexicon.complete((2, 3)) and lexicon.complete((2, 3, 1))
+    assert lexicon.complete((2, 3, 1, 5)) and not lexicon.complete((2, 4)) and not lexicon.complete((3,))
+    # nothing complete survived: the incomplete labellings are returned rather than nothing
+    log_probs = np.log(np.array([[0.05, 0.05, 0.9, 0.0 + 1e-9, 1e-9, 1e-9]]))
+    log_probs -= np.log(np.exp(log_probs).sum())
+    assert prefix_beam_search(log_probs, beam=1, lexicon=lexicon)[0][0] == (2,)
+    for bad in ([()], [(2, 1)], []):
+        with pytest.raises(ValueError, match="lexicon"):
+            Lexicon(bad, separator=1)
+    with pytest.raises(ValueError, match="lexicon must be"):
+        prefix_beam_search(log_probs, lexicon={(2, 3)})
 
 
 def test_beam_search_bad_args():

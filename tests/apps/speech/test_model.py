@@ -86,6 +86,49 @@ def test_ctc_training_learns_a_toy_task():
     assert after["cer"] < 0.2
 
 
+def test_split_logits_match_one_utterance_at_a_time():
+    from apps.speech.model import split_logits
+
+    model = _tiny(seed=3).eval()
+    rng = np.random.default_rng(3)
+    feats = [rng.normal(size=(T, 4)).astype(np.float32) for T in (7, 0, 12, 3, 12)]
+    got = split_logits(model, feats, batch_size=2)
+    for f, g in zip(feats, got):
+        if len(f) == 0:
+            assert g.shape == (0, len(ALPHABET))
+            continue
+        one, _ = model.forward(f[:, None, :], np.array([len(f)]))
+        np.testing.assert_allclose(g, one[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_tune_decoding_picks_the_setting_with_the_lowest_validation_wer(monkeypatch):
+    from apps.speech.model import lexicon_words, tune_decoding
+    from suite.ctc import CharNGramLM
+
+    texts = ["go three", "stop", "one two"]
+    lm = CharNGramLM.fit([encode(t) for t in texts], order=3, vocab_size=len(ALPHABET))
+    card = {"meta": {"lm": lm.to_dict(), "decoding": {"lm_weight": 0.5, "bonus": 0.0}}}
+    split = {"features": [np.zeros((6, 4), np.float32)] * 3, "texts": texts}
+    calls = iter(range(10**6))
+
+    def fake_decode(self, logits):  # right only for one setting, so the choice shows which setting won
+        i = next(calls) % len(texts)
+        right = (self.lm_weight, self.bonus, self.lexicon is not None) == (0.75, 0.5, winner_has_lexicon)
+        return (texts[i] if right else "go"), None, None
+    monkeypatch.setattr(Transcriber, "decode", fake_decode)
+    winner_has_lexicon = False
+    out = tune_decoding(_tiny().eval(), card, split)
+    assert (out["lexicon"], out["lm_weight"], out["bonus"], out["valid_wer"]) == (False, 0.75, 0.5, 0.0)
+    assert len(out["grid"]) == 15 and out["chosen_on"].startswith("validation")
+    winner_has_lexicon = True
+    with_words = {"meta": card["meta"] | {"lexicon": lexicon_words(texts)}}
+    out = tune_decoding(_tiny().eval(), with_words, split)
+    assert (out["lexicon"], out["lm_weight"], out["bonus"], out["valid_wer"]) == (True, 0.75, 0.5, 0.0)
+    assert len(out["grid"]) == 30
+    no_lm = tune_decoding(_tiny().eval(), {"meta": {"lm": None}}, split)
+    assert {g["lm_weight"] for g in no_lm["grid"]} == {0.0} and len(no_lm["grid"]) == 3
+
+
 @pytest.fixture
 def model_dir(tmp_path):
     model = SpeechModel(SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), hidden=4, layers=1))
@@ -98,6 +141,18 @@ def model_dir(tmp_path):
 def _cli():
     from apps.speech.cli import cli
     return cli
+
+
+def test_lexicon_words_and_transcriber_lexicon_switches():
+    from apps.speech.model import lexicon, lexicon_words
+
+    assert lexicon_words(["Go three", "three  OH", ""]) == ["go", "oh", "three"]
+    meta = {"lm": None, "lexicon": ["go", "three"], "decoding": {"lexicon": True}}
+    model = _tiny().eval()
+    assert lexicon({"meta": meta}).size == 2 and lexicon({"meta": {}}) is None
+    assert Transcriber(model, {"meta": meta}).lexicon is not None
+    assert Transcriber(model, {"meta": meta}, use_lexicon=False).lexicon is None
+    assert Transcriber(model, {"meta": meta | {"decoding": {"lexicon": False}}}).lexicon is None
 
 
 def test_transcriber_handles_empty_and_silence(model_dir):
