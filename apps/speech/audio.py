@@ -11,6 +11,7 @@ problem: missing, empty (0 bytes), not audio, truncated or corrupt. A valid audi
 file that holds no samples is not an error: it loads as an empty array (and
 transcribes to empty text).
 """
+import contextlib
 import struct
 from pathlib import Path
 
@@ -82,6 +83,28 @@ def _empty_flac(path):
     return (rate, channels) if total == 0 and rate > 0 else None
 
 
+@contextlib.contextmanager
+def _decoder_notes_hidden():
+    """Hide what C decoders print on file descriptor 2 while probing a file (libmpg123's
+    "Note: Illegal Audio-MPEG-Header" for a non-MP3): the user gets our one-line error instead."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _audioread_backends():
     try:
         import audioread
@@ -116,7 +139,8 @@ class _Source:
             self.kind, (self.sr, self.channels), self.frames = "empty", empty, 0
             return
         try:
-            info = sf.info(str(self.path))
+            with _decoder_notes_hidden():
+                info = sf.info(str(self.path))
             self.kind, self.sr, self.channels, self.frames = "soundfile", info.samplerate, info.channels, info.frames
             return
         except (sf.LibsndfileError, RuntimeError) as err:

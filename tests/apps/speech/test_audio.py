@@ -171,3 +171,15 @@ def test_find_cut_prefers_last_long_pause():
     cut = find_cut(x, sr) / sr
     assert 6.56 <= cut <= 6.96  # the 0.4 s pause, not the 50 ms closure after it nor the earlier pause
     assert find_cut(x, sr, min_samples=7 * sr) > 7 * sr  # never before the minimum
+
+
+def test_decoder_notes_do_not_reach_stderr(tmp_path):
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header" on fd 2 for text named .mp3; only our error may show."""
+    import subprocess
+    import sys
+
+    (tmp_path / "text.mp3").write_bytes(b"hello, this is not audio\n" * 40)
+    code = ("from apps.speech.audio import AudioError, load_audio\n"
+            "try:\n    load_audio(r'%s')\nexcept AudioError as e:\n    print(e)\n" % (tmp_path / "text.mp3"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "not an audio file" in out.stdout and out.stderr == ""
