@@ -521,7 +521,7 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
         "data": {"source": str(data_dir), "corpus": corpus, "train_utterances": meta.get("train_utterances")},
         "training": {"command": command or meta.get("command"), "export_command": export_command,
                      "seed": meta.get("seed"), "train_config": meta.get("train_config"),
-                     "best_step": meta.get("step"), "valid": meta.get("valid")},
+                     "best_step": meta.get("step"), "valid": meta.get("valid"), "init": meta.get("init")},
         "decoding": meta.get("decoding"),
         "lexicon": meta.get("lexicon"),
         "metrics": {"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
