@@ -10,6 +10,7 @@ from click.core import ParameterSource
 from suite.cli_common import (command_line, export_source, fail, load_or_fail, prepare_run_dir, run_command,
                                training_options)
 from suite.cli_common import counter as _bar
+from suite.threads import single_blas_thread
 
 DEFAULT_DATA = "data/speech"
 DEFAULT_RUN_DIR = "runs/speech"
@@ -226,8 +227,9 @@ def _export(best, out, data_dir, command, quiet, export_command=None):
     from apps.speech.model import export_model
 
     try:
-        return export_model(best, out, data_dir, command=command, export_command=export_command,
-                            progress=_bar("evaluating", quiet))
+        with single_blas_thread():  # evaluation decodes one utterance at a time
+            return export_model(best, out, data_dir, command=command, export_command=export_command,
+                                progress=_bar("evaluating", quiet))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
 
@@ -267,8 +269,9 @@ def evaluate(tsv, model_dir, beam, no_lm, no_lexicon, as_json):
 
     model, card = _load(model_dir)
     try:
-        report = evaluate_tsv(Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon), tsv,
-                              progress=_bar("transcribing"))
+        with single_blas_thread():
+            report = evaluate_tsv(Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon),
+                                  tsv, progress=_bar("transcribing"))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -306,7 +309,8 @@ def transcribe(files, model_dir, beam, no_lm, no_lexicon, as_json):
     for path in files:
         t0 = time.perf_counter()
         try:
-            text, words, seconds = transcribe_file(transcriber, path)
+            with single_blas_thread():  # one utterance at a time: BLAS threads only cost hand-offs
+                text, words, seconds = transcribe_file(transcriber, path)
         except AudioError as exc:
             click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
             failed += 1
