@@ -458,9 +458,9 @@ def _voice_summary(report):
 def export_model(best_dir, export_dir, data_dir, command=None, export_command=None, progress=None, tune=True):
     """Copy a trained model to export_dir with a card of held-out metrics on every data_dir/test/* folder.
 
-    With ``tune`` and a built validation split, the LM weight and character
-    bonus are first chosen on validation (tune_decoding) and stored in the
-    model's meta, so `transcribe` uses them. Each test condition is decoded
+    With ``tune`` and a built validation split, the LM weight, character bonus
+    and lexicon use are first chosen on validation (tune_decoding) and stored in
+    the model's meta, so `transcribe` uses them. Each test condition is decoded
     twice: greedy without LM, and beam search with the character LM (the
     default of `transcribe`); beside them the trivial baseline that always
     answers the most frequent training transcript.
