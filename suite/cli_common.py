@@ -55,13 +55,15 @@ def counter(label, quiet=False):
     return show
 
 
-def run_command(app, out, resume):
-    """The command line a card records for a training run: on --resume, the earlier commands of the run too."""
+def run_command(app, out, resume, init=None):
+    """The command line a card records for a training run: on --resume, the earlier commands of the run too;
+    for a run started from the weights of model folder ``init``, the commands that made that model."""
     command = command_line(app)
-    if resume and command and (Path(out) / "last" / "config.json").exists():
+    start = Path(out) / "last" if resume else (Path(init) if init is not None else None)
+    if start is not None and command and (start / "config.json").exists():
         from suite.nn.checkpoint import read_card
 
-        previous = read_card(Path(out) / "last")["meta"].get("command")
+        previous = read_card(start)["meta"].get("command")
         command = f"{previous} && {command}" if previous else command
     return command
 

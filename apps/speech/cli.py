@@ -187,10 +187,7 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
     tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
                        checkpoint_every=min(eval_every, 250), seed=seed)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = run_command("speech", out, resume)
-    if init_card is not None and not resume:  # the card records how the starting weights were made too
-        previous = (init_card.get("meta") or {}).get("command")
-        command = f"{previous} && {command}" if previous and command else command
+    command = run_command("speech", out, resume, init=init_dir)
     meta = {"app": "speech", "alphabet": list(ALPHABET), "features": FEATURES, "command": command, "seed": seed,
             "train_config": tcfg.__dict__, "data": source, "train_utterances": len(train_split["texts"]),
             "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "non_speech": non_speech,
@@ -306,19 +303,19 @@ def transcribe(files, model_dir, beam, no_lm, no_lexicon, as_json):
     model, card = _load(model_dir)
     transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon)
     failed = 0
-    for path in files:
-        t0 = time.perf_counter()
-        try:
-            with single_blas_thread():  # one utterance at a time: BLAS threads only cost hand-offs
+    with single_blas_thread():  # one utterance at a time: BLAS threads only cost hand-offs
+        for path in files:
+            t0 = time.perf_counter()
+            try:
                 text, words, seconds = transcribe_file(transcriber, path)
-        except AudioError as exc:
-            click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
-            failed += 1
-            continue
-        if as_json:
-            click.echo(json.dumps({"file": path, "text": text, "words": words, "seconds": round(seconds, 3),
-                                   "decode_seconds": round(time.perf_counter() - t0, 3)}))
-        else:
-            click.echo(f"{path}\t{text}" if len(files) > 1 else text)
+            except AudioError as exc:
+                click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
+                failed += 1
+                continue
+            if as_json:
+                click.echo(json.dumps({"file": path, "text": text, "words": words, "seconds": round(seconds, 3),
+                                       "decode_seconds": round(time.perf_counter() - t0, 3)}))
+            else:
+                click.echo(f"{path}\t{text}" if len(files) > 1 else text)
     if failed:
         sys.exit(1)

@@ -150,6 +150,20 @@ class SpeechTask:
         return metrics
 
 
+def forward_by_length(model, features, batch_size=64, indices=None):
+    """Yield (indices, logits (T', B, C), steps (B,)) over the features, batched with others of similar length.
+
+    indices: which of ``features`` to run (default all).
+    """
+    indices = np.arange(len(features)) if indices is None else np.asarray(indices, dtype=np.int64)
+    order = indices[np.argsort([len(features[i]) for i in indices], kind="stable")]  # similar lengths together
+    for batch in iterate_in_order(len(order), batch_size):
+        idx = order[batch]
+        x, lengths = pad_time_major([np.asarray(features[i], np.float32) for i in idx], dtype=np.float32)
+        logits, steps = model.forward(x, lengths)
+        yield idx, logits, steps
+
+
 def evaluate_features(model, features, texts, batch_size=64):
     """CTC loss per utterance and greedy-decoding CER/WER over precomputed features (no LM, no beam)."""
     import jiwer
@@ -157,12 +171,8 @@ def evaluate_features(model, features, texts, batch_size=64):
     from apps.speech.data import decode, encode
     from kernels.ctc import ctc_greedy, ctc_loss
 
-    order = np.argsort([len(f) for f in features], kind="stable")  # similar lengths batch together
     total, count, hyps = 0.0, 0, [None] * len(features)
-    for batch in iterate_in_order(len(order), batch_size):
-        idx = order[batch]
-        x, lengths = pad_time_major([np.asarray(features[i], np.float32) for i in idx], dtype=np.float32)
-        logits, steps = model.forward(x, lengths)
+    for idx, logits, steps in forward_by_length(model, features, batch_size):
         targets, target_lengths = pad_targets([encode(texts[i]) for i in idx])
         nll, _ = ctc_loss(logits, targets, steps, target_lengths)
         total += float(np.sum(nll[np.isfinite(nll)]))
@@ -287,14 +297,9 @@ CHAR_BONUSES = (0.0, 0.5, 1.0)
 
 def split_logits(model, feats, batch_size=64):
     """Each utterance's (T', C) logits, batched by length (per-sequence lengths keep them independent)."""
-    order = np.argsort([len(f) for f in feats], kind="stable")
     out = [np.zeros((0, model.config.vocab_size), np.float32)] * len(feats)
-    for batch in iterate_in_order(len(order), batch_size):
-        idx = [i for i in order[batch] if len(feats[i])]
-        if not idx:
-            continue
-        x, lengths = pad_time_major([np.asarray(feats[i], np.float32) for i in idx], dtype=np.float32)
-        logits, steps = model.forward(x, lengths)  # (T', B, C)
+    spoken = [i for i in range(len(feats)) if len(feats[i])]
+    for idx, logits, steps in forward_by_length(model, feats, batch_size, indices=spoken):
         for b, i in enumerate(idx):
             out[i] = np.ascontiguousarray(logits[:steps[b], b])
     return out
