@@ -200,6 +200,19 @@ def test_add_noise_kinds_at_snr(kind):
         assert _measured_snr(wave, noisy) == pytest.approx(15, abs=0.3)  # padding does not change the SNR
 
 
+def test_training_babble_is_part_talkers_part_speech_shaped():
+    from apps.speech.data import SHAPED_BABBLE, _babble
+
+    n = SR
+    tone = [np.sin(2 * np.pi * 1000 * np.arange(n) / SR)]  # a "talker" whose every mix is a pure 1 kHz tone
+    broadband = []
+    for seed in range(40):
+        spec = np.abs(np.fft.rfft(_babble(n, SR, np.random.default_rng(seed), tone))) ** 2
+        broadband.append(spec[995:1006].sum() / spec.sum() < 0.5)  # bins are 1 Hz wide here
+    assert 0 < sum(broadband) < 40 and abs(np.mean(broadband) - SHAPED_BABBLE) < 0.25
+    assert all(np.std(_babble(n, SR, np.random.default_rng(s), None)) > 0 for s in range(3))  # no pool: all shaped
+
+
 def test_augment_draws_conditions_and_is_reproducible():
     wave = _fake_speech(0.5)
     names = [augment(wave, SR, np.random.default_rng(s))[1] for s in range(200)]
@@ -324,6 +337,25 @@ def test_build_unseen_test(tmp_path):
     for path, text in rows:
         wave, sr = sf.read(path)
         assert sr == SR and 0.3 < len(wave) / sr < 8 and set(text.split()) <= set(VOCABULARY)
+
+
+@pytest.mark.skipif(not data.festival_voices(), reason="festival not installed (apt-get install festival "
+                                                       "festvox-kdlpc16k)")
+def test_build_other_noise_mixes_each_kind_at_20_db(tmp_path):
+    (tmp_path / "clean").mkdir()
+    items = []
+    for i in range(3):
+        wave = np.concatenate([np.zeros(3000), _fake_speech(seed=i), np.zeros(3000)]).astype(np.float32)
+        sf.write(tmp_path / "clean" / f"{i:05d}.wav", wave, SR, subtype="FLOAT")
+        items.append({"file": f"{i:05d}.wav", "text": "one two"})
+    report = data._build_other_noise(tmp_path, items, seed=0, n_talkers=2)
+    assert report["kinds"] == {k: 1 for k in data.OTHER_NOISE_KINDS} and report["babble_talkers"] == 2
+    rows = read_tsv_dataset(tmp_path / data.OTHER_NOISE)
+    assert [(p.name, t) for p, t in rows] == [(it["file"], "one two") for it in items]
+    for it in items:
+        clean, _ = sf.read(tmp_path / "clean" / it["file"])
+        noisy, _ = sf.read(tmp_path / data.OTHER_NOISE / it["file"])
+        assert _measured_snr(clean, noisy) == pytest.approx(20, abs=0.3)
 
 
 # ------------------------------------------------------------------------------------------------------ user data
