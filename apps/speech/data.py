@@ -986,10 +986,11 @@ def _build_other_noise(test_dir, test_items, seed, snr_db=20, n_talkers=12):
     texts = [" ".join(random_transcript(rng) for _ in range(3)) for _ in range(n_talkers)]
     talkers = []
     for k, voice in enumerate(voices):
-        talkers += [_trim(w) for w in _festival_batch(texts[k::len(voices)], _engine(voice)[1], [None] * len(texts[k::len(voices)]), sr)]
+        mine = texts[k::len(voices)]
+        talkers += [_trim(w) for w in _festival_batch(mine, _engine(voice)[1], [None] * len(mine), sr)]
     folder = Path(test_dir) / OTHER_NOISE
     folder.mkdir(parents=True, exist_ok=True)
-    kinds = Counter()
+    rows, kinds = [], Counter()
     for i, it in enumerate(test_items):
         rng = _item_rng(seed, "other-noise", i)
         wave = load_audio(Path(test_dir) / "clean" / it["file"], sr)
@@ -998,8 +999,10 @@ def _build_other_noise(test_dir, test_items, seed, snr_db=20, n_talkers=12):
         noise = {"festival-babble": lambda: _babble(n, sr, rng, talkers, shaped=0.0), "brown": lambda: _brown(n, rng),
                  "hum": lambda: _hum(n, sr, rng)}[kind]()
         sf.write(folder / it["file"], _to_pcm16(_mix_at_snr(wave, sr, noise, snr_db)), sr, subtype="PCM_16")
+        rows.append(f"{it['file']}\t{it['text']}\t-\t{kind}\n")
         kinds[kind] += 1
-    write_tsv_dataset(folder, [(it["file"], it["text"]) for it in test_items])
+    # file, text, voice ("-": from test/utterances.tsv), condition: `suite speech evaluate` reports WER by kind
+    write_text(folder / "transcripts.tsv", "".join(rows))
     return {"from": "test/clean", "snr_db": snr_db, "kinds": dict(kinds), "babble_talkers": len(talkers),
             "babble_voices": voices, "utterances": len(test_items)}
 

@@ -510,7 +510,8 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
             "wer": full["wer"], "cer": full["cer"], "utterances": full["utterances"], "words": full["words"],
             "greedy_no_lm": {"wer": plain["wer"], "cer": plain["cer"]},
             "baseline_most_frequent_transcript": error_rates(refs, [constant] * len(refs)),
-            **_voice_summary(full), "realtime_factor": full["realtime_factor"],
+            **_voice_summary(full), **({"by_condition": full["by_condition"]} if "by_condition" in full else {}),
+            "realtime_factor": full["realtime_factor"],
             "examples": full["hypotheses"][:5],
         }
     corpus = {}

@@ -350,8 +350,11 @@ def test_build_other_noise_mixes_each_kind_at_20_db(tmp_path):
         items.append({"file": f"{i:05d}.wav", "text": "one two"})
     report = data._build_other_noise(tmp_path, items, seed=0, n_talkers=2)
     assert report["kinds"] == {k: 1 for k in data.OTHER_NOISE_KINDS} and report["babble_talkers"] == 2
-    rows = read_tsv_dataset(tmp_path / data.OTHER_NOISE)
-    assert [(p.name, t) for p, t in rows] == [(it["file"], "one two") for it in items]
+    from apps.speech.model import read_eval_tsv
+
+    rows = read_eval_tsv(tmp_path / data.OTHER_NOISE / "transcripts.tsv")
+    assert [(p.name, t, c) for p, t, _, c in rows] == [(it["file"], "one two", k)
+                                                       for it, k in zip(items, data.OTHER_NOISE_KINDS)]
     for it in items:
         clean, _ = sf.read(tmp_path / "clean" / it["file"])
         noisy, _ = sf.read(tmp_path / data.OTHER_NOISE / it["file"])
