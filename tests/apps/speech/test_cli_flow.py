@@ -58,4 +58,5 @@ def test_build_train_export_evaluate_transcribe(tmp_path):
     assert r.exit_code == 2 and "--hidden 16 differs" in r.output
     r = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "r5"), "--init",
                                  str(tmp_path / "none")])
-    assert r.exit_code == 1 and "no model here" in r.output
+    assert r.exit_code == 1 and "no model here" in r.output and "data/models/speech" in r.output
+    assert not (tmp_path / "r5").exists()
