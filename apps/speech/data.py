@@ -922,7 +922,8 @@ def _report(out_dir, items, by_split, voices, seed, t0, synth_seconds, workers, 
         "augmentation": {"speed": SPEED_RANGE, "pad_seconds": PAD_SECONDS, "peak_dbfs": GAIN_PEAK_DB,
                          "train_snr": {str(k): v for k, v in TRAIN_SNR.items()}, "train_reverb": TRAIN_REVERB,
                          "train_telephone": TRAIN_TELEPHONE, "valid_conditions": list(VALID_CONDITIONS),
-                         "noise_kinds": list(NOISE_KINDS), "shaped_babble": SHAPED_BABBLE, "rate_wpm": RATE_WPM, "pitch": PITCH,
+                         "noise_kinds": list(NOISE_KINDS), "shaped_babble": SHAPED_BABBLE, "rate_wpm": RATE_WPM,
+                         "pitch": PITCH,
                          "flite_share": FLITE_SHARE},
         "features": dict(FEATURES, dim=feature_dim()),
         "unseen": unseen,
@@ -978,11 +979,12 @@ def _build_other_noise(test_dir, test_items, seed, snr_db=20, n_talkers=12):
 
     Kinds in turn: babble of festival talkers (a synthesiser training never
     hears; training babble is training voices or speech-shaped noise), brown
-    noise, mains hum. Reads test_dir/clean; returns its report.
+    noise, mains hum (training hears those two only alone, as non-speech
+    clips). Reads test_dir/clean; returns its report.
     """
     sr = FEATURES["sr"]
     voices = festival_voices()
-    rng = _item_rng(seed, "other-noise", len(test_items))
+    rng = _item_rng(seed, "other-noise", len(test_items))  # the talkers' draws: an index no utterance has
     texts = [" ".join(random_transcript(rng) for _ in range(3)) for _ in range(n_talkers)]
     talkers = []
     for k, voice in enumerate(voices):
