@@ -8,10 +8,17 @@ import click
 def prepare_run_dir(out, resume, force, export=None):
     """Check (and with --force clear) a training run folder before any work starts.
 
-    An existing run is only continued with --resume or replaced with --force;
-    --resume needs a checkpoint; an existing --export folder needs --force.
+    An existing run is only continued with --resume or replaced with --force,
+    and neither while another process trains there; --resume needs a
+    checkpoint; an existing --export folder needs --force.
     """
+    from suite.train import training_pid
+
     out = Path(out)
+    pid = training_pid(out)
+    if pid is not None:
+        raise click.ClickException(f"{out} is in use: a training run (process {pid}) is writing there; stop it "
+                                   f"(kill -INT {pid}) and let it save, or choose another --out")
     if export and Path(export).exists() and not force:
         raise click.ClickException(f"{export} already exists; pass --force to replace it")
     if out.exists() and not resume:

@@ -13,9 +13,11 @@ Layout of ``out_dir``:
     last/      model + optimizer + trainer state, rewritten every checkpoint_every steps
     best/      the model with the best validation loss so far (what apps ship)
     metrics.jsonl, curve.png
+    .training.pid  while fit() runs: its process id (training_pid), so no other command clears the folder under it
 """
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +30,26 @@ from suite.fileio import replace_dir, write_json
 from suite.nn.checkpoint import load_checkpoint, save_checkpoint
 from suite.nn.layers import Dropout
 from suite.progress import Progress
+
+
+RUN_LOCK = ".training.pid"
+
+
+def training_pid(out_dir):
+    """The id of another live process training into ``out_dir`` (from its RUN_LOCK file), else None."""
+    try:
+        pid = int((Path(out_dir) / RUN_LOCK).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None  # left by a run that was killed outright
+    except PermissionError:
+        return pid  # alive, someone else's
+    return pid
 
 
 @dataclass
@@ -177,8 +199,16 @@ class Trainer:
 
     def fit(self, resume=False):
         """Train until ``config.steps``, early stop, or Ctrl-C. Returns a summary dict."""
-        cfg = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = self.out_dir / RUN_LOCK
+        lock.write_text(f"{os.getpid()}\n")
+        try:
+            return self._fit(resume)
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def _fit(self, resume):
+        cfg = self.config
         if resume:
             self.load_last()
         elif (self.out_dir / "metrics.jsonl").exists():

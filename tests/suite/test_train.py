@@ -95,6 +95,14 @@ def test_ctrl_c_leaves_a_checkpoint_that_resumes(tmp_path):
     metrics = out / "metrics.jsonl"
     while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.time() < deadline:
         time.sleep(0.2)
+    import click
+
+    from suite.cli_common import prepare_run_dir
+
+    for resume in (False, True):  # while it trains, neither --force nor --resume may touch the folder
+        with pytest.raises(click.ClickException, match=f"in use: a training run \\(process {proc.pid}\\)"):
+            prepare_run_dir(out, resume=resume, force=True)
+    assert metrics.exists()
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
@@ -102,3 +110,17 @@ def test_ctrl_c_leaves_a_checkpoint_that_resumes(tmp_path):
     assert record["stopped"] == "interrupted" and record["steps"] > 0
     trainer_state = json.loads((out / "last" / "trainer.json").read_text())
     assert trainer_state["step"] == record["steps"]
+    assert not (out / ".training.pid").exists() and prepare_run_dir(out, resume=True, force=False) == out
+
+
+def test_a_lock_left_by_a_killed_run_is_ignored(tmp_path):
+    import subprocess
+    import sys
+
+    from suite.train import RUN_LOCK, training_pid
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / RUN_LOCK).write_text(dead.stdout)
+    assert training_pid(tmp_path) is None
+    (tmp_path / RUN_LOCK).write_text("not a number\n")
+    assert training_pid(tmp_path) is None and training_pid(tmp_path / "missing") is None
