@@ -48,8 +48,9 @@ def load_app_model(model_dir, app, model_name, build):
     model_dir = Path(model_dir)
     config_file = model_dir / "config.json"
     if not config_file.exists():
-        raise CheckpointError(f"{model_dir}: no model here (config.json missing); train one with "
-                              f"`suite {app} train --export DIR` or pass --model DIR")
+        raise CheckpointError(f"{model_dir}: no model here (config.json missing); pass a {app} model folder "
+                              f"such as data/models/{app} or a run's best/, or train one with "
+                              f"`suite {app} train --export DIR`")
     card = read_card(model_dir)
     config = dict(card["config"])
     meta = card["meta"]

@@ -171,9 +171,6 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
     architecture = {"hidden": hidden, "layers": layers, "proj": proj, "stack": stack, "dropout": dropout}
     init_model = init_card = None
     if init_dir is not None:
-        if not (Path(init_dir) / "config.json").is_file():
-            raise click.ClickException(f"--init {init_dir}: no model here (config.json missing); pass a speech model "
-                                       f"folder such as data/models/speech or a run's best/")
         init_model, init_card = load_or_fail(load_model, "speech", init_dir)
         for name, value in architecture.items():
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT and value != init_card["config"][name]:
