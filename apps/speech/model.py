@@ -484,16 +484,12 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     tests = sorted(p.parent for p in data_dir.glob("test/*/transcripts.tsv"))
     if not tests:
         raise ValueError(f"{data_dir}: no test/*/transcripts.tsv; run `suite speech data build` first")
-    train_texts = []
-    if (data_dir / "train.npz").exists():
-        from apps.speech.data import load_split
+    from apps.speech.data import load_split
 
-        train_texts = load_split(data_dir, "train")["texts"]
+    train_texts = load_split(data_dir, "train")["texts"] if (data_dir / "train.npz").exists() else []
     if not meta.get("lexicon") and train_texts:  # models trained before lexicons were recorded
         meta = meta | {"lexicon": lexicon_words(train_texts)}
     if tune and (data_dir / "valid.npz").exists():
-        from apps.speech.data import load_split
-
         meta = meta | {"decoding": tune_decoding(model, card | {"meta": meta}, load_split(data_dir, "valid"),
                                                  progress=progress)}
     card = card | {"meta": meta}
