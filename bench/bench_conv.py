@@ -35,11 +35,11 @@ def _threads_from_argv(argv):
 THREADS = _threads_from_argv(sys.argv[1:])
 os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
 
-import kernels  # noqa: E402,F401  (sets the BLAS core type before numpy loads BLAS)
+import suite  # noqa: E402,F401  (sets the BLAS core type before numpy loads BLAS)
 import numpy as np  # noqa: E402
 
-from kernels.attention import additive_attention_backward, additive_attention_forward  # noqa: E402
-from kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from suite.kernels.attention import additive_attention_backward, additive_attention_forward  # noqa: E402
+from suite.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
 
 
 def paired_median_ms(ours, theirs, repeat, block=5, warmup=2):

@@ -18,8 +18,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 
-from kernels.lstm import lstm_backward, lstm_forward, lstm_infer  # noqa: E402
-from kernels.sampling import input_table, lstm_generate, new_rng  # noqa: E402
+from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer  # noqa: E402
+from suite.kernels.sampling import input_table, lstm_generate, new_rng  # noqa: E402
 
 THREADS = 2
 

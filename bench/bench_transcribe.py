@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def long_recording(path, minutes, sr=16000):
     import soundfile as sf
 
-    from apps.speech.audio import load_audio
+    from suite.apps.speech.audio import load_audio
 
     clips = sorted((ROOT / "data" / "speech" / "test" / "clean").glob("*.wav"))[:50] or \
         sorted((ROOT / "data" / "examples").glob("*.wav"))
@@ -70,8 +70,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
-    from apps.speech.data import features
-    from apps.speech.model import Transcriber, load_model, stack_frames, transcribe_file
+    from suite.apps.speech.data import features
+    from suite.apps.speech.model import Transcriber, load_model, stack_frames, transcribe_file
     from suite.shipped import default_model_dir
 
     model, card = load_model(args.model or default_model_dir("speech"))

@@ -39,7 +39,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     import soundfile as sf
 
-    from apps.speech.model import Transcriber, error_rates, evaluate_tsv, load_model
+    from suite.apps.speech.model import Transcriber, error_rates, evaluate_tsv, load_model
     from suite.threads import single_blas_thread
 
     tsv = Path(args.data) / "test" / "snr20" / "transcripts.tsv"

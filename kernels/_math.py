@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from kernels.config import JIT
+from suite.kernels.config import JIT
 
 # Beyond |x| = 7.9 the float32 tanh is 1.0 to within half an ulp.
 _CLAMP = 7.90531110763549805

@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from kernels._math import tanh
-from kernels.config import JIT
+from suite.kernels._math import tanh
+from suite.kernels.config import JIT
 
 _FLOATS = (np.float32, np.float64)
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from kernels.config import JIT
+from suite.kernels.config import JIT
 
 _FLOATS = (np.float32, np.float64)
 

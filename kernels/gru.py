@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from kernels._math import sigmoid, tanh
-from kernels.config import JIT
+from suite.kernels._math import sigmoid, tanh
+from suite.kernels.config import JIT
 
 INFER_CHUNK = 16
 """Time steps per input-projection GEMM in inference: memory stays O(B * 3H)

@@ -22,9 +22,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from kernels._math import tanh
-from kernels.config import JIT
-from kernels.lstm_cell import lstm_cell_row, n_gates
+from suite.kernels._math import tanh
+from suite.kernels.config import JIT
+from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 
 INFER_CHUNK = 32
 """Time steps per input-projection GEMM in lstm_infer: big enough to keep the

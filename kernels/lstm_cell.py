@@ -11,8 +11,8 @@ the cell: i and f see c_{t-1}, o sees c_t.
 """
 from numba import njit
 
-from kernels._math import sigmoid, tanh
-from kernels.config import JIT
+from suite.kernels._math import sigmoid, tanh
+from suite.kernels.config import JIT
 
 
 def gate_offsets(cifg):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit
 
-from kernels.config import JIT
+from suite.kernels.config import JIT
 
 _FLOATS = (np.float32, np.float64)
 

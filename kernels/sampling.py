@@ -13,8 +13,8 @@ same core as ``sample_logits``, so a NumPy step loop that calls
 import numpy as np
 from numba import njit
 
-from kernels.config import JIT
-from kernels.lstm_cell import lstm_cell_row, n_gates
+from suite.kernels.config import JIT
+from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 
 _FLOATS = (np.float32, np.float64)
 _MASK64 = (1 << 64) - 1

@@ -1,5 +1,23 @@
-"""Pieces every app's CLI shares."""
+"""The app scaffold for CLIs: option bundles, the train command's body, one-line errors.
+
+An app's cli.py declares its own options (architecture, data) and passes the
+rest through these:
+
+    @cli.command()
+    @click.option("--hidden", ...)
+    @training_options(steps=8000, data="data/myapp")   # --data --out --steps --minutes --lr ... --json
+    def train(hidden, data_dir, out, **opts):
+        out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
+        ...build model and task...
+        summary = run_training("myapp", model, task, config_dict(config), meta={...}, out=out, **opts)
+        finish(summary, opts["as_json"], f"best validation {summary['valid']['loss']:.3f}")
+
+    @cli.command()
+    @model_option
+    def predict(model_dir, ...): ...
+"""
 import shutil
+import time
 from pathlib import Path
 
 import click
@@ -85,9 +103,23 @@ def load_or_fail(load_model, app, model_dir):
         raise fail(exc) from None
 
 
-def training_options(steps, eval_every=500, lr=2e-3):
-    """The options every `suite APP train` shares: length, learning rate, seed, resume/force, export, output."""
-    options = [
+def model_option(fn):
+    """--model DIR (as model_dir): a model folder, default the app's shipped model."""
+    return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+                        help="Model folder [default: the shipped model].")(fn)
+
+
+def training_options(steps, eval_every=500, lr=2e-3, data=None, data_help=None, out=None):
+    """The options every `suite APP train` shares: data, run folder, length, learning rate, seed,
+    resume/force, export, output. With ``data``/``out`` (defaults), --data (as data_dir) and --out come too."""
+    options = []
+    if data is not None:
+        options.append(click.option("--data", "data_dir", type=click.Path(file_okay=False), default=data,
+                                    show_default=True, help=data_help or "A dataset from `data build`."))
+    if out is not None:
+        options.append(click.option("--out", type=click.Path(file_okay=False), default=out, show_default=True,
+                                    help="Run folder: checkpoints, metrics.jsonl, curve.png."))
+    options += [
         click.option("--steps", type=click.IntRange(1), default=steps, show_default=True),
         click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
                      help="Stop after this much training time (checked at each evaluation)."),
@@ -107,3 +139,47 @@ def training_options(steps, eval_every=500, lr=2e-3):
             fn = option(fn)
         return fn
     return decorate
+
+
+def run_training(app, model, task, model_config, meta, *, out, steps, minutes, lr, eval_every, seed, resume,
+                 quiet, warmup=None, init=None, describe_eval=None, **_ignored):
+    """The body of every `suite APP train`: schedule, time limit, provenance, Trainer, summary.
+
+    meta: the app's own provenance (vocabulary, data source, ...); app, command
+    (the whole chain on --resume or --init), seed and train_config are added
+    here. describe_eval(record) -> str prints a line per validation on stderr.
+    Returns the trainer's summary with "valid" (the best checkpoint's
+    validation record) and "command". The other training_options (force,
+    export, as_json) are for the caller and ignored here.
+    """
+    from dataclasses import asdict
+
+    from suite.train import TrainConfig, Trainer
+
+    tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10) if warmup is None else warmup,
+                       eval_every=eval_every, checkpoint_every=min(eval_every, 250), seed=seed)
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    command = run_command(app, out, resume, init=init)
+    meta = {"app": app, "command": command, "seed": seed, "train_config": asdict(tcfg)} | dict(meta)
+
+    def on_eval(record):
+        if describe_eval is not None and not quiet:
+            click.echo(f"step {record['step']}: {describe_eval(record)}", err=True)
+
+    trainer = Trainer(model, task, tcfg, out, model_config=model_config, meta=meta, quiet=quiet, on_eval=on_eval,
+                      stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
+    summary = trainer.fit(resume=resume)
+    summary["valid"] = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
+    summary["command"] = command
+    return summary
+
+
+def finish_training(summary, as_json, result, export=None):
+    """Print a train command's summary: JSON, or one line with ``result`` (e.g. the best validation score)."""
+    import json
+
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), {summary['elapsed_s'] / 60:.1f} min; "
+               f"{result}; run in {summary['out_dir']}" + (f"; exported to {export}" if export else ""))

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from kernels.ctc import ctc_loss
+from suite.kernels.ctc import ctc_loss
 from suite.baselines import NGramModel
 
 NEG_INF = -math.inf

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.losses import mse_loss
+from suite.kernels.losses import mse_loss
 from suite.nn.layers import Linear
 from suite.nn.module import Module
 from suite.nn.recurrent import KINDS, Recurrent

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from kernels.losses import softmax_cross_entropy
-from kernels.sampling import input_table, lstm_generate, new_rng
+from suite.kernels.losses import softmax_cross_entropy
+from suite.kernels.sampling import input_table, lstm_generate, new_rng
 from suite.nn.layers import Embedding, Linear
 from suite.nn.module import Module
 from suite.nn.recurrent import Recurrent

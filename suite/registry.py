@@ -4,7 +4,7 @@ An app is a package exposing a click command (usually a group); its entry point
 is one line in pyproject.toml:
 
     [project.entry-points."suite.apps"]
-    text = "apps.text.cli:cli"
+    text = "suite.apps.text.cli:cli"
 
 A third-party package can add an app the same way. The registry loads entry
 points lazily, so `suite --help` does not import every app (and its numba

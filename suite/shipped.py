@@ -25,12 +25,14 @@ def publish_model(checkpoint_dir, export_dir, card):
     """
     import shutil
 
+    from suite.card import CARD_FILE, validate_card
     from suite.fileio import current_umask, staged_dir, write_json
 
+    validate_card(card, where=f"card for {export_dir}")  # before anything is written
     with staged_dir(export_dir) as tmp:
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(Path(checkpoint_dir) / name, tmp / name)
-        write_json(tmp / "card.json", card)
+        write_json(tmp / CARD_FILE, card)
         for f in tmp.iterdir():
             f.chmod(0o666 & ~current_umask())  # copy2 kept the checkpoint files' modes
     return card

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.optim import adam_update, clip_grad_norm
+from suite.kernels.optim import adam_update, clip_grad_norm
 from suite.fileio import replace_dir, write_json
 from suite.nn.checkpoint import load_checkpoint, save_checkpoint
 from suite.nn.layers import Dropout

@@ -12,9 +12,9 @@ def _pyproject():
 def test_every_package_folder_is_listed_in_pyproject():
     listed = set(_pyproject()["tool"]["setuptools"]["packages"])
     found = set()
-    for top in ("kernels", "suite", "apps"):
+    for top, name in (("kernels", "suite.kernels"), ("suite", "suite"), ("apps", "suite.apps")):
         for init in (ROOT / top).rglob("__init__.py"):
-            found.add(".".join(init.parent.relative_to(ROOT).parts))
+            found.add(".".join((name, *init.parent.relative_to(ROOT / top).parts)))
     missing = found - listed
     assert not missing, f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
     assert "suite.models" in listed
@@ -22,6 +22,13 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 def test_models_package_maps_to_data_models():
     assert _pyproject()["tool"]["setuptools"]["package-dir"]["suite.models"] == "data/models"
+
+
+def test_everything_installs_under_the_one_name_suite():
+    """kernels/ and apps/ stay at the top of the repository but install as suite.kernels and suite.apps."""
+    setuptools = _pyproject()["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"suite.kernels": "kernels", "suite.apps": "apps", "suite.models": "data/models"}
+    assert {p.split(".")[0] for p in setuptools["packages"]} == {"suite"}
 
 
 def test_every_registered_app_is_a_listed_package():
@@ -47,4 +54,5 @@ def test_wheel_carries_every_shipped_model(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [f for f in shipped if f"suite/models/{f}" not in names]
     assert not missing, f"not in the wheel: {missing}"
-    assert "suite/cli.py" in names and "kernels/lstm.py" in names
+    assert "suite/cli.py" in names and "suite/kernels/lstm.py" in names and "suite/apps/text/cli.py" in names
+    assert {n.split("/")[0] for n in names if not n.startswith("suite-")} == {"suite"}, "one top-level package"

@@ -24,7 +24,7 @@ class CaptionGroup(click.Group):
 
 
 def _load(model_dir):
-    from apps.caption.model import load_model
+    from suite.apps.caption.model import load_model
 
     return load_or_fail(load_model, "caption", model_dir)
 
@@ -63,8 +63,8 @@ def describe(images, beam, model_dir, attention_out, force, as_json):
 
     Example: suite caption describe scene.png --beam 5
     """
-    from apps.caption.data import ImageError, load_image
-    from apps.caption.model import caption_image
+    from suite.apps.caption.data import ImageError, load_image
+    from suite.apps.caption.model import caption_image
     from suite.fileio import OutputExistsError, check_writable
 
     model, vocab, card = _load(model_dir)
@@ -90,7 +90,7 @@ def describe(images, beam, model_dir, attention_out, force, as_json):
         beams = caption_image(model, vocab, image, beam=beam)
         best = beams[0]
         if attention_out:
-            from apps.caption.plot import attention_figure
+            from suite.apps.caption.plot import attention_figure
 
             attention_figure(path, best["caption"], best["attention"], targets[path], grid=model.grid)
         if as_json:
@@ -130,7 +130,7 @@ def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
 
     Example: suite caption data build --n 2000 --seed 1 --out data/caption-small
     """
-    from apps.caption.data import build_dataset
+    from suite.apps.caption.data import build_dataset
 
     if Path(out).exists() and any(Path(out).iterdir()) and not force:
         raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
@@ -149,7 +149,7 @@ def _user_data(images_dir, captions_file, size, quiet):
     """Images and captions of a Flickr8k-style pair (folder, name<TAB>caption file); 5 % held out."""
     import numpy as np
 
-    from apps.caption.data import ImageError, load_image, read_captions_file
+    from suite.apps.caption.data import ImageError, load_image, read_captions_file
 
     try:
         caps = read_captions_file(captions_file)
@@ -202,8 +202,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
       suite caption train --minutes 60 --export data/models/caption
       suite caption train --images photos/ --captions captions.tsv --out runs/mine
     """
-    from apps.caption.data import load_split, tokenize
-    from apps.caption.model import CaptionConfig, CaptionModel, CaptionTask, Vocab, config_dict
+    from suite.apps.caption.data import load_split, tokenize
+    from suite.apps.caption.model import CaptionConfig, CaptionModel, CaptionTask, Vocab, config_dict
     from suite.train import TrainConfig, Trainer
 
     try:
@@ -267,8 +267,8 @@ def _evaluate(model, vocab, data_dir, splits, beam, limit, quiet):
     """{split: metrics} for the model and, on 'test', the nearest-neighbour and most-frequent baselines."""
     from collections import Counter
 
-    from apps.caption.data import load_split
-    from apps.caption.model import caption_images, nearest_neighbour_captions, score_split
+    from suite.apps.caption.data import load_split
+    from suite.apps.caption.model import caption_images, nearest_neighbour_captions, score_split
 
     try:
         tr_img, tr_refs, _ = load_split(data_dir, "train")
@@ -305,7 +305,7 @@ def _step(checkpoint, meta):
 def _export(best, out, data_dir, command, quiet, export_command=None, beam=5):
     import datetime
 
-    from apps.caption.model import load_model
+    from suite.apps.caption.model import load_model
     from suite.shipped import publish_model
 
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from apps.caption.scenes import (
+from suite.apps.caption.scenes import (
     CLEAR_MIN, CLEAR_RATIO, COLOURS, HELD_OUT_COMBOS, HOLD_MIN, HOLD_RATIO, LAYOUT_RADIUS, OPPOSITE, RELATIONS,
     SHAPES, SIZES, VOCAB, Obj, ParsedCaption, Scene, SceneError, aggregate, bleu4, canonical_caption, captions,
     check_scene, clear_relation, parse_caption, random_scene, relation_holds, score_caption, tokenize,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kernels.losses import softmax_cross_entropy
+from suite.kernels.losses import softmax_cross_entropy
 from suite.batching import pad_time_major
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
@@ -317,7 +317,7 @@ def nearest_neighbour_captions(train_images, train_refs, images, size=16):
 
 def score_split(hyps, refs, scenes):
     """BLEU-4 (sacrebleu) and, for shapes-world scenes, object/size/relation accuracy of captions."""
-    from apps.caption.data import aggregate, bleu4, score_caption
+    from suite.apps.caption.data import aggregate, bleu4, score_caption
 
     out = {"images": len(hyps), "bleu4": bleu4(hyps, refs)}
     if scenes is not None and all(s is not None for s in scenes):

@@ -13,7 +13,7 @@ def attention_figure(image_path, caption, attention, out, grid, display=160):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from apps.caption.data import load_image
+    from suite.apps.caption.data import load_image
     from suite.fileio import atomic_path
 
     img = np.transpose(load_image(image_path, size=display), (1, 2, 0))  # (S, S, 3) in [0, 1]

@@ -16,13 +16,13 @@ DEFAULT_RUN_DIR = "runs/music"
 
 
 def _load(model_dir):
-    from apps.music.model import load_model
+    from suite.apps.music.model import load_model
 
     return load_or_fail(load_model, "music", model_dir)
 
 
 def _corpus(cache, seed=0, progress=False):
-    from apps.music.data import CorpusError, load_corpus
+    from suite.apps.music.data import CorpusError, load_corpus
 
     bar = None
     if progress and sys.stderr.isatty():
@@ -63,7 +63,7 @@ def data_build(cache, seed, force, as_json):
 
     Example: suite music data build --json
     """
-    from apps.music.data import CorpusError, build_corpus
+    from suite.apps.music.data import CorpusError, build_corpus
 
     try:
         report = build_corpus(cache, seed=seed, force=force)
@@ -113,7 +113,7 @@ def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps
 
     Example: suite music train --minutes 45 --export data/models/music
     """
-    from apps.music.model import LMConfig, MusicTask, TokenLM, config_dict, export_model
+    from suite.apps.music.model import LMConfig, MusicTask, TokenLM, config_dict, export_model
     from suite.train import TrainConfig, Trainer
 
     corpus = _corpus(cache, progress=not quiet)
@@ -170,7 +170,7 @@ def export(run, out, cache, compositions, force, as_json):
 
     Example: suite music export runs/music --out data/models/music --force
     """
-    from apps.music.model import export_model
+    from suite.apps.music.model import export_model
 
     best = export_source(run, out, force)
     corpus = _corpus(cache)
@@ -217,7 +217,7 @@ def evaluate(model_dir, cache, compositions, bars, temperature, seed, as_json):
 
     Example: suite music evaluate --compositions 100 --json
     """
-    from apps.music.model import evaluate_model
+    from suite.apps.music.model import evaluate_model
 
     model, vocab, _ = _load(model_dir)
     corpus = _corpus(cache)
@@ -267,7 +267,7 @@ def _write(result, base, tempo, title):
     import os
     import tempfile
 
-    from apps.music.render import piano_roll, render_audio, write_midi
+    from suite.apps.music.render import piano_roll, render_audio, write_midi
 
     folder = base.parent
     try:
@@ -314,7 +314,7 @@ def _report(result, paths, audio, compose_seconds, as_json, extra):
 
 
 def _read_score(path, mode=None):
-    from apps.music.compose import MusicError, read_midi
+    from suite.apps.music.compose import MusicError, read_midi
 
     try:
         return read_midi(path, mode=mode)
@@ -351,7 +351,7 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, f
     """
     import secrets
 
-    from apps.music.compose import MusicError, compose as compose_chorale, resolve_key
+    from suite.apps.music.compose import MusicError, compose as compose_chorale, resolve_key
 
     try:
         resolve_key(key, mode)  # a key that does not exist fails before any work
@@ -397,7 +397,7 @@ def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force
     """
     import secrets
 
-    from apps.music.compose import MusicError, Score, harmonize as harmonize_melody, resolve_key
+    from suite.apps.music.compose import MusicError, Score, harmonize as harmonize_melody, resolve_key
 
     try:
         given_key = resolve_key(key, mode) if key is not None else None

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.music.data import (
+from suite.apps.music.data import (
     BAR, END, FERMATA, REST, STEP, STEPS_PER_QUARTER, Chorale, decode_tokens, key_name, key_token, parse_key,
 )
 
@@ -301,7 +301,7 @@ def _draw(model, vocab, prime, forced, slot, budget, temperature, seed, target_s
     before the <end> forced, so the compiled loop redraws only that position.
     Returns (ids, voice-slot repairs).
     """
-    from kernels.sampling import lstm_generate, new_rng
+    from suite.kernels.sampling import lstm_generate, new_rng
 
     w = model.generation_weights()
     h = np.zeros((model.config.layers, model.config.hidden), np.float32)  # (L, H)
@@ -480,7 +480,7 @@ def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0,
 
 
 def _final_tonic(grid, tonic, mode):
-    from apps.music.stats import _final_tonic as final_tonic
+    from suite.apps.music.stats import _final_tonic as final_tonic
 
     return bool(final_tonic(grid, tonic, mode))
 

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.music.grid import (
+from suite.apps.music.grid import (
     MODES, REST, STEPS_PER_QUARTER, VOICES, Chorale, augment, diatonic_pitch_classes, key_name, normalise,
     parse_key, voice_ranges,
 )
-from apps.music.tokens import (
+from suite.apps.music.tokens import (
     BAR, END, FERMATA, HOLD_MARK, PAD, PITCH_MAX, PITCH_MIN, REST_TOKEN, START, STEP, Vocab, chorale_tokens,
     decode_tokens, encode_chorale, key_token,
 )

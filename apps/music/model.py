@@ -45,7 +45,7 @@ def load_model(model_dir):
 
     Raises CheckpointError (a ValueError) with one line saying what is wrong.
     """
-    from apps.music.data import Vocab
+    from suite.apps.music.data import Vocab
 
     return load_token_lm(model_dir, "music", Vocab.from_json)
 
@@ -57,9 +57,9 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
     Returns a dict with "nll" (nats and bits per step, both models, same units)
     and "statistics" ({"composed": summary, "test": summary}).
     """
-    from apps.music.compose import compose
-    from apps.music.data import ngram_baseline
-    from apps.music.stats import chorale_stats, summarise
+    from suite.apps.music.compose import compose
+    from suite.apps.music.data import ngram_baseline
+    from suite.apps.music.stats import chorale_stats, summarise
 
     model_nats = nats_per_step(model, corpus, "test")
     ngram = ngram if ngram is not None else ngram_baseline(corpus)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.music.grid import STEPS_PER_QUARTER, VOICES, key_name
+from suite.apps.music.grid import STEPS_PER_QUARTER, VOICES, key_name
 from suite.fileio import atomic_path
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")

@@ -37,7 +37,7 @@
 """
 import numpy as np
 
-from apps.music.grid import REST, VOICES, diatonic_pitch_classes, parse_key
+from suite.apps.music.grid import REST, VOICES, diatonic_pitch_classes, parse_key
 
 VOICE_RANGES = ((60, 79), (55, 74), (48, 67), (40, 60))  # S C4-G5, A G3-D5, T C3-G4, B E2-C4 (MIDI)
 

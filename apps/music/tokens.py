@@ -21,7 +21,7 @@ from collections import Counter
 
 import numpy as np
 
-from apps.music.grid import MODES, REST, Chorale, key_name, parse_key
+from suite.apps.music.grid import MODES, REST, Chorale, key_name, parse_key
 
 PITCH_MIN, PITCH_MAX = 28, 91  # E1..G6: the normalised corpus spans 31..84; room for augmentation
 VOCAB_FORMAT = 1

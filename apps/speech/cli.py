@@ -17,7 +17,7 @@ DEFAULT_RUN_DIR = "runs/speech"
 
 
 def _load(model_dir):
-    from apps.speech.model import load_model
+    from suite.apps.speech.model import load_model
 
     return load_or_fail(load_model, "speech", model_dir)
 
@@ -73,7 +73,7 @@ def data_build(out, n_train, n_valid, n_test, n_unseen, seed, workers, force, as
 
     Example: suite speech data build --n-train 2000 --out data/speech-small
     """
-    from apps.speech.data import build_corpus
+    from suite.apps.speech.data import build_corpus
 
     if Path(out).exists() and any(Path(out).iterdir()) and not force:
         raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
@@ -92,8 +92,8 @@ def _user_dataset(path, quiet):
     """Features and texts from a user's folder (transcript TSV or LibriSpeech layout), 5 % held out."""
     import numpy as np
 
-    from apps.speech.audio import AudioError, load_audio
-    from apps.speech.data import features, normalize, read_librispeech, read_tsv_dataset
+    from suite.apps.speech.audio import AudioError, load_audio
+    from suite.apps.speech.data import features, normalize, read_librispeech, read_tsv_dataset
 
     items = read_tsv_dataset(path) if list(Path(path).glob("*.tsv")) else read_librispeech(path)
     if len(items) < 2:
@@ -117,7 +117,7 @@ def _user_dataset(path, quiet):
 
 
 def _corpus_splits(data_dir, quiet):
-    from apps.speech.data import load_split
+    from suite.apps.speech.data import load_split
 
     data_dir = Path(data_dir)
     if not data_dir.exists():
@@ -163,8 +163,8 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
       suite speech train --minutes 60 --export data/models/speech
       suite speech train --init data/models/speech --lr 5e-4 --steps 4000   # fine-tune the shipped model
     """
-    from apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
-    from apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, lexicon_words, load_model
+    from suite.apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
+    from suite.apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, lexicon_words, load_model
     from suite.ctc import CharNGramLM
     from suite.train import TrainConfig, Trainer
 
@@ -221,7 +221,7 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
 
 
 def _export(best, out, data_dir, command, quiet, export_command=None):
-    from apps.speech.model import export_model
+    from suite.apps.speech.model import export_model
 
     try:
         with single_blas_thread():  # evaluation decodes one utterance at a time
@@ -262,7 +262,7 @@ def evaluate(tsv, model_dir, beam, no_lm, no_lexicon, as_json):
 
     Example: suite speech evaluate data/speech/test/snr20/transcripts.tsv
     """
-    from apps.speech.model import Transcriber, evaluate_tsv
+    from suite.apps.speech.model import Transcriber, evaluate_tsv
 
     model, card = _load(model_dir)
     try:
@@ -297,8 +297,8 @@ def transcribe(files, model_dir, beam, no_lm, no_lexicon, as_json):
       suite speech transcribe clip.wav
       suite speech transcribe a.wav b.flac --json --beam 16
     """
-    from apps.speech.audio import AudioError
-    from apps.speech.model import Transcriber, transcribe_file
+    from suite.apps.speech.audio import AudioError
+    from suite.apps.speech.model import Transcriber, transcribe_file
 
     model, card = _load(model_dir)
     transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon)

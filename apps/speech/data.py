@@ -47,7 +47,7 @@ import scipy.signal
 import soundfile as sf
 import soxr
 
-from apps.speech.audio import AudioError, load_audio
+from suite.apps.speech.audio import AudioError, load_audio
 from suite.fileio import atomic_path, replace_dir, staged_dir, write_json, write_text
 
 __all__ = [

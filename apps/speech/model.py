@@ -100,8 +100,8 @@ class SpeechTask:
     def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64, non_speech=0.0, seed=0,
                  noise_pool=1000):
         """non_speech: the fraction of each batch replaced by clips with no words (see data.non_speech)."""
-        from apps.speech.data import encode, features
-        from apps.speech.data import non_speech as make_non_speech
+        from suite.apps.speech.data import encode, features
+        from suite.apps.speech.data import non_speech as make_non_speech
 
         self.train_feats = train["features"]
         self.train_labels = [encode(t) for t in train["texts"]]
@@ -168,8 +168,8 @@ def evaluate_features(model, features, texts, batch_size=64):
     """CTC loss per utterance and greedy-decoding CER/WER over precomputed features (no LM, no beam)."""
     import jiwer
 
-    from apps.speech.data import decode, encode
-    from kernels.ctc import ctc_greedy, ctc_loss
+    from suite.apps.speech.data import decode, encode
+    from suite.kernels.ctc import ctc_greedy, ctc_loss
 
     total, count, hyps = 0.0, 0, [None] * len(features)
     for idx, logits, steps in forward_by_length(model, features, batch_size):
@@ -213,14 +213,14 @@ def char_lm(card):
 
 def lexicon_words(texts):
     """The sorted distinct words of transcripts: the lexicon a model's decoding may be held to."""
-    from apps.speech.data import normalize
+    from suite.apps.speech.data import normalize
 
     return sorted({w for t in texts for w in normalize(t).split()})
 
 
 def lexicon(card):
     """The word lexicon stored in a card's meta (as a suite.ctc.Lexicon over character ids), or None."""
-    from apps.speech.data import ALPHABET, encode
+    from suite.apps.speech.data import ALPHABET, encode
     from suite.ctc import Lexicon
 
     words = (card.get("meta") or {}).get("lexicon")
@@ -233,7 +233,7 @@ class Transcriber:
     def __init__(self, model, card, beam=8, lm_weight=None, use_lm=True, use_lexicon=True):
         """use_lm, use_lexicon: allow the card's character LM and word lexicon (the lexicon only where
         the card's decoding settings turn it on)."""
-        from apps.speech.data import FEATURES
+        from suite.apps.speech.data import FEATURES
 
         self.model = model
         self.card = card
@@ -249,7 +249,7 @@ class Transcriber:
     SILENCE_PEAK = 10 ** (-70 / 20)  # a segment whose peak is below -70 dBFS holds no speech
 
     def logits(self, wave, sr):
-        from apps.speech.data import features
+        from suite.apps.speech.data import features
 
         # digital silence has no spectrum to normalise (per-utterance normalisation would
         # blow up rounding noise into features no training utterance had): nothing was said
@@ -263,8 +263,8 @@ class Transcriber:
 
     def decode(self, logits):
         """(text, tokens, word times) for one utterance's (T', C) logits."""
-        from apps.speech.data import ALPHABET, decode
-        from kernels.ctc import ctc_align, ctc_greedy
+        from suite.apps.speech.data import ALPHABET, decode
+        from suite.kernels.ctc import ctc_align, ctc_greedy
         from suite.ctc import prefix_beam_search, word_times
 
         if len(logits) == 0:
@@ -313,7 +313,7 @@ def tune_decoding(model, card, split, beam=8, lm_weights=LM_WEIGHTS, bonuses=CHA
     Without an LM only the bonus is searched; without a lexicon in the card's
     meta, decoding without one.
     """
-    from apps.speech.data import normalize
+    from suite.apps.speech.data import normalize
 
     logits = split_logits(model, split["features"])
     refs = [normalize(t) for t in split["texts"]]
@@ -368,7 +368,7 @@ def read_eval_tsv(tsv):
 
 def transcribe_file(transcriber, path):
     """(text, words, audio seconds) of one file, segment by segment (long files stream)."""
-    from apps.speech.audio import iter_segments
+    from suite.apps.speech.audio import iter_segments
 
     texts, words, seconds = [], [], 0.0
     for start, wave in iter_segments(path):
@@ -414,7 +414,7 @@ def evaluate_tsv(transcriber, tsv, progress=None):
     """
     import time
 
-    from apps.speech.data import normalize
+    from suite.apps.speech.data import normalize
 
     rows = read_eval_tsv(tsv)
     voices = voices_beside(tsv)
@@ -484,7 +484,7 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     tests = sorted(p.parent for p in data_dir.glob("test/*/transcripts.tsv"))
     if not tests:
         raise ValueError(f"{data_dir}: no test/*/transcripts.tsv; run `suite speech data build` first")
-    from apps.speech.data import load_split
+    from suite.apps.speech.data import load_split
 
     train_texts = load_split(data_dir, "train")["texts"] if (data_dir / "train.npz").exists() else []
     if not meta.get("lexicon") and train_texts:  # models trained before lexicons were recorded

@@ -11,7 +11,7 @@ import html
 
 import numpy as np
 
-from kernels.lstm import lstm_forward
+from suite.kernels.lstm import lstm_forward
 
 FEATURES = ("inside string", "inside comment", "indent depth", "position in line")
 

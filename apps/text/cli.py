@@ -15,7 +15,7 @@ DEFAULT_RUN_DIR = "runs/text"
 
 
 def _load(model_dir):
-    from apps.text.model import load_model
+    from suite.apps.text.model import load_model
 
     return load_or_fail(load_model, "text", model_dir)
 
@@ -70,7 +70,7 @@ def data_build(corpus, out, seed, max_chars, as_json):
 
     Example: suite text data build --corpus ~/my_code --out data/corpora/mycode
     """
-    from apps.text.data import DEFAULT_MAX_CHARS, build_corpus
+    from suite.apps.text.data import DEFAULT_MAX_CHARS, build_corpus
 
     try:
         manifest = build_corpus(out, corpus=corpus, seed=seed, max_chars=max_chars or DEFAULT_MAX_CHARS)
@@ -117,8 +117,8 @@ def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, st
 
     Example: suite text train --steps 20000 --export data/models/text
     """
-    from apps.text.data import load_split, load_vocab
-    from apps.text.model import export_model
+    from suite.apps.text.data import load_split, load_vocab
+    from suite.apps.text.model import export_model
     from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict
     from suite.train import TrainConfig, Trainer
 
@@ -171,7 +171,7 @@ def export_cmd(run, data_dir, out, force, as_json):
 
     Example: suite text export runs/text --out data/models/text --force
     """
-    from apps.text.model import export_model
+    from suite.apps.text.model import export_model
 
     best = export_source(run, out, force)
     try:
@@ -233,7 +233,7 @@ def score(file, model_dir, as_json):
 
     Example: suite text score suite/cli.py --json
     """
-    from apps.text.model import LN2, score_ids
+    from suite.apps.text.model import LN2, score_ids
 
     text = _read_text(file)
     model, vocab, _ = _load(model_dir)
@@ -263,7 +263,7 @@ def cells(file, out, max_chars, model_dir, force, as_json):
 
     Example: suite text cells suite/cli.py --out cells/
     """
-    from apps.text.cells import analyse, write_html, write_png
+    from suite.apps.text.cells import analyse, write_html, write_png
     from suite.fileio import OutputExistsError, check_writable
 
     text = _read_text(file)[:max_chars]

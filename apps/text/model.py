@@ -6,7 +6,7 @@ __all__ = ["LN2", "LMConfig", "TokenLM", "score_ids", "load_model", "export_mode
 
 def load_model(model_dir):
     """(TokenLM, Vocab, card) from a folder written by the trainer or export_model."""
-    from apps.text.data import Vocab
+    from suite.apps.text.data import Vocab
 
     return load_token_lm(model_dir, "text", Vocab.from_json)
 
@@ -21,7 +21,7 @@ def export_model(best_dir, data_dir, export_dir, command=None):
     import datetime
     from pathlib import Path
 
-    from apps.text.data import load_manifest, load_split
+    from suite.apps.text.data import load_manifest, load_split
     from suite.baselines import best_order, xz_bits_per_char
     from suite.shipped import publish_model
 

@@ -15,7 +15,7 @@ The memory is both the keys' source and the values, so dmemory sums both paths.
 """
 import numpy as np
 
-from kernels.attention import additive_attention_backward, additive_attention_forward
+from suite.kernels.attention import additive_attention_backward, additive_attention_forward
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter
 

@@ -7,7 +7,7 @@ does not compute.
 """
 import numpy as np
 
-from kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
+from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
                           relu_backward, relu_forward)
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter

@@ -33,8 +33,8 @@ multiplies it by r), W_ih/W_hh/b for the RNN.
 """
 import numpy as np
 
-from kernels.gru import gru_backward, gru_forward, gru_infer, rnn_backward, rnn_forward, rnn_infer
-from kernels.lstm import lstm_backward, lstm_forward, lstm_infer
+from suite.kernels.gru import gru_backward, gru_forward, gru_infer, rnn_backward, rnn_forward, rnn_infer
+from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer
 from suite.nn.layers import Dropout, make_rng
 from suite.nn.module import Module, Parameter
 

@@ -3,7 +3,7 @@ hand-written torch additive attention."""
 import numpy as np
 import pytest
 
-from kernels.attention import (AttentionCache, additive_attention_backward,
+from suite.kernels.attention import (AttentionCache, additive_attention_backward,
                                additive_attention_forward)
 from tests.reference.attention import additive_attention_ref
 

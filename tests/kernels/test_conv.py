@@ -3,7 +3,7 @@ and torch.nn.functional (conv2d, relu, max_pool2d)."""
 import numpy as np
 import pytest
 
-from kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
+from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
                           relu_backward, relu_forward)
 from tests.reference.conv import conv2d_ref, maxpool2d_ref, relu_ref
 

@@ -3,7 +3,7 @@ differences and torch.nn.functional.ctc_loss."""
 import numpy as np
 import pytest
 
-from kernels.ctc import ctc_align, ctc_greedy, ctc_loss
+from suite.kernels.ctc import ctc_align, ctc_greedy, ctc_loss
 from tests.reference.ctc import (ctc_align_ref, ctc_brute_force_ref, ctc_forward_ref,
                                  ctc_greedy_ref, ctc_loss_ref)
 from tests.reference.losses import log_softmax_ref

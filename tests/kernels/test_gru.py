@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kernels.gru import (INFER_CHUNK, gru_backward, gru_forward, gru_infer, rnn_backward,
+from suite.kernels.gru import (INFER_CHUNK, gru_backward, gru_forward, gru_infer, rnn_backward,
                          rnn_forward, rnn_infer)
 from tests.reference.gru import gru_reference, rnn_reference
 

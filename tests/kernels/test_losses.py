@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kernels.losses import log_softmax, mse_loss, softmax_cross_entropy
+from suite.kernels.losses import log_softmax, mse_loss, softmax_cross_entropy
 from tests.reference.losses import log_softmax_ref, mse_ref, softmax_cross_entropy_ref
 
 

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from kernels.lstm import lstm_backward, lstm_forward, lstm_infer
+from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer
 from tests.reference.lstm import lstm_forward_ref
 
 T, B, D, H, P = 5, 4, 3, 4, 2
@@ -43,7 +43,7 @@ IDS = [f"{v}-{'masked' if m is not None else 'full'}-{'rev' if r else 'fwd'}" fo
 
 @pytest.mark.parametrize("variant,lengths,reverse", CASES, ids=IDS)
 def test_forward_matches_reference(variant, lengths, reverse, monkeypatch):
-    import kernels.lstm as lstm
+    import suite.kernels.lstm as lstm
     for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-6)):
         args = make_args(variant, dtype)
         y, hT, cT, _ = lstm_forward(lengths=lengths, reverse=reverse, **args)
@@ -72,7 +72,7 @@ def test_forward_matches_reference(variant, lengths, reverse, monkeypatch):
 
 def test_infer_chunks_longer_sequences(monkeypatch):
     """T larger than the chunk, not a multiple of it, in both directions."""
-    import kernels.lstm as lstm
+    import suite.kernels.lstm as lstm
     monkeypatch.setattr(lstm, "INFER_CHUNK", 3)
     rng = np.random.default_rng(1)
     T_long = 11

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kernels.optim import adam_update, clip_grad_norm, sgd_update
+from suite.kernels.optim import adam_update, clip_grad_norm, sgd_update
 from tests.reference.optim import adam_ref, clip_ref, sgd_ref
 
 SHAPES = [(3, 4), (2, 3, 2), (5,)]

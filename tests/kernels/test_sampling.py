@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kernels.sampling import _next_u64, _next_uniform, input_table, lstm_generate, new_rng, sample_logits
+from suite.kernels.sampling import _next_u64, _next_uniform, input_table, lstm_generate, new_rng, sample_logits
 from tests.reference.sampling import generate_ref, sample_ref, seed_ref, uniform_ref, xoshiro_next
 
 

@@ -1,6 +1,6 @@
 """Slow, obvious NumPy LSTM: one row, one step at a time, float64 throughout.
 
-Written from the equations, not from kernels/lstm_cell.py, so that the two
+Written from the equations, not from suite.kernels/lstm_cell.py, so that the two
 can disagree. Gate blocks i, f, g, o (CIFG: i, g, o with f = 1 - i);
 peepholes: i and f see c_{t-1}, o sees c_t; LSTMP: r = h @ W_hr.
 """

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kernels.ctc import ctc_greedy, ctc_loss
+from suite.kernels.ctc import ctc_greedy, ctc_loss
 from suite.ctc import CharNGramLM, Lexicon, ctc_loss_mean, prefix_beam_search, word_times
 from tests.reference.ctc import labelling_log_probs_ref, prefix_beam_search_ref
 from tests.reference.losses import log_softmax_ref

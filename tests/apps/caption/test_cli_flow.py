@@ -3,7 +3,7 @@ import json
 
 from click.testing import CliRunner
 
-from apps.caption.cli import cli
+from suite.apps.caption.cli import cli
 
 
 def test_build_train_export_evaluate_describe(tmp_path):

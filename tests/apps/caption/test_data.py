@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from apps.caption.data import (
+from suite.apps.caption.data import (
     HELD_OUT_COMBOS, INPUT_SIZE, LAYOUT_RADIUS, VOCAB, CaptionsFileError, DatasetError, ImageError, Obj, Scene,
     SceneError, aggregate, bleu4, build_dataset, canonical_caption, captions, check_scene, clear_relation,
     image_to_array, load_image, load_names, load_split, load_user_split, parse_caption, random_scene,
@@ -393,7 +393,7 @@ def test_load_image_big_photo_process_memory(photo):
     """
     script = (
         "import json, re, sys\n"
-        "from apps.caption.data import load_image\n"
+        "from suite.apps.caption.data import load_image\n"
         "def hwm():\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
         "before = hwm()\n"

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from apps.caption.model import (CaptionConfig, CaptionModel, Vocab, caption_image, config_dict, greedy_batch,
+from suite.apps.caption.model import (CaptionConfig, CaptionModel, Vocab, caption_image, config_dict, greedy_batch,
                                 load_model, teacher_batch)
 from suite.nn.checkpoint import save_checkpoint
 
@@ -50,7 +50,7 @@ def test_whole_model_gradient_matches_finite_differences():
 
 
 def test_loss_falls_when_training():
-    from kernels.optim import adam_update
+    from suite.kernels.optim import adam_update
 
     model, vocab = _tiny(seed=3)
     images, inputs, targets = _batch(vocab)
@@ -106,7 +106,7 @@ def model_dir(tmp_path):
 
 
 def _cli():
-    from apps.caption.cli import cli
+    from suite.apps.caption.cli import cli
     return cli
 
 

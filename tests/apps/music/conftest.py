@@ -7,7 +7,7 @@ corpus cache; a model learns their token structure in a couple of seconds.
 import numpy as np
 import pytest
 
-from apps.music.data import Chorale, Vocab, _write_cache, encode_chorale, load_corpus
+from suite.apps.music.data import Chorale, Vocab, _write_cache, encode_chorale, load_corpus
 from suite.lm import LMConfig, StreamTask, TokenLM, config_dict
 from suite.train import TrainConfig, Trainer
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apps.music.cli import cli as music_cli
-from apps.music.model import load_model
+from suite.apps.music.cli import cli as music_cli
+from suite.apps.music.model import load_model
 from suite.cli import cli
 from suite.shipped import default_model_dir
-from apps.music.compose import read_midi
+from suite.apps.music.compose import read_midi
 from tests.apps.music.conftest import synthetic_chorale, write_melody
 
 
@@ -103,7 +103,7 @@ def test_compose_into_a_read_only_folder_fails_in_one_line(model_dir, tmp_path):
 
 
 def test_compose_continues_a_primer_once(model_dir, tmp_path):
-    from apps.music.render import write_midi
+    from suite.apps.music.render import write_midi
 
     start = synthetic_chorale(50, bars=2).transposed(2)  # two bars in D major, four voices
     write_midi(start, tmp_path / "start.mid")

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from apps.music import data, tokens
-from apps.music.data import (
+from suite.apps.music import data, tokens
+from suite.apps.music.data import (
     BAR,
     END,
     FERMATA,

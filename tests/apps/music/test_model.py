@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from apps.music.compose import (
+from suite.apps.music.compose import (
     MusicError, Score, _cuts, compose, find_key, forced_tokens, harmonize, read_midi, resolve_key,
 )
-from apps.music.data import END, REST, decode_tokens, encode_chorale
-from apps.music.model import MusicTask, load_model, nats_per_step
+from suite.apps.music.data import END, REST, decode_tokens, encode_chorale
+from suite.apps.music.model import MusicTask, load_model, nats_per_step
 from suite.nn.checkpoint import CheckpointError, save_checkpoint
 from tests.apps.music.conftest import synthetic_chorale, write_melody
 
@@ -107,7 +107,7 @@ def test_harmonize_keeps_the_soprano_exactly(trained):
 
 
 def test_forced_tokens_and_cuts():
-    from apps.music.data import Vocab
+    from suite.apps.music.data import Vocab
 
     vocab = Vocab()
     pitch = np.array([[72], [72], [74]], np.int16)

@@ -4,9 +4,9 @@ import wave
 import numpy as np
 import pytest
 
-from apps.music import render
-from apps.music.grid import REST, Chorale
-from apps.music.render import piano_roll, render_audio, synthesise, write_midi
+from suite.apps.music import render
+from suite.apps.music.grid import REST, Chorale
+from suite.apps.music.render import piano_roll, render_audio, synthesise, write_midi
 
 mido = pytest.importorskip("mido")
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from apps.music.grid import REST, Chorale
-from apps.music.stats import REFERENCE_PC_HISTOGRAM, chorale_stats, pitch_class_histogram, summarise
+from suite.apps.music.grid import REST, Chorale
+from suite.apps.music.stats import REFERENCE_PC_HISTOGRAM, chorale_stats, pitch_class_histogram, summarise
 
 
 def _chorale(rows, key=(0, "major"), onset=None):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apps.speech.audio import AudioError, audio_info, find_cut, iter_segments, load_audio
+from suite.apps.speech.audio import AudioError, audio_info, find_cut, iter_segments, load_audio
 
 SR_IN = 44100
 
@@ -179,7 +179,7 @@ def test_decoder_notes_do_not_reach_stderr(tmp_path):
     import sys
 
     (tmp_path / "text.mp3").write_bytes(b"hello, this is not audio\n" * 40)
-    code = ("from apps.speech.audio import AudioError, load_audio\n"
+    code = ("from suite.apps.speech.audio import AudioError, load_audio\n"
             "try:\n    load_audio(r'%s')\nexcept AudioError as e:\n    print(e)\n" % (tmp_path / "text.mp3"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "not an audio file" in out.stdout and out.stderr == ""

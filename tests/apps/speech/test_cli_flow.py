@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apps.speech.cli import cli
+from suite.apps.speech.cli import cli
 
 pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
                                 reason="needs espeak-ng and flite (make apt)")
@@ -25,7 +25,7 @@ def test_build_train_export_evaluate_transcribe(tmp_path):
     assert {"clean", "snr20"} <= set(card["metrics"]["test"])
     assert card["metrics"]["test"]["clean"]["utterances"] == 3
     assert card["decoding"]["chosen_on"].startswith("validation") and len(card["decoding"]["grid"]) == 30
-    from apps.speech.data import load_split
+    from suite.apps.speech.data import load_split
 
     train_words = {w for t in load_split(data, "train")["texts"] for w in t.split()}
     assert card["lexicon"] == sorted(train_words) and len(train_words) > 3
@@ -43,7 +43,7 @@ def test_build_train_export_evaluate_transcribe(tmp_path):
     assert r.exit_code == 1 and "data build" in r.output
 
     # fine-tuning starts from the exported weights: one step at a tiny learning rate leaves them almost unchanged
-    from apps.speech.model import load_model
+    from suite.apps.speech.model import load_model
 
     tuned = tmp_path / "tuned"
     r = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "r3"), "--init", str(model),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apps.speech import data
-from apps.speech.data import (
+from suite.apps.speech import data
+from suite.apps.speech.data import (
     ALPHABET, BLANK, COMMANDS, FEATURES, PAD_SECONDS, SPEED_RANGE, VOCABULARY, DatasetError, SynthError, add_noise,
     augment, build_corpus, decode, encode, feature_dim, features, load_split, normalize, parse_condition,
     random_transcript, read_librispeech, read_tsv_dataset, split_voices,
@@ -201,7 +201,7 @@ def test_add_noise_kinds_at_snr(kind):
 
 
 def test_training_babble_is_part_talkers_part_speech_shaped():
-    from apps.speech.data import SHAPED_BABBLE, _babble
+    from suite.apps.speech.data import SHAPED_BABBLE, _babble
 
     n = SR
     tone = [np.sin(2 * np.pi * 1000 * np.arange(n) / SR)]  # a "talker" whose every mix is a pure 1 kHz tone
@@ -350,7 +350,7 @@ def test_build_other_noise_mixes_each_kind_at_20_db(tmp_path):
         items.append({"file": f"{i:05d}.wav", "text": "one two"})
     report = data._build_other_noise(tmp_path, items, seed=0, n_talkers=2)
     assert report["kinds"] == {k: 1 for k in data.OTHER_NOISE_KINDS} and report["babble_talkers"] == 2
-    from apps.speech.model import read_eval_tsv
+    from suite.apps.speech.model import read_eval_tsv
 
     rows = read_eval_tsv(tmp_path / data.OTHER_NOISE / "transcripts.tsv")
     assert [(p.name, t, c) for p, t, _, c in rows] == [(it["file"], "one two", k)

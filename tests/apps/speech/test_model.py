@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apps.speech.data import ALPHABET, encode, feature_dim
-from apps.speech.model import (SpeechConfig, SpeechModel, SpeechTask, Transcriber, config_dict, evaluate_features,
+from suite.apps.speech.data import ALPHABET, encode, feature_dim
+from suite.apps.speech.model import (SpeechConfig, SpeechModel, SpeechTask, Transcriber, config_dict, evaluate_features,
                                load_model, pad_targets, read_eval_tsv, stack_frames)
 from suite.nn.checkpoint import save_checkpoint
 
@@ -56,7 +56,7 @@ def test_model_gradient_matches_finite_differences():
 
 def test_ctc_training_learns_a_toy_task():
     """Two 'words' with distinct feature patterns; a few hundred Adam steps must read them."""
-    from kernels.optim import adam_update
+    from suite.kernels.optim import adam_update
 
     rng = np.random.default_rng(1)
     F = 4
@@ -87,7 +87,7 @@ def test_ctc_training_learns_a_toy_task():
 
 
 def test_split_logits_match_one_utterance_at_a_time():
-    from apps.speech.model import split_logits
+    from suite.apps.speech.model import split_logits
 
     model = _tiny(seed=3).eval()
     rng = np.random.default_rng(3)
@@ -102,7 +102,7 @@ def test_split_logits_match_one_utterance_at_a_time():
 
 
 def test_tune_decoding_picks_the_setting_with_the_lowest_validation_wer(monkeypatch):
-    from apps.speech.model import lexicon_words, tune_decoding
+    from suite.apps.speech.model import lexicon_words, tune_decoding
     from suite.ctc import CharNGramLM
 
     texts = ["go three", "stop", "one two"]
@@ -139,12 +139,12 @@ def model_dir(tmp_path):
 
 
 def _cli():
-    from apps.speech.cli import cli
+    from suite.apps.speech.cli import cli
     return cli
 
 
 def test_lexicon_words_and_transcriber_lexicon_switches():
-    from apps.speech.model import lexicon, lexicon_words
+    from suite.apps.speech.model import lexicon, lexicon_words
 
     assert lexicon_words(["Go three", "three  OH", ""]) == ["go", "oh", "three"]
     meta = {"lm": None, "lexicon": ["go", "three"], "decoding": {"lexicon": True}}
@@ -219,7 +219,7 @@ def test_non_speech_clips_replace_batch_items_with_empty_transcripts():
 
 
 def test_non_speech_kinds_are_finite_and_quiet_enough():
-    from apps.speech.data import NON_SPEECH_KINDS, non_speech
+    from suite.apps.speech.data import NON_SPEECH_KINDS, non_speech
 
     rng = np.random.default_rng(3)
     for kind in NON_SPEECH_KINDS:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from apps.text.data import (
+from suite.apps.text.data import (
     SPLITS,
     CorpusError,
     Vocab,

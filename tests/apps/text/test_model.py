@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apps.text.cells import analyse, text_features
-from apps.text.data import Vocab
-from apps.text.model import load_model
+from suite.apps.text.cells import analyse, text_features
+from suite.apps.text.data import Vocab
+from suite.apps.text.model import load_model
 from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict, score_ids
 from suite.cli import cli
 from suite.nn.checkpoint import save_checkpoint
