@@ -110,7 +110,7 @@ def check_gradients(loss, arrays, grads, *, rtol, atol=0.0, eps=EPS, sample=None
                 worst = int(np.flatnonzero(np.isnan(err))[0])
             index = tuple(int(c[worst]) for c in picked)
             raise AssertionError(
-                f"{name}{list(index)}: analytic {a[worst]!r} vs finite difference {n[worst]!r} "
+                f"{name}{list(index)}: analytic {float(a[worst])!r} vs finite difference {float(n[worst])!r} "
                 f"(|diff| {err[worst]:.3g} > tol {tol[worst]:.3g}; rtol={rtol}, atol={atol}, "
                 f"rule={rule}); {int(bad.sum())} of {flat.size} probed elements fail")
         probed += flat.size
@@ -140,4 +140,4 @@ def check_directional(loss, array, grad, rng, name, *, rtol, eps=EPS):
         f"{name}: analytic gradient has shape {np.shape(grad)}, the array {array.shape}"
     fd, an = directional_difference(loss, array, grad, rng, eps)
     assert abs(fd - an) <= rtol * max(1.0, abs(fd), abs(an)), \
-        f"{name}: directional finite difference {fd!r} vs analytic {an!r} (rtol={rtol})"
+        f"{name}: directional finite difference {float(fd)!r} vs analytic {float(an)!r} (rtol={rtol})"

@@ -5,6 +5,7 @@ import pytest
 
 from suite.kernels.attention import (AttentionCache, additive_attention_backward,
                                additive_attention_forward)
+from tests.gradcheck import check_gradients
 from tests.reference.attention import additive_attention_ref
 
 T, B, N, A, V = 3, 4, 5, 6, 7
@@ -68,20 +69,9 @@ def test_gradients_finite_differences(lengths):
     _, alpha, cache = additive_attention_forward(lengths=lengths, **args)
     grads = additive_attention_backward(R, args["qp"], args["keys"], args["values"], args["v"],
                                         lengths, alpha, cache)
-    eps = 1e-6
-    for name, analytic in zip(("qp", "keys", "values", "v"), grads):
-        a = args[name]
-        assert analytic.shape == a.shape
-        numeric = np.zeros_like(a)
-        for k in np.ndindex(a.shape):
-            saved = a[k]
-            a[k] = saved + eps
-            up = loss()
-            a[k] = saved - eps
-            down = loss()
-            a[k] = saved
-            numeric[k] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-7, atol=1e-9, err_msg=name)
+    names = ("qp", "keys", "values", "v")
+    check_gradients(loss, {n: args[n] for n in names}, dict(zip(names, grads)),
+                    rtol=1e-7, atol=1e-9)
     if lengths is not None:
         dqp, dkeys, dvalues, dv = grads
         for row, n in enumerate(lengths):

@@ -5,6 +5,7 @@ import pytest
 
 from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
                           relu_backward, relu_forward)
+from tests.gradcheck import check_gradients
 from tests.reference.conv import conv2d_ref, maxpool2d_ref, relu_ref
 
 # (B, C, H, W, F, KH, KW, stride, padding): stride 1 takes the wide-column path,
@@ -39,20 +40,6 @@ def test_conv_forward_matches_reference(case):
         np.testing.assert_allclose(y, ref, rtol=0, atol=tol)
 
 
-def _fd_gradient(loss, a, eps=1e-6):
-    """Central differences of loss() w.r.t. every element of a (perturbed in place)."""
-    grad = np.zeros_like(a)
-    for k in np.ndindex(a.shape):
-        saved = a[k]
-        a[k] = saved + eps
-        up = loss()
-        a[k] = saved - eps
-        down = loss()
-        a[k] = saved
-        grad[k] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("case", ["s1p0", "s1p1", "s2p0", "s2p1", "s3p1_rect"])
 def test_conv_gradients_finite_differences(case):
     x, w, b, s, p = conv_args(case, np.float64)
@@ -63,9 +50,7 @@ def test_conv_gradients_finite_differences(case):
 
     dx, dw, db = conv2d_backward(R, x, w, s, p)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
-    for name, a, analytic in (("x", x, dx), ("w", w, dw), ("b", b, db)):
-        np.testing.assert_allclose(analytic, _fd_gradient(loss, a), rtol=1e-7, atol=1e-8,
-                                   err_msg=name)
+    check_gradients(loss, dict(x=x, w=w, b=b), dict(x=dx, w=dw, b=db), rtol=1e-7, atol=1e-8)
 
 
 def test_conv_backward_without_dx():
@@ -157,8 +142,8 @@ def test_relu_gradient_finite_differences():
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
     R = rng.standard_normal(x.shape)
     dx = relu_backward(R, relu_forward(x))
-    np.testing.assert_allclose(dx, _fd_gradient(lambda: float(np.sum(relu_forward(x) * R)), x),
-                               rtol=1e-7, atol=1e-9)
+    check_gradients(lambda: float(np.sum(relu_forward(x) * R)), dict(x=x), dict(x=dx),
+                    rtol=1e-7, atol=1e-9)
 
 
 def test_relu_bad_inputs_raise_value_error():
@@ -233,7 +218,7 @@ def test_maxpool_gradient_finite_differences(k, s, H, W):
     def loss():
         return float(np.sum(maxpool2d_forward(x, k, s)[0] * R))
 
-    np.testing.assert_allclose(dx, _fd_gradient(loss, x), rtol=1e-7, atol=1e-9)
+    check_gradients(loss, dict(x=x), dict(x=dx), rtol=1e-7, atol=1e-9)
 
 
 def test_maxpool_overlapping_windows_add_up():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from suite.kernels.losses import log_softmax, mse_loss, softmax_cross_entropy
+from tests.gradcheck import check_gradients
 from tests.reference.losses import log_softmax_ref, mse_ref, softmax_cross_entropy_ref
 
 
@@ -30,15 +31,8 @@ def test_cross_entropy_finite_differences():
     targets[1] = 0
     targets[3] = 7  # a different ignore_index
     _, _, dlogits = softmax_cross_entropy(logits, targets, ignore_index=7)
-    eps = 1e-6
-    numeric = np.zeros_like(logits)
-    for idx in np.ndindex(logits.shape):
-        plus, minus = logits.copy(), logits.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        numeric[idx] = (softmax_cross_entropy(plus, targets, 7)[0]
-                        - softmax_cross_entropy(minus, targets, 7)[0]) / (2 * eps)
-    np.testing.assert_allclose(dlogits, numeric, rtol=1e-5, atol=1e-9)
+    check_gradients(lambda: softmax_cross_entropy(logits, targets, 7)[0],
+                    dict(logits=logits), dict(logits=dlogits), rtol=1e-5, atol=1e-9)
 
 
 def test_cross_entropy_is_stable_for_large_logits():
@@ -125,14 +119,8 @@ def test_mse_finite_differences_and_torch():
     rng = np.random.default_rng(6)
     pred, target = rng.standard_normal((2, 3, 2))
     _, dpred = mse_loss(pred, target)
-    eps = 1e-6
-    numeric = np.zeros_like(pred)
-    for idx in np.ndindex(pred.shape):
-        plus, minus = pred.copy(), pred.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        numeric[idx] = (mse_loss(plus, target)[0] - mse_loss(minus, target)[0]) / (2 * eps)
-    np.testing.assert_allclose(dpred, numeric, rtol=1e-5, atol=1e-9)
+    check_gradients(lambda: mse_loss(pred, target)[0], dict(pred=pred), dict(pred=dpred),
+                    rtol=1e-5, atol=1e-9)
     torch = pytest.importorskip("torch")
     t_pred = torch.tensor(pred, requires_grad=True)
     t_loss = torch.nn.functional.mse_loss(t_pred, torch.tensor(target))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer
+from tests.gradcheck import check_gradients
 from tests.reference.lstm import lstm_forward_ref
 
 T, B, D, H, P = 5, 4, 3, 4, 2
@@ -156,20 +157,8 @@ def test_gradients_finite_differences(variant, lengths, reverse):
     expected |= {"peep"} if args["peep"] is not None else set()
     expected |= {"W_hr"} if args["W_hr"] is not None else set()
     assert set(analytic) == expected
-    eps = 1e-6
-    for name in expected:
-        value = args[name]
-        numeric = np.zeros_like(value)
-        for k in np.ndindex(value.shape):
-            saved = value[k]
-            value[k] = saved + eps
-            up = _loss(args, lengths, reverse, weights)
-            value[k] = saved - eps
-            down = _loss(args, lengths, reverse, weights)
-            value[k] = saved
-            numeric[k] = (up - down) / (2 * eps)
-        assert analytic[name].shape == value.shape
-        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name)
+    check_gradients(lambda: _loss(args, lengths, reverse, weights),
+                    {name: args[name] for name in expected}, analytic, rtol=1e-7, atol=1e-9)
     if lengths is not None:
         for row, n in enumerate(lengths):
             assert not dx[n:, row].any()  # padded steps get exactly zero

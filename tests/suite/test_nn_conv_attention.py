@@ -2,36 +2,19 @@
 NumPy references, backward against finite differences (float64), and the
 attention layer against torch where torch is installed.
 
-Gradient checks use directional derivatives, as tests/suite/test_nn.py: for
-a random direction D of one array, (L(p + eps D) - L(p - eps D)) / 2 eps must
-equal sum(grad * D), one check per array.
+Gradient checks use directional derivatives (tests/gradcheck.py), as
+tests/suite/test_nn.py: for a random direction D of one array,
+(L(p + eps D) - L(p - eps D)) / 2 eps must equal sum(grad * D), one check per array.
 """
 import numpy as np
 import pytest
 
 from suite.nn import AdditiveAttention, Conv2d, MaxPool2d, Module, ReLU
+from tests.gradcheck import check_directional
 from tests.reference.attention import additive_attention_ref
 from tests.reference.conv import conv2d_ref, maxpool2d_ref
 
-EPS = 1e-6
 RTOL = 1e-6
-
-
-def directional_check(loss, array, grad, rng, eps=EPS):
-    """(finite difference, analytic) along a random direction of `array`, which
-    loss() reads and which is perturbed in place and restored."""
-    d = rng.standard_normal(array.shape)
-    saved = array.copy()
-    array += eps * d
-    up = loss()
-    array[...] = saved - eps * d
-    down = loss()
-    array[...] = saved
-    return (up - down) / (2 * eps), float(np.sum(grad * d))
-
-
-def assert_close_fd(fd, an, name, rtol=RTOL):
-    assert abs(fd - an) <= rtol * max(1.0, abs(fd), abs(an)), f"{name}: fd {fd} vs analytic {an}"
 
 
 # ---------------------------------------------------------------------------------
@@ -111,8 +94,8 @@ def test_conv_stack_gradients():
         return float(np.sum(net.forward(x) * R))
 
     for name, p in net.named_parameters():
-        assert_close_fd(*directional_check(loss, p.value, p.grad, rng), name)
-    assert_close_fd(*directional_check(loss, x, dx, rng), "x")
+        check_directional(loss, p.value, p.grad, rng, name, rtol=RTOL)
+    check_directional(loss, x, dx, rng, "x", rtol=RTOL)
 
 
 def test_conv2d_gradients_accumulate():
@@ -205,9 +188,9 @@ def test_attention_gradients(lengths):
         return float(np.sum(att.forward(query)[0] * R))
 
     for name, p in att.named_parameters():
-        assert_close_fd(*directional_check(loss, p.value, p.grad, rng), name)
-    assert_close_fd(*directional_check(loss, query, dquery, rng), "query")
-    assert_close_fd(*directional_check(loss, memory, dmemory, rng), "memory")
+        check_directional(loss, p.value, p.grad, rng, name, rtol=RTOL)
+    check_directional(loss, query, dquery, rng, "query", rtol=RTOL)
+    check_directional(loss, memory, dmemory, rng, "memory", rtol=RTOL)
     if lengths is not None:
         for row, n in enumerate(lengths):
             assert not dmemory[row, n:].any()  # items beyond the length get nothing
