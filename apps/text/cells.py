@@ -11,8 +11,6 @@ import html
 
 import numpy as np
 
-from suite.kernels.lstm import lstm_forward
-
 FEATURES = ("inside string", "inside comment", "indent depth", "position in line")
 
 
@@ -68,16 +66,14 @@ def text_features(text):
 
 def cell_activations(model, ids):
     """tanh(c_t) of every cell of every layer over one stream: list of (N, H) arrays."""
-    x = model.embed.W.value[ids][:, None, :]  # (N, 1, E)
-    out = []
-    for layer in model.rnn.layers:
-        d = layer.fwd
-        y, _, _, cache = lstm_forward(x, None, None, None, d.W_ih.value, d.W_hh.value, d.b.value,
-                                      peep=None if d.peep is None else d.peep.value,
-                                      W_hr=None if d.W_hr is None else d.W_hr.value, cifg=d.cifg)
-        out.append(np.tanh(cache.cs[1:, 0]))  # (N, H): the cell state after each character
-        x = y
-    return out
+    was_training = model.training
+    model.eval()  # no dropout between layers
+    try:
+        x = model.embed.forward(np.asarray(ids)[:, None])  # (N, 1, E)
+        _, _, cells = model.rnn.forward(x, return_cells=True)  # (layers, N, 1, H)
+    finally:
+        model.train(was_training)
+    return [np.tanh(c[:, 0]) for c in cells]  # (N, H): the cell state after each character
 
 
 def _pearson(acts, feature):

@@ -24,7 +24,9 @@ proj_size with "cifg", "gru" or "rnn" is an error rather than silently ignored.
 State follows torch.nn: for LSTM kinds a tuple (h, c) with h of shape
 (num_layers * dirs, B, R) and c of shape (num_layers * dirs, B, H), where
 R = proj_size or hidden_size; for GRU/RNN a tuple (h,). Row l * dirs + d holds
-layer l, direction d (0 forward, 1 backward).
+layer l, direction d (0 forward, 1 backward). For LSTM kinds, forward(...,
+return_cells=True) also gives every layer's and direction's cell state at
+every step, in the same row order (for looking inside a model: text cells).
 
 Parameter names: "layers.{l}.fwd.W_ih", "layers.{l}.bwd.W_hh", ... with
 W_ih (D, G*H), W_hh (R, G*H), b (G*H,) [+ peep (3, H), W_hr (H, P)] for LSTM
@@ -109,18 +111,41 @@ class LSTMLayer(_Direction):
         self.W_hr = Parameter(rng.uniform(-bound, bound, (H, R))) if proj_size else None  # (H, P)
         self.cifg, self.reverse = bool(cifg), bool(reverse)
 
-    def forward(self, x, lengths, state):
+    def forward(self, x, lengths, state, return_cells=False):
+        """-> y, (hT, cT) [, cells (T, B, H): the cell state after each step, 0 at padded steps].
+
+        With return_cells the training kernel runs (also in eval mode, where its
+        cache is then dropped): it keeps every cell state, the inference kernel none.
+        """
         h0, c0 = state
         args = (x, lengths, h0, c0, self.W_ih.value, self.W_hh.value, self.b.value)
         kw = dict(peep=self.peep.value if self.peep is not None else None,
                   W_hr=self.W_hr.value if self.W_hr is not None else None,
                   cifg=self.cifg, reverse=self.reverse)
-        if self.training:
-            y, hT, cT, self._cache = lstm_forward(*args, **kw)
+        if self.training or return_cells:
+            y, hT, cT, cache = lstm_forward(*args, **kw)
+            self._cache = cache if self.training else None
         else:
             self._cache = None
             y, hT, cT = lstm_infer(*args, **kw)
-        return y, (hT, cT)
+        if not return_cells:
+            return y, (hT, cT)
+        return y, (hT, cT), self._cells(cache.cs, lengths)
+
+    def _cells(self, cs, lengths):
+        """The kernel's (T+1, B, H) cell slots -> (T, B, H), row t the state after reading x[t].
+
+        Forward, c0 sits at slot 0 and step t writes slot t+1; reverse, c0 sits at
+        slot len[b] and step t writes slot t, so slot len[b] (c0) is zeroed there.
+        The result is a view of the slots when nothing needs zeroing.
+        """
+        if not self.reverse:
+            return cs[1:]
+        cells = cs[:-1]
+        if lengths is not None:
+            cells = np.where((np.arange(cells.shape[0])[:, None] < lengths[None, :])[:, :, None], cells, 0)
+            cells = cells.astype(cs.dtype, copy=False)
+        return cells
 
     def backward(self, dy, dstate):
         dhT, dcT = dstate
@@ -210,10 +235,14 @@ class RecurrentLayer(Module):
     def directions(self):
         return [self.fwd] if self.bwd is None else [self.fwd, self.bwd]
 
-    def forward(self, x, lengths, states):
-        """states: one state tuple per direction -> y (T, B, dirs*R), list of final states."""
-        outs = [d.forward(x, lengths, s) for d, s in zip(self.directions(), states)]
+    def forward(self, x, lengths, states, return_cells=False):
+        """states: one state tuple per direction -> y (T, B, dirs*R), list of final states
+        [, list of (T, B, H) cell-state sequences per direction (LSTM kinds, with return_cells)]."""
+        kw = {"return_cells": True} if return_cells else {}
+        outs = [d.forward(x, lengths, s, **kw) for d, s in zip(self.directions(), states)]
         y = outs[0][0] if len(outs) == 1 else np.concatenate([o[0] for o in outs], axis=2)
+        if return_cells:
+            return y, [o[1] for o in outs], [o[2] for o in outs]
         return y, [o[1] for o in outs]
 
     def backward(self, dy, dstates):
@@ -251,6 +280,11 @@ class Recurrent(Module):
 
     forward(x (T, B, D), lengths (B,) or None, state or None)
         -> y (T, B, dirs * R), state; outputs at padded steps (t >= lengths[b]) are 0.
+    forward(x, lengths, state, return_cells=True) (LSTM kinds; ValueError for GRU/RNN)
+        -> y, state, cells (L * dirs, T, B, H): cells[l * dirs + d, t] is the cell
+        state c of layer l, direction d after it read step t (the backward
+        direction reads t last to first), 0 at padded steps; the same in training
+        and eval mode (the training kernel runs, which keeps every c_t).
     backward(dy (T, B, dirs * R), dstate or None) -> dx (T, B, D); adds parameter
         gradients and leaves the gradient w.r.t. the initial state in self.dstate0
         (same layout as state; also when forward started from the zero state).
@@ -289,7 +323,10 @@ class Recurrent(Module):
         return tuple(np.zeros(s, dtype=self.dtype) for s in self.state_shapes(batch_size))
 
     # -- forward -------------------------------------------------------------------
-    def forward(self, x, lengths=None, state=None):
+    def forward(self, x, lengths=None, state=None, return_cells=False):
+        if return_cells and not self.has_cell:
+            raise ValueError(f"Recurrent: cell states exist for the LSTM kinds ({', '.join(LSTM_KINDS)}) only; "
+                             f"this one is kind={self.kind!r}")
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"Recurrent: x has shape {x.shape}, expected (T, B, "
@@ -299,13 +336,19 @@ class Recurrent(Module):
         lengths = self._check_lengths(lengths, T, B)
         rows = self._split_state(state, B, "state")  # one tuple (or Nones) per (layer, dir)
         dirs = self.num_directions
-        finals = []
+        finals, cells = [], []
         for l, layer in enumerate(self.layers):
             if l > 0:
                 x = self.drops[l - 1].forward(x)
-            x, fin = layer.forward(x, lengths, rows[l * dirs:(l + 1) * dirs])
+            if return_cells:
+                x, fin, layer_cells = layer.forward(x, lengths, rows[l * dirs:(l + 1) * dirs], return_cells=True)
+                cells += layer_cells
+            else:
+                x, fin = layer.forward(x, lengths, rows[l * dirs:(l + 1) * dirs])
             finals += fin
         self._B = B
+        if return_cells:
+            return x, self._join_state(finals, B), np.stack(cells)  # (L*dirs, T, B, H), a copy
         return x, self._join_state(finals, B)
 
     # -- backward ------------------------------------------------------------------

@@ -302,6 +302,50 @@ def test_recurrent_rejects_bad_inputs():
         m.backward(np.zeros((5, 2, 4)))
 
 
+@pytest.mark.parametrize("kind, proj", [v for v in VARIANTS if v[0] not in ("gru", "rnn")])
+def test_recurrent_cells_match_the_reference(kind, proj):
+    """return_cells: c after every step of every layer and direction, as the slow NumPy LSTM gives it."""
+    from tests.reference.lstm import lstm_forward_ref
+
+    rng = np.random.default_rng(0)
+    m = Recurrent(3, 4, num_layers=2, kind=kind, bidirectional=True, proj_size=proj, seed=1)
+    T, B = 5, 4
+    x, lengths = _inputs(rng, T, B, 3)
+    state = tuple(rng.standard_normal(s).astype(np.float32) for s in m.state_shapes(B))
+    y_plain, st_plain = m.eval()(x, lengths, state)
+    y, st, cells = m.eval()(x, lengths, state, return_cells=True)
+    assert cells.shape == (4, T, B, 4) and cells.dtype == np.float32
+    np.testing.assert_allclose(y, y_plain, atol=1e-6)  # asking for cells changes nothing else
+    for a, b in zip(st, st_plain):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    inp = x.astype(np.float64)
+    for l, layer in enumerate(m.layers):
+        outs = []
+        for d, direction in enumerate(layer.directions()):
+            k, rev = 2 * l + d, d == 1
+            params = dict(W_ih=direction.W_ih.value, W_hh=direction.W_hh.value, b=direction.b.value,
+                          peep=None if direction.peep is None else direction.peep.value,
+                          W_hr=None if direction.W_hr is None else direction.W_hr.value, cifg=direction.cifg)
+            h0, c0 = state[0][k], state[1][k]
+            outs.append(lstm_forward_ref(inp, lengths, h0, c0, reverse=rev, **params)[0])
+            for b, n in enumerate(lengths):
+                for t in range(T):
+                    if t >= n:
+                        assert not cells[k, t, b].any(), (k, t, b)  # padded steps are zero
+                        continue
+                    piece = inp[t:n, b:b + 1] if rev else inp[:t + 1, b:b + 1]  # what the cell has read
+                    _, _, c_t = lstm_forward_ref(piece, None, h0[b:b + 1], c0[b:b + 1], reverse=rev, **params)
+                    np.testing.assert_allclose(cells[k, t, b], c_t[0], atol=1e-5, err_msg=f"row {k} t {t} b {b}")
+                if n:  # the last cell read is the final state
+                    np.testing.assert_array_equal(cells[k, 0 if rev else n - 1, b], st[1][k, b])
+        inp = np.concatenate(outs, axis=2)
+    y_train, _, cells_train = m.train()(x, lengths, state, return_cells=True)
+    np.testing.assert_array_equal(cells_train, cells)
+    m.backward(np.ones_like(y_train))  # training mode keeps the cache for backward
+    with pytest.raises(ValueError, match="LSTM kinds"):
+        Recurrent(3, 4, kind="gru")(x, return_cells=True)
+
+
 # ---------------------------------------------------------------------------------
 # Recurrent: gradients by finite differences (float64)
 
