@@ -1,4 +1,5 @@
 """`suite music`: four-part chorales in the style of Bach, composed and harmonised by an LSTM."""
+import functools
 import json
 import shutil
 import sys
@@ -7,12 +8,15 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import load_or_fail
-from suite.cli_common import command_line, export_source, prepare_run_dir, run_command
+from suite.cli_common import (
+    command_line, export_source, finish_training, load_or_fail, model_option, prepare_run_dir, run_training,
+    training_options,
+)
 from suite.cli_common import fail as _fail
+from suite.databuild import data_dir as app_data_dir
 
-
-DEFAULT_RUN_DIR = "runs/music"
+DEFAULT_DATA_DIR = str(app_data_dir("music"))  # data/music under the working folder
+DATA_HELP = "Corpus folder: the parsed chorales (built on first use if missing)."
 
 
 def _load(model_dir):
@@ -21,17 +25,34 @@ def _load(model_dir):
     return load_or_fail(load_model, "music", model_dir)
 
 
-def _corpus(cache, seed=0, progress=False):
-    from suite.apps.music.data import CorpusError, load_corpus
+def _corpus(data_dir, seed=0, progress=False):
+    from suite.apps.music.data import DataError, load_corpus
 
     bar = None
     if progress and sys.stderr.isatty():
         def bar(done, total):
             click.echo(f"\rparsing chorales {done}/{total}", err=True, nl=done == total)
     try:
-        return load_corpus(cache, seed=seed, progress=bar)
-    except (CorpusError, OSError) as exc:
+        return load_corpus(data_dir, seed=seed, progress=bar)
+    except (DataError, OSError) as exc:
         raise _fail(exc) from None
+
+
+def data_option(fn):
+    """--data DIR (as data_dir), the corpus folder, with --cache (its old name) kept hidden for old command lines."""
+    return _cache_alias(click.option("--data", "data_dir", type=click.Path(file_okay=False),
+                                     default=DEFAULT_DATA_DIR, show_default=True, help=DATA_HELP)(fn))
+
+
+def _cache_alias(fn):
+    """A hidden --cache DIR that stands for --data DIR (cards and scripts written before the rename use it)."""
+    @functools.wraps(fn)
+    def command(*args, cache=None, **kwargs):
+        if cache is not None:
+            kwargs["data_dir"] = cache
+        return fn(*args, **kwargs)
+    return click.option("--cache", "cache", type=click.Path(file_okay=False), default=None, hidden=True,
+                        help="Old name of --data.")(command)
 
 
 @click.group()
@@ -53,21 +74,20 @@ def data():
 
 
 @data.command("build")
-@click.option("--cache", type=click.Path(file_okay=False), default=None,
-              help="Cache folder [default: data/cache/music in the repository].")
+@data_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split by hymn.")
 @click.option("--force", is_flag=True, help="Parse again even if the cache is there.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(cache, seed, force, as_json):
+def data_build(data_dir, seed, force, as_json):
     """Parse music21's Bach chorales into the grid (cached) and split them by hymn.
 
     Example: suite music data build --json
     """
-    from suite.apps.music.data import CorpusError, build_corpus
+    from suite.apps.music.data import DataError, build_corpus
 
     try:
-        report = build_corpus(cache, seed=seed, force=force)
-    except (CorpusError, OSError) as exc:
+        report = build_corpus(data_dir, seed=seed, force=force)
+    except (DataError, OSError) as exc:
         raise _fail(exc) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -82,9 +102,6 @@ def data_build(cache, seed, force, as_json):
 
 
 @cli.command()
-@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
-              help="Run folder: checkpoints, metrics.jsonl, curve.png.")
 @click.option("--hidden", type=click.IntRange(8, 4096), default=256, show_default=True)
 @click.option("--layers", type=click.IntRange(1, 8), default=2, show_default=True)
 @click.option("--embed", type=click.IntRange(4, 1024), default=48, show_default=True)
@@ -92,80 +109,52 @@ def data_build(cache, seed, force, as_json):
 @click.option("--seq-len", type=click.IntRange(8), default=256, show_default=True,
               help="Tokens per training window (a grid step is 5 tokens).")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=6000, show_default=True)
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
-              help="Stop after this much training time (the schedule still assumes --steps).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
-@click.option("--eval-every", type=click.IntRange(1), default=250, show_default=True)
 @click.option("--no-augment", is_flag=True, help="Train on the normalised keys only (no transpositions).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing run folder (and --export folder).")
-@click.option("--export", type=click.Path(file_okay=False), default=None,
-              help="Write the best model and its card (held-out test metrics, statistics) here.")
 @click.option("--compositions", type=click.IntRange(1), default=100, show_default=True,
-              help="Compositions for the card's statistics table.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train(cache, out, hidden, layers, embed, dropout, seq_len, batch_size, steps, minutes, lr, eval_every,
-          no_augment, seed, resume, force, export, compositions, quiet, as_json):
+              help="Compositions for the card's statistics table (with --export).")
+@training_options(steps=6000, eval_every=250, data=DEFAULT_DATA_DIR, data_help=DATA_HELP, out="runs/music")
+@_cache_alias
+def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, no_augment, compositions, **opts):
     """Train the chorale LSTM on the (transposition-augmented) train split.
 
     Example: suite music train --minutes 45 --export data/models/music
     """
     from suite.apps.music.model import LMConfig, MusicTask, TokenLM, config_dict, export_model
-    from suite.train import TrainConfig, Trainer
 
-    corpus = _corpus(cache, progress=not quiet)
-    out = prepare_run_dir(out, resume, force, export)
+    corpus = _corpus(data_dir, progress=not opts["quiet"])
+    out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
     train_ids = corpus.stream("train", augmented=not no_augment)
     if len(train_ids) <= seq_len + 1:
         raise click.ClickException(f"the train split has {len(train_ids)} tokens, fewer than --seq-len {seq_len}")
     config = LMConfig(vocab_size=corpus.vocab.size, embed=embed, hidden=hidden, layers=layers, dropout=dropout,
-                      seed=seed)
+                      seed=opts["seed"])
     task = MusicTask(train_ids, corpus.stream("valid"), seq_len=seq_len, batch_size=batch_size,
                      valid_steps=corpus.report["splits"]["valid"]["steps"])
-    tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(200, steps // 10), eval_every=eval_every,
-                       checkpoint_every=min(eval_every, 250), seed=seed)
-    deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = run_command("music", out, resume)  # the card names every command of the run
-    meta = {"app": "music", "vocab": corpus.vocab.to_json(), "command": command, "seed": seed,
-            "train_config": tcfg.__dict__,
+    meta = {"vocab": corpus.vocab.to_json(),
             "task": {"kind": "random windows of the train token stream", "seq_len": seq_len,
                      "batch_size": batch_size, "augmented": not no_augment, "train_tokens": int(len(train_ids))}}
-
-    def on_eval(record):
-        if not quiet:
-            click.echo(f"step {record['step']}: valid {record.get('nats_per_step', record['loss']):.4f} "
-                       "nats/step", err=True)
-
-    trainer = Trainer(model := TokenLM(config), task, tcfg, out, model_config=config_dict(config), meta=meta,
-                      quiet=quiet, on_eval=on_eval,
-                      stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
-    del model
-    summary = trainer.fit(resume=resume)
-    best = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
-    summary["valid_nats_per_step"] = best.get("nats_per_step")
-    if export:
-        if not quiet:
-            click.echo(f"exporting to {export} (test NLL, n-gram, {compositions} compositions)...", err=True)
-        summary["card"] = export_model(out / "best", export, corpus, command=command, n_compositions=compositions)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), "
-                   f"{summary['elapsed_s'] / 60:.1f} min; best validation {summary['valid_nats_per_step']:.4f} "
-                   f"nats/step; run in {out}" + (f"; exported to {export}" if export else ""))
+    summary = run_training("music", TokenLM(config), task, config_dict(config), meta, out=out,
+                           warmup=min(200, opts["steps"] // 10),
+                           describe_eval=lambda r: f"valid {r.get('nats_per_step', r['loss']):.4f} nats/step",
+                           **opts)
+    summary["valid_nats_per_step"] = summary["valid"].get("nats_per_step")
+    if opts["export"]:
+        if not opts["quiet"]:
+            click.echo(f"exporting to {opts['export']} (test NLL, n-gram, {compositions} compositions)...", err=True)
+        summary["card"] = export_model(out / "best", opts["export"], corpus, command=summary["command"],
+                                       n_compositions=compositions)
+    finish_training(summary, opts["as_json"], f"best validation {summary['valid_nats_per_step']:.4f} nats/step",
+                    opts["export"])
 
 
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default="data/models/music", show_default=True)
-@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
+@data_option
 @click.option("--compositions", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
-def export(run, out, cache, compositions, force, as_json):
+def export(run, out, data_dir, compositions, force, as_json):
     """Export a trained model (RUN/best, or a checkpoint folder) with its card of held-out metrics.
 
     Example: suite music export runs/music --out data/models/music --force
@@ -173,7 +162,7 @@ def export(run, out, cache, compositions, force, as_json):
     from suite.apps.music.model import export_model
 
     best = export_source(run, out, force)
-    corpus = _corpus(cache)
+    corpus = _corpus(data_dir)
     try:
         card = export_model(best, out, corpus, n_compositions=compositions, export_command=command_line("music"))
     except (ValueError, OSError) as exc:
@@ -204,15 +193,14 @@ STAT_ROWS = ("pc_overlap", "in_key", "in_range", "in_range_S", "in_range_A", "in
 
 
 @cli.command()
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="A model folder [default: the shipped model].")
-@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Corpus cache folder.")
+@model_option
+@data_option
 @click.option("--compositions", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model_dir, cache, compositions, bars, temperature, seed, as_json):
+def evaluate(model_dir, data_dir, compositions, bars, temperature, seed, as_json):
     """Test-split NLL per step (model and n-gram) and statistics of compositions vs Bach's test chorales.
 
     Example: suite music evaluate --compositions 100 --json
@@ -220,7 +208,7 @@ def evaluate(model_dir, cache, compositions, bars, temperature, seed, as_json):
     from suite.apps.music.model import evaluate_model
 
     model, vocab, _ = _load(model_dir)
-    corpus = _corpus(cache)
+    corpus = _corpus(data_dir)
     metrics = evaluate_model(model, vocab, corpus, n_compositions=compositions, bars=bars,
                              temperature=temperature, seed=seed)
     if as_json:
@@ -336,8 +324,7 @@ def _read_score(path, mode=None):
 @click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
 @click.option("--primer", type=click.Path(dir_okay=False), default=None,
               help="A MIDI melody (harmonised, then continued) or four-part beginning to continue.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="A model folder [default: the shipped model].")
+@model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, force, as_json):
@@ -383,7 +370,7 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, f
 @click.option("--tempo", type=click.FloatRange(10, 400), default=80, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True)
 def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force, as_json):

@@ -35,7 +35,6 @@ and dealt to test, then valid, until each holds its share of chorales (default
 10% and 10%); the rest train.
 """
 import hashlib
-import json
 import re
 import time
 from collections import Counter
@@ -52,20 +51,21 @@ from suite.apps.music.tokens import (
     BAR, END, FERMATA, HOLD_MARK, PAD, PITCH_MAX, PITCH_MIN, REST_TOKEN, START, STEP, Vocab, chorale_tokens,
     decode_tokens, encode_chorale, key_token,
 )
-from suite.fileio import atomic_path, write_json
+from suite.databuild import REPORT, DataError, data_dir, read_npz, read_report, write_npz, write_report
 
 __all__ = [  # the app's one import: the grid and the tokens are re-exported from here
     "MODES", "REST", "STEPS_PER_QUARTER", "VOICES", "Chorale", "augment", "diatonic_pitch_classes", "key_name",
     "normalise", "parse_key", "voice_ranges",
     "BAR", "END", "FERMATA", "HOLD_MARK", "PAD", "PITCH_MAX", "PITCH_MIN", "REST_TOKEN", "START", "STEP", "Vocab",
     "chorale_tokens", "decode_tokens", "encode_chorale", "key_token",
-    "SPLITS", "SKIP_REASONS", "DEFAULT_CACHE_DIR", "CorpusError", "Skip", "Corpus", "parse_score", "chorale_files",
+    "SPLITS", "SKIP_REASONS", "DEFAULT_DATA_DIR", "DataError", "Skip", "Corpus", "parse_score", "chorale_files",
     "parse_corpus", "split_names", "build_corpus", "load_corpus", "ngram_baseline",
 ]
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "music"
+DEFAULT_DATA_DIR = data_dir("music")  # data/music under the working folder, never inside the package
+LEGACY_REPORTS = ("chorales.json",)  # the cache header's name before the suite had one report file
 
 SKIP_REASONS = {
     "parse_error": "music21 could not read the file",
@@ -78,10 +78,6 @@ SKIP_REASONS = {
     "out_of_range": f"a normalised pitch outside MIDI {PITCH_MIN}..{PITCH_MAX}",
     "duplicate": "the same normalised grid as an earlier chorale",
 }
-
-
-class CorpusError(ValueError):
-    """A corpus that cannot be built or loaded, with what to do about it."""
 
 
 # -- parsing music21 scores -----------------------------------------------------------------
@@ -316,18 +312,21 @@ def _write_cache(out_dir, chorales, skipped, examples, seconds):
     header = {"format": FORMAT_VERSION, "music21": music21.__version__, "parse_seconds": round(seconds, 1),
               "skipped": dict(sorted(skipped.items())), "skipped_examples": dict(sorted(examples.items())),
               "chorales": records}
-    with atomic_path(out_dir / "grids.npz", suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, pitch=pitch, onset=onset, fermata=fermata, offsets=offsets)
-    write_json(out_dir / "chorales.json", header)  # written last: its presence marks a complete cache
+    for name in (REPORT, *LEGACY_REPORTS):  # no marker may vouch for the grids while they are rewritten
+        (out_dir / name).unlink(missing_ok=True)
+    write_npz(out_dir / "grids.npz", {"pitch": pitch, "onset": onset, "fermata": fermata, "offsets": offsets})
+    write_report(out_dir, header, FORMAT_VERSION)  # written last: its presence marks a complete cache
+
+
+def _cached(out_dir):
+    """Whether out_dir holds a complete cache (its report, or an older build's chorales.json, and the grids)."""
+    return any((out_dir / name).is_file() for name in (REPORT, *LEGACY_REPORTS)) and (out_dir / "grids.npz").is_file()
 
 
 def _read_cache(out_dir):
-    header = json.loads((out_dir / "chorales.json").read_text(encoding="utf-8"))
-    if header.get("format") != FORMAT_VERSION:
-        raise CorpusError(f"cache {out_dir} has format {header.get('format')}, expected {FORMAT_VERSION}")
-    with np.load(out_dir / "grids.npz") as z:
-        pitch, onset, fermata, offsets = z["pitch"], z["onset"], z["fermata"], z["offsets"]
+    header = read_report(out_dir, FORMAT_VERSION, legacy=LEGACY_REPORTS, app="music")
+    z = read_npz(out_dir / "grids.npz", what="music corpus (`suite music data build --force`)")
+    pitch, onset, fermata, offsets = z["pitch"], z["onset"], z["fermata"], z["offsets"]
     chorales = []
     for i, rec in enumerate(header["chorales"]):
         a, b = offsets[i], offsets[i + 1]
@@ -340,7 +339,7 @@ def _read_cache(out_dir):
 def build_corpus(out_dir=None, seed=0, force=False, split=DEFAULT_SPLIT, progress=None):
     """Parse the chorales once (cached under out_dir), split them, and report.
 
-    out_dir: default data/cache/music/ in the repository. A cache of this format
+    out_dir: default data/music/ under the working folder. A cache of this format
     is reused unless force; the split is recomputed from the seed every time
     (it is cheap). progress: optional callable(done, total) while parsing.
 
@@ -355,18 +354,18 @@ def build_corpus(out_dir=None, seed=0, force=False, split=DEFAULT_SPLIT, progres
 def load_corpus(out_dir=None, seed=0, force=False, split=DEFAULT_SPLIT, progress=None):
     """The Corpus, parsed on first use (about 25 s, more on a busy machine) then from the cache."""
     start = time.perf_counter()
-    out_dir = Path(DEFAULT_CACHE_DIR if out_dir is None else out_dir).expanduser()
-    cached = (out_dir / "chorales.json").is_file() and (out_dir / "grids.npz").is_file()
+    out_dir = Path(DEFAULT_DATA_DIR if out_dir is None else out_dir).expanduser()
+    cached = _cached(out_dir)
     if cached and not force:
         try:
             chorales, header = _read_cache(out_dir)
-        except CorpusError:
+        except DataError:  # another format or a damaged cache: parse again
             cached = False
     if not cached or force:
         t0 = time.perf_counter()
         chorales, skipped, examples = parse_corpus(progress)
         if not chorales:
-            raise CorpusError(f"no chorale survived parsing: skipped {dict(skipped)}")
+            raise DataError(f"no chorale survived parsing: skipped {dict(skipped)}")
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_cache(out_dir, chorales, skipped, examples, time.perf_counter() - t0)
         chorales, header = _read_cache(out_dir)
@@ -379,7 +378,7 @@ def load_corpus(out_dir=None, seed=0, force=False, split=DEFAULT_SPLIT, progress
     parts = {s: [by_name[n] for n in names[s]] for s in SPLITS}
     for s in SPLITS:
         if not parts[s]:
-            raise CorpusError(f"the {s} split is empty ({len(chorales)} chorales, split={split})")
+            raise DataError(f"the {s} split is empty ({len(chorales)} chorales, split={split})")
     ranges = voice_ranges([c.transposed(-c.transpose) for c in parts["train"]])  # original keys
     vocab = Vocab()
     report = {

@@ -104,40 +104,32 @@ def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100,
     command: the training command (default: the one the checkpoint recorded);
     export_command: the command that ran this export, when it was a separate step.
     """
-    import datetime
-
+    from suite.card import make_card, reproduce_line, training_record
     from suite.shipped import publish_model
 
     model, vocab, card = load_model(best_dir)
     meta = card.get("meta") or {}
     metrics = evaluate_model(model, vocab, corpus, n_compositions=n_compositions, progress=progress)
     report = corpus.report
-    out = {
-        "app": "music",
-        "model": "TokenLM: embedding -> stacked LSTM -> linear, next-token prediction over chorale tokens "
-                 "(S A T B per 16th-note step, bar/step delimiters, fermatas, held-note marks)",
-        "config": card["config"],
-        "data": {"corpus": "music21 Bach chorales (corpus.chorales.Iterator, Riemenschneider order)",
-                 "music21": report.get("music21"), "source_chorales": report["source_chorales"],
-                 "kept": report["kept"], "skipped": report["skipped"],
-                 "splits": {s: {k: v for k, v in report["splits"][s].items() if k != "names"}
-                            for s in report["splits"]},
-                 "split_rule": "by hymn tune (seeded hash of the title), 80/10/10",
-                 "split_seed": report["seed"], "test_names": report["splits"]["test"]["names"],
-                 "augmentation": "runs without --no-augment (see training.command) train on the train split "
-                                 "in every key in [-6, 5] that keeps each voice inside its train range; "
-                                 "--no-augment runs on the normalised keys (C major / A minor) only; "
-                                 "valid/test always in the normalised keys",
-                 "last_run_augmented": (meta.get("task") or {}).get("augmented"),
-                 "vocab_size": vocab.size},
-        "seed": meta.get("seed"),
-        "training": {"command": command or meta.get("command"), "export_command": export_command,
-                     "step": meta.get("step"),
-                     "train_config": meta.get("train_config"), "task": meta.get("task"),
-                     "valid": meta.get("valid")},
-        "metrics": metrics,
-        "date": datetime.date.today().isoformat(),
-        "reproduce": " && ".join(c for c in ("suite music data build", command or meta.get("command"),
-                                             export_command) if c),
-    }
+    data = {"corpus": "music21 Bach chorales (corpus.chorales.Iterator, Riemenschneider order)",
+            "music21": report.get("music21"), "source_chorales": report["source_chorales"],
+            "kept": report["kept"], "skipped": report["skipped"],
+            "splits": {s: {k: v for k, v in report["splits"][s].items() if k != "names"} for s in report["splits"]},
+            "split_rule": "by hymn tune (seeded hash of the title), 80/10/10",
+            "split_seed": report["seed"], "test_names": report["splits"]["test"]["names"],
+            "augmentation": "runs without --no-augment (see training.command) train on the train split "
+                            "in every key in [-6, 5] that keeps each voice inside its train range; "
+                            "--no-augment runs on the normalised keys (C major / A minor) only; "
+                            "valid/test always in the normalised keys",
+            "last_run_augmented": (meta.get("task") or {}).get("augmented"),
+            "vocab_size": vocab.size}
+    training = training_record(best_dir, meta, command, export_command) | {"task": meta.get("task")}
+    how = ("negative log-likelihood per 16th-note step on the test split's chorales (hymn tunes never seen in "
+           f"training); statistics of {n_compositions} compositions against the real test chorales")
+    out = make_card(
+        "music",
+        "TokenLM: embedding -> stacked LSTM -> linear, next-token prediction over chorale tokens "
+        "(S A T B per 16th-note step, bar/step delimiters, fermatas, held-note marks)",
+        card["config"], data, training, {"how": how, **metrics},
+        reproduce_line("suite music data build", training["command"], export_command))
     return publish_model(best_dir, export_dir, out)

@@ -139,7 +139,7 @@ def test_harmonize_writes_four_voices_and_keeps_the_tune(model_dir, tmp_path):
 
 def test_train_export_and_evaluate_on_a_small_corpus(corpus_dir, tmp_path):
     run_dir, export = tmp_path / "run", tmp_path / "model"
-    result = run("train", "--cache", corpus_dir, "--out", run_dir, "--steps", 20, "--hidden", 16, "--embed", 8,
+    result = run("train", "--data", corpus_dir, "--out", run_dir, "--steps", 20, "--hidden", 16, "--embed", 8,
                  "--layers", 1, "--seq-len", 32, "--batch-size", 8, "--eval-every", 10, "--export", export,
                  "--compositions", 2, "--quiet", "--json")
     assert result.exit_code == 0, result.output
@@ -148,16 +148,25 @@ def test_train_export_and_evaluate_on_a_small_corpus(corpus_dir, tmp_path):
     assert nll["model_nats_per_step"] > 0 and nll["ngram_nats_per_step"] > 0 and nll["split"] == "test"
     stats = card["metrics"]["statistics"]
     assert stats["composed"]["chorales"] == 2 and stats["test"]["chorales"] >= 1
-    assert card["data"]["kept"] == 12 and card["seed"] == 0 and card["date"]
+    assert card["data"]["kept"] == 12 and card["training"]["seed"] == 0 and card["date"]
     assert card["training"]["command"] is None or card["training"]["command"].startswith("suite music train")
     load_model(export)
-    again = run("train", "--cache", corpus_dir, "--out", run_dir, "--steps", 20)
+    again = run("train", "--data", corpus_dir, "--out", run_dir, "--steps", 20)
     one_line_error(again, "already exists")
-    evaluated = run("evaluate", "--model", export, "--cache", corpus_dir, "--compositions", 2, "--json")
+    evaluated = run("evaluate", "--model", export, "--data", corpus_dir, "--compositions", 2, "--json")
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.output)["nll"]["test_steps"] == nll["test_steps"]
-    built = run("data", "build", "--cache", corpus_dir, "--json")
+    built = run("data", "build", "--data", corpus_dir, "--json")
     assert built.exit_code == 0 and json.loads(built.output)["from_cache"]
+
+
+def test_cache_is_a_hidden_old_name_of_data(corpus_dir):
+    for command in ("data build", "train", "export", "evaluate"):
+        help_text = run(*command.split(), "--help").output
+        assert "--data" in help_text and "--cache" not in help_text, (command, help_text)
+    built = run("data", "build", "--cache", corpus_dir, "--json")  # command lines in older cards
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["from_cache"] and json.loads(built.output)["cache_dir"] == str(corpus_dir)
 
 
 @pytest.mark.skipif(not (default_model_dir("music") / "config.json").exists(), reason="no shipped music model")

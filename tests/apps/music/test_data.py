@@ -248,7 +248,7 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     report = data.build_corpus(tmp_path, seed=3)
     assert not report["from_cache"] and report["kept"] == 30 and report["skipped"] == {"key_unclear": 2}
     assert report["source_chorales"] == 32
-    assert (tmp_path / "grids.npz").is_file() and (tmp_path / "chorales.json").is_file()
+    assert (tmp_path / "grids.npz").is_file() and (tmp_path / "report.json").is_file()
     start = time.perf_counter()
     corpus = load_corpus(tmp_path, seed=3)
     assert time.perf_counter() - start < 2.0
@@ -262,6 +262,28 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     assert len(corpus.chorales("train", augmented=True)) >= len(corpus.train)
     load_corpus(tmp_path, seed=3, force=True)
     assert len(calls) == 2
+
+
+def test_cache_is_byte_identical_and_an_older_build_still_reads(tmp_path, monkeypatch):
+    chorales = _fake_corpus(30)
+    calls = []
+
+    def fake_parse(progress=None):
+        calls.append(1)
+        return [c.transposed(0) for c in chorales], data.Counter(), {}
+
+    monkeypatch.setattr(data, "parse_corpus", fake_parse)
+    first = load_corpus(tmp_path, seed=3)
+    grids = (tmp_path / "grids.npz").read_bytes()
+    load_corpus(tmp_path, seed=3, force=True)
+    assert (tmp_path / "grids.npz").read_bytes() == grids and len(calls) == 2
+    (tmp_path / "report.json").rename(tmp_path / "chorales.json")  # the header's name before report.json
+    again = load_corpus(tmp_path, seed=3)
+    assert again.report["from_cache"] and len(calls) == 2 and again.report["splits"] == first.report["splits"]
+    load_corpus(tmp_path, seed=3, force=True)  # a rebuild leaves one marker, the new one
+    assert (tmp_path / "report.json").is_file() and not (tmp_path / "chorales.json").exists()
+    (tmp_path / "report.json").write_text(json.dumps({"format": 0}))
+    assert not load_corpus(tmp_path, seed=3).report["from_cache"] and len(calls) == 4  # old format: parsed again
 
 
 def test_ngram_baseline_runs_on_the_token_stream(tmp_path, monkeypatch):
