@@ -5,6 +5,7 @@ import sys
 import click
 
 import suite
+from suite.cli_common import finite_floats
 from suite.registry import RegistryError, app_entry_points
 
 
@@ -34,7 +35,7 @@ class AppGroup(click.Group):
         if name not in eps:
             return None
         try:
-            return eps[name].load()
+            return finite_floats(eps[name].load())
         except Exception as exc:  # noqa: BLE001 - report, never traceback
             raise click.ClickException(f"app {name!r} failed to load: {exc}") from None
 
@@ -75,16 +76,61 @@ def info(as_json):
 
 from suite.lab_cli import demo, lab  # noqa: E402 - built-in commands register after cli exists
 
-cli.add_command(lab)
-cli.add_command(demo)
+cli.add_command(finite_floats(lab))
+cli.add_command(finite_floats(demo))
+
+
+def run(args=None):
+    """Run the `suite` command line and return its exit code; every error is one line on stderr.
+
+    Click's usage errors exit 2 and our ClickExceptions 1. Ctrl-C exits 130
+    (a command that trains saves its checkpoint first). An OSError that no
+    command caught (a disk that filled, a folder that vanished) is one line
+    naming the path; anything else is one line saying it is a bug, with the
+    traceback only under SUITE_DEBUG=1.
+    """
+    import os
+
+    try:
+        rv = cli.main(args=args, prog_name="suite", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            return 130
+        click.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except OSError as exc:
+        if os.environ.get("SUITE_DEBUG"):
+            raise
+        where = exc.filename or "a file"
+        click.echo(f"Error: {where}: {exc.strerror or exc}; check the path, its folder's permissions and free space",
+                   err=True)
+        return 1
+    except MemoryError:
+        click.echo("Error: out of memory; try a smaller input or fewer workers", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+        if os.environ.get("SUITE_DEBUG"):
+            raise
+        message = " ".join(str(exc).split())[:300] or "(no message)"
+        click.echo(f"Error: unexpected {type(exc).__name__}: {message} (a bug in suite; run with SUITE_DEBUG=1 "
+                   "for the traceback and report it)", err=True)
+        return 1
 
 
 def main():
-    try:
-        cli(prog_name="suite")
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    sys.exit(run())
 
 
 if __name__ == "__main__":

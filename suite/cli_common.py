@@ -27,24 +27,38 @@ def prepare_run_dir(out, resume, force, export=None):
     """Check (and with --force clear) a training run folder before any work starts.
 
     An existing run is only continued with --resume or replaced with --force,
-    and neither while another process trains there; --resume needs a
-    checkpoint; an existing --export folder needs --force.
+    and neither while another process trains there; --force replaces only a
+    folder we wrote (suite.fileio.check_replaceable); --resume needs a
+    checkpoint (one left by a run killed mid-save is recovered first); an
+    existing --export folder needs --force.
     """
-    from suite.train import training_pid
+    from suite.fileio import RefuseReplaceError, check_replaceable
+    from suite.train import recover_checkpoints, training_pid
 
     out = Path(out)
     pid = training_pid(out)
     if pid is not None:
         raise click.ClickException(f"{out} is in use: a training run (process {pid}) is writing there; stop it "
                                    f"(kill -INT {pid}) and let it save, or choose another --out")
-    if export and Path(export).exists() and not force:
-        raise click.ClickException(f"{export} already exists; pass --force to replace it")
-    if out.exists() and not resume:
-        if not force:
-            raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to start over")
-        shutil.rmtree(out)
-    if resume and not (out / "last").exists():
-        raise click.ClickException(f"--resume: no checkpoint in {out}/last; run without --resume first")
+    try:
+        if export and Path(export).exists():
+            if not force:
+                raise click.ClickException(f"{export} already exists; pass --force to replace it")
+            check_replaceable(export, "--export")
+        if out.exists() and not out.is_dir():
+            raise click.ClickException(f"{out} is a file; --out names a run folder")
+        if out.exists() and not resume:
+            if not force:
+                raise click.ClickException(f"{out} already exists; pass --resume to continue it or --force to "
+                                           "start over")
+            check_replaceable(out, "run")
+            shutil.rmtree(out)
+    except RefuseReplaceError as exc:
+        raise fail(exc) from None
+    if resume:
+        recover_checkpoints(out)
+        if not (out / "last").exists():
+            raise click.ClickException(f"--resume: no checkpoint in {out}/last; run without --resume first")
     return out
 
 
@@ -57,9 +71,16 @@ def command_line(app):
 
 def export_source(run, out, force):
     """The checkpoint an `export` command reads (RUN/best, else RUN itself), checked with --out first."""
+    from suite.fileio import RefuseReplaceError, check_replaceable
+
     best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
-    if Path(out).exists() and not force:
-        raise click.ClickException(f"{out} already exists; pass --force to replace it")
+    if Path(out).exists():
+        if not force:
+            raise click.ClickException(f"{out} already exists; pass --force to replace it")
+        try:
+            check_replaceable(out, "model")
+        except RefuseReplaceError as exc:
+            raise fail(exc) from None
     return best
 
 
@@ -101,6 +122,36 @@ def load_or_fail(load_model, app, model_dir):
         return load_model(model_dir or default_model_dir(app))
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a usage error, exit 2)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def finite_floats(command):
+    """Make every float option of ``command`` and its subcommands refuse nan and inf; returns command.
+
+    Applied once where the `suite` command loads an app, so no app has to remember it.
+    """
+    for param in getattr(command, "params", ()):
+        t = param.type
+        if isinstance(t, click.FloatRange) and not isinstance(t, FiniteFloatRange):
+            param.type = FiniteFloatRange(t.min, t.max, min_open=t.min_open, max_open=t.max_open, clamp=t.clamp)
+        elif isinstance(t, click.types.FloatParamType) and not isinstance(t, click.FloatRange):
+            param.type = FiniteFloatRange()
+    for sub in getattr(command, "commands", {}).values():
+        finite_floats(sub)
+    return command
 
 
 def model_option(fn):
@@ -168,10 +219,30 @@ def run_training(app, model, task, model_config, meta, *, out, steps, minutes, l
 
     trainer = Trainer(model, task, tcfg, out, model_config=model_config, meta=meta, quiet=quiet, on_eval=on_eval,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
-    summary = trainer.fit(resume=resume)
+    try:
+        summary = trainer.fit(resume=resume)
+    except ValueError as exc:  # suite.train.ResumeError and checkpoint problems: one line
+        raise fail(exc) from None
     summary["valid"] = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
     summary["command"] = command
+    check_stopped(summary, lr)
     return summary
+
+
+def check_stopped(summary, lr, resumable=True):
+    """After Trainer.fit: a diverged run is a one-line error (exit 1); an interrupted one exits 130.
+
+    Ctrl-C (or SIGTERM) lets the trainer save its last checkpoint; nothing
+    after it runs (no export, no picture), so a half-trained model is never published.
+    """
+    if summary["stopped"] == "diverged":
+        raise click.ClickException(f"training diverged at step {summary['step']} (the loss is not finite); "
+                                   f"lower --lr (it was {lr:g}) and start over with --force")
+    if summary["stopped"] == "interrupted":
+        where = (f"; the run is saved in {summary['out_dir']}: continue it with --resume" if resumable else
+                 "; nothing was written")
+        click.echo(f"Interrupted at step {summary['step']}{where}.", err=True)
+        raise SystemExit(130)
 
 
 def finish_training(summary, as_json, result, export=None):

@@ -12,6 +12,45 @@ import tempfile
 from pathlib import Path
 
 
+# Files that mark a folder as one we wrote (a run, a model, a built dataset): --force replaces only such folders.
+OUR_MARKERS = ("card.json", "config.json", "model.safetensors", "last", "best", "metrics.jsonl", ".training.pid",
+               "report.json", "corpus.json", "dataset.json", "manifest.json", "chorales.json", "vocab.json",
+               "trainer.json")
+
+
+class RefuseReplaceError(PermissionError):
+    """--force was asked to replace a folder that we did not make (one-line message)."""
+
+
+def check_replaceable(path, what="folder"):
+    """Raise RefuseReplaceError unless ``path`` may be deleted and rewritten by --force.
+
+    Only a folder holding one of OUR_MARKERS (or an empty folder) is ours to
+    replace; never the working folder, one of its ancestors, the home folder or /,
+    and never a plain file.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return path
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    home = Path.home().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == home or resolved == Path(resolved.anchor):
+        raise RefuseReplaceError(f"{path}: refusing to replace the working folder, one of its parents, the home "
+                                 f"folder or /; choose a new folder for the {what}")
+    if path.is_symlink() or not path.is_dir():
+        raise RefuseReplaceError(f"{path} exists and is not a folder we wrote; choose another {what} folder")
+    try:
+        entries = {e.name for e in os.scandir(path)}
+    except OSError as exc:
+        raise RefuseReplaceError(f"{path}: cannot look inside ({exc.strerror}); choose another {what} folder") \
+            from None
+    if entries and not entries & set(OUR_MARKERS):
+        raise RefuseReplaceError(f"{path} holds files that suite did not write (no run, model or dataset in it); "
+                                 f"--force will not delete it: choose another {what} folder")
+    return path
+
+
 class OutputExistsError(FileExistsError):
     """The output exists and force was not given."""
 
@@ -43,9 +82,12 @@ def atomic_path(path, force=True, suffix=None):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    Without force the final step is a no-replace link (atomic): of two
+    processes writing the same name at once, one wins and the other gets
+    OutputExistsError, never a silent overwrite.
     """
     path = Path(path)
-    if not force and path.exists():
+    if not force and os.path.lexists(path):
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
@@ -53,11 +95,43 @@ def atomic_path(path, force=True, suffix=None):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private; the result should not be
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _claim(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _claim(tmp, path):
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist, atomically (link, then drop the temporary name)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(path) from None
+    except OSError:  # a filesystem without hard links: O_EXCL claims the name, then the rename fills it
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            raise OutputExistsError(path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def claim_name(path):
+    """Create ``path`` empty if it does not exist (O_EXCL) and return True; False if it exists.
+
+    For picking the next free output name when several processes pick at once
+    (chorale-1, chorale-2, ...): the one that creates the file owns the name.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        return False
+    return True
 
 
 def write_bytes(path, data, force=True):
@@ -96,13 +170,17 @@ def replace_dir(tmp_dir, final_dir):
 
 
 @contextlib.contextmanager
-def staged_dir(final_dir):
+def staged_dir(final_dir, guard=True):
     """Yield a new empty folder beside ``final_dir``; when the block ends it replaces ``final_dir`` whole.
 
     On an exception the folder is removed and ``final_dir`` is untouched: a
-    reader sees the old contents or the new, never half of them.
+    reader sees the old contents or the new, never half of them. guard: refuse
+    (check_replaceable) to replace a folder we did not make; pass False only
+    for a subfolder inside a folder we own (a dataset's images/test, say).
     """
     final_dir = Path(final_dir)
+    if guard:
+        check_replaceable(final_dir)  # before the work, so a refusal costs nothing
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
     try:

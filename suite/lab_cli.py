@@ -5,11 +5,11 @@ import time
 import click
 import numpy as np
 
-from suite.cli_common import prepare_run_dir
+from suite.cli_common import check_stopped, prepare_run_dir
 from suite.fileio import OutputExistsError, check_writable
 
 
-def _train_adding(cell, T, hidden, steps, batch_size, lr, seed, out_dir, resume, quiet, log=None):
+def _train_adding(cell, T, hidden, steps, batch_size, lr, seed, out_dir, resume, quiet, log=None, resumable=True):
     from suite.lab import AddingModel, AddingTask
     from suite.train import TrainConfig, Trainer
 
@@ -21,7 +21,11 @@ def _train_adding(cell, T, hidden, steps, batch_size, lr, seed, out_dir, resume,
     trainer = Trainer(model, task, config, out_dir,
                       model_config={"task": "adding", "cell": cell, "T": T, "hidden": hidden},
                       quiet=quiet, stop_when=lambda m: m["solve_rate"] >= 0.99, on_eval=log)
-    summary = trainer.fit(resume=resume)
+    try:
+        summary = trainer.fit(resume=resume)
+    except ValueError as exc:  # a damaged checkpoint or other settings on --resume
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    check_stopped(summary, lr, resumable=resumable)
     return model, summary
 
 
@@ -120,7 +124,7 @@ def gradients(T, hidden, steps, seed, out, force, as_json, quiet):
         curves[f"{cell}, initial"] = state_gradient_norms(model, x, target)
         if steps:
             with tempfile.TemporaryDirectory() as tmp:
-                model, _ = _train_adding(cell, T, hidden, steps, 64, 1e-2, seed, tmp, False, quiet)
+                model, _ = _train_adding(cell, T, hidden, steps, 64, 1e-2, seed, tmp, False, quiet, resumable=False)
             curves[f"{cell}, trained {steps} steps"] = state_gradient_norms(model, x, target)
     gradient_norms(curves, out, title=f"adding problem, T={T}, hidden={hidden}")
     if as_json:
@@ -148,7 +152,8 @@ def demo(seed, quiet):
         click.echo(f"{record['step']:>6} {record['loss']:>10.5f} {100 * record['solve_rate']:>6.1f}%")
 
     with tempfile.TemporaryDirectory() as tmp:
-        _, summary = _train_adding("lstm", 50, 32, 1500, 64, 1e-2, seed, tmp, False, quiet, log=log)
+        _, summary = _train_adding("lstm", 50, 32, 1500, 64, 1e-2, seed, tmp, False, quiet, log=log,
+                                   resumable=False)
     click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), "
                f"{summary['elapsed_s']:.0f} s; best validation MSE {summary['best']['loss']:.5f} "
                "(predicting 0.5 always gives about 0.042)")

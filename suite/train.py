@@ -52,6 +52,31 @@ def training_pid(out_dir):
     return pid
 
 
+class ResumeError(ValueError):
+    """A run that cannot be resumed: its checkpoint is damaged or was made with other settings."""
+
+
+def recover_checkpoints(out_dir):
+    """Repair what a run killed in the middle of a checkpoint swap left behind.
+
+    replace_dir keeps the previous checkpoint as last.old until the new one is in
+    place: with no last/, last.old is the intact checkpoint and becomes last/
+    again. Half-written last.tmpN/ and best.tmpN/ folders are removed.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    for name in ("last", "best"):
+        old = out_dir / f"{name}.old"
+        if old.is_dir() and not (out_dir / name).exists() and (old / "config.json").exists():
+            old.rename(out_dir / name)
+        for tmp in out_dir.glob(f"{name}.tmp*"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 @dataclass
 class TrainConfig:
     steps: int = 2000           # optimizer steps; early stopping may end sooner
@@ -128,37 +153,63 @@ class Trainer:
         return {"step": self.step, "best": self.best, "bad_evals": self.bad_evals,
                 "evals": self.evals, "train_config": asdict(self.config)}
 
-    def save_last(self):
-        tmp = self.out_dir / f"last.tmp{int(time.time() * 1e6)}"
+    def _save_dir(self, name, write):
+        """write(tmp) fills a new folder that then replaces out_dir/name whole; on any error it is removed."""
+        import shutil
+
+        tmp = self.out_dir / f"{name}.tmp{int(time.time() * 1e6)}"
         tmp.mkdir(parents=True)
-        save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=self.meta)
-        optim_state = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
-        save_checkpoint(tmp / "optimizer", optim_state, {"kind": "adam"})
-        write_json(tmp / "trainer.json", self._trainer_state())
-        replace_dir(tmp, self.out_dir / "last")
+        try:
+            write(tmp)
+            replace_dir(tmp, self.out_dir / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves no half checkpoint behind
+            raise
+
+    def save_last(self):
+        def write(tmp):
+            save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=self.meta)
+            optim_state = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
+            save_checkpoint(tmp / "optimizer", optim_state, {"kind": "adam"})
+            write_json(tmp / "trainer.json", self._trainer_state())
+        self._save_dir("last", write)
 
     def save_best(self):
-        tmp = self.out_dir / f"best.tmp{int(time.time() * 1e6)}"
-        tmp.mkdir(parents=True)
         meta = self.meta | {"step": self.step, "valid": self.evals[-1] if self.evals else None}
-        save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=meta)
-        replace_dir(tmp, self.out_dir / "best")
+        self._save_dir("best", lambda tmp: save_checkpoint(tmp, self.model.state_dict(), self.model_config,
+                                                           meta=meta))
 
     def load_last(self):
+        """Restore model, optimizer and trainer state from out_dir/last; ResumeError (one line) if it cannot."""
+        from suite.nn.checkpoint import read_card
+
+        recover_checkpoints(self.out_dir)
         last = self.out_dir / "last"
-        if not last.exists() and (self.out_dir / "last.old").exists():
-            last = self.out_dir / "last.old"  # killed mid-swap: the previous checkpoint is complete
-        state, _ = load_checkpoint(last)
+        hint = "; pass --force to start over"
+        try:
+            saved = read_card(last)["config"]
+            if saved != json.loads(json.dumps(self.model_config)):
+                diff = sorted(k for k in set(saved) | set(self.model_config) if saved.get(k) != self.model_config.get(k))
+                k = diff[0]
+                raise ResumeError(f"{last}: the run was trained with {k}={saved.get(k)!r}, this command asks for "
+                                  f"{k}={self.model_config.get(k)!r}; resume with the run's settings{hint}")
+            state, _ = load_checkpoint(last, expect=self.model.state_dict())
+            optim_state, _ = load_checkpoint(last / "optimizer")
+            trainer = json.loads((last / "trainer.json").read_text())
+            step, best, bad_evals, evals = (trainer["step"], trainer["best"], trainer["bad_evals"], trainer["evals"])
+            if not isinstance(step, int) or not isinstance(evals, list) or not isinstance(best, dict):
+                raise ResumeError(f"{last / 'trainer.json'}: not a trainer state{hint}")
+            moments = {name: (optim_state[f"m.{name}"], optim_state[f"v.{name}"]) for name in self.params}
+        except ResumeError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise ResumeError(f"{last}: cannot resume ({' '.join(str(exc).split()) or type(exc).__name__}){hint}") \
+                from None
         self.model.load_state_dict(state)
-        optim_state, _ = load_checkpoint(last / "optimizer")
-        for name in self.params:
-            self.m[name][...] = optim_state[f"m.{name}"]
-            self.v[name][...] = optim_state[f"v.{name}"]
-        trainer = json.loads((last / "trainer.json").read_text())
-        self.step = trainer["step"]
-        self.best = trainer["best"]
-        self.bad_evals = trainer["bad_evals"]
-        self.evals = trainer["evals"]
+        for name, (m, v) in moments.items():
+            self.m[name][...] = m
+            self.v[name][...] = v
+        self.step, self.best, self.bad_evals, self.evals = step, best, bad_evals, evals
 
     # -- the loop ------------------------------------------------------------------
     def _log(self, record):
