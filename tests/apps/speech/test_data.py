@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from suite.apps.speech import data
+from suite.apps.speech.data import corpus
 from suite.apps.speech.data import (
     ALPHABET, BLANK, COMMANDS, FEATURES, PAD_SECONDS, SPEED_RANGE, VOCABULARY, DatasetError, SynthError, add_noise,
     augment, build_corpus, decode, encode, feature_dim, features, load_split, normalize, parse_condition,
@@ -201,7 +202,7 @@ def test_add_noise_kinds_at_snr(kind):
 
 
 def test_training_babble_is_part_talkers_part_speech_shaped():
-    from suite.apps.speech.data import SHAPED_BABBLE, _babble
+    from suite.apps.speech.data.noise import SHAPED_BABBLE, _babble
 
     n = SR
     tone = [np.sin(2 * np.pi * 1000 * np.arange(n) / SR)]  # a "talker" whose every mix is a pure 1 kHz tone
@@ -260,7 +261,7 @@ def test_features_with_deltas():
 
 def _tree(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and p.name != "corpus.json"}
+            and p.name != "report.json"}
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +293,7 @@ def test_build_corpus_independent_of_workers(tiny_corpora):
 def test_build_corpus_layout_and_report(tiny_corpora):
     root, report, _, calls = tiny_corpora
     out = root / "w1"
-    assert json.loads((out / "corpus.json").read_text()) == json.loads(json.dumps(report))
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
     assert calls[0] == (0, 20) and calls[-1] == (20, 20)
     assert report["splits"]["train"]["utterances"] == 12 and report["features"]["dim"] == feature_dim()
     assert report["seed"] == 5 and report["utterances_per_second"] > 0 and "command" in report
@@ -348,7 +349,7 @@ def test_build_other_noise_mixes_each_kind_at_20_db(tmp_path):
         wave = np.concatenate([np.zeros(3000), _fake_speech(seed=i), np.zeros(3000)]).astype(np.float32)
         sf.write(tmp_path / "clean" / f"{i:05d}.wav", wave, SR, subtype="FLOAT")
         items.append({"file": f"{i:05d}.wav", "text": "one two"})
-    report = data._build_other_noise(tmp_path, items, seed=0, n_talkers=2)
+    report = corpus._build_other_noise(tmp_path, items, seed=0, n_talkers=2)
     assert report["kinds"] == {k: 1 for k in data.OTHER_NOISE_KINDS} and report["babble_talkers"] == 2
     from suite.apps.speech.model import read_eval_tsv
 
