@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import load_or_fail
-from suite.cli_common import command_line, export_source, prepare_run_dir
+from suite.cli_common import (
+    command_line, export_source, fail, finish_training, load_or_fail, model_option, prepare_run_dir, run_training,
+    training_options,
+)
+from suite.databuild import data_dir as app_data_dir
 
-
-DEFAULT_CORPUS_DIR = "data/corpora/text"
-DEFAULT_RUN_DIR = "runs/text"
+DEFAULT_DATA_DIR = str(app_data_dir("text"))  # data/text under the working folder
 
 
 def _load(model_dir):
@@ -60,105 +61,84 @@ def data():
 @data.command("build")
 @click.option("--corpus", type=click.Path(exists=True), default=None,
               help="A UTF-8 file or folder [default: Python's standard-library source].")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_DATA_DIR, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split by file.")
 @click.option("--max-chars", type=click.IntRange(1000), default=None,
               help="Cap on training characters [default: 4,000,000].")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build's report as JSON.")
 def data_build(corpus, out, seed, max_chars, as_json):
     """Build train/valid/test text (split by file) and the character vocabulary.
 
-    Example: suite text data build --corpus ~/my_code --out data/corpora/mycode
+    Example: suite text data build --corpus ~/my_code --out data/mycode
     """
     from suite.apps.text.data import DEFAULT_MAX_CHARS, build_corpus
 
     try:
-        manifest = build_corpus(out, corpus=corpus, seed=seed, max_chars=max_chars or DEFAULT_MAX_CHARS)
+        report = build_corpus(out, corpus=corpus, seed=seed, max_chars=max_chars or DEFAULT_MAX_CHARS)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(manifest, indent=2))
+        click.echo(json.dumps(report, indent=2))
         return
     for name in ("train", "valid", "test"):
-        split = manifest["splits"][name]
+        split = report["splits"][name]
         click.echo(f"{name:>5}: {split['chars']:>9,} chars from {split['documents']:>4} files")
-    skipped = manifest.get("skipped", {})
+    skipped = report.get("skipped", {})
     if skipped:
         click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
-    click.echo(f"vocab: {manifest['vocab_size']} symbols; wrote {out}")
+    click.echo(f"vocab: {report['vocab_size']} symbols; wrote {out}")
 
 
 @cli.command()
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR,
-              show_default=True, help="A corpus from `suite text data build`.")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
-              help="Run folder: checkpoints, metrics.jsonl, curve.png.")
 @click.option("--hidden", type=click.IntRange(8, 4096), default=256, show_default=True)
 @click.option("--layers", type=click.IntRange(1, 8), default=2, show_default=True)
 @click.option("--embed", type=click.IntRange(4, 1024), default=64, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--seq-len", type=click.IntRange(8), default=128, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=10000, show_default=True)
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
-              help="Stop after this much training time (the schedule still assumes --steps).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
-@click.option("--eval-every", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing run folder.")
-@click.option("--export", type=click.Path(file_okay=False), default=None,
-              help="Write the best model and its card (held-out test metrics and baselines) here.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train(data_dir, out, hidden, layers, embed, dropout, seq_len, batch_size, steps, minutes, lr,
-          eval_every, seed, resume, force, export, quiet, as_json):
+@training_options(steps=10000, eval_every=500, data=DEFAULT_DATA_DIR,
+                  data_help="A corpus from `suite text data build`.", out="runs/text")
+def train(hidden, layers, embed, dropout, seq_len, batch_size, data_dir, out, **opts):
     """Train a character LSTM on a built corpus.
+
+    With --export, the best model is exported with its card (held-out test
+    metrics and baselines, as `suite text export` writes).
 
     Example: suite text train --steps 20000 --export data/models/text
     """
     from suite.apps.text.data import load_split, load_vocab
     from suite.apps.text.model import export_model
+    from suite.databuild import DataError
     from suite.lm import LN2, LMConfig, StreamTask, TokenLM, config_dict
-    from suite.train import TrainConfig, Trainer
 
     try:
         vocab = load_vocab(data_dir)
         train_ids = vocab.encode(load_split(data_dir, "train"))
         valid_ids = vocab.encode(load_split(data_dir, "valid"))
+    except DataError as exc:  # it says how to build one
+        raise fail(exc) from None
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"{exc} (build one with: suite text data build --out {data_dir})") from None
-    out = prepare_run_dir(out, resume, force, export)
+    out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
     if len(train_ids) <= seq_len + 1:
         raise click.ClickException(f"the training text has {len(train_ids)} characters, fewer than --seq-len "
                                    f"{seq_len}; use a bigger corpus or a smaller --seq-len")
-    config = LMConfig(vocab_size=vocab.size, embed=embed, hidden=hidden, layers=layers,
-                          dropout=dropout, seed=seed)
+    config = LMConfig(vocab_size=vocab.size, embed=embed, hidden=hidden, layers=layers, dropout=dropout,
+                      seed=opts["seed"])
     model = TokenLM(config)
     task = StreamTask(train_ids, valid_ids, seq_len=seq_len, batch_size=batch_size)
-    tcfg = TrainConfig(steps=steps, lr=lr, warmup=200, eval_every=eval_every,
-                       checkpoint_every=min(eval_every, 250), seed=seed)
-    deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = command_line("text")
-    meta = {"app": "text", "data": str(data_dir), "vocab": vocab.to_json(), "command": command, "seed": seed,
-            "train_config": tcfg.__dict__}
-    trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
-                      stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
-    summary = trainer.fit(resume=resume)
-    summary["valid_bpc"] = trainer.best["loss"] / LN2
-    if export:
-        summary["card"] = export_model(out / "best", data_dir, export, command=command)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), "
-                   f"{summary['elapsed_s'] / 60:.1f} min; best validation {summary['valid_bpc']:.3f} bits/char; "
-                   f"run in {out}" + (f"; exported to {export}" if export else ""))
+    summary = run_training("text", model, task, config_dict(config), {"data": str(data_dir), "vocab": vocab.to_json()},
+                           out=out, warmup=200, **opts)
+    summary["valid_bpc"] = summary["best"]["loss"] / LN2
+    if opts["export"]:
+        summary["card"] = export_model(out / "best", data_dir, opts["export"], command=summary["command"])
+    finish_training(summary, opts["as_json"], f"best validation {summary['valid_bpc']:.3f} bits/char",
+                    opts["export"])
 
 
 @cli.command("export")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_CORPUS_DIR,
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA_DIR,
               show_default=True, help="The corpus the run trained on (its test split is scored).")
 @click.option("--out", type=click.Path(file_okay=False), default="data/models/text", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
@@ -175,7 +155,7 @@ def export_cmd(run, data_dir, out, force, as_json):
 
     best = export_source(run, out, force)
     try:
-        card = export_model(best, data_dir, out)
+        card = export_model(best, data_dir, out, export_command=command_line("text"))
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -193,8 +173,7 @@ def export_cmd(run, data_dir, out, force, as_json):
               help="0 picks the most likely character every step.")
 @click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="0 = all characters.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="A model folder [default: the shipped model].")
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of streaming.")
 def generate(prime, length, temperature, top_k, seed, model_dir, as_json):
     """Sample text one character at a time (compiled loop), streamed to stdout.
@@ -226,7 +205,7 @@ def generate(prime, length, temperature, top_k, seed, model_dir, as_json):
 
 @cli.command()
 @click.argument("file", type=click.Path())
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@model_option
 @click.option("--json", "as_json", is_flag=True)
 def score(file, model_dir, as_json):
     """Bits per character of FILE under the model (lower is better).
@@ -251,7 +230,7 @@ def score(file, model_dir, as_json):
 @click.argument("file", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for cells.html and cells.png.")
 @click.option("--max-chars", type=click.IntRange(100), default=20000, show_default=True)
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None)
+@model_option
 @click.option("--force", is_flag=True, help="Overwrite files in --out.")
 @click.option("--json", "as_json", is_flag=True)
 def cells(file, out, max_chars, model_dir, force, as_json):

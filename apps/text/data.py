@@ -2,7 +2,7 @@
 
 The default corpus is Python's own standard library source, the `.py` files under
 ``sysconfig.get_paths()["stdlib"]``. What it keeps is library code written by
-people; every file it leaves out is counted in the manifest under one reason:
+people; every file it leaves out is counted in the build's report under one reason:
 
     output_dir      inside out_dir itself (a corpus directory that holds the output)
     site_packages   under site-packages: third-party code, not the stdlib
@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.databuild import DataError, read_report, write_report
 from suite.fileio import write_text
 
 SPLITS = ("train", "valid", "test")
@@ -55,7 +56,8 @@ DEFAULT_SPLIT = (0.90, 0.05, 0.05)
 DEFAULT_MIN_COUNT = 10  # rarer characters (stray non-ASCII in docstrings) become <unk>
 STDLIB_MAX_FILE_BYTES = 200_000
 STDLIB_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of report.json
+LEGACY_REPORT = "manifest.json"  # the report's name before suite.databuild; such builds still load
 
 SKIP_REASONS = {
     "hidden": "a path component starts with '.'",
@@ -77,10 +79,6 @@ _GENERATED = re.compile(
     r"|generated (?:and used )?(?:by|from|with)\b.*(?:\w\.py\b|sphinx|sysconfig)",
     re.IGNORECASE,
 )
-
-
-class CorpusError(ValueError):
-    """A corpus that cannot be built or read; the message says what to do."""
 
 
 class Vocab:
@@ -191,7 +189,7 @@ def _file_blocks(path):
     data = path.read_bytes()
     text, reason = _decode(data)
     if text is None:
-        raise CorpusError(
+        raise DataError(
             f"corpus file {path} is {SKIP_REASONS[reason]}: pass a UTF-8 text file or a directory"
         )
     size = _block_chars(len(text))
@@ -271,12 +269,12 @@ def collect_documents(corpus=None, exclude=None):
         root = Path(sysconfig.get_paths()["stdlib"]).resolve()
         source = {"kind": "stdlib", "path": str(root), "python": sys.version.split()[0]}
         if not root.is_dir():
-            raise CorpusError(f"Python's stdlib source is not at {root}: pass a corpus path instead")
+            raise DataError(f"Python's stdlib source is not at {root}: pass a corpus path instead")
         docs, skipped, examples = _walk(root, stdlib=True, exclude=exclude)
     else:
         root = Path(corpus).expanduser().resolve()
         if not root.exists():
-            raise CorpusError(
+            raise DataError(
                 f"corpus path {root} does not exist: pass an existing UTF-8 file or directory, "
                 "or none to use Python's standard library"
             )
@@ -288,7 +286,7 @@ def collect_documents(corpus=None, exclude=None):
             docs, skipped, examples = _file_blocks(root), Counter(), {}
     if not docs:
         seen = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items())) or "no files at all"
-        raise CorpusError(
+        raise DataError(
             f"no UTF-8 text files found under {root} (skipped: {seen}): "
             "pass a directory that holds UTF-8 text files"
         )
@@ -352,9 +350,10 @@ def build_corpus(
 ):
     """Build train/valid/test text and a character vocabulary under out_dir.
 
-    Writes out_dir/{train,valid,test}.txt, vocab.json and manifest.json, each
-    atomically (a temp file, then os.replace; the manifest last). The same
-    arguments on the same corpus give byte-identical files.
+    Writes out_dir/{train,valid,test}.txt, vocab.json and the report
+    (suite.databuild.REPORT), each atomically (a temp file, then os.replace;
+    the report last). The same arguments on the same corpus give
+    byte-identical files.
 
     Parameters
     ----------
@@ -374,7 +373,7 @@ def build_corpus(
 
     Returns
     -------
-    dict, the manifest (also in manifest.json).
+    dict, the report (also in out_dir/report.json).
     """
     split = _check_split(split)
     if min_count < 1:
@@ -390,7 +389,7 @@ def build_corpus(
     for name in SPLITS:
         kept, over = _select(by_split[name], docs, seed, caps[name])
         if not kept:
-            raise CorpusError(
+            raise DataError(
                 f"the {name} split of {source['path']} is empty ({len(docs)} documents, "
                 f"{len(by_split[name])} assigned to {name}): add files, or raise its fraction "
                 f"(split={split}) or its cap"
@@ -409,8 +408,7 @@ def build_corpus(
     for name in SPLITS:
         splits[name]["unk_chars"] = int(np.count_nonzero(vocab.encode(texts[name]) == Vocab.unk_id))
 
-    manifest = {
-        "format": FORMAT_VERSION,
+    report = {
         "source": source,
         "seed": seed,
         "max_chars": max_chars,
@@ -428,12 +426,13 @@ def build_corpus(
     for name in SPLITS:
         write_text(out_dir / f"{name}.txt", texts[name])
     write_text(out_dir / "vocab.json", _dump(vocab.to_json()))
-    write_text(out_dir / "manifest.json", _dump(manifest))
-    return manifest
+    report = write_report(out_dir, report, FORMAT_VERSION)
+    (out_dir / LEGACY_REPORT).unlink(missing_ok=True)  # an older build's report here would now be stale
+    return report
 
 
 def _missing(out_dir, what):
-    return CorpusError(f"{what} not found in {out_dir}: build the corpus first (`suite text data build`)")
+    return DataError(f"{what} not found in {out_dir}: build the corpus first (`suite text data build --out {out_dir}`)")
 
 
 def load_split(out_dir, name):
@@ -451,11 +450,14 @@ def load_vocab(out_dir):
     path = Path(out_dir) / "vocab.json"
     if not path.is_file():
         raise _missing(out_dir, path.name)
-    return Vocab.from_json(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({' '.join(str(exc).split())}); rebuild the corpus "
+                        f"(`suite text data build --out {out_dir}`)") from None
+    return Vocab.from_json(obj)
 
 
-def load_manifest(out_dir):
-    path = Path(out_dir) / "manifest.json"
-    if not path.is_file():
-        raise _missing(out_dir, path.name)
-    return json.loads(path.read_text(encoding="utf-8"))
+def load_report(out_dir):
+    """The report of a built corpus (report.json; manifest.json of an older build)."""
+    return read_report(out_dir, FORMAT_VERSION, legacy=(LEGACY_REPORT,), app="text")

@@ -6,16 +6,16 @@ import pytest
 
 from suite.apps.text.data import (
     SPLITS,
-    CorpusError,
     Vocab,
     _walk,
     assign_split,
     build_corpus,
     collect_documents,
-    load_manifest,
+    load_report,
     load_split,
     load_vocab,
 )
+from suite.databuild import DataError
 
 SMALL = dict(max_chars=None, eval_chars=None, split=(0.6, 0.2, 0.2), min_count=1)
 
@@ -49,7 +49,7 @@ def test_split_is_by_file_disjoint_complete_and_deterministic(tmp_path):
     build_corpus(tmp_path / "b", corpus, seed=3, **SMALL)
     build_corpus(tmp_path / "a", corpus, seed=3, **SMALL)  # rebuilt in place
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
-    written = ["manifest.json", "test.txt", "train.txt", "valid.txt", "vocab.json"]
+    written = ["report.json", "test.txt", "train.txt", "valid.txt", "vocab.json"]
     assert sorted(_files(tmp_path / "a")) == written
     other = build_corpus(tmp_path / "c", corpus, seed=4, **SMALL)
     assert other["splits"]["train"]["names"] != first["splits"]["train"]["names"]
@@ -83,7 +83,7 @@ def test_skip_accounting_for_any_directory(tmp_path):
     assert report["documents"] == 31
     again = build_corpus(out, corpus, split=(0.6, 0.2, 0.2))
     assert again["skipped"]["output_dir"] == 5 and again["documents"] == 31
-    assert load_manifest(out) == again
+    assert load_report(out) == again
 
 
 def test_stdlib_rules_on_a_synthetic_tree(tmp_path):
@@ -148,7 +148,7 @@ def test_vocab_round_trip_unk_and_json(tmp_path):
 
 def test_errors_name_the_path_and_say_what_to_do(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(CorpusError, match=r"nowhere does not exist: pass an existing"):
+    with pytest.raises(DataError, match=r"nowhere does not exist: pass an existing"):
         build_corpus(tmp_path / "out", missing)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"no UTF-8 text files found under .*empty \(skipped: no files"):
@@ -159,14 +159,25 @@ def test_errors_name_the_path_and_say_what_to_do(tmp_path):
         build_corpus(tmp_path / "out", tmp_path / "bin")
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "a.py").write_text("x = 1\n", encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"split of .*one is empty"):
+    with pytest.raises(DataError, match=r"split of .*one is empty"):
         build_corpus(tmp_path / "out", tmp_path / "one")
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9\n")
-    with pytest.raises(CorpusError, match=r"latin.txt is not valid UTF-8"):
+    with pytest.raises(DataError, match=r"latin.txt is not valid UTF-8"):
         build_corpus(tmp_path / "out", latin)
     with pytest.raises(ValueError, match="split must be three fractions"):
         build_corpus(tmp_path / "out", tmp_path / "one", split=(0.9, 0.1, 0.0))
-    with pytest.raises(CorpusError, match="build the corpus first"):
+    with pytest.raises(DataError, match="build the corpus first"):
         load_split(tmp_path / "out", "train")
     assert not (tmp_path / "out").exists()  # a failed build writes nothing
+
+
+def test_an_older_build_with_manifest_json_still_loads(tmp_path):
+    out = tmp_path / "out"
+    report = build_corpus(out, _tree(tmp_path / "corpus"), **SMALL)
+    (out / "report.json").rename(out / "manifest.json")  # the report's name before suite.databuild
+    assert load_report(out) == report
+    build_corpus(out, tmp_path / "corpus", **SMALL)  # a rebuild writes report.json and drops the stale one
+    assert (out / "report.json").exists() and not (out / "manifest.json").exists()
+    with pytest.raises(DataError, match="no dataset here"):
+        load_report(tmp_path)
