@@ -1,4 +1,4 @@
-"""Shapes-world images and captions: rendering, image loading, the dataset builder, user data.
+"""Shapes-world images and captions: rendering, the model's input pixels, the dataset builder, user data.
 
 The scenes, the caption grammar, its parser and the metrics live in scenes.py and
 are re-exported here (this module is the app's one import).
@@ -10,35 +10,42 @@ the same pixels as uint8 (divide by 255 per batch) to keep 20k images in 250 MB.
 A non-square image is shrunk to fit and PADDED to a square with its own border
 colour (the median of its outermost pixels), not centre-cropped: a crop could cut
 an object near the edge off and make a true caption false (and a relation is
-read from positions in the padded frame exactly as in the original).
+read from positions in the padded frame exactly as in the original). Files are
+opened and converted by suite.images (any Pillow mode, bounded memory, one-line
+ImageError); this module only fixes the size and the (3, S, S) layout.
+
+Builds use the suite.databuild toolkit: per-item generators, one worker pool,
+the deterministic npz writer, report.json, DataError.
 """
 import io
 import json
-import os
 import sys
 import time
-import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 from suite.apps.caption.scenes import (
     CLEAR_MIN, CLEAR_RATIO, COLOURS, HELD_OUT_COMBOS, HOLD_MIN, HOLD_RATIO, LAYOUT_RADIUS, OPPOSITE, RELATIONS,
     SHAPES, SIZES, VOCAB, Obj, ParsedCaption, Scene, SceneError, aggregate, bleu4, canonical_caption, captions,
     check_scene, clear_relation, parse_caption, random_scene, relation_holds, score_caption, tokenize,
 )
-from suite.fileio import atomic_path, staged_dir, write_json
+from suite.databuild import (
+    DataError, chunks, holdout_split, item_rng, parallel_map, read_npz, read_report, sha256_file, write_npz,
+    write_report,
+)
+from suite.fileio import staged_dir
+from suite.images import ImageError, read_letterboxed
 
 __all__ = [
     "CLEAR_MIN", "CLEAR_RATIO", "COLOURS", "HELD_OUT_COMBOS", "HOLD_MIN", "HOLD_RATIO", "LAYOUT_RADIUS", "OPPOSITE",
     "RELATIONS", "SHAPES", "SIZES", "VOCAB", "Obj", "ParsedCaption", "Scene", "SceneError", "aggregate", "bleu4",
     "canonical_caption", "captions", "check_scene", "clear_relation", "parse_caption", "random_scene",
     "relation_holds", "score_caption", "tokenize",
-    "INPUT_SIZE", "SPLITS", "PNG_SPLITS", "PALETTE", "ALT_PALETTE", "ImageError", "DatasetError", "CaptionsFileError",
+    "INPUT_SIZE", "SPLITS", "PNG_SPLITS", "PALETTE", "ALT_PALETTE", "ImageError", "DataError", "CaptionsFileError",
     "render", "image_to_array", "load_image", "build_dataset", "load_split", "load_names", "load_report",
-    "read_captions_file", "load_user_split",
+    "read_captions_file", "load_user_split", "user_training_data",
 ]
 
 INPUT_SIZE = 64
@@ -64,15 +71,7 @@ MIN_SIDE, MAX_SIDE, MAX_ASPECT = 48, 160, 1.25
 SUPERSAMPLE = 4
 
 
-class ImageError(ValueError):
-    """An image file that cannot be read (missing, empty, not an image, truncated)."""
-
-
-class DatasetError(ValueError):
-    """A built dataset that is missing or does not match what was asked for."""
-
-
-class CaptionsFileError(ValueError):
+class CaptionsFileError(DataError):
     """A malformed captions file (the message names the file and line)."""
 
 
@@ -186,151 +185,28 @@ def render(scene, rng, size=None, style="train"):
 
 # ----------------------------------------------------------------------------- images in
 
-_TRANSPOSE = {  # EXIF orientation -> the transpose that undoes it (as ImageOps.exif_transpose)
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-def _reduce(img, size):
-    """Block-average a big image down to about 2*size on its long side before the exact resize."""
-    factor = max(img.size) // (2 * size)
-    return img.reduce(factor) if factor >= 2 else img
-
-
-def _to_rgb8(img, size):
-    """Any Pillow mode -> (h, w, 3) uint8, reduced early so a huge image costs little after decoding."""
-    mode = img.mode
-    if mode == "1":
-        img = img.convert("L")
-    elif mode.startswith("I;16"):
-        img = img.convert("I")  # 16-bit integers, kept exact
-    elif mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif ("transparency" in img.info and mode in ("L", "RGB")) or mode in ("LA", "PA"):
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "RGBa"):
-        # Composite on white. Premultiplied before block-averaging, so the colour
-        # hidden under transparent pixels never bleeds into the edges.
-        img = _reduce(img.convert("RGBa") if img.mode != "RGBa" else img, size)
-        a = np.asarray(img, dtype=np.float32)  # (h, w, 4), colour premultiplied by alpha
-        rgb = a[..., :3] + (255.0 - a[..., 3:])
-        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    if img.mode in ("I", "F"):
-        img = _reduce(img, size)
-        a = np.asarray(img, dtype=np.float64)  # (h, w)
-        top = float(a.max()) if a.size else 0.0
-        if mode.startswith("I;16") or 255 < top <= 65535:
-            a = a / 257.0  # 16-bit range
-        elif img.mode == "F" and top <= 1.0:
-            a = a * 255.0  # float image in [0, 1]
-        g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-        return np.repeat(g[..., None], 3, axis=2)
-    img = _reduce(img, size)
-    if img.mode != "RGB":
-        img = img.convert("RGB")  # L, CMYK, YCbCr, HSV, LAB
-    return np.asarray(img, dtype=np.uint8)
-
-
-def _fit_square(rgb, size, transpose=None):
-    """(h, w, 3) uint8 -> (size, size, 3) uint8: shrink/grow to fit, pad with the border colour."""
-    h, w = rgb.shape[:2]
-    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])  # (2w + 2h, 3)
-    border = np.median(ring, axis=0).astype(np.uint8)
-    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    if transpose is not None:
-        img = img.transpose(transpose)
-        w, h = img.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if new != (w, h):
-        method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-        img = img.resize(new, method)
-    out = np.empty((size, size, 3), dtype=np.uint8)  # (size, size, 3)
-    out[:] = border
-    x0, y0 = (size - new[0]) // 2, (size - new[1]) // 2
-    out[y0:y0 + new[1], x0:x0 + new[0]] = np.asarray(img)
-    return out
-
-
-def _image_to_uint8(img, size=INPUT_SIZE, transpose=None):
-    """PIL image -> (3, size, size) uint8, the stored form of image_to_array."""
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    rgb = _to_rgb8(img, size)
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageError("the image has no pixels")
-    return np.ascontiguousarray(_fit_square(rgb, size, transpose).transpose(2, 0, 1))  # (3, size, size)
-
-
 def image_to_array(pil_image, size=INPUT_SIZE):
     """A PIL image of any mode and size -> float32 (3, size, size) in [0, 1], padded to square.
 
     Transparent images are composited on white; 16-bit images are scaled to 8 bits.
     """
-    return _image_to_uint8(pil_image, size).astype(np.float32) / np.float32(255)
-
-
-def _open_image(path, size):
-    """Open and decode path at the smallest scale that still covers size; ImageError on any failure."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image file")
-    try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file, not an image")
-        img = Image.open(path)
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: too many pixels to load safely ({exc})") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        orientation = img.getexif().get(0x0112)
-    except Exception:  # a broken EXIF block must not lose an otherwise good image
-        orientation = None
-    # JPEG (and MPO, as phones write): decode at 1/2, 1/4 or 1/8 scale (DCT
-    # scaling), so a 6000x4000 photo is read as 750x500, never as 72 MB of RGB.
-    # Other formats ignore draft.
-    img.draft(None, (2 * size, 2 * size))
-    try:
-        img.load()
-    except Exception as exc:  # Pillow reports truncation and corruption as OSError, SyntaxError, ValueError...
-        img.close()
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        raise ImageError(f"{path}: truncated or corrupt image ({msg})") from None
-    return img, _TRANSPOSE.get(orientation)
+    return _load_uint8(pil_image, size).astype(np.float32) / np.float32(255)
 
 
 def load_image(path_or_image, size=INPUT_SIZE):
     """An image file (or PIL image) -> float32 (3, size, size) in [0, 1], ready for the model.
 
     Any mode Pillow opens; any size, with bounded memory for JPEG photos (draft
-    decoding); EXIF orientation applied; non-square images padded to square.
-    Raises ImageError (one line naming the file) for missing, empty, unreadable
-    or truncated files.
+    decoding); EXIF orientation applied; non-square images padded to square
+    (suite.images.read_letterboxed). Raises ImageError (one line naming the
+    file) for missing, empty, unreadable or truncated files.
     """
     return _load_uint8(path_or_image, size).astype(np.float32) / np.float32(255)
 
 
 def _load_uint8(path_or_image, size=INPUT_SIZE):
-    if isinstance(path_or_image, Image.Image):
-        return _image_to_uint8(path_or_image, size)
-    img, transpose = _open_image(path_or_image, size)
-    try:
-        return _image_to_uint8(img, size, transpose)
-    except ImageError as exc:
-        raise ImageError(f"{path_or_image}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"{path_or_image}: cannot convert image (mode {img.mode}): {exc}") from None
-    finally:
-        img.close()
+    """(3, size, size) uint8: the stored form of load_image."""
+    return np.ascontiguousarray(read_letterboxed(path_or_image, size).transpose(2, 0, 1))  # (3, size, size)
 
 
 # ----------------------------------------------------------------------------- the dataset
@@ -352,12 +228,13 @@ def _item_name(split, index):
 
 def _make_item(seed, split, index, scene_split, style, exclude, require, n_refs, keep_png):
     """One image: everything drawn from generators keyed by (seed, split, index), so workers never matter."""
-    scene_rng = np.random.default_rng([seed, _SPLIT_ID[scene_split], index, 0])
-    render_rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 1])
-    caption_rng = np.random.default_rng([seed, _SPLIT_ID[scene_split], index, 2])
+    # alt redraws the test scenes: its scene and captions come from the scene split, its rendering from its own
+    scene_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 0)
+    render_rng = item_rng(seed, _SPLIT_ID[split], index, 1)
+    caption_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 2)
     scene = random_scene(scene_rng, exclude=exclude, require=require)
     image = render(scene, render_rng, style=style)
-    pixels = _image_to_uint8(image, INPUT_SIZE)  # (3, 64, 64)
+    pixels = _load_uint8(image, INPUT_SIZE)  # (3, 64, 64)
     refs = captions(scene, caption_rng, n=n_refs)
     png = None
     if keep_png:
@@ -372,35 +249,6 @@ def _make_chunk(args):
     return [_make_item(seed, split, i, *plan, n_refs, keep_png) for i in range(start, stop)]
 
 
-def _write_npz(path, arrays):
-    """np.savez_compressed, but byte-identical for identical arrays (fixed zip timestamps), written atomically."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, arr in arrays.items():
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    # zlib level 1: 4x faster than numpy's 6 on noisy pixels, 3% bigger
-                    try:
-                        info.compress_level = 1  # Python >= 3.13
-                    except AttributeError:
-                        info._compresslevel = 1  # what ZipFile.open(ZipInfo, "w") reads before 3.13
-                    with zf.open(info, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _sha256(path):
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_png_split(out_dir, split, names, items):
     """images/<split>/*.png + captions.tsv, written in a hidden folder and swapped in whole."""
     with staged_dir(Path(out_dir) / "images" / split) as tmp:
@@ -413,7 +261,7 @@ def _write_png_split(out_dir, split, names, items):
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,
                   progress=None, n_refs=N_REFS, command=None):
-    """Render the shapes-world dataset under out_dir; returns the report (also dataset.json).
+    """Render the shapes-world dataset under out_dir; returns the report (also report.json).
 
     Writes, for each split in SPLITS, ``<split>.npz`` with
         images     uint8 (N, 3, 64, 64), the model's input (load_image's pixels x 255)
@@ -427,7 +275,7 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     least one; alt is the test scenes drawn in the alt style (n_test images).
     Every item is drawn from generators keyed by (seed, split, index), so the
     files are byte-identical for any number of workers. Files are written
-    atomically, dataset.json last.
+    atomically, report.json last (suite.databuild.write_report).
 
     progress: optional callable(done, total), counting images over all splits.
     """
@@ -444,62 +292,51 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     if command is None:
         command = (f"suite caption data build --out {out_dir} --train {n_train} --valid {n_valid} "
                    f"--test {n_test} --combo {n_combo} --seed {seed}")
-    chunk = 64
     splits = {}
     done, grand_total = 0, sum(plans[split][0] for split in SPLITS)
     t_start = time.perf_counter()
-    executor = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        for split in SPLITS:
-            n, *plan = plans[split]
-            keep_png = split in PNG_SPLITS
-            tasks = [(seed, split, s, min(s + chunk, n), tuple(plan), n_refs, keep_png) for s in range(0, n, chunk)]
-            t0 = time.perf_counter()
-            results = executor.map(_make_chunk, tasks) if executor else map(_make_chunk, tasks)
-            items = []
-            for part in results:
-                items.extend(part)
-                done += len(part)
-                if progress is not None:
-                    progress(done, grand_total)
-            render_s = time.perf_counter() - t0
-            names = [_item_name(split, i) for i in range(n)]
-            images = np.stack([it[0] for it in items])  # (N, 3, 64, 64)
-            scene_json = [it[2] for it in items]
-            arrays = {
-                "images": images,
-                "captions": np.array([json.dumps(it[1]) for it in items]),
-                "scenes": np.array(scene_json),
-                "names": np.array(names),
-            }
-            _write_npz(out_dir / f"{split}.npz", arrays)
-            if keep_png:
-                _write_png_split(out_dir, split, names, items)
-            scenes = [Scene.from_json(json.loads(s)) for s in scene_json]
-            counts = np.bincount([len(s) for s in scenes], minlength=4)
-            held = sum(1 for s in scenes for o in s.objects if (o.colour, o.shape) in HELD_OUT_COMBOS)
-            sizes = np.array([it[4] for it in items])  # (N, 2) rendered width, height
-            splits[split] = {
-                "images": n,
-                "style": plan[1],
-                "scenes_from": plan[0],
-                "objects_per_image": {"1": int(counts[1]), "2": int(counts[2]), "3": int(counts[3])},
-                "held_out_objects": held,
-                "references": sum(len(it[1]) for it in items),
-                "rendered_side_px": [int(sizes.min()), int(sizes.max())],
-                "file": f"{split}.npz",
-                "sha256": _sha256(out_dir / f"{split}.npz"),
-                "png_dir": f"images/{split}" if keep_png else None,
-                "render_seconds": round(render_s, 3),
-                "seconds": round(time.perf_counter() - t0, 3),
-            }
-    finally:
-        if executor is not None:
-            executor.shutdown()
+    for split in SPLITS:
+        n, *plan = plans[split]
+        keep_png = split in PNG_SPLITS
+        tasks = [(seed, split, start, stop, tuple(plan), n_refs, keep_png) for start, stop in chunks(n, 64)]
+        t0 = time.perf_counter()
+        shown = None if progress is None else (lambda d, _total, before=done: progress(before + d, grand_total))
+        items = [item for part in parallel_map(_make_chunk, tasks, workers, progress=shown) for item in part]
+        done += len(items)
+        render_s = time.perf_counter() - t0
+        names = [_item_name(split, i) for i in range(n)]
+        images = np.stack([it[0] for it in items])  # (N, 3, 64, 64)
+        scene_json = [it[2] for it in items]
+        arrays = {
+            "images": images,
+            "captions": np.array([json.dumps(it[1]) for it in items]),
+            "scenes": np.array(scene_json),
+            "names": np.array(names),
+        }
+        write_npz(out_dir / f"{split}.npz", arrays)
+        if keep_png:
+            _write_png_split(out_dir, split, names, items)
+        scenes = [Scene.from_json(json.loads(s)) for s in scene_json]
+        counts = np.bincount([len(s) for s in scenes], minlength=4)
+        held = sum(1 for s in scenes for o in s.objects if (o.colour, o.shape) in HELD_OUT_COMBOS)
+        sizes = np.array([it[4] for it in items])  # (N, 2) rendered width, height
+        splits[split] = {
+            "images": n,
+            "style": plan[1],
+            "scenes_from": plan[0],
+            "objects_per_image": {"1": int(counts[1]), "2": int(counts[2]), "3": int(counts[3])},
+            "held_out_objects": held,
+            "references": sum(len(it[1]) for it in items),
+            "rendered_side_px": [int(sizes.min()), int(sizes.max())],
+            "file": f"{split}.npz",
+            "sha256": sha256_file(out_dir / f"{split}.npz"),
+            "png_dir": f"images/{split}" if keep_png else None,
+            "render_seconds": round(render_s, 3),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     total_s = time.perf_counter() - t_start
     n_images = sum(s["images"] for s in splits.values())
     report = {
-        "format": FORMAT_VERSION,
         "seed": seed,
         "command": command,
         "input_size": INPUT_SIZE,
@@ -515,30 +352,20 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
                        "images_per_second": round(n_images / total_s, 1) if total_s > 0 else None,
                        "workers": workers, "python": sys.version.split()[0]},
     }
-    write_json(out_dir / "dataset.json", report)
-    return report
-
-
-def _missing(out_dir, what):
-    return DatasetError(f"{what} not found in {out_dir}: build the dataset first (`suite caption data build`)")
+    return write_report(out_dir, report, FORMAT_VERSION)
 
 
 def load_report(out_dir):
-    path = Path(out_dir) / "dataset.json"
-    if not path.is_file():
-        raise _missing(out_dir, path.name)
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The report of a built dataset (report.json; a build before it wrote dataset.json); DataError if none."""
+    return read_report(out_dir, FORMAT_VERSION, legacy=("dataset.json",), app="caption")
 
 
 def _load_npz(out_dir, split):
-    path = Path(out_dir) / f"{split}.npz"
-    if not path.is_file():
-        raise _missing(out_dir, path.name)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in ("images", "captions", "scenes", "names")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: unreadable or incomplete ({exc}); rebuild the dataset") from None
+    z = read_npz(Path(out_dir) / f"{split}.npz", what="dataset (`suite caption data build`)")
+    missing = [k for k in ("images", "captions", "scenes", "names") if k not in z]
+    if missing:
+        raise DataError(f"{Path(out_dir) / f'{split}.npz'}: incomplete (no {missing[0]!r}); rebuild the dataset")
+    return z
 
 
 def load_split(out_dir, split):
@@ -564,8 +391,8 @@ def load_split(out_dir, split):
             images, refs, _ = load_user_split(candidate)
             return images, refs, None
     if split in SPLITS:
-        raise _missing(out_dir, f"{split}.npz")
-    raise DatasetError(f"no split {split!r} in {out_dir}: name one of {', '.join(SPLITS)} or a captions file")
+        _load_npz(out_dir, split)  # raises: no such file, build the dataset first
+    raise DataError(f"no split {split!r} in {out_dir}: name one of {', '.join(SPLITS)} or a captions file")
 
 
 def load_names(out_dir, split):
@@ -642,3 +469,35 @@ def load_user_split(captions_path, image_dir=None, size=INPUT_SIZE):
     for k, name in enumerate(names):
         images[k] = _load_uint8(folder / name, size)
     return images, [table[n] for n in names], names
+
+
+def user_training_data(images_dir, captions_file, size=INPUT_SIZE, progress=None):
+    """A user's Flickr8k-style pair (image folder, captions file) as train and valid: 5 % held out.
+
+    Returns ((images, refs), (images, refs), source): uint8 (N, 3, size, size)
+    images in sorted name order, split by suite.databuild.holdout_split (seed
+    0), and the source for the model card. progress(done, total) per image.
+    """
+    table = read_captions_file(captions_file)
+    names = sorted(table)
+    if len(names) < 2:
+        raise DataError(f"{captions_file}: {len(names)} captioned images; need at least 2")
+    images = np.empty((len(names), 3, size, size), dtype=np.uint8)  # (N, 3, size, size)
+    for k, name in enumerate(names):
+        images[k] = _load_uint8(Path(images_dir) / name, size)
+        if progress is not None:
+            progress(k + 1, len(names))
+    refs = [table[n] for n in names]
+    train, held = holdout_split(len(names))
+    part = lambda idx: (images[idx], [refs[i] for i in idx])  # noqa: E731
+    return part(train), part(held), {"images": str(images_dir), "captions": str(captions_file), "count": len(names)}
+
+
+def training_data(data_dir):
+    """The train and valid splits of a built dataset: ((images, refs), (images, refs), source for the card)."""
+    if not (Path(data_dir) / "train.npz").is_file():
+        raise DataError(f"{data_dir}: no train.npz; run `suite caption data build` first "
+                        "or pass --images DIR --captions FILE")
+    tr_img, tr_refs, _ = load_split(data_dir, "train")
+    va_img, va_refs, _ = load_split(data_dir, "valid")
+    return (tr_img, tr_refs), (va_img, va_refs), {"dataset": str(data_dir), "report": load_report(data_dir)}

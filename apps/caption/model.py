@@ -16,13 +16,16 @@ words looked: "left of" compares the place just described with the next; and
 the attentional hidden state tanh(W [h2; context]) predicts the next word
 (Luong et al. 2015). Training runs both LSTMs over the whole caption at once
 (teacher forcing), so it uses the sequence kernels.
+
+Also here: the vocabulary built from training captions, decoding (beam search,
+batched greedy), evaluation beside two baselines, and export with the model card.
 """
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from suite.kernels.losses import softmax_cross_entropy
 from suite.batching import pad_time_major
+from suite.kernels.losses import log_softmax, softmax_cross_entropy
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU
@@ -224,11 +227,6 @@ def as_float(images):
     return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
-def log_softmax(x):
-    z = x - x.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     """Beam search on one (3, S, S) image: list of dicts {caption, log_prob, tokens, attention (L, N)}."""
     from suite.beam import beam_search, reorder
@@ -323,3 +321,83 @@ def score_split(hyps, refs, scenes):
     if scenes is not None and all(s is not None for s in scenes):
         out |= aggregate([score_caption(h, s) for h, s in zip(hyps, scenes)])
     return out
+
+
+def build_vocab(refs, tokenize):
+    """The vocabulary of training captions: every word (a word seen once is dropped once there are 1000 words)."""
+    counts = {}
+    for captions in refs:
+        for c in captions:
+            for w in tokenize(c):
+                counts[w] = counts.get(w, 0) + 1
+    return Vocab(sorted(w for w, n in counts.items() if n >= (1 if len(counts) < 1000 else 2)))
+
+
+def evaluate(model, vocab, data_dir, splits, beam=5, limit=None, progress_for=None):
+    """{split: metrics} of the model on built or user splits and, beside it, the nearest-neighbour and
+    most-frequent-caption baselines (both from the train split); the first 5 captions as examples.
+
+    progress_for(split) -> progress(done, total) or None, per split captioned.
+    """
+    import time
+    from collections import Counter
+
+    from suite.apps.caption.data import load_split
+
+    tr_img, tr_refs, _ = load_split(data_dir, "train")
+    frequent = Counter(r[0] for r in tr_refs).most_common(1)[0][0]
+    results = {}
+    for split in splits:
+        images, refs, scenes = load_split(data_dir, split)
+        images, refs = images[:limit], refs[:limit]
+        scenes = scenes[:limit] if scenes is not None else None
+        t0 = time.perf_counter()
+        hyps = caption_images(model, vocab, images, beam=beam,
+                              progress=progress_for(split) if progress_for is not None else None)
+        seconds = time.perf_counter() - t0
+        results[split] = {"model": score_split(hyps, refs, scenes) | {"seconds_per_image": round(seconds / len(images), 4)},
+                          "baseline_nearest_neighbour": score_split(
+                              nearest_neighbour_captions(tr_img, tr_refs, images), refs, scenes),
+                          "baseline_most_frequent": score_split([frequent] * len(images), refs, scenes),
+                          "examples": [{"hyp": h, "refs": r[:2]} for h, r in zip(hyps[:5], refs[:5])]}
+    return results
+
+
+EVAL_SPLITS = ("test", "combo", "alt")  # the held-out splits a card reports
+
+
+def describe_model(config, grid):
+    """The card's one-line architecture."""
+    return ("CNN encoder ({} conv3x3+ReLU+maxpool blocks, CoordConv) -> additive attention over the {}x{} grid "
+            "-> LSTM decoder ({} units), beam search".format(len(config.channels), grid, grid, config.hidden))
+
+
+def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None):
+    """Publish a checkpoint to ``out`` with its card (suite.card): held-out metrics on the test, combo and alt
+    splits of ``data_dir`` that exist (none for data_dir None: a model trained on a user's own data).
+
+    command: the training command chain (default: the checkpoint's); export_command: the `suite caption
+    export` line, or None when exported at the end of `train`. Returns the card.
+    """
+    from pathlib import Path
+
+    from suite.card import make_card, reproduce_line, training_record
+    from suite.shipped import publish_model
+
+    model, vocab, card = load_model(checkpoint)
+    meta = card["meta"]
+    metrics = {}
+    if data_dir is not None:
+        splits = [s for s in EVAL_SPLITS if (Path(data_dir) / f"{s}.npz").exists()]
+        metrics = evaluate(model, vocab, data_dir, splits, beam, None, progress_for)
+    data = meta.get("data") or {}
+    training = training_record(checkpoint, meta, command, export_command)
+    build_command = (data.get("report") or {}).get("command")
+    result = make_card(
+        "caption", describe_model(model.config, model.grid), card["config"], data, training,
+        {"how": f"beam {beam}; test = held-out scenes of the training distribution, combo = scenes with "
+                "colour-shape pairs never seen in training, alt = test-like scenes in a drawing style "
+                "never seen in training", **metrics},
+        reproduce_line(build_command, training["command"], export_command),
+        vocab=vocab.to_json())
+    return publish_model(checkpoint, out, result)

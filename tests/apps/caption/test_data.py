@@ -13,11 +13,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from suite.apps.caption.data import (
-    HELD_OUT_COMBOS, INPUT_SIZE, LAYOUT_RADIUS, VOCAB, CaptionsFileError, DatasetError, ImageError, Obj, Scene,
+    HELD_OUT_COMBOS, INPUT_SIZE, LAYOUT_RADIUS, VOCAB, CaptionsFileError, ImageError, Obj, Scene,
     SceneError, aggregate, bleu4, build_dataset, canonical_caption, captions, check_scene, clear_relation,
     image_to_array, load_image, load_names, load_split, load_user_split, parse_caption, random_scene,
     read_captions_file, relation_holds, render, score_caption, tokenize,
 )
+from suite.databuild import DataError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -452,7 +453,7 @@ def built(tmp_path_factory):
 
 def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "dataset.json"}
+            if p.is_file() and p.name != "report.json"}
 
 
 def test_build_dataset_is_deterministic_and_independent_of_workers(built, tmp_path):
@@ -468,7 +469,7 @@ def test_build_dataset_is_deterministic_and_independent_of_workers(built, tmp_pa
 def test_build_dataset_layout_and_report(built):
     root, report, _, seen = built
     out = root / "w0"
-    assert {"train.npz", "valid.npz", "test.npz", "combo.npz", "alt.npz", "dataset.json"} <= {
+    assert {"train.npz", "valid.npz", "test.npz", "combo.npz", "alt.npz", "report.json"} <= {
         p.name for p in out.iterdir()}
     for split in ("test", "combo", "alt"):
         pngs = sorted((out / "images" / split).glob("*.png"))
@@ -476,7 +477,7 @@ def test_build_dataset_layout_and_report(built):
         table = read_captions_file(out / "images" / split / "captions.tsv")
         assert sorted(table) == [p.name for p in pngs]
     assert not (out / "images" / "train").exists()
-    on_disk = json.loads((out / "dataset.json").read_text())
+    on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["seed"] == 3 and on_disk["held_out_combos"] == [list(p) for p in HELD_OUT_COMBOS]
     assert on_disk["splits"]["train"]["images"] == 20 and on_disk["splits"]["alt"]["style"] == "alt"
     assert on_disk["throughput"]["images_per_second"] > 0 and "suite caption data build" in on_disk["command"]
@@ -513,9 +514,9 @@ def test_load_split_user_data_and_missing(built, tmp_path):
     assert np.array_equal(images, combo_images) and refs == combo_refs
     images2, refs2, names = load_user_split(root / "images" / "combo" / "captions.tsv")
     assert np.array_equal(images2, images) and names == load_names(root, "combo")
-    with pytest.raises(DatasetError, match="build the dataset"):
+    with pytest.raises(DataError, match="build the dataset"):
         load_split(tmp_path, "train")
-    with pytest.raises(DatasetError, match="no split"):
+    with pytest.raises(DataError, match="no split"):
         load_split(root, "nonsense")
     (tmp_path / "caps.tsv").write_text("ghost.png\ta small red circle\n")
     with pytest.raises(ImageError, match="ghost.png"):
