@@ -39,7 +39,8 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     import soundfile as sf
 
-    from suite.apps.speech.model import Transcriber, error_rates, evaluate_tsv, load_model
+    from suite.apps.speech.model import Transcriber, evaluate_tsv, load_model
+    from suite.ctc_task import error_rates
     from suite.threads import single_blas_thread
 
     tsv = Path(args.data) / "test" / "snr20" / "transcripts.tsv"

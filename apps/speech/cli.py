@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from suite.cli_common import (command_line, export_source, fail, load_or_fail, prepare_run_dir, run_command,
-                               training_options)
+from suite.cli_common import (command_line, export_source, fail, finish_training, load_or_fail, model_option,
+                              prepare_run_dir, run_training, training_options)
 from suite.cli_common import counter as _bar
 from suite.threads import single_blas_thread
 
-DEFAULT_DATA = "data/speech"
+DEFAULT_DATA = "data/speech"  # suite.databuild.data_dir("speech"), named here so that --help needs no numpy
 DEFAULT_RUN_DIR = "runs/speech"
 
 
@@ -44,8 +44,7 @@ def decode_options(fn):
     fn = click.option("--no-lm", is_flag=True, help="Decode without the character language model.")(fn)
     fn = click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True,
                       help="1 = greedy decoding.")(fn)
-    return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-                        help="Model folder [default: the shipped model].")(fn)
+    return model_option(fn)
 
 
 @cli.group()
@@ -74,10 +73,10 @@ def data_build(out, n_train, n_valid, n_test, n_unseen, seed, workers, force, as
     Example: suite speech data build --n-train 2000 --out data/speech-small
     """
     from suite.apps.speech.data import build_corpus
+    from suite.databuild import check_data_dir
 
-    if Path(out).exists() and any(Path(out).iterdir()) and not force:
-        raise click.ClickException(f"{out} already exists; pass --force to rebuild it")
     try:
+        check_data_dir(out, force, "speech")
         report = build_corpus(out, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed, workers=workers,
                               progress=_bar("synthesising"), n_unseen=n_unseen, command=command_line("speech"))
     except (ValueError, OSError, RuntimeError) as exc:
@@ -90,15 +89,17 @@ def data_build(out, n_train, n_valid, n_test, n_unseen, seed, workers, force, as
 
 def _user_dataset(path, quiet):
     """Features and texts from a user's folder (transcript TSV or LibriSpeech layout), 5 % held out."""
-    import numpy as np
-
     from suite.apps.speech.audio import AudioError, load_audio
-    from suite.apps.speech.data import features, normalize, read_librispeech, read_tsv_dataset
+    from suite.apps.speech.data import DataError, features, normalize, read_librispeech, read_tsv_dataset
+    from suite.databuild import holdout_split
 
-    items = read_tsv_dataset(path) if list(Path(path).glob("*.tsv")) else read_librispeech(path)
-    if len(items) < 2:
-        raise click.ClickException(f"{path}: found {len(items)} transcribed audio files; need a transcript TSV "
-                                   "(file<TAB>text) or LibriSpeech *.trans.txt files and at least 2 files")
+    try:
+        items = read_tsv_dataset(path) if list(Path(path).glob("*.tsv")) else read_librispeech(path)
+        if len(items) < 2:
+            raise DataError(f"{path}: found {len(items)} transcribed audio files; need a transcript TSV "
+                            "(file<TAB>text) or LibriSpeech *.trans.txt files and at least 2 files")
+    except DataError as exc:
+        raise fail(exc) from None
     feats, texts = [], []
     bar = _bar("featurising", quiet)
     for i, (audio, text) in enumerate(items):
@@ -109,15 +110,13 @@ def _user_dataset(path, quiet):
         texts.append(normalize(text))
         if bar:
             bar(i + 1, len(items))
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(items))
-    n_valid = max(1, len(items) // 20)
+    train, held = holdout_split(len(items))
     pick = lambda idx: {"features": [feats[i] for i in idx], "texts": [texts[i] for i in idx]}  # noqa: E731
-    return pick(order[n_valid:]), pick(order[:n_valid]), {"source": str(path), "files": len(items)}
+    return pick(train), pick(held), {"source": str(path), "files": len(items)}
 
 
 def _corpus_splits(data_dir, quiet):
-    from suite.apps.speech.data import load_split
+    from suite.apps.speech.data import load_split, read_corpus_report
 
     data_dir = Path(data_dir)
     if not data_dir.exists():
@@ -127,18 +126,13 @@ def _corpus_splits(data_dir, quiet):
         return _user_dataset(data_dir, quiet)
     try:
         train, valid = load_split(data_dir, "train"), load_split(data_dir, "valid")
-        report = json.loads((data_dir / "corpus.json").read_text())
+        report = read_corpus_report(data_dir)
     except (ValueError, OSError, KeyError) as exc:
         raise fail(exc) from None
     return train, valid, {"source": str(data_dir), "corpus": report}
 
 
 @cli.command()
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True,
-              help="A built corpus, or a folder of audio files with a transcript TSV (file<TAB>text) "
-                   "or LibriSpeech *.trans.txt files.")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_RUN_DIR, show_default=True,
-              help="Run folder (checkpoints, metrics, curve).")
 @click.option("--hidden", type=click.IntRange(8, 2048), default=192, show_default=True, help="LSTM units per direction.")
 @click.option("--layers", type=click.IntRange(1, 8), default=3, show_default=True)
 @click.option("--proj", type=click.IntRange(0), default=0, show_default=True, help="LSTMP projection size (0 = none).")
@@ -152,10 +146,12 @@ def _corpus_splits(data_dir, quiet):
               help="Fraction of each batch replaced by noise/hum/silence clips with an empty transcript.")
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
               help="Start from this speech model's weights and architecture (fine-tuning), e.g. data/models/speech.")
-@training_options(steps=8000)
+@training_options(steps=8000, data=DEFAULT_DATA, out=DEFAULT_RUN_DIR,
+                  data_help="A built corpus, or a folder of audio files with a transcript TSV (file<TAB>text) "
+                            "or LibriSpeech *.trans.txt files.")
 @click.pass_context
-def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, steps, minutes, lr, eval_every,
-          lm_order, no_augment, non_speech, init_dir, seed, resume, force, export, quiet, as_json):
+def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, lm_order, no_augment, non_speech,
+          init_dir, **opts):
     """Train the BiLSTM-CTC recogniser; the best model by validation CTC loss is kept.
 
     \b
@@ -166,7 +162,6 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
     from suite.apps.speech.data import ALPHABET, FEATURES, encode, feature_dim
     from suite.apps.speech.model import SpeechConfig, SpeechModel, SpeechTask, config_dict, lexicon_words, load_model
     from suite.ctc import CharNGramLM
-    from suite.train import TrainConfig, Trainer
 
     architecture = {"hidden": hidden, "layers": layers, "proj": proj, "stack": stack, "dropout": dropout}
     init_model = init_card = None
@@ -177,47 +172,32 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
                 raise click.UsageError(f"--{name} {value} differs from the --init model's {init_card['config'][name]}; "
                                        f"drop --{name} (the architecture comes from --init)")
         architecture = {name: init_card["config"][name] for name in architecture}
-    out = prepare_run_dir(out, resume, force, export)
-    train_split, valid_split, source = _corpus_splits(data_dir, quiet)
+    out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
+    train_split, valid_split, source = _corpus_splits(data_dir, opts["quiet"])
+    seed = opts["seed"]
     config = SpeechConfig(feature_dim=feature_dim(), vocab_size=len(ALPHABET), seed=seed, **architecture)
     task = SpeechTask(train_split, valid_split, batch_size=batch_size, augment=not no_augment, non_speech=non_speech,
                       seed=seed)
     lm = CharNGramLM.fit([encode(t) for t in train_split["texts"]], order=lm_order,
                          vocab_size=len(ALPHABET)) if lm_order else None
-    tcfg = TrainConfig(steps=steps, lr=lr, warmup=min(300, steps // 10), eval_every=eval_every,
-                       checkpoint_every=min(eval_every, 250), seed=seed)
-    deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    command = run_command("speech", out, resume, init=init_dir)
-    meta = {"app": "speech", "alphabet": list(ALPHABET), "features": FEATURES, "command": command, "seed": seed,
-            "train_config": tcfg.__dict__, "data": source, "train_utterances": len(train_split["texts"]),
-            "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "non_speech": non_speech,
-            "lexicon": lexicon_words(train_split["texts"]),
+    meta = {"alphabet": list(ALPHABET), "features": FEATURES, "data": source,
+            "train_utterances": len(train_split["texts"]), "lm": lm.to_dict() if lm else None, "lm_order": lm_order,
+            "non_speech": non_speech, "lexicon": lexicon_words(train_split["texts"]),
             "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
-
-    def on_eval(record):
-        if not quiet:
-            click.echo(f"step {record['step']}: valid CTC {record['loss']:.4f}, greedy CER "
-                       f"{record.get('cer', float('nan')):.4f}, WER {record.get('wer', float('nan')):.4f}", err=True)
-
     if init_card is not None:
         meta["init"] = {"from": str(init_dir), "step": init_card["meta"].get("step"),
                         "train_utterances": init_card["meta"].get("train_utterances")}
     model = SpeechModel(config)
     if init_model is not None:
         model.load_state_dict(init_model.state_dict())
-    trainer = Trainer(model, task, tcfg, out, model_config=config_dict(config), meta=meta, quiet=quiet,
-                      on_eval=on_eval, stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
-    summary = trainer.fit(resume=resume)
-    best = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})
-    summary["valid"] = best
-    if export:
-        summary["card"] = _export(out / "best", export, data_dir, command, quiet)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(f"stopped after {summary['step']} steps ({summary['stopped']}), {summary['elapsed_s'] / 60:.1f} "
-                   f"min; best validation WER {best.get('wer', float('nan')):.4f} (greedy); run in {out}"
-                   + (f"; exported to {export}" if export else ""))
+    summary = run_training("speech", model, task, config_dict(config), meta, out=out, init=init_dir,
+                           describe_eval=lambda r: f"valid CTC {r['loss']:.4f}, greedy CER "
+                                                   f"{r.get('cer', float('nan')):.4f}, WER "
+                                                   f"{r.get('wer', float('nan')):.4f}", **opts)
+    if opts["export"]:
+        summary["card"] = _export(out / "best", opts["export"], data_dir, summary["command"], opts["quiet"])
+    finish_training(summary, opts["as_json"],
+                    f"best validation WER {summary['valid'].get('wer', float('nan')):.4f} (greedy)", opts["export"])
 
 
 def _export(best, out, data_dir, command, quiet, export_command=None):

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.batching import BucketSampler, iterate_in_order, pad_time_major
+from suite import ctc_task
+from suite.ctc_task import CHAR_BONUSES, LM_WEIGHTS, CTCDecoder, CTCTask, error_rates, split_logits
 from suite.nn import Linear, Module, Recurrent
 
 MODEL_NAME = "SpeechCTC"
@@ -80,116 +81,52 @@ def spec_augment(feats, rng, freq_masks=2, freq_width=6, time_masks=2, time_widt
     return x
 
 
-def pad_targets(seqs):
-    """List of int label arrays -> (B, S) int32 zero-padded, lengths (B,)."""
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    out = np.zeros((len(seqs), max(int(lengths.max()), 1)), dtype=np.int32)
-    for b, s in enumerate(seqs):
-        out[b, :len(s)] = s
-    return out, lengths
+class SpeechTask(CTCTask):
+    """The CTC task (suite.ctc_task) on speech: SpecAugment, and clips with no words among the items.
 
-
-def log_softmax(logits):
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-class SpeechTask:
-    """Trainer task: bucketed batches of (features, characters), CTC loss; validation CTC loss, CER, WER."""
+    Validation adds those non-speech clips too: the loss model selection uses
+    covers both words, and no words where none were said.
+    """
 
     def __init__(self, train, valid, batch_size=32, augment=True, valid_batch=64, non_speech=0.0, seed=0,
                  noise_pool=1000):
         """non_speech: the fraction of each batch replaced by clips with no words (see data.non_speech)."""
-        from suite.apps.speech.data import encode, features
+        from suite.apps.speech.data import CTC_ALPHABET, features
         from suite.apps.speech.data import non_speech as make_non_speech
 
-        self.train_feats = train["features"]
-        self.train_labels = [encode(t) for t in train["texts"]]
+        super().__init__(train, valid, CTC_ALPHABET, batch_size=batch_size, valid_batch=valid_batch,
+                         augment=spec_augment if augment else None)
         self.non_speech = float(non_speech)
         rng = np.random.default_rng([seed, 7])
         self.noise_feats = [features(make_non_speech(rng)[0]) for _ in range(noise_pool if non_speech else 0)]
         rng = np.random.default_rng([seed, 8])  # held-out non-speech clips for validation
         n_valid = max(noise_pool // 10, 1) if non_speech else 0
         self.valid_noise = [features(make_non_speech(rng)[0]) for _ in range(n_valid)]
-        self.valid = valid
-        self.batch_size = batch_size
-        self.augment = augment
-        self.valid_batch = valid_batch
-        self.sampler = BucketSampler([len(f) for f in self.train_feats], batch_size)
 
-    def train_batch(self, rng):
-        idx = self.sampler.sample(rng)
-        feats = [self.train_feats[i] for i in idx]
-        labels = [self.train_labels[i] for i in idx]
+    def batch_items(self, idx, rng):
+        feats, labels = super().batch_items(idx, rng)
         for b in np.flatnonzero(rng.random(len(idx)) < self.non_speech):
             feats[b] = self.noise_feats[int(rng.integers(len(self.noise_feats)))]
             labels[b] = np.zeros(0, np.int32)
-        feats = [spec_augment(f, rng) if self.augment else np.asarray(f, np.float32) for f in feats]
-        x, lengths = pad_time_major(feats, dtype=np.float32)
-        targets, target_lengths = pad_targets(labels)
-        return x, lengths, targets, target_lengths
-
-    def loss_and_grad(self, model, batch):
-        from suite.ctc import ctc_loss_mean
-
-        x, lengths, targets, target_lengths = batch
-        logits, steps = model.forward(x, lengths)
-        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
-        model.backward(dlogits)
-        return float(loss), len(lengths)
+        return feats, labels
 
     def evaluate(self, model):
-        out = evaluate_features(model, self.valid["features"], self.valid["texts"], batch_size=self.valid_batch)
-        metrics = {"loss": out["ctc_loss"], "cer": out["cer"], "wer": out["wer"]}
-        if self.valid_noise:  # the loss model selection uses covers both: words, and no words where none were said
+        metrics = super().evaluate(model)
+        if self.valid_noise:
             noise = evaluate_features(model, self.valid_noise, [""] * len(self.valid_noise), batch_size=self.valid_batch)
             n, m = len(self.valid["texts"]), len(self.valid_noise)
-            metrics |= {"speech_ctc_loss": out["ctc_loss"], "non_speech_ctc_loss": noise["ctc_loss"],
-                        "loss": (n * out["ctc_loss"] + m * noise["ctc_loss"]) / (n + m),
+            speech_loss = metrics["loss"]
+            metrics |= {"speech_ctc_loss": speech_loss, "non_speech_ctc_loss": noise["ctc_loss"],
+                        "loss": (n * speech_loss + m * noise["ctc_loss"]) / (n + m),
                         "non_speech_false_alarms": sum(bool(h) for h in noise["hypotheses"]) / m}
         return metrics
 
 
-def forward_by_length(model, features, batch_size=64, indices=None):
-    """Yield (indices, logits (T', B, C), steps (B,)) over the features, batched with others of similar length.
-
-    indices: which of ``features`` to run (default all).
-    """
-    indices = np.arange(len(features)) if indices is None else np.asarray(indices, dtype=np.int64)
-    order = indices[np.argsort([len(features[i]) for i in indices], kind="stable")]  # similar lengths together
-    for batch in iterate_in_order(len(order), batch_size):
-        idx = order[batch]
-        x, lengths = pad_time_major([np.asarray(features[i], np.float32) for i in idx], dtype=np.float32)
-        logits, steps = model.forward(x, lengths)
-        yield idx, logits, steps
-
-
 def evaluate_features(model, features, texts, batch_size=64):
-    """CTC loss per utterance and greedy-decoding CER/WER over precomputed features (no LM, no beam)."""
-    import jiwer
+    """suite.ctc_task.evaluate_features with the speech alphabet: CTC loss, greedy CER/WER."""
+    from suite.apps.speech.data import CTC_ALPHABET
 
-    from suite.apps.speech.data import decode, encode
-    from suite.kernels.ctc import ctc_greedy, ctc_loss
-
-    total, count, hyps = 0.0, 0, [None] * len(features)
-    for idx, logits, steps in forward_by_length(model, features, batch_size):
-        targets, target_lengths = pad_targets([encode(texts[i]) for i in idx])
-        nll, _ = ctc_loss(logits, targets, steps, target_lengths)
-        total += float(np.sum(nll[np.isfinite(nll)]))
-        count += int(np.isfinite(nll).sum())
-        for i, (tokens, _) in zip(idx, ctc_greedy(logits, steps)):
-            hyps[i] = decode(tokens)
-    refs = list(texts)
-    return {"ctc_loss": total / max(count, 1), "cer": _rate(jiwer.cer, refs, hyps),
-            "wer": _rate(jiwer.wer, refs, hyps), "hypotheses": hyps}
-
-
-def _rate(fn, refs, hyps):
-    """jiwer's rate over the whole set; empty references are skipped (jiwer rejects them)."""
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
-    if not pairs:
-        return 0.0
-    return float(fn([r for r, _ in pairs], [h for _, h in pairs]))
+    return ctc_task.evaluate_features(model, features, texts, CTC_ALPHABET, batch_size=batch_size)
 
 
 def build_model(config, meta):
@@ -205,10 +142,7 @@ def load_model(model_dir):
 
 def char_lm(card):
     """The character n-gram LM stored in a card's meta, or None."""
-    from suite.ctc import CharNGramLM
-
-    lm = (card.get("meta") or {}).get("lm")
-    return CharNGramLM.from_dict(lm) if lm else None
+    return ctc_task.char_lm(card.get("meta"))
 
 
 def lexicon_words(texts):
@@ -220,31 +154,27 @@ def lexicon_words(texts):
 
 def lexicon(card):
     """The word lexicon stored in a card's meta (as a suite.ctc.Lexicon over character ids), or None."""
-    from suite.apps.speech.data import ALPHABET, encode
-    from suite.ctc import Lexicon
+    from suite.apps.speech.data import CTC_ALPHABET
 
-    words = (card.get("meta") or {}).get("lexicon")
-    return Lexicon([encode(w) for w in words], separator=ALPHABET.index(" ")) if words else None
+    return ctc_task.lexicon(card.get("meta"), CTC_ALPHABET)
 
 
-class Transcriber:
+class Transcriber(CTCDecoder):
     """Text (and word times) from waveforms with one loaded model: features -> BiLSTM -> CTC decoding."""
 
     def __init__(self, model, card, beam=8, lm_weight=None, use_lm=True, use_lexicon=True):
         """use_lm, use_lexicon: allow the card's character LM and word lexicon (the lexicon only where
         the card's decoding settings turn it on)."""
-        from suite.apps.speech.data import FEATURES
+        from suite.apps.speech.data import CTC_ALPHABET, FEATURES
 
+        decoding = (card.get("meta") or {}).get("decoding") or {}
+        super().__init__(CTC_ALPHABET, frame_seconds=FEATURES["hop_ms"] / 1000.0 * model.config.stack, beam=beam,
+                         lm=char_lm(card) if use_lm else None,
+                         lm_weight=lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5),
+                         bonus=decoding.get("bonus", 0.0), all_words=lexicon(card) if use_lexicon else None,
+                         use_lexicon=bool(decoding.get("lexicon")))
         self.model = model
         self.card = card
-        self.beam = beam
-        self.lm = char_lm(card) if use_lm else None
-        decoding = (card.get("meta") or {}).get("decoding") or {}
-        self.lm_weight = lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5)
-        self.bonus = decoding.get("bonus", 0.0)
-        self.all_words = lexicon(card) if use_lexicon else None
-        self.lexicon = self.all_words if decoding.get("lexicon") else None
-        self.frame_seconds = FEATURES["hop_ms"] / 1000.0 * model.config.stack
 
     SILENCE_PEAK = 10 ** (-70 / 20)  # a segment whose peak is below -70 dBFS holds no speech
 
@@ -261,28 +191,6 @@ class Transcriber:
         logits, _ = self.model.forward(feats[:, None, :], np.array([len(feats)]))
         return logits[:, 0]  # (T', C)
 
-    def decode(self, logits):
-        """(text, tokens, word times) for one utterance's (T', C) logits."""
-        from suite.apps.speech.data import ALPHABET, decode
-        from suite.kernels.ctc import ctc_align, ctc_greedy
-        from suite.ctc import prefix_beam_search, word_times
-
-        if len(logits) == 0:
-            return "", [], []
-        log_probs = log_softmax(logits.astype(np.float64))
-        if self.beam > 1 or self.lm is not None or self.lexicon is not None:
-            best = prefix_beam_search(log_probs, beam=self.beam, lm=self.lm, lm_weight=self.lm_weight,
-                                      char_bonus=self.bonus, lexicon=self.lexicon)
-            tokens = np.array(best[0][0], dtype=np.int32) if best else np.zeros(0, np.int32)
-        else:
-            tokens = ctc_greedy(logits[:, None, :], np.array([len(logits)]))[0][0]
-        if len(tokens) == 0:
-            return "", [], []
-        starts, ends = ctc_align(log_probs, tokens)
-        words = word_times(tokens, starts, ends, space_id=1, frame_seconds=self.frame_seconds,
-                           id_to_char=ALPHABET)
-        return decode(tokens), tokens, words
-
     def transcribe_wave(self, wave, sr, offset=0.0):
         text, _, words = self.decode(self.logits(wave, sr))
         for w in words:
@@ -291,51 +199,19 @@ class Transcriber:
         return text, words
 
 
-LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the grid export searches on the validation split
-CHAR_BONUSES = (0.0, 0.5, 1.0)
-
-
-def split_logits(model, feats, batch_size=64):
-    """Each utterance's (T', C) logits, batched by length (per-sequence lengths keep them independent)."""
-    out = [np.zeros((0, model.config.vocab_size), np.float32)] * len(feats)
-    spoken = [i for i in range(len(feats)) if len(feats[i])]
-    for idx, logits, steps in forward_by_length(model, feats, batch_size, indices=spoken):
-        for b, i in enumerate(idx):
-            out[i] = np.ascontiguousarray(logits[:steps[b], b])
-    return out
-
-
 def tune_decoding(model, card, split, beam=8, lm_weights=LM_WEIGHTS, bonuses=CHAR_BONUSES, progress=None):
     """The LM weight, character bonus and lexicon use with the lowest WER on ``split`` (validation), and the grid.
 
-    Decoding settings are chosen here, on validation, so that test figures stay
-    held out. Ties go to the earlier setting (smaller weights, no lexicon).
-    Without an LM only the bonus is searched; without a lexicon in the card's
-    meta, decoding without one.
+    suite.ctc_task.tune_decoding over a Transcriber of the card's LM and lexicon
+    (without an LM only the bonus is searched; without a lexicon, decoding
+    without one); the test figures stay held out.
     """
     from suite.apps.speech.data import normalize
 
     logits = split_logits(model, split["features"])
     refs = [normalize(t) for t in split["texts"]]
-    transcriber = Transcriber(model, card, beam=beam)
-    if transcriber.lm is None:
-        lm_weights = (0.0,)
-    grid = [(x, w, b) for x in ((False, True) if transcriber.all_words else (False,))
-            for w in lm_weights for b in bonuses]
-    results = []
-    for k, (x, w, b) in enumerate(grid):
-        transcriber.lexicon = transcriber.all_words if x else None
-        transcriber.lm_weight, transcriber.bonus = w, b
-        hyps = [transcriber.decode(l)[0] for l in logits]
-        results.append({"lexicon": x, "lm_weight": w, "bonus": b} | error_rates(refs, hyps))
-        if progress is not None:
-            progress(k + 1, len(grid))
-    best = min(results, key=lambda r: (r["wer"], r["cer"]))
-    keys = ("lexicon", "lm_weight", "bonus")
-    return {"beam": beam} | {k: best[k] for k in keys} | {
-        "valid_wer": best["wer"], "valid_cer": best["cer"],
-        "chosen_on": f"validation split ({len(refs)} utterances), lowest WER",
-        "grid": [{k: r[k] for k in keys + ("wer", "cer")} for r in results]}
+    return ctc_task.tune_decoding(Transcriber(model, card, beam=beam), logits, refs, lm_weights=lm_weights,
+                                  bonuses=bonuses, progress=progress)
 
 
 def read_eval_tsv(tsv):
@@ -378,17 +254,6 @@ def transcribe_file(transcriber, path):
             texts.append(text)
         words += w
     return " ".join(texts), words, seconds
-
-
-def error_rates(refs, hyps):
-    return {"wer": round(_rate(_jiwer().wer, refs, hyps), 4), "cer": round(_rate(_jiwer().cer, refs, hyps), 4),
-            "utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
-
-
-def _jiwer():
-    import jiwer
-
-    return jiwer
 
 
 def voices_beside(tsv):
@@ -470,11 +335,12 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     default of `transcribe`); beside them the trivial baseline that always
     answers the most frequent training transcript.
     """
-    import datetime
     import tempfile
     from collections import Counter
     from pathlib import Path
 
+    from suite.apps.speech.data import DataError, load_split, read_corpus_report
+    from suite.card import make_card, reproduce_line, training_record
     from suite.nn.checkpoint import save_checkpoint
     from suite.shipped import publish_model
 
@@ -484,8 +350,6 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     tests = sorted(p.parent for p in data_dir.glob("test/*/transcripts.tsv"))
     if not tests:
         raise ValueError(f"{data_dir}: no test/*/transcripts.tsv; run `suite speech data build` first")
-    from suite.apps.speech.data import load_split
-
     train_texts = load_split(data_dir, "train")["texts"] if (data_dir / "train.npz").exists() else []
     if not meta.get("lexicon") and train_texts:  # models trained before lexicons were recorded
         meta = meta | {"lexicon": lexicon_words(train_texts)}
@@ -510,27 +374,23 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
             "realtime_factor": full["realtime_factor"],
             "examples": full["hypotheses"][:5],
         }
-    corpus = {}
-    if (data_dir / "corpus.json").exists():
-        import json
-
-        corpus = json.loads((data_dir / "corpus.json").read_text())
-    out = {
-        "app": "speech",
-        "model": "log-mel frames, stacked x{} -> {}-layer bidirectional LSTM ({} units per direction) -> "
-                 "characters, CTC".format(model.config.stack, model.config.layers, model.config.hidden),
-        "config": card["config"],
-        "data": {"source": str(data_dir), "corpus": corpus, "train_utterances": meta.get("train_utterances")},
-        "training": {"command": command or meta.get("command"), "export_command": export_command,
-                     "seed": meta.get("seed"), "train_config": meta.get("train_config"),
-                     "best_step": meta.get("step"), "valid": meta.get("valid"), "init": meta.get("init")},
-        "decoding": meta.get("decoding"),
-        "lexicon": meta.get("lexicon"),
-        "metrics": {"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
-                           "the same path as `suite speech transcribe`; beam search with the character LM unless "
-                           "noted", "test": metrics},
-        "date": datetime.date.today().isoformat(),
-    }
+    try:
+        corpus = read_corpus_report(data_dir)
+    except DataError:
+        corpus = {}
+    training = training_record(best_dir, meta, command, export_command)
+    card_out = make_card(
+        "speech",
+        "log-mel frames, stacked x{} -> {}-layer bidirectional LSTM ({} units per direction) -> "
+        "characters, CTC".format(model.config.stack, model.config.layers, model.config.hidden),
+        config=card["config"],
+        data={"source": str(data_dir), "corpus": corpus, "train_utterances": meta.get("train_utterances")},
+        training=training,
+        metrics={"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
+                        "the same path as `suite speech transcribe`; beam search with the character LM unless "
+                        "noted", "test": metrics},
+        reproduce=reproduce_line(corpus.get("command"), training["command"], export_command),
+        decoding=meta.get("decoding"), lexicon=meta.get("lexicon"))
     with tempfile.TemporaryDirectory() as tmp:  # the exported checkpoint carries the chosen decoding settings
         save_checkpoint(tmp, model.state_dict(), card["config"], meta=meta)
-        return publish_model(tmp, export_dir, out)
+        return publish_model(tmp, export_dir, card_out)

@@ -46,15 +46,15 @@ from suite.apps.speech.data.noise import (NOISE_KINDS, NON_SPEECH_KINDS, PAD_SEC
                                           condition_name, non_speech, parse_condition)
 from suite.apps.speech.data.splits import Split, load_split
 from suite.apps.speech.data.synth import SynthError, festival_voices, list_voices, split_voices, synthesize
-from suite.apps.speech.data.text import (ALPHABET, BLANK, COMMANDS, DIGIT_WORDS, VOCABULARY, decode, encode,
-                                         normalize, random_transcript)
+from suite.apps.speech.data.text import (ALPHABET, BLANK, COMMANDS, CTC_ALPHABET, DIGIT_WORDS, VOCABULARY, decode,
+                                         encode, normalize, random_transcript)
 from suite.apps.speech.data.user import read_librispeech, read_tsv_dataset, write_tsv_dataset
 from suite.databuild import DataError
 
 DatasetError = DataError  # the name speech used before suite.databuild's one error class
 
 __all__ = [
-    "ALPHABET", "BLANK", "DIGIT_WORDS", "COMMANDS", "VOCABULARY", "normalize", "encode", "decode",
+    "ALPHABET", "BLANK", "CTC_ALPHABET", "DIGIT_WORDS", "COMMANDS", "VOCABULARY", "normalize", "encode", "decode",
     "random_transcript",
     "SynthError", "list_voices", "festival_voices", "split_voices", "synthesize",
     "SPEED_RANGE", "PAD_SECONDS", "NOISE_KINDS", "SHAPED_BABBLE", "TRAIN_SNR", "VALID_CONDITIONS",

@@ -3,6 +3,8 @@ import unicodedata
 
 import numpy as np
 
+from suite.ctc_task import Alphabet
+
 ALPHABET = ("_", " ", "'") + tuple("abcdefghijklmnopqrstuvwxyz")  # id 0 is the CTC blank
 BLANK = 0
 _CHAR_ID = {c: i for i, c in enumerate(ALPHABET) if i != BLANK}
@@ -48,6 +50,8 @@ def decode(ids, collapse=False):
         ids = ids[np.concatenate([[True], ids[1:] != ids[:-1]])]
     return "".join(ALPHABET[i] for i in ids if i != BLANK)
 
+
+CTC_ALPHABET = Alphabet(ALPHABET, encode, decode)  # what suite.ctc_task trains and decodes with
 
 
 def _digit(rng):

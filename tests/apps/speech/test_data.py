@@ -1,4 +1,4 @@
-"""Speech data (apps/speech/data.py): text, voices, synthesis, augmentation, features, corpus, user datasets."""
+"""Speech data (apps/speech/data/): text, voices, synthesis, augmentation, features, corpus, user datasets."""
 import json
 import shutil
 

@@ -7,8 +7,10 @@ from click.testing import CliRunner
 
 from suite.apps.speech.data import ALPHABET, encode, feature_dim
 from suite.apps.speech.model import (SpeechConfig, SpeechModel, SpeechTask, Transcriber, config_dict, evaluate_features,
-                               load_model, pad_targets, read_eval_tsv, stack_frames)
+                                     load_model, read_eval_tsv, stack_frames)
+from suite.ctc_task import pad_targets
 from suite.nn.checkpoint import save_checkpoint
+from tests.gradcheck import check_gradients
 
 
 def _tiny(dtype=np.float32, seed=0, F=4):
@@ -42,16 +44,8 @@ def test_model_gradient_matches_finite_differences():
     value, dlogits = loss()
     model.backward(dlogits)
     grads = {n: p.grad.copy() for n, p in model.named_parameters()}
-    for name, p in model.named_parameters():
-        flat = p.value.reshape(-1)
-        for i in rng.choice(flat.size, size=min(3, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            up = loss()[0]
-            flat[i] = old - 1e-6
-            down = loss()[0]
-            flat[i] = old
-            assert grads[name].reshape(-1)[i] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-8), name
+    check_gradients(lambda: loss()[0], {n: p.value for n, p in model.named_parameters()}, grads, rtol=1e-4,
+                    atol=1e-8, sample=3, rng=rng, rule="approx")
 
 
 def test_ctc_training_learns_a_toy_task():
