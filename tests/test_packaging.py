@@ -2,6 +2,8 @@
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,6 +41,28 @@ def test_every_registered_app_is_a_listed_package():
         assert module.rsplit(".", 1)[0] in listed, (name, target)
 
 
+def _clean_copy(dest):
+    """The files git would commit (tracked, plus untracked ones it does not ignore) copied to dest.
+
+    pip builds in the source folder it is given: from the repository it would leave
+    build/ and suite.egg-info/ there, and a stale build/lib from an earlier layout
+    leaks old top-level packages into the wheel. From a copy it does neither.
+    """
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: " + listed.stderr.decode(errors="replace")[-200:])
+    for name in listed.stdout.decode().split("\0"):
+        src = ROOT / name
+        if name and src.is_file():  # skips files deleted in the working tree
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def test_wheel_carries_every_shipped_model(tmp_path):
     """`pip install .` must install data/models/<app>/ files, or `suite` finds no default model."""
     import subprocess
@@ -47,10 +71,14 @@ def test_wheel_carries_every_shipped_model(tmp_path):
 
     shipped = sorted(p.relative_to(ROOT / "data" / "models").as_posix()
                      for p in (ROOT / "data" / "models").glob("*/*") if p.suffix in (".json", ".safetensors"))
+    build_before = (ROOT / "build").exists()
+    source = _clean_copy(tmp_path / "src")
+    wheels = tmp_path / "wheels"
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+                             "-w", str(wheels), str(source)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    (wheel,) = tmp_path.glob("suite-*.whl")
+    assert (ROOT / "build").exists() == build_before, "the wheel build wrote build/ into the repository"
+    (wheel,) = wheels.glob("suite-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [f for f in shipped if f"suite/models/{f}" not in names]
     assert not missing, f"not in the wheel: {missing}"
