@@ -33,11 +33,6 @@ def _logaddexp(a, b):
 
 
 @njit(**JIT)
-def _logaddexp3(a, b, c):
-    return _logaddexp(_logaddexp(a, b), c)
-
-
-@njit(**JIT)
 def _frames_needed(target, L):
     """Fewest frames that can carry target[:L]: one per label, plus a blank between repeats."""
     need = L

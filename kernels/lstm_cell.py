@@ -15,11 +15,6 @@ from suite.kernels._math import sigmoid, tanh
 from suite.kernels.config import JIT
 
 
-def gate_offsets(cifg):
-    """Column offsets (in units of H) of the i, f, g, o blocks; f is -1 for CIFG."""
-    return (0, -1, 1, 2) if cifg else (0, 1, 2, 3)
-
-
 def n_gates(cifg):
     """Number of H-wide blocks in the fused gate matrix."""
     return 3 if cifg else 4

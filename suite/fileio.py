@@ -121,19 +121,6 @@ def _claim(tmp, path):
     os.unlink(tmp)
 
 
-def claim_name(path):
-    """Create ``path`` empty if it does not exist (O_EXCL) and return True; False if it exists.
-
-    For picking the next free output name when several processes pick at once
-    (chorale-1, chorale-2, ...): the one that creates the file owns the name.
-    """
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except FileExistsError:
-        return False
-    return True
-
-
 def write_bytes(path, data, force=True):
     """Write ``data`` atomically, flushed to disk before the rename (a crash leaves old or new, never half)."""
     with atomic_path(path, force=force) as tmp:

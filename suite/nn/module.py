@@ -76,9 +76,6 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def num_parameters(self):
-        return sum(p.value.size for p in self.parameters())
-
     @property
     def dtype(self):
         """dtype of the parameters (float32 unless cast with to()); None if none."""

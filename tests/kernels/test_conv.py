@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
-                          relu_backward, relu_forward)
+                                relu_backward, relu_forward)
 from tests.gradcheck import check_gradients
 from tests.reference.conv import conv2d_ref, maxpool2d_ref, relu_ref
 

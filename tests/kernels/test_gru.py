@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from suite.kernels.gru import (INFER_CHUNK, gru_backward, gru_forward, gru_infer, rnn_backward,
-                         rnn_forward, rnn_infer)
+                               rnn_forward, rnn_infer)
 from tests.gradcheck import check_gradients
 from tests.reference.gru import gru_reference, rnn_reference
 
@@ -243,6 +243,7 @@ def test_non_contiguous_inputs_are_copied(kind):
     np.testing.assert_array_equal(hT2, hT)
     y3, hT3 = k["infer"](x_strided, lengths32, h0, *strided.values(), reverse=True)
     np.testing.assert_allclose(y3, y, atol=1e-6)
+    np.testing.assert_allclose(hT3, hT, atol=1e-6)
     dy = np.ones((T, 2 * B, H), np.float32)[:, ::2]
     np.testing.assert_array_equal(k["backward"](dy, None, cache2)[0],
                                   k["backward"](dy.copy(), None, cache)[0])

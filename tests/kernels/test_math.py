@@ -17,7 +17,8 @@ Special values, as kernels/_math.py documents: the argument is clamped to
 |x| <= 7.905311, so tanh(+-inf) = tanh(+-float32 max) = +-0.99999976 (1 - 2**-22),
 sigmoid(+inf) = 0.99999988 and sigmoid(-inf) = 1.1920929e-07 (2**-23); NaN gives
 NaN; tanh keeps the sign of zero. |tanh| < 1 everywhere; sigmoid > 0 everywhere but
-rounds to exactly 1.0 at a few x (15 points of the grid, 15.74 to 15.81). float64 arguments take libm's tanh and exp.
+rounds to exactly 1.0 at a few x (15 points of the grid, 15.74 to 15.81).
+float64 arguments take libm's tanh and exp.
 """
 import numpy as np
 
