@@ -50,16 +50,16 @@ def chunks(n, size):
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def parallel_map(fn, tasks, workers=1, progress=None, count=len):
+def parallel_map(fn, tasks, workers=1, progress=None, count=len, total=None):
     """[fn(task) for task in tasks] on ``workers`` processes, in order.
 
     progress(done, total) is called after each task with done/total counted by
-    ``count(result)`` (default: a task returns a list of items). fn must be a
+    ``count(result)`` (default: a task returns a list of items) and total the
+    ``total`` given (the number of items; None if not known). fn must be a
     module-level function (it is pickled to the workers).
     """
     tasks = list(tasks)
     results, done = [], 0
-    total = None
     executor = None
     if workers > 1 and len(tasks) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -71,8 +71,6 @@ def parallel_map(fn, tasks, workers=1, progress=None, count=len):
             results.append(result)
             if progress is not None:
                 done += count(result)
-                if total is None:
-                    total = getattr(progress, "total", None)
                 progress(done, total)
     finally:
         if executor is not None:
@@ -96,7 +94,7 @@ def write_npz(path, arrays, level=1):
                     except AttributeError:
                         info._compresslevel = level  # what ZipFile.open(ZipInfo, "w") reads before 3.13
                     with zf.open(info, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+                        np.lib.format.write_array(member, np.require(arr, requirements='C'), allow_pickle=False)  # 0-d stays 0-d
             f.flush()
             os.fsync(f.fileno())
     return path
