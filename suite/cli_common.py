@@ -74,6 +74,9 @@ def export_source(run, out, force):
     from suite.fileio import RefuseReplaceError, check_replaceable
 
     best = Path(run) / "best" if (Path(run) / "best" / "config.json").exists() else Path(run)
+    if not (best / "config.json").exists():
+        raise click.ClickException(f"{run}: no trained model here (no best/config.json or config.json); give a run "
+                                   "folder of `train` (its --out) or a checkpoint folder")
     if Path(out).exists():
         if not force:
             raise click.ClickException(f"{out} already exists; pass --force to replace it")

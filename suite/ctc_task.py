@@ -194,6 +194,38 @@ def lexicon(meta, alphabet):
     return Lexicon([alphabet.encode(w) for w in words], separator=alphabet.space) if words else None
 
 
+def check_decoding_meta(meta, where):
+    """Raise ValueError (one line) unless a checkpoint's decoding settings, LM and lexicon are usable.
+
+    Checked when a model loads, so a config.json edited into the wrong shape
+    is refused before any audio or image is read, not halfway through decoding.
+    """
+    import math
+
+    decoding = meta.get("decoding")
+    if decoding is not None:
+        if not isinstance(decoding, dict):
+            raise ValueError(f"{where}: meta.decoding must be an object, got {type(decoding).__name__}")
+        for key in ("lm_weight", "bonus", "valid_wer", "valid_cer"):
+            v = decoding.get(key, 0.0)
+            if v is None and key.startswith("valid"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{where}: meta.decoding.{key} must be a finite number, got {v!r}")
+        if not isinstance(decoding.get("lexicon", False), bool):
+            raise ValueError(f"{where}: meta.decoding.lexicon must be true or false")
+        beam = decoding.get("beam", 1)
+        if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= 1024:
+            raise ValueError(f"{where}: meta.decoding.beam must be a whole number from 1 to 1024, got {beam!r}")
+    words = meta.get("lexicon")
+    if words is not None and (not isinstance(words, list) or not all(isinstance(w, str) for w in words)):
+        raise ValueError(f"{where}: meta.lexicon must be a list of words")
+    try:
+        char_lm(meta)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{where}: meta.lm is not a character LM of ours ({' '.join(str(exc).split())})") from None
+
+
 class CTCDecoder:
     """Text, tokens and word times from one item's (T', C) logits.
 

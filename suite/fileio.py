@@ -121,6 +121,65 @@ def _claim(tmp, path):
     os.unlink(tmp)
 
 
+def claim_name(path):
+    """Create ``path`` empty if it does not exist (O_EXCL) and return True; False if it exists."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        return False
+    return True
+
+
+def claim_free_base(stem, suffixes):
+    """The first ``stem-N`` (N = 1, 2, ...) with no ``stem-N<suffix>`` file, claimed atomically.
+
+    The file for suffixes[0] is created empty, so that of several processes
+    picking at once each gets its own N; write the outputs with
+    staged_files(..., owned=[that file]), which also removes it on failure.
+    """
+    n = 1
+    while True:
+        base = Path(f"{stem}-{n}")
+        if not any(os.path.lexists(f"{base}{ext}") for ext in suffixes[1:]) and claim_name(f"{base}{suffixes[0]}"):
+            return base
+        n += 1
+
+
+@contextlib.contextmanager
+def staged_files(paths, force=False, owned=()):
+    """Yield {path: temporary path} in a private folder beside the outputs; on success move each into place.
+
+    Without force each output is claimed with a no-replace link, so a second
+    process writing the same names gets OutputExistsError and what it had
+    already placed is taken back. ``owned``: outputs this process claimed
+    itself (claim_free_base): replaced, and removed again on failure. On any
+    failure nothing new is left: no temporary folder, no partial output.
+    """
+    paths = [Path(p) for p in paths]
+    owned = {Path(p) for p in owned}
+    folder = paths[0].parent if str(paths[0].parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{paths[0].stem}.", dir=folder))
+    placed = []
+    try:
+        yield {p: tmp / f"{i}{p.suffix}" for i, p in enumerate(paths)}
+        for i, p in enumerate(paths):
+            t = tmp / f"{i}{p.suffix}"
+            os.chmod(t, 0o666 & ~current_umask())
+            if force or p in owned:
+                os.replace(t, p)
+            else:
+                _claim(t, p)
+                placed.append(p)
+    except BaseException:
+        for p in placed + sorted(owned):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_bytes(path, data, force=True):
     """Write ``data`` atomically, flushed to disk before the rename (a crash leaves old or new, never half)."""
     with atomic_path(path, force=force) as tmp:

@@ -168,7 +168,10 @@ def load_token_lm(model_dir, app, vocab_from_json):
         nonlocal vocab
         if "vocab" not in meta:
             raise KeyError("no vocabulary in meta")
-        vocab = vocab_from_json(meta["vocab"])
+        try:
+            vocab = vocab_from_json(meta["vocab"])
+        except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+            raise ValueError(f"meta.vocab is not a vocabulary ({' '.join(str(exc).split())})") from None
         if vocab.size != config.get("vocab_size"):
             raise ValueError(f"vocabulary has {vocab.size} symbols, model expects {config.get('vocab_size')}")
         return TokenLM(LMConfig(**config))

@@ -7,6 +7,11 @@ working directory.
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
+
+from suite.nn.checkpoint import CheckpointError  # noqa: E402
+
 
 def default_model_dir(app):
     """The folder of ``app``'s shipped model (it may not exist if the app ships none yet)."""
@@ -45,7 +50,7 @@ def load_app_model(model_dir, app, model_name, build):
     folder's config (its "model" field, which must equal ``model_name``, removed);
     its weights are then loaded, checked against the config, and it is put in eval mode.
     """
-    from suite.nn.checkpoint import CheckpointError, load_checkpoint, read_card
+    from suite.nn.checkpoint import load_checkpoint, read_card
 
     model_dir = Path(model_dir)
     config_file = model_dir / "config.json"
@@ -58,11 +63,52 @@ def load_app_model(model_dir, app, model_name, build):
     meta = card["meta"]
     if config.pop("model", None) != model_name or meta.get("app") != app:
         raise CheckpointError(f"{config_file}: not a {app} model ({model_name})")
+    check_sizes(config, card["tensors"], config_file)  # before anything is allocated
     try:
         model = build(config, meta)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{config_file}: bad model config ({exc})") from None
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{config_file}: bad model config ({' '.join(str(exc).split())})") from None
     state, _ = load_checkpoint(model_dir, expect=model.state_dict())
+    for name, value in state.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{model_dir / 'model.safetensors'}: tensor {name} holds values that are not "
+                                  "finite (NaN or inf); the model is broken: retrain it or use another model")
     model.load_state_dict(state)
     model.eval()
     return model, card
+
+
+MAX_ELEMENTS = 2**28  # 1 GiB of float32: far above any model of ours, far below what a tampered config could ask
+SMALL = 64            # counts (layers, frames stacked) and small sizes need not appear in a weight's shape
+
+
+def check_sizes(config, tensors, where):
+    """Bound a model's memory from its config before building it (CheckpointError, one line).
+
+    The checkpoint lists every tensor's shape: their total must stay under
+    MAX_ELEMENTS, and every size in the config (an int, or a list of ints;
+    seeds aside) must be at most SMALL or divide one of the listed
+    dimensions. So a config edited to ask for hidden=10**7 is refused at once
+    instead of allocating hundreds of GiB.
+    """
+    dims = set()
+    total = 0
+    for name, spec in tensors.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise CheckpointError(f"{where}: tensor {name} has no valid shape")
+        total += int(np.prod(shape, dtype=np.int64)) if shape else 1
+        dims.update(shape)
+    if total > MAX_ELEMENTS:
+        raise CheckpointError(f"{where}: the weights would hold {total:,} numbers, more than the {MAX_ELEMENTS:,} "
+                              "this suite loads; not a model of ours")
+    for key, value in config.items():
+        if "seed" in key or isinstance(value, bool):
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, int):
+                continue
+            if v < 0 or (v > SMALL and not any(d % v == 0 for d in dims if d)):
+                raise CheckpointError(f"{where}: config {key}={value} does not fit the weights it lists "
+                                      "(edited or from another model); use the model folder as it was saved")

@@ -272,11 +272,15 @@ def load_model(model_dir):
     """(CaptionModel, Vocab, card) from a model folder; one-line CheckpointError otherwise."""
     from suite.shipped import load_app_model
 
-    model, card = load_app_model(model_dir, "caption", MODEL_NAME, build_model)
-    vocab = Vocab.from_json(card["meta"].get("vocab") or [])
-    if vocab.size != model.config.vocab_size:
-        from suite.nn.checkpoint import CheckpointError
+    from suite.nn.checkpoint import CheckpointError
 
+    model, card = load_app_model(model_dir, "caption", MODEL_NAME, build_model)
+    try:
+        vocab = Vocab.from_json(card["meta"].get("vocab") or [])
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{model_dir}: meta.vocab is not a vocabulary ({' '.join(str(exc).split())})") \
+            from None
+    if vocab.size != model.config.vocab_size:
         raise CheckpointError(f"{model_dir}: vocabulary has {vocab.size} words, model expects "
                               f"{model.config.vocab_size}")
     return model, vocab, card

@@ -1,7 +1,7 @@
 """`suite music`: four-part chorales in the style of Bach, composed and harmonised by an LSTM."""
 import functools
 import json
-import shutil
+import os
 import sys
 import time
 from pathlib import Path
@@ -222,23 +222,19 @@ def evaluate(model_dir, data_dir, compositions, bars, temperature, seed, as_json
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png")
 
 
-def _next_free(stem):
-    n = 1
-    while any(Path(f"{stem}-{n}{ext}").exists() for ext in OUTPUT_SUFFIXES):
-        n += 1
-    return Path(f"{stem}-{n}")
-
-
 def _output_base(out, default_stem, force):
-    """The base path (no suffix) of OUT.mid/.wav/.png, checked before any work."""
+    """The base path (no suffix) of OUT.mid/.wav/.png, checked before any work; without OUT, ("stem", None):
+    the next free stem-N is claimed when the files are written (_write), so that runs at once never share it."""
     from suite.fileio import OutputExistsError, check_writable
 
     if out is None:
-        base = _next_free(default_stem)
-    else:
-        base = Path(out)
-        if base.suffix.lower() in OUTPUT_SUFFIXES + (".midi",):
-            base = base.with_suffix("")
+        folder = Path(default_stem).parent
+        if folder.exists() and not os.access(folder, os.W_OK):
+            raise click.ClickException(f"cannot write to folder {folder}: permission denied")
+        return default_stem
+    base = Path(out)
+    if base.suffix.lower() in OUTPUT_SUFFIXES + (".midi",):
+        base = base.with_suffix("")
     folder = base.parent
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"cannot write to {folder}: not a folder")
@@ -250,30 +246,29 @@ def _output_base(out, default_stem, force):
     return base
 
 
-def _write(result, base, tempo, title):
-    """OUT.mid, OUT.wav, OUT.png, rendered in a temporary folder beside them, then renamed into place."""
-    import os
-    import tempfile
+def _write(result, base, tempo, title, force):
+    """OUT.mid, OUT.wav, OUT.png, rendered in a temporary folder beside them, then moved into place.
 
+    Without --force each name is claimed without replacing (suite.fileio.staged_files): of two
+    runs writing the same OUT at once, one writes and the other stops with "exists".
+    """
     from suite.apps.music.render import piano_roll, render_audio, write_midi
+    from suite.fileio import claim_free_base, staged_files
 
-    folder = base.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=folder))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write to folder {folder}: {exc.strerror or exc}") from None
-    try:
-        write_midi(result.grid, tmp / "out.mid", tempo=tempo, key_transpose=result.key_transpose)
-        audio = render_audio(result.grid, tmp / "out.wav", tempo=tempo, key_transpose=result.key_transpose)
-        piano_roll(result.grid, tmp / "out.png", key_transpose=result.key_transpose, title=title)
+        owned = []
+        if isinstance(base, str):  # no OUT given: the next free STEM-N, claimed now
+            base = claim_free_base(base, OUTPUT_SUFFIXES)
+            owned = [Path(f"{base}{OUTPUT_SUFFIXES[0]}")]
         paths = {ext: Path(f"{base}{ext}") for ext in OUTPUT_SUFFIXES}
-        for ext, path in paths.items():
-            os.replace(tmp / f"out{ext}", path)
+        with staged_files(list(paths.values()), force=force, owned=owned) as tmp:
+            write_midi(result.grid, tmp[paths[".mid"]], tempo=tempo, key_transpose=result.key_transpose)
+            audio = render_audio(result.grid, tmp[paths[".wav"]], tempo=tempo, key_transpose=result.key_transpose)
+            piano_roll(result.grid, tmp[paths[".png"]], key_transpose=result.key_transpose, title=title)
     except (ValueError, OSError, RuntimeError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and exc.filename:
+            raise click.ClickException(f"cannot write to {exc.filename}: {exc.strerror or exc}") from None
         raise _fail(exc) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return paths, audio
 
 
@@ -355,7 +350,7 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, f
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0
-    paths, audio = _write(result, base, tempo, f"{base.name}: chorale in {result.key_name} (seed {seed})")
+    paths, audio = _write(result, base, tempo, f"{Path(base).name}: chorale in {result.key_name} (seed {seed})", force)
     _report(result, paths, audio, elapsed, as_json,
             {"seed": seed, "temperature": temperature, "tempo": tempo, "primer": primer,
              "primer_steps": result.primer_steps})
@@ -402,7 +397,8 @@ def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0
-    paths, audio = _write(result, base, tempo, f"{base.name}: harmonised in {result.key_name} (seed {seed})")
+    paths, audio = _write(result, base, tempo, f"{Path(base).name}: harmonised in {result.key_name} (seed {seed})",
+                          force)
     _report(result, paths, audio, elapsed, as_json,
             {"seed": seed, "temperature": temperature, "tempo": tempo, "melody": melody,
              "key_source": score.key_source})

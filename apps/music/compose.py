@@ -69,6 +69,9 @@ class Score:
         return self.pitch.shape[1]
 
 
+MAX_BARS = 256  # the longest piece read or written (compose --bars goes up to it too)
+
+
 def read_midi(path, mode=None):
     """A Score from a MIDI file: one voice (a melody; the top note where notes overlap) or four.
 
@@ -91,12 +94,20 @@ def read_midi(path, mode=None):
         raise MusicError(f"{path}: not a readable MIDI file ({detail})") from None
     if midi.type == 2:
         raise MusicError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    if not 0 < midi.ticks_per_beat < 0x8000:  # 0 is no timing at all; the top bit set means SMPTE frames
+        kind = "SMPTE (frames per second)" if midi.ticks_per_beat >= 0x8000 else "0 ticks per beat"
+        raise MusicError(f"{path}: timing is {kind}; give a MIDI file timed in ticks per beat (any notation "
+                         "program or DAW exports one)")
     ticks_per_step = midi.ticks_per_beat / STEPS_PER_QUARTER
+    max_ticks = MAX_BARS * 16 * ticks_per_step * 4  # bounded before any array is made (room for 4/2 and 12/8 bars)
     groups, signature, key_sig = {}, None, None
     for index, track in enumerate(midi.tracks):
         now, sounding = 0, {}
         for msg in track:
             now += msg.time
+            if now > max_ticks:
+                raise MusicError(f"{path}: longer than {MAX_BARS} bars (a note at tick {now:,}); give a shorter "
+                                 "piece or cut it first")
             if msg.type == "time_signature" and signature is None:
                 signature = (msg.numerator, msg.denominator)
             elif msg.type == "key_signature" and key_sig is None:
@@ -120,8 +131,14 @@ def read_midi(path, mode=None):
     if signature is not None:
         numerator, denominator = signature
         steps_per_bar = max(1, round(numerator * 4 * STEPS_PER_QUARTER / denominator))
+        if not 2 <= steps_per_bar <= 64:
+            raise MusicError(f"{path}: time signature {numerator}/{denominator} is outside what chorales use "
+                             "(a bar of 1/8 to 4 whole notes); fix the file's time signature")
     n_steps = max(max(int(round(end / ticks_per_step)) for _, end, _ in notes) for notes in groups.values())
     n_steps = max(n_steps, 1)
+    if n_steps > MAX_BARS * steps_per_bar:
+        raise MusicError(f"{path}: {n_steps / steps_per_bar:.0f} bars, longer than the {MAX_BARS} this suite reads; "
+                         "give a shorter piece or cut it first")
     voices = []
     for notes in groups.values():
         pitch = np.full(n_steps, REST, np.int16)  # (T,)

@@ -135,9 +135,15 @@ def build_model(config, meta):
 
 def load_model(model_dir):
     """(SpeechModel, card) from a model folder; one-line CheckpointError otherwise."""
+    from suite.nn.checkpoint import CheckpointError
     from suite.shipped import load_app_model
 
-    return load_app_model(model_dir, "speech", MODEL_NAME, build_model)
+    model, card = load_app_model(model_dir, "speech", MODEL_NAME, build_model)
+    try:
+        ctc_task.check_decoding_meta(card["meta"], f"{model_dir}/config.json")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return model, card
 
 
 def char_lm(card):

@@ -1,0 +1,268 @@
+"""A catalogue of bad inputs against every command that takes a file, a folder, a model or a number.
+
+Each case runs the real `suite` command line in-process (suite.cli.run, the
+function the installed `suite` script calls) from a scratch working folder and
+asserts:
+  - the exit code (1: a problem with the input, 2: a wrong flag, 130: interrupted);
+  - stderr: one line `Error: ...` naming the problem (a usage error keeps
+    click's Usage/Try lines above it), with the words the case expects;
+  - no traceback;
+  - nothing new or changed anywhere we can see: the working folder (inputs,
+    the user's other folders) and the temporary folder.
+Signals, races and stray files are tested with subprocesses at the end.
+"""
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from suite.cli import run
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
+
+
+def _midi(ticks_per_beat=480, delta=0, extra=b"", meta=b""):
+    """A one-track MIDI file with one note; ``delta`` is the note-on's delta time (a variable-length quantity)."""
+    def vlq(n):
+        out = [n & 0x7F]
+        n >>= 7
+        while n:
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        return bytes(reversed(out))
+    track = meta + vlq(delta) + b"\x90\x3c\x40" + vlq(480) + b"\x80\x3c\x40" + b"\x00\xff\x2f\x00" + extra
+    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_beat & 0xFFFF)
+    return header + b"MTrk" + struct.pack(">I", len(track)) + track
+
+
+def _bad_model(folder, app, mutate):
+    """A copy of the shipped model of ``app`` whose config.json is changed by mutate(config_json_dict)."""
+    import shutil
+
+    shutil.copytree(MODELS / app, folder)
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    mutate(config)
+    path.write_text(json.dumps(config))
+
+
+def _nan_weights(folder, app):
+    """A copy of the shipped model whose first tensor is NaN, with a matching hash (so only the values are bad)."""
+    import hashlib
+    import shutil
+
+    from safetensors.numpy import load_file, save
+
+    shutil.copytree(MODELS / app, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    first = sorted(state)[0]
+    state[first] = np.full_like(state[first], np.nan)
+    blob = save(state)
+    (folder / "model.safetensors").write_bytes(blob)
+    config = json.loads((folder / "config.json").read_text())
+    config["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Bad (and a few good) input files, made once; cases copy nothing, they only read these."""
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "one.txt").write_text("x")
+    (d / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    (d / "notes.txt").write_text("just some notes\n")
+    for name in ("notes.wav", "notes.png", "notes.mid", "notes.flac", "notes.ogg", "notes.mp3", "notes.jpg"):
+        (d / name).write_text("just some notes, not media\n")
+    for name in ("empty.wav", "empty.png", "empty.mid"):
+        (d / name).write_bytes(b"")
+    wav = (EXAMPLES / "go-three-zero-four-oh.wav").read_bytes()
+    (d / "truncated.wav").write_bytes(wav[:200])
+    png = (EXAMPLES / "shapes.png").read_bytes()
+    (d / "truncated.png").write_bytes(png[: len(png) // 2])
+    (d / "tpb0.mid").write_bytes(_midi(ticks_per_beat=0))
+    (d / "smpte.mid").write_bytes(_midi(ticks_per_beat=0xE728))
+    (d / "huge-delta.mid").write_bytes(_midi(delta=0x0FFFFFFF))
+    (d / "bars-255-1.mid").write_bytes(_midi(extra=b"", meta=b"\x00\xff\x58\x04\xff\x00\x18\x08"))
+    (d / "a-folder").mkdir()
+    (d / "bad.tsv").write_text("no tab on this line\n")
+    (d / "missing-audio.tsv").write_text("nowhere.wav\tgo\n")
+    models = d / "models"
+    models.mkdir()
+    (models / "empty").mkdir()
+    (models / "notjson").mkdir()
+    (models / "notjson" / "config.json").write_text("{not json")
+    (models / "list").mkdir()
+    (models / "list" / "config.json").write_text("[1, 2, 3]")
+    _bad_model(models / "text-vocab-int", "text", lambda c: c["meta"].update(vocab=12))
+    _bad_model(models / "text-vocab-empty", "text", lambda c: c["meta"].update(vocab=[]))
+    _bad_model(models / "text-hidden-huge", "text", lambda c: c["config"].update(hidden=10**7))
+    _bad_model(models / "text-hidden-str", "text", lambda c: c["config"].update(hidden="big"))
+    _bad_model(models / "speech-decoding-str", "speech", lambda c: c["meta"].update(decoding="fast"))
+    _bad_model(models / "speech-lm-weight-str", "speech",
+               lambda c: c["meta"].update(decoding={"lm_weight": "heavy", "bonus": 0, "lexicon": False}))
+    _bad_model(models / "speech-lm-other", "speech", lambda c: c["meta"].update(lm={"format": "arpa"}))
+    _bad_model(models / "caption-vocab-int", "caption", lambda c: c["meta"].update(vocab=5))
+    _bad_model(models / "music-as-text", "music", lambda c: c["meta"].update(app="text"))
+    _nan_weights(models / "text-nan", "text")
+    _nan_weights(models / "caption-nan", "caption")
+    mydocs = d / "mydocs"
+    mydocs.mkdir()
+    (mydocs / "thesis.txt").write_text("years of work\n")
+    return d
+
+
+def _snapshot(root):
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        out[str(p.relative_to(root))] = (p.is_dir(), st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _case(args, code, words, inputs, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mydocs").mkdir()
+    (work / "mydocs" / "notes.txt").write_text("a user's own folder\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    args = [a.replace("{in}", str(inputs)).replace("{models}", str(MODELS)).replace("{ex}", str(EXAMPLES))
+            for a in args]
+    before, before_inputs = _snapshot(work), _snapshot(inputs)
+    capsys.readouterr()
+    got = run(args)
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "Traceback" not in err + captured.out, err
+    assert got == code, f"exit {got}, expected {code}; stderr: {err!r}"
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines, "no message on stderr"
+    if code == 2:
+        assert lines[-1].startswith("Error:"), err
+    else:
+        assert len(lines) == 1 and lines[0].startswith(("Error:", "Interrupted")), err
+    for word in words:
+        assert word.lower() in lines[-1].lower(), f"{word!r} not in {lines[-1]!r}"
+    assert _snapshot(work) == before, "the working folder changed"
+    assert _snapshot(inputs) == before_inputs, "an input changed"
+    assert not list(scratch.iterdir()), f"left in the temporary folder: {list(scratch.iterdir())}"
+
+
+CASES = {
+    # -- numbers -------------------------------------------------------------------------------------
+    "text generate temperature nan": (["text", "generate", "--temperature", "nan"], 2, ["finite"]),
+    "text generate temperature inf": (["text", "generate", "--temperature", "inf"], 2, ["finite"]),
+    "text generate length negative": (["text", "generate", "--length", "-1"], 2, ["length"]),
+    "text train lr nan": (["text", "train", "--lr", "nan"], 2, ["finite"]),
+    "text train lr zero": (["text", "train", "--lr", "0"], 2, ["lr"]),
+    "music compose temperature nan": (["music", "compose", "--temperature", "nan"], 2, ["finite"]),
+    "speech train lr inf": (["speech", "train", "--lr", "inf"], 2, ["finite"]),
+    "caption train dropout nan": (["caption", "train", "--dropout", "nan"], 2, ["finite"]),
+    "lab adding lr nan": (["lab", "adding", "--lr", "nan"], 2, ["finite"]),
+    "lab adding T 1": (["lab", "adding", "--T", "1"], 2, ["T"]),
+    # -- files that are not what they claim ---------------------------------------------------------
+    "text score missing": (["text", "score", "{in}/missing.py"], 1, ["missing.py", "no such file"]),
+    "text score folder": (["text", "score", "{in}/a-folder"], 1, ["folder"]),
+    "text score empty": (["text", "score", "{in}/empty.txt"], 1, ["at least 2"]),
+    "text score one char": (["text", "score", "{in}/one.txt"], 1, ["at least 2"]),
+    "text score latin1": (["text", "score", "{in}/latin1.txt"], 1, ["utf-8"]),
+    "text cells missing": (["text", "cells", "{in}/missing.py", "--out", "cells"], 1, ["no such file"]),
+    "speech transcribe missing": (["speech", "transcribe", "{in}/missing.wav"], 1, ["missing.wav"]),
+    "speech transcribe not audio": (["speech", "transcribe", "{in}/notes.wav"], 1, ["notes.wav"]),
+    "speech transcribe text as mp3": (["speech", "transcribe", "{in}/notes.mp3"], 1, ["notes.mp3"]),
+    "speech transcribe text as ogg": (["speech", "transcribe", "{in}/notes.ogg"], 1, ["notes.ogg"]),
+    "speech transcribe truncated": (["speech", "transcribe", "{in}/truncated.wav"], 1, ["truncated.wav"]),
+    "speech transcribe folder": (["speech", "transcribe", "{in}/a-folder"], 2, ["a-folder"]),
+    "speech evaluate missing tsv": (["speech", "evaluate", "{in}/missing.tsv"], 1, ["no such file"]),
+    "speech evaluate malformed tsv": (["speech", "evaluate", "{in}/bad.tsv"], 1, ["bad.tsv"]),
+    "speech evaluate missing audio": (["speech", "evaluate", "{in}/missing-audio.tsv"], 1, ["nowhere.wav"]),
+    "caption missing": (["caption", "{in}/missing.png"], 1, ["missing.png"]),
+    "caption not an image": (["caption", "{in}/notes.png"], 1, ["notes.png", "not an image"]),
+    "caption empty": (["caption", "{in}/empty.png"], 1, ["empty"]),
+    "caption truncated": (["caption", "{in}/truncated.png"], 1, ["truncated"]),
+    "music harmonize missing": (["music", "harmonize", "{in}/missing.mid"], 1, ["missing.mid"]),
+    "music harmonize not midi": (["music", "harmonize", "{in}/notes.mid"], 1, ["notes.mid"]),
+    "music harmonize empty": (["music", "harmonize", "{in}/empty.mid"], 1, ["empty.mid"]),
+    "music harmonize ticks per beat 0": (["music", "harmonize", "{in}/tpb0.mid"], 1, ["tpb0.mid"]),
+    "music harmonize smpte": (["music", "harmonize", "{in}/smpte.mid"], 1, ["smpte.mid"]),
+    "music harmonize huge delta": (["music", "harmonize", "{in}/huge-delta.mid"], 1, ["huge-delta.mid"]),
+    "music compose primer huge delta": (["music", "compose", "--primer", "{in}/huge-delta.mid", "-o", "x"], 1,
+                                        ["huge-delta.mid"]),
+    # -- model folders ------------------------------------------------------------------------------
+    "text model missing": (["text", "generate", "--model", "{in}/models/nowhere"], 1, ["no model here"]),
+    "text model empty folder": (["text", "generate", "--model", "{in}/models/empty"], 1, ["no model here"]),
+    "text model not json": (["text", "generate", "--model", "{in}/models/notjson"], 1, ["json"]),
+    "text model json list": (["text", "generate", "--model", "{in}/models/list"], 1, ["object"]),
+    "text model vocab int": (["text", "score", "{ex}/../../suite/cli.py", "--model", "{in}/models/text-vocab-int"],
+                             1, ["vocab"]),
+    "text model vocab empty": (["text", "generate", "--model", "{in}/models/text-vocab-empty"], 1, ["vocab"]),
+    "text model hidden huge": (["text", "generate", "--model", "{in}/models/text-hidden-huge"], 1, ["hidden"]),
+    "text model hidden str": (["text", "generate", "--model", "{in}/models/text-hidden-str"], 1, ["hidden"]),
+    "text model nan weights": (["text", "score", "{ex}/../../suite/cli.py", "--model", "{in}/models/text-nan"], 1,
+                               ["finite"]),
+    "text model is music": (["text", "generate", "--model", "{models}/music"], 1, ["not a text model"]),
+    "music model says text": (["music", "compose", "--model", "{in}/models/music-as-text", "-o", "x"], 1,
+                              ["not a music model"]),
+    "speech decoding str": (["speech", "transcribe", "{ex}/go-three-zero-four-oh.wav", "--model",
+                             "{in}/models/speech-decoding-str"], 1, ["decoding"]),
+    "speech lm weight str": (["speech", "transcribe", "{ex}/go-three-zero-four-oh.wav", "--model",
+                              "{in}/models/speech-lm-weight-str"], 1, ["lm_weight"]),
+    "speech lm other format": (["speech", "transcribe", "{ex}/go-three-zero-four-oh.wav", "--model",
+                                "{in}/models/speech-lm-other"], 1, ["lm"]),
+    "caption vocab int": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-vocab-int"], 1, ["vocab"]),
+    "caption nan weights": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-nan"], 1, ["finite"]),
+    "speech train init not a model": (["speech", "train", "--init", "{in}/a-folder", "--out", "run"], 1,
+                                      ["no model here"]),
+    # -- outputs: --force never deletes what we did not write; unwritable places are one line -----------
+    "lab adding force on user folder": (["lab", "adding", "--out", "mydocs", "--force", "--steps", "2"], 1,
+                                        ["did not write"]),
+    "lab adding force on the working folder": (["lab", "adding", "--out", ".", "--force", "--steps", "2"], 1,
+                                               ["working folder"]),
+    "lab adding force on a parent": (["lab", "adding", "--out", "..", "--force", "--steps", "2"], 1,
+                                     ["working folder"]),
+    "lab adding force on root": (["lab", "adding", "--out", "/", "--force", "--steps", "2"], 1, ["refusing"]),
+    "lab adding out unwritable": (["lab", "adding", "--out", "/proc/x", "--steps", "2", "--quiet"], 1, ["/proc/x"]),
+    "lab gradients out unwritable": (["lab", "gradients", "--out", "/proc/x.png", "--steps", "0"], 1, ["/proc"]),
+    "text export force on user folder": (["text", "export", "{models}/text", "--out", "mydocs", "--force"], 1,
+                                         ["did not write"]),
+    "text train force on user folder": (["text", "train", "--out", "mydocs", "--force", "--data", "{in}/a-folder"],
+                                        1, []),
+    "text cells out unwritable": (["text", "cells", "{ex}/../../suite/cli.py", "--out", "/proc/x"], 1, ["/proc/x"]),
+    "caption attention unwritable": (["caption", "{ex}/shapes.png", "--attention", "/proc/x.png"], 1, ["/proc"]),
+    "music compose out unwritable": (["music", "compose", "-o", "/proc/x/piece"], 1, ["/proc/x"]),
+    "speech data build out is a file": (["speech", "data", "build", "--out", "{in}/notes.txt"], 2, ["notes.txt"]),
+    "caption data build out is a file": (["caption", "data", "build", "--out", "{in}/notes.txt"], 2, ["notes.txt"]),
+    "music data build out is a file": (["music", "data", "build", "--data", "{in}/notes.txt"], 2, ["notes.txt"]),
+    "music harmonize absurd time signature": (["music", "harmonize", "{in}/bars-255-1.mid"], 1, ["time signature"]),
+    # -- data folders that are not datasets -----------------------------------------------------------
+    "text train no corpus": (["text", "train", "--data", "{in}/a-folder", "--out", "run"], 1, ["data build"]),
+    "music train data is a file": (["music", "train", "--data", "{in}/notes.txt", "--out", "run"], 2, ["notes.txt"]),
+    "speech train no corpus": (["speech", "train", "--data", "{in}/nowhere", "--out", "run"], 1, ["data build"]),
+    "caption train no dataset": (["caption", "train", "--data", "{in}/a-folder", "--out", "run"], 1,
+                                 ["data build"]),
+    "caption train images without captions": (["caption", "train", "--images", "{in}/a-folder", "--out", "run"], 2,
+                                              ["--captions"]),
+    "caption evaluate no dataset": (["caption", "evaluate", "--data", "{in}/a-folder"], 1, []),
+    "text export no run": (["text", "export", "{in}/nowhere", "--out", "m"], 1, []),
+    "speech export no run": (["speech", "export", "{in}/nowhere", "--out", "m"], 1, []),
+    "caption export no run": (["caption", "export", "{in}/nowhere", "--out", "m"], 1, []),
+    "music export no run": (["music", "export", "{in}/nowhere", "--out", "m"], 1, []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(name, inputs, tmp_path, monkeypatch, capsys):
+    args, code, words = CASES[name]
+    _case(args, code, words, inputs, tmp_path, monkeypatch, capsys)
