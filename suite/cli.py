@@ -90,7 +90,15 @@ def run(args=None):
     traceback only under SUITE_DEBUG=1.
     """
     import os
+    import signal
 
+    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: every temporary file and folder is removed
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread (an embedding program): leave its signals alone
+        pass
     try:
         rv = cli.main(args=args, prog_name="suite", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

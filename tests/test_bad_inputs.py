@@ -266,3 +266,83 @@ CASES = {
 def test_bad_input(name, inputs, tmp_path, monkeypatch, capsys):
     args, code, words = CASES[name]
     _case(args, code, words, inputs, tmp_path, monkeypatch, capsys)
+
+
+# -- signals, races and stray files: real processes ---------------------------------------------------
+
+def _suite(args, cwd, tmpdir, **kw):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "suite.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _wait_for(path, lines=1, timeout=120):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= lines:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never got {lines} lines")
+
+
+def test_two_composes_at_once_never_share_a_name_or_overwrite(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bare = [_suite(["music", "compose", "--bars", "2", "--seed", str(s)], tmp_path, scratch) for s in (1, 2)]
+    same = [_suite(["music", "compose", "--bars", "2", "--seed", str(s), "-o", "same"], tmp_path, scratch)
+            for s in (3, 4)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in bare + same]
+    assert [r[0] for r in results[:2]] == [0, 0], results[:2]
+    names = sorted(p.name for p in tmp_path.glob("chorale-*"))
+    assert names == [f"chorale-{n}{ext}" for n in (1, 2) for ext in (".mid", ".png", ".wav")], names
+    assert sorted(r[0] for r in results[2:]) == [0, 1], results[2:]
+    loser = next(r for r in results[2:] if r[0] == 1)
+    assert loser[2].strip().splitlines() == ["Error: same.mid already exists; choose another output or pass --force "
+                                            "to overwrite it"]
+    assert sorted(p.name for p in tmp_path.glob("same*")) == ["same.mid", "same.png", "same.wav"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+    assert not list(scratch.iterdir())
+
+
+def test_ctrl_c_in_train_with_export_publishes_nothing_and_exits_130(tmp_path):
+    import signal
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(60):
+        (source / f"m{i}.py").write_text("".join(f"def f{j}(x):\n    return x + {j}\n" for j in range(60 + i)))
+    build = _suite(["text", "data", "build", "--corpus", str(source), "--out", "corpus"], tmp_path, scratch)
+    assert build.wait(timeout=120) == 0, build.communicate()
+    proc = _suite(["text", "train", "--data", "corpus", "--out", "run", "--export", "model", "--steps", "100000",
+                   "--hidden", "16", "--layers", "1", "--embed", "8", "--seq-len", "16", "--batch-size", "4",
+                   "--eval-every", "20", "--quiet"], tmp_path, scratch)
+    _wait_for(tmp_path / "run" / "metrics.jsonl", lines=3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Interrupted at step")
+    assert not (tmp_path / "model").exists(), "a half-trained model was published"
+    assert (tmp_path / "run" / "last" / "config.json").exists()
+    assert not list(scratch.iterdir())
+
+
+def test_sigterm_in_training_saves_and_exits_130_leaving_no_temporary_files(tmp_path):
+    import signal
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = _suite(["lab", "adding", "--cell", "rnn", "--T", "20", "--hidden", "8", "--steps", "100000",
+                   "--n-test", "20", "--out", "run", "--quiet"], tmp_path, scratch)
+    _wait_for(tmp_path / "run" / "metrics.jsonl", lines=3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and out == "", err
+    assert (tmp_path / "run" / "last" / "trainer.json").exists()
+    assert not list(scratch.iterdir()) and not list((tmp_path / "run").glob("*.tmp*"))

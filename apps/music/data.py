@@ -209,7 +209,9 @@ def parse_corpus(progress=None):
         if progress is not None:
             progress(i, len(files))
         try:
-            score = corpus.parse(path)
+            # forceSource: never read or write music21's pickle cache, which lives in the shared /tmp/music21
+            # (a pickle another local user left there would run code here)
+            score = corpus.parse(path, forceSource=True)
         except Exception as e:  # music21 raises many kinds on a bad file
             skip(name, "parse_error", f"{type(e).__name__}: {e}")
             continue
