@@ -284,17 +284,7 @@ def test_fill_colour_survives_on_small_images_in_both_styles():
 
 # ----------------------------------------------------------------------------- images in
 
-def _save(img, path, **kw):
-    img.save(path, **kw)
-    return path
-
-
-@pytest.fixture
-def picture():
-    """A non-square RGB picture: pale background, a red block in the middle."""
-    img = Image.new("RGB", (120, 80), (230, 230, 230))
-    ImageDraw.Draw(img).rectangle([40, 20, 80, 60], fill=(200, 30, 30))
-    return img
+from tests.suite.test_images import _save, picture  # noqa: E402,F401  (the same picture as the loader's tests)
 
 
 def test_load_image_rgb_png_pads_with_border_colour(tmp_path, picture):
