@@ -14,6 +14,7 @@
 - ``read_image`` / ``read_letterboxed``: the whole path, file (or PIL image)
   to array, as uint8 or float32 in [0, 1].
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,11 @@ def open_image(path, target=None):
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file, not an image")
-        img = Image.open(path)
+        with warnings.catch_warnings():
+            # Pillow warns from 89 M pixels and refuses from 179 M (DecompressionBombError, below);
+            # in between the image loads (a 12000x12000 scan), so its warning would only be noise on stderr
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
     except ImageError:
         raise
     except UnidentifiedImageError:

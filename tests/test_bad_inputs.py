@@ -85,6 +85,13 @@ def inputs(tmp_path_factory):
     (d / "truncated.wav").write_bytes(wav[:200])
     png = (EXAMPLES / "shapes.png").read_bytes()
     (d / "truncated.png").write_bytes(png[: len(png) // 2])
+    import soundfile as sf
+
+    tone = (0.3 * np.sin(np.arange(32000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+    sf.write(d / "whole.ogg", tone, 16000, format="OGG", subtype="VORBIS")
+    ogg = (d / "whole.ogg").read_bytes()
+    (d / "truncated.ogg").write_bytes(ogg[: len(ogg) // 2])
+    sf.write(d / "one-hertz.wav", np.zeros(20, np.float32), 1, subtype="FLOAT")
     (d / "tpb0.mid").write_bytes(_midi(ticks_per_beat=0))
     (d / "smpte.mid").write_bytes(_midi(ticks_per_beat=0xE728))
     (d / "huge-delta.mid").write_bytes(_midi(delta=0x0FFFFFFF))
@@ -184,6 +191,8 @@ CASES = {
     "speech transcribe text as mp3": (["speech", "transcribe", "{in}/notes.mp3"], 1, ["notes.mp3"]),
     "speech transcribe text as ogg": (["speech", "transcribe", "{in}/notes.ogg"], 1, ["notes.ogg"]),
     "speech transcribe truncated": (["speech", "transcribe", "{in}/truncated.wav"], 1, ["truncated.wav"]),
+    "speech transcribe truncated ogg": (["speech", "transcribe", "{in}/truncated.ogg"], 1, ["truncated ogg"]),
+    "speech transcribe 1 Hz": (["speech", "transcribe", "{in}/one-hertz.wav"], 1, ["sample rate 1 Hz"]),
     "speech transcribe folder": (["speech", "transcribe", "{in}/a-folder"], 2, ["a-folder"]),
     "speech evaluate missing tsv": (["speech", "evaluate", "{in}/missing.tsv"], 1, ["no such file"]),
     "speech evaluate malformed tsv": (["speech", "evaluate", "{in}/bad.tsv"], 1, ["bad.tsv"]),

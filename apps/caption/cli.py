@@ -98,6 +98,8 @@ def describe(images, beam, model_dir, attention_out, force, as_json):
             from suite.apps.caption.plot import attention_figure
 
             attention_figure(path, best["caption"], best["attention"], targets[path], grid=model.grid)
+            if not as_json:  # several images get OUT-1.png, OUT-2.png...: say which is which
+                click.echo(f"attention for {path}: {targets[path]}", err=True)
         if as_json:
             click.echo(json.dumps({"file": path, "caption": best["caption"],
                                    "log_prob": round(best["log_prob"], 4),

@@ -72,6 +72,32 @@ def _wav_truncation(path):
     return None
 
 
+def _ogg_truncation(path):
+    """A problem string if ``path`` is an Ogg stream whose last page lacks the end-of-stream flag, else None.
+
+    libsndfile decodes a cut Ogg file as far as it goes and reports the shorter
+    length as the whole (its frame count comes from the last page it finds), so
+    the only sign is the missing EOS flag (bit 2 of the header-type byte) on the
+    last page.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"OggS":
+                return None
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return None
+    last = tail.rfind(b"OggS")
+    if last < 0 or last + 6 > len(tail):
+        return "corrupt or truncated Ogg stream (no complete last page)"
+    if not tail[last + 5] & 0x04:
+        return "corrupt or truncated Ogg stream (its last page is not the end of the stream)"
+    return None
+
+
 def _empty_flac(path):
     """(sample rate, channels) of a FLAC file that declares zero samples (libsndfile refuses to open those)."""
     with open(path, "rb") as f:
@@ -134,6 +160,9 @@ class _Source:
         cut = _wav_truncation(self.path)
         if cut is not None:
             _fail(self.path, f"truncated WAV: header declares {cut[0]} data bytes, file holds {cut[1]}")
+        cut = _ogg_truncation(self.path)
+        if cut is not None:
+            _fail(self.path, cut)
         empty = _empty_flac(self.path)
         if empty is not None:
             self.kind, (self.sr, self.channels), self.frames = "empty", empty, 0
@@ -155,6 +184,14 @@ class _Source:
             except Exception:  # noqa: BLE001 - any decoder failure means "try the next one"
                 continue
         _fail(self.path, _decode_problem(self.path, error))
+
+    MIN_RATE = 4000  # below this no speech band survives (and resampling 1 Hz to 16 kHz took minutes)
+
+    def check_rate(self):
+        if not self.MIN_RATE <= self.sr <= 768000:
+            _fail(self.path, f"sample rate {self.sr} Hz is outside what speech is recorded at "
+                             f"({self.MIN_RATE} to 768000 Hz); resample the file (e.g. sox in.wav -r 16000 out.wav)")
+        return self
 
     def blocks(self, seconds=_BLOCK_SECONDS):
         if self.kind == "empty":
@@ -217,7 +254,7 @@ def load_audio(path, sr=16000):
     AudioError
         Missing, empty (0 bytes), not audio, truncated or corrupt; one line naming the file.
     """
-    src = _Source(path)
+    src = _Source(path).check_rate()
     parts = [_mono(b, src.path) for b in src.blocks(seconds=600.0)]
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if src.sr != sr and len(wave):
@@ -279,7 +316,7 @@ def iter_segments(path, sr=16000, max_seconds=20.0):
     """
     if max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
-    src = _Source(path)
+    src = _Source(path).check_rate()
     max_len = max(1, int(max_seconds * sr))
     min_len = int(_MIN_SEGMENT_FRACTION * max_len)
     stream = None if src.sr == sr else soxr.ResampleStream(src.sr, sr, 1, dtype="float32", quality="HQ")
