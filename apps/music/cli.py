@@ -2,14 +2,13 @@
 import functools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from suite.cli_common import (
-    command_line, export_source, finish_training, load_or_fail, model_option, prepare_run_dir, run_training,
+    command_line, counter, export_source, finish_training, load_or_fail, model_option, prepare_run_dir, run_training,
     training_options,
 )
 from suite.cli_common import fail as _fail
@@ -28,12 +27,8 @@ def _load(model_dir):
 def _corpus(data_dir, seed=0, progress=False):
     from suite.apps.music.data import DataError, load_corpus
 
-    bar = None
-    if progress and sys.stderr.isatty():
-        def bar(done, total):
-            click.echo(f"\rparsing chorales {done}/{total}", err=True, nl=done == total)
     try:
-        return load_corpus(data_dir, seed=seed, progress=bar)
+        return load_corpus(data_dir, seed=seed, progress=counter("parsing chorales", quiet=not progress))
     except (DataError, OSError) as exc:
         raise _fail(exc) from None
 
