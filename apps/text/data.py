@@ -66,7 +66,7 @@ SKIP_REASONS = {
     "test_dir": "under a test/tests/idle_test directory (tests, not library code)",
     "not_py": "not a .py file",
     "too_large": f"over {STDLIB_MAX_FILE_BYTES} bytes (mostly generated tables and text)",
-    "binary": "holds a NUL byte",
+    "binary": "binary (holds a NUL byte)",
     "not_utf8": "not valid UTF-8",
     "generated": "a code generator's banner in its first 5 lines",
     "empty": "only whitespace",
