@@ -10,27 +10,13 @@ a wrong sign or a missing term anywhere fails by orders of magnitude.
 import numpy as np
 import pytest
 
+from tests.gradcheck import directional_difference as directional_check
+
 from suite.nn import (GRU, KINDS, LSTM, RNN, Dropout, Embedding, Linear, Module, Parameter,
                       Recurrent, state_from_torch)
 
 EPS = 1e-6
 RTOL = 1e-6
-
-
-def directional_check(loss, param, grad, rng, eps=EPS):
-    """Return (finite difference, analytic) for a random direction of the array `param`.
-
-    loss() recomputes the scalar loss from the current contents of `param`,
-    which is perturbed in place and restored.
-    """
-    v = rng.standard_normal(param.shape)
-    saved = param.copy()
-    param += eps * v
-    up = loss()
-    param[...] = saved - eps * v
-    down = loss()
-    param[...] = saved
-    return (up - down) / (2 * eps), float(np.sum(grad * v))
 
 
 def assert_close_fd(fd, an, name, rtol=RTOL):

@@ -80,21 +80,6 @@ def test_ctc_training_learns_a_toy_task():
     assert after["cer"] < 0.2
 
 
-def test_split_logits_match_one_utterance_at_a_time():
-    from suite.apps.speech.model import split_logits
-
-    model = _tiny(seed=3).eval()
-    rng = np.random.default_rng(3)
-    feats = [rng.normal(size=(T, 4)).astype(np.float32) for T in (7, 0, 12, 3, 12)]
-    got = split_logits(model, feats, batch_size=2)
-    for f, g in zip(feats, got):
-        if len(f) == 0:
-            assert g.shape == (0, len(ALPHABET))
-            continue
-        one, _ = model.forward(f[:, None, :], np.array([len(f)]))
-        np.testing.assert_allclose(g, one[:, 0], rtol=1e-5, atol=1e-6)
-
-
 def test_tune_decoding_picks_the_setting_with_the_lowest_validation_wer(monkeypatch):
     from suite.apps.speech.model import lexicon_words, tune_decoding
     from suite.ctc import CharNGramLM
