@@ -10,7 +10,7 @@ rest through these:
         out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
         ...build model and task...
         summary = run_training("myapp", model, task, config_dict(config), meta={...}, out=out, **opts)
-        finish(summary, opts["as_json"], f"best validation {summary['valid']['loss']:.3f}")
+        finish_training(summary, opts["as_json"], f"best validation {summary['valid']['loss']:.3f}", opts["export"])
 
     @cli.command()
     @model_option

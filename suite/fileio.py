@@ -22,7 +22,7 @@ class RefuseReplaceError(PermissionError):
     """--force was asked to replace a folder that we did not make (one-line message)."""
 
 
-def check_replaceable(path, what="folder"):
+def check_replaceable(path, what="output"):
     """Raise RefuseReplaceError unless ``path`` may be deleted and rewritten by --force.
 
     Only a folder holding one of OUR_MARKERS (or an empty folder) is ours to
@@ -112,9 +112,7 @@ def _claim(tmp, path):
     except FileExistsError:
         raise OutputExistsError(path) from None
     except OSError:  # a filesystem without hard links: O_EXCL claims the name, then the rename fills it
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
+        if not claim_name(path):
             raise OutputExistsError(path) from None
         os.replace(tmp, path)
         return

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-from suite.nn.checkpoint import CheckpointError  # noqa: E402
+from suite.nn.checkpoint import CheckpointError
 
 
 def default_model_dir(app):

@@ -188,11 +188,11 @@ class Trainer:
         hint = "; pass --force to start over"
         try:
             saved = read_card(last)["config"]
-            if saved != json.loads(json.dumps(self.model_config)):
-                diff = sorted(k for k in set(saved) | set(self.model_config) if saved.get(k) != self.model_config.get(k))
-                k = diff[0]
+            asked = json.loads(json.dumps(self.model_config))  # as it was saved: tuples become lists
+            if saved != asked:
+                k = min(k for k in set(saved) | set(asked) if saved.get(k) != asked.get(k))
                 raise ResumeError(f"{last}: the run was trained with {k}={saved.get(k)!r}, this command asks for "
-                                  f"{k}={self.model_config.get(k)!r}; resume with the run's settings{hint}")
+                                  f"{k}={asked.get(k)!r}; resume with the run's settings{hint}")
             state, _ = load_checkpoint(last, expect=self.model.state_dict())
             optim_state, _ = load_checkpoint(last / "optimizer")
             trainer = json.loads((last / "trainer.json").read_text())

@@ -251,7 +251,7 @@ def _make_chunk(args):
 
 def _write_png_split(out_dir, split, names, items):
     """images/<split>/*.png + captions.tsv, written in a hidden folder and swapped in whole."""
-    with staged_dir(Path(out_dir) / "images" / split) as tmp:
+    with staged_dir(Path(out_dir) / "images" / split, guard=False) as tmp:  # inside our dataset folder
         lines = []
         for name, (_, refs, _, png, _) in zip(names, items):
             (tmp / name).write_bytes(png)

@@ -456,6 +456,16 @@ def test_build_dataset_is_deterministic_and_independent_of_workers(built, tmp_pa
     assert other["splits"]["train"]["sha256"] != serial["splits"]["train"]["sha256"]
 
 
+def test_rebuilding_into_the_same_folder_replaces_its_image_folders(built, tmp_path):
+    """--force rebuilds a dataset in place: its own images/<split> folders are replaced, not refused."""
+    root, serial, _, _ = built
+    import shutil
+
+    shutil.copytree(root / "w0", tmp_path / "again")
+    build_dataset(tmp_path / "again", workers=0, **TINY)
+    assert _files(tmp_path / "again") == _files(root / "w0")
+
+
 def test_build_dataset_layout_and_report(built):
     root, report, _, seen = built
     out = root / "w0"
