@@ -88,7 +88,9 @@ def export_source(run, out, force):
 
 
 def fail(exc):
-    """A library error as click's one-line `Error: ...` (exit 1)."""
+    """A library error as click's one-line `Error: ...` (exit 1); an OSError as `PATH: what went wrong`."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return click.ClickException(f"{exc.filename}: {exc.strerror.lower()}; check the path and its folder")
     return click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 

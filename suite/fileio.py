@@ -225,8 +225,11 @@ def staged_dir(final_dir, guard=True):
     final_dir = Path(final_dir)
     if guard:
         check_replaceable(final_dir)  # before the work, so a refusal costs nothing
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+    try:
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+    except OSError as exc:  # name the folder the user gave, not our hidden temporary one
+        raise OSError(exc.errno, exc.strerror, str(final_dir)) from None
     try:
         yield tmp
         tmp.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private; the result is not

@@ -287,7 +287,13 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     if int(n_refs) < 1:
         raise ValueError(f"n_refs must be >= 1, got {n_refs}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged_dir(out_dir) as build:  # the whole dataset appears at once; an interrupted build leaves nothing
+        return _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs,
+                           command)
+
+
+def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command):
+    """build_dataset's work, written into the staged folder ``build`` that becomes ``out_dir``."""
     plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo))
     if command is None:
         command = (f"suite caption data build --out {out_dir} --train {n_train} --valid {n_valid} "
@@ -313,9 +319,9 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
             "scenes": np.array(scene_json),
             "names": np.array(names),
         }
-        write_npz(out_dir / f"{split}.npz", arrays)
+        write_npz(build / f"{split}.npz", arrays)
         if keep_png:
-            _write_png_split(out_dir, split, names, items)
+            _write_png_split(build, split, names, items)
         scenes = [Scene.from_json(json.loads(s)) for s in scene_json]
         counts = np.bincount([len(s) for s in scenes], minlength=4)
         held = sum(1 for s in scenes for o in s.objects if (o.colour, o.shape) in HELD_OUT_COMBOS)
@@ -329,7 +335,7 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
             "references": sum(len(it[1]) for it in items),
             "rendered_side_px": [int(sizes.min()), int(sizes.max())],
             "file": f"{split}.npz",
-            "sha256": sha256_file(out_dir / f"{split}.npz"),
+            "sha256": sha256_file(build / f"{split}.npz"),
             "png_dir": f"images/{split}" if keep_png else None,
             "render_seconds": round(render_s, 3),
             "seconds": round(time.perf_counter() - t0, 3),
@@ -352,7 +358,7 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
                        "images_per_second": round(n_images / total_s, 1) if total_s > 0 else None,
                        "workers": workers, "python": sys.version.split()[0]},
     }
-    return write_report(out_dir, report, FORMAT_VERSION)
+    return write_report(build, report, FORMAT_VERSION)
 
 
 def load_report(out_dir):
