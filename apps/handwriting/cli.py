@@ -1,0 +1,371 @@
+"""`suite handwriting`: read handwritten lines and pages (conv blocks, a deep BiLSTM, CTC).
+
+Parses, calls apps/handwriting (data.py, model.py, lines.py), reports; the
+train command's body and the option bundles are suite.cli_common's.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from suite.cli_common import (command_line, export_source, fail, finish_training, load_or_fail, model_option,
+                              prepare_run_dir, run_training, training_options)
+from suite.cli_common import counter as _bar
+from suite.threads import single_blas_thread
+
+DEFAULT_DATA = "data/handwriting"  # suite.databuild.data_dir("handwriting"), named here so that --help needs no numpy
+DEFAULT_RUN_DIR = "runs/handwriting"
+
+
+def _load(model_dir):
+    from suite.apps.handwriting.model import load_model
+
+    return load_or_fail(load_model, "handwriting", model_dir)
+
+
+@click.group()
+def cli():
+    """Read handwriting: line or page images to text (conv blocks, deep bidirectional LSTM, CTC).
+
+    The shipped model reads English lines in handwriting-like hands, digits and
+    punctuation, learnt from handwriting fonts with distortions and real
+    handwritten digit scans.
+
+    \b
+    Examples:
+      suite handwriting read line.png                 # the text on stdout
+      suite handwriting read page.jpg --json          # each line's box, words' x-ranges, confidence
+      suite handwriting read scan.png --lines-out cut/    # the cut lines as PNGs, to check
+      suite handwriting data build && suite handwriting train && suite handwriting export runs/handwriting
+    """
+
+
+@cli.group()
+def data():
+    """Build the handwriting corpus."""
+
+
+@data.command("build")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option("--n-train", type=click.IntRange(1), default=40000, show_default=True)
+@click.option("--n-valid", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--n-test", type=click.IntRange(1), default=500, show_default=True, help="Lines in each test set.")
+@click.option("--digit-fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Share of train/valid lines composed of real digit scans.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def data_build(out, n_train, n_valid, n_test, digit_fraction, seed, workers, force, as_json):
+    """Draw line images: handwriting fonts (whole hands held out for validation and test) and real digit scans.
+
+    Test sets are written as PNG files with NAME.gt.txt beside each: digits
+    (scans training never saw), fonts (hands training never saw) and hershey
+    (pen strokes of vector fonts, a kind of hand absent from training).
+
+    Example: suite handwriting data build --n-train 2000 --out data/handwriting-small
+    """
+    from suite.apps.handwriting.data import build_dataset
+    from suite.databuild import DataError, check_data_dir
+
+    try:
+        check_data_dir(out, force, "handwriting")
+        report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, digit_fraction=digit_fraction,
+                               seed=seed, workers=workers, progress=_bar("drawing"),
+                               command=command_line("handwriting"))
+    except (DataError, OSError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()))
+
+
+def _user_splits(folder, quiet):
+    """Prepared lines and texts from a user's folder of NAME.png + NAME.gt.txt (or a TSV), 5 % held out."""
+    from suite.apps.handwriting.data import clean, read_user_lines
+    from suite.apps.handwriting.lines import prepare_line
+    from suite.databuild import DataError, holdout_split
+    from suite.images import ImageError, read_image
+
+    try:
+        rows = read_user_lines(folder)
+        if len(rows) < 2:
+            raise DataError(f"{folder}: found {len(rows)} line image with text; need at least 2")
+    except DataError as exc:
+        raise fail(exc) from None
+    feats, texts, bar = [], [], _bar("preparing", quiet)
+    for i, (path, text, _) in enumerate(rows):
+        try:
+            line = prepare_line(read_image(path, mode="L"))
+        except ImageError as exc:
+            raise fail(exc) from None
+        if line is not None:
+            feats.append(line.columns)
+            texts.append(text)
+        if bar:
+            bar(i + 1, len(rows))
+    if len(feats) < 2:
+        raise click.ClickException(f"{folder}: fewer than 2 line images hold any ink; check the images")
+    train, held = holdout_split(len(feats))
+    pick = lambda idx: {"features": [feats[i] for i in idx], "texts": [texts[i] for i in idx]}  # noqa: E731
+    return pick(train), pick(held), {"source": str(folder), "lines": len(feats)}, \
+        sorted({c for t in texts for c in clean(t)})
+
+
+def _splits(data_dir, quiet):
+    from suite.apps.handwriting.data import load_split, read_report
+    from suite.databuild import DataError
+
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise click.ClickException(f"{data_dir}: no such folder; run `suite handwriting data build` first or pass "
+                                   "--data DIR with line images and NAME.gt.txt files")
+    if not (data_dir / "train.npz").exists():
+        return _user_splits(data_dir, quiet)
+    try:
+        train, valid = load_split(data_dir, "train"), load_split(data_dir, "valid")
+        report = read_report(data_dir)
+    except DataError as exc:
+        raise fail(exc) from None
+    return train, valid, {"source": str(data_dir), "report_command": report.get("command")}, []
+
+
+@cli.command()
+@click.option("--hidden", type=click.IntRange(8, 2048), default=160, show_default=True,
+              help="LSTM units per direction.")
+@click.option("--layers", type=click.IntRange(1, 8), default=3, show_default=True)
+@click.option("--channels", default="16,32,64", show_default=True,
+              help="Conv blocks' channels, comma-separated (the first two are max-pooled).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
+@click.option("--lm-order", type=click.IntRange(0, 10), default=6, show_default=True,
+              help="Character n-gram LM for beam search, from the training texts (0 = none).")
+@click.option("--no-augment", is_flag=True, help="No ink-strength and noise changes to training lines.")
+@click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
+              help="Start from this handwriting model (fine-tuning), e.g. data/models/handwriting.")
+@training_options(steps=20000, eval_every=1000, lr=1e-3, data=DEFAULT_DATA, out=DEFAULT_RUN_DIR,
+                  data_help="A built corpus, or a folder of line images with NAME.gt.txt beside each "
+                            "(or a TSV of image<TAB>text).")
+@click.pass_context
+def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_order, no_augment, init_dir,
+          **opts):
+    """Train the line recogniser; the best model by validation CTC loss is kept.
+
+    \b
+    Examples:
+      suite handwriting train --minutes 60 --export data/models/handwriting
+      suite handwriting train --data my-lines/ --init data/models/handwriting --lr 3e-4 --steps 2000
+    """
+    from suite.apps.handwriting.data import CHARS, clean
+    from suite.apps.handwriting.model import (HandwritingConfig, HandwritingModel, HandwritingTask, alphabet_of,
+                                              config_dict, load_model)
+    from suite.ctc import CharNGramLM
+    from suite.ctc_task import Alphabet
+
+    try:
+        channels = [int(c) for c in channels.split(",")]
+        if len(channels) < 2 or not all(1 <= c <= 512 for c in channels):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("give two or more channel counts from 1 to 512, e.g. 16,32,64",
+                                 param_hint="--channels") from None
+    architecture = {"hidden": hidden, "layers": layers, "channels": channels, "dropout": dropout}
+    init_model = init_card = None
+    if init_dir is not None:
+        init_model, init_card = _load(init_dir)
+        for name, value in architecture.items():
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT and value != init_card["config"][name]:
+                raise click.UsageError(f"--{name} {value} differs from the --init model's "
+                                       f"{init_card['config'][name]}; drop --{name} (the architecture comes from --init)")
+        architecture = {name: init_card["config"][name] for name in architecture}
+    out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
+    train_split, valid_split, source, user_chars = _splits(data_dir, opts["quiet"])
+    chars = list(alphabet_of(init_card).chars) if init_card else list(CHARS)
+    chars += [c for c in user_chars if c not in chars]  # a character new in the user's data gets an output
+    alphabet = Alphabet.from_chars(chars, normalize=clean)
+    config = HandwritingConfig(vocab_size=len(chars), seed=opts["seed"], **architecture)
+    model = HandwritingModel(config)
+    if init_model is not None:
+        _take_weights(model, init_model)
+    task = HandwritingTask(train_split, valid_split, alphabet, batch_size=batch_size, augment_lines=not no_augment)
+    lm = CharNGramLM.fit([alphabet.encode(t) for t in train_split["texts"]], order=lm_order,
+                         vocab_size=len(chars)) if lm_order else None
+    meta = {"alphabet": chars, "data": source, "train_lines": len(train_split["texts"]),
+            "lm": lm.to_dict() if lm else None, "lm_order": lm_order,
+            "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
+    if init_card is not None:
+        meta["init"] = {"from": str(init_dir), "step": init_card["meta"].get("step"),
+                        "train_lines": init_card["meta"].get("train_lines")}
+    summary = run_training("handwriting", model, task, config_dict(config), meta, out=out, init=init_dir,
+                           describe_eval=lambda r: f"valid CTC {r['loss']:.4f}, greedy CER "
+                                                   f"{r.get('cer', float('nan')):.4f}, WER "
+                                                   f"{r.get('wer', float('nan')):.4f}", **opts)
+    if opts["export"]:
+        summary["card"] = _export(out / "best", opts["export"], data_dir, None, opts["quiet"])
+    finish_training(summary, opts["as_json"],
+                    f"best validation CER {summary['valid'].get('cer', float('nan')):.4f} (greedy)", opts["export"])
+
+
+def _take_weights(model, init_model):
+    """Copy a fine-tune's starting weights; an output layer with new characters keeps the old rows and
+    starts the new ones from the blank's bias minus a margin (rarely predicted until learnt)."""
+    state = init_model.state_dict()
+    mine = model.state_dict()
+    for name, value in state.items():
+        if mine[name].shape == value.shape:
+            mine[name] = value
+        else:  # out.W (H, C) / out.b (C,): the first C_old outputs are the old characters
+            mine[name] = mine[name].copy()
+            mine[name][..., :value.shape[-1]] = value
+            if value.ndim == 1:
+                mine[name][value.shape[-1]:] = value.min()
+    model.load_state_dict(mine)
+
+
+def _export(best, out, data_dir, export_command, quiet):
+    from suite.apps.handwriting.model import export_model
+
+    try:
+        with single_blas_thread():  # evaluation reads one line at a time
+            return export_model(best, out, data_dir, export_command=export_command, progress=_bar("evaluating", quiet))
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+
+
+@cli.command("export")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="data/models/handwriting", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True,
+              help="The built corpus whose test sets are evaluated.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def export_cmd(run, out, data_dir, force, as_json):
+    """Export a trained model (RUN/best) with a card of held-out CER/WER per test set, Tesseract beside it.
+
+    Example: suite handwriting export runs/handwriting --out data/models/handwriting --force
+    """
+    best = export_source(run, out, force)
+    card = _export(best, out, data_dir, command_line("handwriting"), False)
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    for name, m in card["metrics"]["test"].items():
+        peer = m.get("tesseract")
+        click.echo(f"{name:>10}: CER {m['cer']:.4f}  WER {m['wer']:.4f}  exact {m['exact']:.3f}" +
+                   (f"   tesseract CER {peer['cer']:.4f}" if peer else ""))
+    click.echo(f"exported {best} to {out}")
+
+
+@cli.command()
+@click.argument("tsv", type=click.Path(dir_okay=False))
+@model_option
+@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
+@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@click.option("--against", type=click.Choice(["tesseract"]), default=None,
+              help="Also run this peer on the same images and report both.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(tsv, model_dir, beam, no_lm, against, as_json):
+    """CER, WER and exact lines on the images listed in TSV (image<TAB>text[<TAB>hand]), by hand.
+
+    Example: suite handwriting evaluate data/handwriting/test/fonts/lines.tsv --against tesseract
+    """
+    from suite.apps.handwriting.model import Reader, evaluate_folder, tesseract_folder
+    from suite.databuild import DataError
+
+    model, card = _load(model_dir)
+    try:
+        with single_blas_thread():
+            reports = {"suite": evaluate_folder(Reader(model, card, beam=beam, use_lm=not no_lm), tsv,
+                                                progress=_bar("reading"))}
+        if against == "tesseract":
+            reports["tesseract"] = tesseract_folder(tsv, progress=_bar("tesseract"))
+    except (DataError, OSError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(reports if against else reports["suite"], indent=2))
+        return
+    for name, r in reports.items():
+        click.echo(f"{name:>10}: CER {r['cer']:.4f}  WER {r['wer']:.4f}  exact {r['exact']:.3f}  "
+                   f"({r['utterances']} lines, {r['seconds_per_line'] * 1000:.0f} ms a line)")
+        for hand, m in r.get("by_hand", {}).items():
+            click.echo(f"            {hand}: CER {m['cer']:.4f}  WER {m['wer']:.4f}  ({m['utterances']})")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@model_option
+@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
+@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
+@click.option("--layout", type=click.Choice(["auto", "line", "page"]), default="auto", show_default=True,
+              help="line: the image is one text line; page/auto: cut it into lines first.")
+@click.option("--lines-out", type=click.Path(file_okay=False), default=None,
+              help="Write each cut line as a PNG here (FILE-STEM-001.png ...), as the model saw it.")
+@click.option("--force", is_flag=True, help="Write into an existing --lines-out folder, replacing its files.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per image: text, confidence, and each line's box and words' x-ranges.")
+def read(images, model_dir, beam, no_lm, layout, lines_out, force, as_json):
+    """Read handwritten text from images (any format Pillow opens: PNG, JPEG, TIFF, 16-bit, palette...).
+
+    A page is cut into lines (deskewed, binarised, projection profiles) and read
+    top to bottom; dark ink on light paper or the inverse. A file that cannot be
+    read is reported on stderr; the others are still read and the exit code is 1.
+
+    \b
+    Examples:
+      suite handwriting read line.png
+      suite handwriting read a.png b.jpg --json --beam 16
+      suite handwriting read page.png --lines-out cut/
+    """
+    from suite.apps.handwriting.model import Reader
+    from suite.images import ImageError
+
+    if lines_out and Path(lines_out).exists() and not force:
+        raise click.ClickException(f"{lines_out} already exists; pass --force to write into it, or choose another "
+                                   "--lines-out folder")
+    model, card = _load(model_dir)
+    reader = Reader(model, card, beam=beam, use_lm=not no_lm)
+    failed = 0
+    with single_blas_thread():
+        for path in images:
+            t0 = time.perf_counter()
+            try:
+                result = reader.read_file(path, layout)
+                if lines_out:
+                    _write_lines(reader, path, layout, lines_out, result)
+            except ImageError as exc:
+                click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
+                failed += 1
+                continue
+            except OSError as exc:
+                raise fail(exc) from None
+            result["seconds"] = round(time.perf_counter() - t0, 3)
+            if as_json:
+                click.echo(json.dumps(result))
+            elif len(images) > 1:
+                click.echo(f"{path}\t" + result["text"].replace("\n", " / "))
+            else:
+                click.echo(result["text"])
+    if failed:
+        sys.exit(1)
+
+
+def _write_lines(reader, path, layout, folder, result):
+    """The cut lines of ``path`` as PNGs (dark ink on white, the model's height), named after the file."""
+    from PIL import Image
+
+    from suite.apps.handwriting.lines import page_lines, prepare_line
+    from suite.fileio import atomic_path
+    from suite.images import read_image
+
+    gray = read_image(path, mode="L")
+    lines = page_lines(gray) if layout != "line" else [x for x in [prepare_line(gray)] if x is not None]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for i, (line, info) in enumerate(zip(lines, result["lines"]), 1):
+        target = Path(folder) / f"{Path(path).stem}-{i:03d}.png"
+        with atomic_path(target, force=True, suffix=".png") as tmp:
+            Image.fromarray(255 - line.columns.T).save(tmp, format="PNG")
+        info["image"] = str(target)

@@ -1,0 +1,364 @@
+"""The handwriting corpus: line images with their text, drawn from what this machine has.
+
+Sources (see DESIGN.md, "Data we can really have here"):
+
+- real handwritten digits: scikit-learn's load_digits; scans 0-1259 draw the
+  training strings, 1260-1399 validation, 1400-1796 only the test strings;
+- handwriting fonts from Debian packages (the Makefile installs them), whole
+  hands held out: ``HANDS`` says which hand serves which split, so validation
+  and test are written in hands training never saw;
+- English text: the Python reference manual (pydoc_data.topics, in every
+  Python) and the licence texts in /usr/share/common-licenses, cut into line-
+  long pieces, each piece in one split only (by a hash of its text);
+- Hershey vector fonts as pen strokes: the ``hershey`` test set only.
+
+Train and validation lines are stored prepared (apps.handwriting.lines:
+ink columns at the model's height) in train.npz/valid.npz; test sets are
+written as PNG files with NAME.gt.txt beside each (the kraken/Calamari
+convention) and a lines.tsv (file, text, hand), so evaluation reads them
+exactly as `suite handwriting read` does.
+
+A user's own data (``read_user_lines``): a folder of line images with
+NAME.gt.txt beside each, or a TSV of image<TAB>text.
+"""
+import string
+import unicodedata
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from suite.ctc_task import Alphabet
+from suite.databuild import (DataError, chunks, item_rng, parallel_map, read_npz, read_report, write_npz,
+                             write_report)
+
+FORMAT_VERSION = 1
+SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}  # the item seeds' split field: fixed once, never renumbered
+CHARS = ("<blank>", " ") + tuple(string.digits + string.ascii_letters + ".,;:!?'\"()-/&%$#+*=@[]_")
+ALPHABET = Alphabet.from_chars(CHARS, normalize=lambda t: clean(t))
+DIGIT_SCANS = {"train": (0, 1260), "valid": (1260, 1400), "test": (1400, 1797)}
+FONT_ROOT = Path("/usr/share/fonts")
+POOL = 4  # image columns per model step (two 2x2 max-pools); a line needs POOL columns per label and more
+
+# hand, font files, split, case ("upper": the font has capitals only, so its text is upper-cased)
+HANDS = (
+    ("comic-neue", ("ComicNeue-Regular.otf", "ComicNeue-Bold.otf", "ComicNeue-Italic.otf", "ComicNeue-Light.otf",
+                    "ComicNeue-BoldItalic.otf", "ComicNeue-LightItalic.otf"), "train", None),
+    ("dancing-script", ("DancingScript-Regular.otf", "DancingScript-Bold.otf"), "train", None),
+    ("breip", ("Breip.ttf",), "train", None),
+    ("dkg", ("dkg.ttf", "dkgBd.ttf", "dkgIt.ttf", "dkgBI.ttf"), "train", None),
+    ("steve-hand", ("SteveHand.ttf",), "train", None),
+    ("ecolier", ("Ecolier-court.ttf",), "train", None),
+    ("junkyard", ("Junkyard.ttf",), "train", None),
+    ("el-abogado-loco", ("El_Abogado_Loco.ttf",), "train", None),
+    ("dustismo", ("Dustismo.ttf", "dustismo_italic.ttf", "dustismo_bold.ttf", "Dustismo_Roman.ttf",
+                  "Dustismo_Roman_Italic.ttf"), "train", None),
+    ("bwht", ("BecauseWeBuild-Regular.otf", "BecauseWeConnect-Regular.otf", "BecauseWeCreate-Regular.otf",
+              "BecauseWeMentor-Regular.otf", "BecauseWeOrganize-Regular.otf"), "train", "upper"),
+    ("humor-sans", ("Humor-Sans.ttf",), "train", "upper"),
+    ("delphine", ("Delphine.ttf",), "valid", None),
+    ("domestic-manners", ("Domestic_Manners.ttf",), "valid", None),
+    ("femkeklaver", ("femkeklaver.ttf",), "test", None),
+    ("kristi", ("Kristi.ttf",), "test", None),
+    ("it-wasnt-me", ("It_wasn_t_me.ttf",), "test", None),
+    ("bwht-learn", ("BecauseWeLearn-Regular.otf",), "test", "upper"),
+)
+DEBIAN_FONTS = ("fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts "
+                "fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi")
+_REPLACE = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+            "\u2026": "...", "\t": " ", "`": "'", "|": "/", "{": "(", "}": ")", "~": "-", "^": "", "<": "(",
+            ">": ")", "\\": "/"}
+
+
+def clean(text):
+    """Text made comparable: NFKC, typographic quotes and dashes made plain, control characters dropped,
+    runs of spaces collapsed. Characters outside CHARS stay (a user's data may teach new ones)."""
+    text = unicodedata.normalize("NFKC", str(text))
+    text = "".join(_REPLACE.get(c, c) for c in text)
+    return " ".join("".join(c for c in text if c.isprintable() or c == " ").split())
+
+
+def normalize(text):
+    """Text as the shipped alphabet writes it: ``clean``, then characters outside CHARS dropped."""
+    known = set(CHARS[1:])
+    return " ".join("".join(c for c in clean(text) if c in known).split())
+
+
+# -- text --------------------------------------------------------------------------------------------
+def _prose():
+    """The English running text of the Python reference manual and the licence texts, as one word list."""
+    from pydoc_data.topics import topics
+
+    docs = list(topics.values())
+    licenses = Path("/usr/share/common-licenses")
+    if licenses.is_dir():
+        docs += [p.read_text(encoding="utf-8", errors="replace") for p in sorted(licenses.iterdir()) if p.is_file()]
+    words = []
+    for doc in docs:
+        for line in doc.splitlines():
+            if line.startswith("     ") or line.count("=") > 2 or sum(c.isalpha() for c in line) < 0.6 * len(line):
+                continue  # code examples, tables, rules: not prose
+            words += normalize(line).split()
+    return words
+
+
+def text_pieces(seed=0):
+    """{split: [line-long pieces of English]}: the prose cut into 12-45 character pieces, split by a hash
+    of each piece (5 % test, 5 % valid), so no piece is in two splits."""
+    rng = np.random.default_rng([seed, 99])
+    words = _prose()
+    pieces = {"train": [], "valid": [], "test": []}
+    i = 0
+    while i < len(words):
+        limit = int(rng.integers(12, 46))
+        piece, i0 = words[i], i + 1
+        while i0 < len(words) and len(piece) + 1 + len(words[i0]) <= limit:
+            piece += " " + words[i0]
+            i0 += 1
+        i = i0
+        h = zlib.crc32(piece.encode()) % 20
+        pieces["test" if h == 0 else "valid" if h == 1 else "train"].append(piece[:60])
+    return pieces
+
+
+def number_text(rng, plain=False):
+    """A string of digits as people write them: a number, a date, an amount, a phone number, a code.
+
+    plain: digits and spaces only (what the load_digits scans can spell).
+    """
+    d = lambda n: "".join(str(int(x)) for x in rng.integers(0, 10, n))  # noqa: E731
+    kind = int(rng.integers(6))
+    if kind == 0:
+        return d(int(rng.integers(1, 9)))
+    if kind == 1:
+        day, month, year = int(rng.integers(1, 32)), int(rng.integers(1, 13)), int(rng.integers(1900, 2040))
+        sep = " " if plain else "/.- "[int(rng.integers(4))]
+        return f"{day:02d}{sep}{month:02d}{sep}{year}"
+    if kind == 2:
+        groups = [d(int(rng.integers(1, 4)))] + [d(3) for _ in range(int(rng.integers(0, 3)))]
+        amount = (" " if plain else ",").join(groups)
+        return amount if plain else ("$" if rng.random() < 0.5 else "") + amount + f".{d(2)}"
+    if kind == 3:
+        return " ".join(d(int(rng.integers(2, 5))) for _ in range(int(rng.integers(2, 4))))
+    if kind == 4:
+        return f"{d(3)} {d(4)}" if plain else f"({d(3)}) {d(3)}-{d(4)}"
+    return " ".join(d(int(rng.integers(1, 6))) for _ in range(int(rng.integers(2, 5))))
+
+
+# -- fonts ---------------------------------------------------------------------------------------------
+def find_hands(split=None):
+    """[(hand, font path, case)] of the HANDS installed here (for ``split`` only, if given), and the missing files."""
+    found = {p.name: p for p in FONT_ROOT.rglob("*") if p.suffix.lower() in (".ttf", ".otf")} \
+        if FONT_ROOT.is_dir() else {}
+    hands, missing = [], []
+    for hand, files, where, case in HANDS:
+        if split is not None and where != split:
+            continue
+        for name in files:
+            if name in found:
+                hands.append((hand, str(found[name]), case))
+            else:
+                missing.append(name)
+    return hands, missing
+
+
+def _font_text(pieces, rng, case, path):
+    from suite.apps.handwriting.render import missing_glyphs
+
+    text = number_text(rng) if rng.random() < 0.15 else pieces[int(rng.integers(len(pieces)))]
+    if rng.random() < 0.1:  # mix words and numbers on one line
+        text = f"{text} {number_text(rng)}"
+    text = text.upper() if case == "upper" else text
+    lacking = missing_glyphs(path, set(text))
+    return normalize("".join(c for c in text if c not in lacking))
+
+
+# -- items ---------------------------------------------------------------------------------------------
+def digit_pool(split):
+    """{digit: scan indices} of the load_digits scans a split may use (DIGIT_SCANS)."""
+    from suite.apps.handwriting.render import digit_images
+
+    _, labels = digit_images()
+    lo, hi = DIGIT_SCANS[split]
+    return {d: [i for i in range(lo, hi) if labels[i] == d] for d in range(10)}
+
+
+def make_item(seed, split, index, hands, pieces, digit_fraction):
+    """(grey image (h, w) uint8, text, hand) of one item, drawn from its own generator."""
+    from suite.apps.handwriting.render import render_digit_line, render_font_line
+
+    rng = item_rng(seed, SPLIT_IDS[split], index)
+    if rng.random() < digit_fraction or not hands:
+        text = number_text(rng, plain=True)
+        return render_digit_line(text, digit_pool(split), rng), text, "digits"
+    hand, path, case = hands[int(rng.integers(len(hands)))]
+    text = _font_text(pieces, rng, case, path) or "0"
+    return render_font_line(text, path, rng), text, hand
+
+
+def fits(columns, text):
+    """Whether a prepared line has model steps enough for CTC to spell its text (a step per label, one more
+    between doubled letters)."""
+    labels = ALPHABET.encode(text)
+    need = len(labels) + int(np.sum(labels[1:] == labels[:-1])) if len(labels) else 0
+    return len(columns) // POOL >= max(need, 1)
+
+
+def _prepared_chunk(task):
+    """Worker: prepared (columns, text, hand) of items start..stop of a split; lines CTC cannot fit are None."""
+    from suite.apps.handwriting.lines import prepare_line
+
+    seed, split, start, stop, digit_fraction, pieces = task
+    hands, _ = find_hands(split)
+    out = []
+    for i in range(start, stop):
+        gray, text, hand = make_item(seed, split, i, hands, pieces, digit_fraction)
+        line = prepare_line(gray)
+        out.append((line.columns, text, hand) if line is not None and fits(line.columns, text) else None)
+    return out
+
+
+def _write_prepared(path, items):
+    widths = np.array([len(c) for c, _, _ in items], dtype=np.int64)
+    write_npz(path, {"pixels": np.concatenate([c for c, _, _ in items]), "widths": widths,
+                     "texts": np.array([t for _, t, _ in items]), "hands": np.array([h for _, _, h in items])})
+
+
+def _test_chunk(task):
+    """Worker: grey images and texts of test items start..stop of one test set."""
+    from suite.apps.handwriting.render import HERSHEY_FONTS, render_hershey_line
+
+    seed, name, start, stop, pieces = task
+    hands, _ = find_hands("test")
+    out = []
+    for i in range(start, stop):
+        if name == "digits":
+            out.append(make_item(seed, "test", i, [], pieces, 1.0))
+        elif name == "fonts":
+            out.append(make_item(seed, "test", 100_000 + i, hands, pieces, 0.0))
+        else:  # hershey: pen strokes, never seen in training or validation
+            rng = item_rng(seed, SPLIT_IDS["test"], 200_000 + i)
+            font = HERSHEY_FONTS[i % len(HERSHEY_FONTS)]
+            text = number_text(rng) if rng.random() < 0.15 else pieces[int(rng.integers(len(pieces)))]
+            text = normalize(text)
+            out.append((render_hershey_line(text, font, rng), text, f"hershey-{font}"))
+    return out
+
+
+def _write_test_set(folder, items):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rows = ["file\ttext\thand"]
+    for i, (gray, text, hand) in enumerate(items):
+        name = f"{i:05d}"
+        Image.fromarray(gray).save(folder / f"{name}.png", optimize=False)
+        (folder / f"{name}.gt.txt").write_text(text + "\n", encoding="utf-8")
+        rows.append(f"{name}.png\t{text}\t{hand}")
+    (folder / "lines.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0.3, seed=0, workers=2,
+                  progress=None, command=None):
+    """Write out/train.npz, valid.npz, test/{digits,fonts,hershey}/ and report.json (into a staged folder:
+    nothing is left on failure or Ctrl-C); returns the report."""
+    from suite.fileio import staged_dir
+
+    hands, missing = find_hands()
+    for split in ("train", "valid", "test"):
+        if not any(h for h in hands if _split_of(h[0]) == split):
+            raise DataError(f"no {split} handwriting fonts under {FONT_ROOT}; install the Debian packages "
+                            f"({DEBIAN_FONTS}), e.g. with `make apt`")
+    pieces = text_pieces(seed)
+    counts, dropped = {}, {}
+    total = n_train + n_valid + 3 * n_test
+    done = [0]
+
+    def step(k, _total):
+        if progress is not None:
+            progress(done[0] + k, total)
+
+    with staged_dir(out) as tmp:
+        for split, n in (("train", n_train), ("valid", n_valid)):
+            tasks = [(seed, split, a, b, digit_fraction, pieces[split]) for a, b in chunks(n, 250)]
+            items = [x for part in parallel_map(_prepared_chunk, tasks, workers, step, total=total) for x in part]
+            done[0] += n
+            kept = [x for x in items if x is not None]
+            counts[split], dropped[split] = len(kept), n - len(kept)
+            _write_prepared(tmp / f"{split}.npz", kept)
+        for name in ("digits", "fonts", "hershey"):
+            tasks = [(seed, name, a, b, pieces["test"]) for a, b in chunks(n_test, 100)]
+            items = [x for part in parallel_map(_test_chunk, tasks, workers, step, total=total) for x in part]
+            done[0] += n_test
+            _write_test_set(tmp / "test" / name, items)
+            counts[f"test/{name}"] = len(items)
+        report = {"seed": seed, "counts": counts, "dropped_too_narrow_for_ctc": dropped,
+                  "digit_fraction": digit_fraction, "digit_scans": DIGIT_SCANS,
+                  "hands": {s: sorted({h for h, _, w, _ in HANDS if w == s}) for s in ("train", "valid", "test")},
+                  "fonts_missing": missing, "text": {s: len(p) for s, p in pieces.items()},
+                  "text_source": "pydoc_data.topics (Python reference manual) + /usr/share/common-licenses",
+                  "hershey_fonts_test_only": True, "command": command}
+        write_report(tmp, report, FORMAT_VERSION)
+    return report
+
+
+def _split_of(hand):
+    return next(w for h, _, w, _ in HANDS if h == hand)
+
+
+def load_split(data_dir, split):
+    """{"features": [(W, 32) uint8], "texts": [str], "hands": [str]} of a built split; DataError if absent."""
+    read_report(data_dir, FORMAT_VERSION, app="handwriting")
+    arrays = read_npz(Path(data_dir) / f"{split}.npz", what="handwriting dataset")
+    if not {"pixels", "widths", "texts", "hands"} <= set(arrays):
+        raise DataError(f"{data_dir}/{split}.npz: not a handwriting split; rebuild with --force")
+    ends = np.cumsum(arrays["widths"])
+    pixels = arrays["pixels"]
+    feats = [pixels[e - w:e] for e, w in zip(ends, arrays["widths"])]
+    return {"features": feats, "texts": [str(t) for t in arrays["texts"]], "hands": [str(h) for h in arrays["hands"]]}
+
+
+def read_lines_tsv(tsv):
+    """[(image path, text, hand)] of a lines.tsv (file<TAB>text[<TAB>hand], an optional header); paths
+    relative to its folder."""
+    tsv = Path(tsv)
+    try:
+        lines = tsv.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{tsv}: no such file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{tsv}: not a UTF-8 text file; expected lines of image<TAB>text") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#") or (n == 1 and line.startswith("file\t")):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError(f"{tsv}:{n}: expected image<TAB>text, got {line[:60]!r}")
+        rows.append((tsv.parent / parts[0], parts[1], parts[2] if len(parts) > 2 else "-"))
+    if not rows:
+        raise DataError(f"{tsv}: no rows; expected lines of image<TAB>text")
+    return rows
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+def read_user_lines(folder):
+    """[(image path, text, "-")] of a user's folder: images with NAME.gt.txt beside each, or a *.tsv of
+    image<TAB>text. DataError when neither is there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; give a folder of line images with NAME.gt.txt files")
+    tsvs = sorted(folder.glob("*.tsv"))
+    if tsvs:
+        return [r for t in tsvs for r in read_lines_tsv(t)]
+    rows = []
+    for gt in sorted(folder.rglob("*.gt.txt")):
+        stem = gt.name[:-len(".gt.txt")]
+        image = next((gt.with_name(stem + s) for s in IMAGE_SUFFIXES if gt.with_name(stem + s).exists()), None)
+        if image is not None:
+            rows.append((image, gt.read_text(encoding="utf-8", errors="replace").strip(), "-"))
+    if not rows:
+        raise DataError(f"{folder}: no line images with NAME.gt.txt beside them, and no TSV of image<TAB>text")
+    return rows

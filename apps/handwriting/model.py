@@ -1,0 +1,325 @@
+"""The handwriting model: conv+ReLU(+pool) blocks over a line -> columns as time steps -> deep BiLSTM -> CTC.
+
+The shape of PyLaia (Puigcerver 2017) and Calamari, small for this CPU: a
+line at LINE_HEIGHT (32) rows goes through 3x3 conv + ReLU blocks, the first
+two followed by a 2x2 max-pool, so each model step covers POOL (4) columns
+and sees 8 rows x C channels; those are the features of a stacked
+bidirectional LSTM whose outputs are characters, trained with CTC
+(suite.ctc_task).
+
+Also here: the Reader (image file -> lines -> text, confidence, word x-ranges),
+evaluation of a test folder by hand, the Tesseract peer on the same lines, and
+export with the model card.
+"""
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from suite import ctc_task
+from suite.ctc_task import CTCDecoder, CTCTask, error_rates, split_logits
+from suite.nn import Linear, Module, Recurrent
+from suite.nn.conv import Conv2d, MaxPool2d, ReLU
+
+MODEL_NAME = "HandwritingCTC"
+POOLED_BLOCKS = 2  # blocks followed by a 2x2 max-pool: 4 columns a step, LINE_HEIGHT / 4 rows
+
+
+@dataclass
+class HandwritingConfig:
+    vocab_size: int                                               # characters incl. the CTC blank (id 0)
+    height: int = 32                                              # rows of a line (lines.LINE_HEIGHT)
+    channels: list = field(default_factory=lambda: [16, 32, 48])  # conv3x3+ReLU blocks; pools after the first 2
+    hidden: int = 128                                             # LSTM units per direction
+    layers: int = 2                                               # bidirectional layers
+    dropout: float = 0.1                                          # between recurrent layers
+    seed: int = 0
+
+
+class HandwritingModel(Module):
+    def __init__(self, config: HandwritingConfig):
+        if len(config.channels) < POOLED_BLOCKS or config.height % 2 ** POOLED_BLOCKS:
+            raise ValueError(f"need at least {POOLED_BLOCKS} conv blocks and a height divisible by "
+                             f"{2 ** POOLED_BLOCKS}, got channels {config.channels}, height {config.height}")
+        self.config = config
+        rng = np.random.default_rng(config.seed)
+        layers, c_in = [], 1
+        for k, c_out in enumerate(config.channels):
+            layers += [Conv2d(c_in, c_out, 3, padding=1, rng=rng, input_grad=k > 0), ReLU()]
+            if k < POOLED_BLOCKS:
+                layers.append(MaxPool2d(2))
+            c_in = c_out
+        self.conv = layers
+        self.rows = config.height // 2 ** POOLED_BLOCKS
+        self.rnn = Recurrent(c_in * self.rows, config.hidden, num_layers=config.layers, kind="lstm",
+                             bidirectional=True, dropout=config.dropout, seed=int(rng.integers(2**31)))
+        self.out = Linear(self.rnn.output_size, config.vocab_size, rng=rng)
+
+    @staticmethod
+    def steps(lengths):
+        """Model steps of lines ``lengths`` columns wide (the pools floor; at least one)."""
+        return np.maximum(np.asarray(lengths, dtype=np.int64) // 2 ** POOLED_BLOCKS, 1)
+
+    def forward(self, feats, lengths):
+        """feats (T, B, height) ink columns 0..255 (zero-padded), lengths (B,) -> logits (T', B, C), steps (B,)."""
+        T, B, H = feats.shape
+        pad = (-T) % 2 ** POOLED_BLOCKS  # whole pooling windows, so the last columns are not dropped
+        x = np.zeros((B, 1, H, T + pad), dtype=self.dtype)  # (B, 1, H, W)
+        x[:, 0, :, :T] = np.asarray(feats, dtype=self.dtype).transpose(1, 2, 0) * np.float32(1 / 255)
+        for layer in self.conv:
+            x = layer.forward(x)  # ends (B, C, rows, T')
+        _, C, R, Tp = x.shape
+        self._shape = x.shape
+        seq = np.ascontiguousarray(x.transpose(3, 0, 1, 2).reshape(Tp, B, C * R))  # (T', B, C*rows)
+        steps = np.minimum(self.steps(lengths), Tp)
+        y, _ = self.rnn.forward(seq, steps)  # (T', B, 2H)
+        return self.out.forward(y), steps
+
+    def backward(self, dlogits):
+        B, C, R, Tp = self._shape
+        dseq = self.rnn.backward(self.out.backward(dlogits))  # (T', B, C*rows)
+        dx = np.ascontiguousarray(dseq.reshape(Tp, B, C, R).transpose(1, 2, 3, 0))  # (B, C, rows, T')
+        for layer in reversed(self.conv):
+            dx = layer.backward(dx)
+            if dx is None:  # the first conv has no input gradient
+                break
+
+
+def config_dict(config: HandwritingConfig):
+    return {"model": MODEL_NAME} | asdict(config)
+
+
+def augment(columns, rng):
+    """A training line's (W, 32) ink columns, lightly changed: ink strength and a little noise (float32 0..255)."""
+    x = columns.astype(np.float32) * np.float32(rng.uniform(0.7, 1.15))
+    if rng.random() < 0.3:
+        x += rng.normal(0, 12, x.shape).astype(np.float32)
+    return np.clip(x, 0, 255)
+
+
+class HandwritingTask(CTCTask):
+    """The CTC task (suite.ctc_task) over prepared lines, with ``augment`` on training lines."""
+
+    def __init__(self, train, valid, alphabet, batch_size=24, augment_lines=True):
+        super().__init__(train, valid, alphabet, batch_size=batch_size, augment=augment if augment_lines else None)
+
+
+def build_model(config, meta):
+    return HandwritingModel(HandwritingConfig(**config))
+
+
+def load_model(model_dir):
+    """(HandwritingModel, card) from a model folder; one-line CheckpointError otherwise."""
+    from suite.nn.checkpoint import CheckpointError
+    from suite.shipped import load_app_model
+
+    model, card = load_app_model(model_dir, "handwriting", MODEL_NAME, build_model)
+    meta = card["meta"]
+    try:
+        ctc_task.check_decoding_meta(meta, f"{model_dir}/config.json")
+        alphabet_of(card)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return model, card
+
+
+def alphabet_of(card):
+    """The model's Alphabet, from its meta (a user's fine-tune may add characters); ValueError if malformed."""
+    from suite.apps.handwriting.data import clean
+
+    chars = (card.get("meta") or {}).get("alphabet")
+    config = card["config"]
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars[1:]) \
+            or len(chars) != config.get("vocab_size") or " " not in chars:
+        raise ValueError("meta.alphabet must be a list of vocab_size single characters (the blank first, "
+                         "a space among them)")
+    return ctc_task.Alphabet.from_chars(chars, normalize=clean)
+
+
+class Reader(CTCDecoder):
+    """Text from images with one loaded model: image -> lines (apps.handwriting.lines) -> BiLSTM -> CTC decoding.
+
+    Word times of the CTC decoder are in model steps here (frame_seconds=1):
+    ``read_gray`` turns them into image x coordinates.
+    """
+
+    def __init__(self, model, card, beam=8, use_lm=True, lm_weight=None):
+        decoding = (card.get("meta") or {}).get("decoding") or {}
+        super().__init__(alphabet_of(card), frame_seconds=1.0, beam=beam,
+                         lm=ctc_task.char_lm(card.get("meta")) if use_lm else None,
+                         lm_weight=lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5),
+                         bonus=decoding.get("bonus", 0.0))
+        self.model = model
+        self.card = card
+
+    def logits(self, columns):
+        """(T', C) logits of one prepared line's (W, 32) columns."""
+        logits, _ = self.model.forward(columns[:, None, :], np.array([len(columns)]))
+        return logits[:, 0]
+
+    def read_line(self, line):
+        """{"text", "confidence", "words": [{"word", "x0", "x1"}], "box"} of one lines.Line."""
+        from suite.kernels.losses import log_softmax
+
+        logits = self.logits(line.columns)
+        text, tokens, words = self.decode(logits)
+        # confidence: the mean, over the steps, of the best label's probability (1.0 = no doubt anywhere)
+        probs = np.exp(log_softmax(logits.astype(np.float64)))
+        confidence = float(np.mean(probs.max(axis=1))) if len(probs) else 1.0
+        step = 2 ** POOLED_BLOCKS
+        out_words = [{"word": w["word"], "x0": round(line.image_x(w["start"] * step), 1),
+                      "x1": round(line.image_x(w["end"] * step), 1)} for w in words]
+        return {"text": text, "confidence": round(confidence, 4), "words": out_words, "box": list(line.box)}
+
+    def read_gray(self, gray, layout="auto"):
+        """The lines of a grey image, read top to bottom: a list of read_line results (empty when blank).
+
+        layout: "line" (the whole image is one line), "page" (cut into lines),
+        or "auto" (cut, which gives one line for a line image).
+        """
+        from suite.apps.handwriting.lines import page_lines, prepare_line
+
+        if layout == "line":
+            line = prepare_line(gray)
+            lines = [] if line is None else [line]
+        else:
+            lines = page_lines(gray)
+        return [self.read_line(line) for line in lines]
+
+    def read_file(self, path, layout="auto"):
+        """{"file", "text" (lines joined by newlines), "confidence", "lines"} of an image file; ImageError if unreadable."""
+        from suite.images import read_image
+
+        gray = read_image(path, mode="L")
+        lines = self.read_gray(gray, layout)
+        return {"file": str(path), "text": "\n".join(l["text"] for l in lines),
+                "confidence": round(min((l["confidence"] for l in lines), default=1.0), 4), "lines": lines}
+
+
+def tune_decoding(model, card, split, beam=8, progress=None):
+    """The LM weight and character bonus with the lowest WER on ``split`` (validation): suite.ctc_task.tune_decoding."""
+    reader = Reader(model, card, beam=beam)
+    logits = split_logits(model, split["features"])
+    return ctc_task.tune_decoding(reader, logits, [reader.alphabet.decode(reader.alphabet.encode(t))
+                                                   for t in split["texts"]], progress=progress)
+
+
+def evaluate_folder(reader, tsv, progress=None, layout="line"):
+    """CER/WER over a lines.tsv's images (read from file, as `read` does), overall and by hand, with seconds per line."""
+    from suite.apps.handwriting.data import clean, read_lines_tsv
+    from suite.images import ImageError
+
+    rows = read_lines_tsv(tsv)
+    refs, hyps, t0 = [], [], time.perf_counter()
+    for i, (path, text, _) in enumerate(rows):
+        try:
+            hyp = reader.read_file(path, layout)["text"].replace("\n", " ")
+        except ImageError:
+            hyp = ""
+        refs.append(clean(text))
+        hyps.append(hyp)
+        if progress is not None:
+            progress(i + 1, len(rows))
+    elapsed = time.perf_counter() - t0
+    return summarize(rows, refs, hyps, elapsed)
+
+
+def summarize(rows, refs, hyps, elapsed):
+    """Error rates overall and by hand, exact-match rate, seconds per line, a few examples."""
+    report = error_rates(refs, hyps) | {"exact": round(float(np.mean([r == h for r, h in zip(refs, hyps)])), 4)}
+    groups = {}
+    for (_, _, hand), r, h in zip(rows, refs, hyps):
+        groups.setdefault(hand, ([], []))
+        groups[hand][0].append(r)
+        groups[hand][1].append(h)
+    if len(groups) > 1:
+        report["by_hand"] = {k: error_rates(r, h) for k, (r, h) in sorted(groups.items())}
+    report["seconds_per_line"] = round(elapsed / max(len(rows), 1), 4)
+    report["examples"] = [{"file": str(row[0]), "ref": r, "hyp": h} for row, r, h in list(zip(rows, refs, hyps))[:5]]
+    return report
+
+
+def tesseract_folder(tsv, progress=None):
+    """Tesseract 5 (`--psm 7`, one text line, its English model) over the same lines.tsv: the peer's CER/WER.
+
+    Raises FileNotFoundError when the tesseract command is not installed.
+    """
+    import shutil
+    import subprocess
+
+    from suite.apps.handwriting.data import clean, read_lines_tsv
+
+    exe = shutil.which("tesseract")
+    if exe is None:
+        raise FileNotFoundError("tesseract is not installed (Debian: apt-get install tesseract-ocr)")
+    rows = read_lines_tsv(tsv)
+    refs, hyps, t0 = [], [], time.perf_counter()
+    for i, (path, text, _) in enumerate(rows):
+        run = subprocess.run([exe, str(path), "stdout", "--psm", "7", "-l", "eng"], capture_output=True, text=True,
+                             env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"})
+        hyps.append(clean(run.stdout) if run.returncode == 0 else "")
+        refs.append(clean(text))
+        if progress is not None:
+            progress(i + 1, len(rows))
+    report = summarize(rows, refs, hyps, time.perf_counter() - t0)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return report | {"peer": version.strip() or "tesseract"}
+
+
+def export_model(best_dir, export_dir, data_dir, export_command=None, progress=None, against_tesseract=True):
+    """Publish a trained model with a card of held-out CER/WER on every test set (data_dir/test/*/lines.tsv).
+
+    Decoding settings (LM weight, character bonus) are chosen on validation
+    first and stored in the model's meta. Each test set is read from its image
+    files, as `read` does: beam search with the LM, and greedy without it;
+    beside them Tesseract on the same files when it is installed.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from suite.apps.handwriting.data import load_split, read_report
+    from suite.card import make_card, reproduce_line, training_record
+    from suite.nn.checkpoint import save_checkpoint
+    from suite.shipped import publish_model
+
+    model, card = load_model(best_dir)
+    meta = dict(card.get("meta") or {})
+    data_dir = Path(data_dir)
+    tests = sorted(p.parent for p in data_dir.glob("test/*/lines.tsv"))
+    if not tests:
+        raise ValueError(f"{data_dir}: no test/*/lines.tsv; run `suite handwriting data build` first")
+    if (data_dir / "valid.npz").exists():
+        meta["decoding"] = tune_decoding(model, card, load_split(data_dir, "valid"), progress=progress)
+    card = card | {"meta": meta}
+    beam, greedy = Reader(model, card), Reader(model, card, beam=1, use_lm=False)
+    metrics = {}
+    for folder in tests:
+        tsv = folder / "lines.tsv"
+        full = evaluate_folder(beam, tsv, progress=progress)
+        plain = evaluate_folder(greedy, tsv)
+        metrics[folder.name] = full | {"greedy_no_lm": {k: plain[k] for k in ("cer", "wer", "exact")}}
+        if against_tesseract:
+            try:
+                peer = tesseract_folder(tsv)
+                metrics[folder.name]["tesseract"] = {k: peer[k] for k in ("cer", "wer", "exact", "seconds_per_line",
+                                                                          "peer")}
+            except FileNotFoundError:
+                metrics[folder.name]["tesseract"] = None
+    training = training_record(best_dir, meta, export_command=export_command)
+    report = read_report(data_dir)
+    card_out = make_card(
+        "handwriting",
+        f"line at {model.config.height} px -> {len(model.config.channels)} conv3x3+ReLU blocks (2 with 2x2 max-pool) "
+        f"-> {model.config.layers}-layer bidirectional LSTM ({model.config.hidden} units per direction) -> "
+        "characters, CTC",
+        config=card["config"],
+        data={"source": str(data_dir), "report": report, "train_lines": meta.get("train_lines")},
+        training=training,
+        metrics={"how": "CER/WER (jiwer) and exact-line rate on each held-out test set, read from its PNG files "
+                        "through the same path as `suite handwriting read`; beam search with the character LM unless "
+                        "noted; Tesseract 5 --psm 7 on the same files", "test": metrics},
+        reproduce=reproduce_line(report.get("command"), training["command"], export_command),
+        decoding=meta.get("decoding"))
+    with tempfile.TemporaryDirectory() as tmp:  # the exported checkpoint carries the chosen decoding settings
+        save_checkpoint(tmp, model.state_dict(), card["config"], meta=meta)
+        return publish_model(tmp, export_dir, card_out)

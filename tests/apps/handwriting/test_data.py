@@ -1,0 +1,76 @@
+"""The handwriting corpus: texts and digit scans never shared between splits, a deterministic build."""
+import numpy as np
+import pytest
+
+from suite.apps.handwriting import data
+from suite.apps.handwriting.render import digit_images, render_hershey_line
+
+
+def test_normalize_keeps_the_alphabet_only():
+    assert data.normalize("\u201cHello\u201d \u2014  world\u2026\u00e9") == '"Hello" - world...'
+    assert data.normalize("  a\tb  ") == "a b"
+    assert set(data.normalize("".join(map(chr, range(32, 127))))) <= set(data.CHARS[1:])
+
+
+def test_text_pieces_are_in_one_split_only():
+    pieces = data.text_pieces(0)
+    train, valid, test = (set(pieces[s]) for s in ("train", "valid", "test"))
+    assert len(train) > 10000 and len(valid) > 300 and len(test) > 300
+    assert not train & test and not train & valid and not valid & test
+    assert all(len(p) <= 60 for p in train)
+
+
+def test_test_digits_come_only_from_scans_training_never_sees():
+    _, labels = digit_images()
+    train, valid, test = (data.digit_pool(s) for s in ("train", "valid", "test"))
+    for d in range(10):
+        assert max(train[d]) < 1260 and 1260 <= min(valid[d]) and max(valid[d]) < 1400 and min(test[d]) >= 1400
+        assert all(labels[i] == d for i in test[d])
+
+
+def test_number_text_plain_is_digits_and_spaces():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        t = data.number_text(rng, plain=True)
+        assert t and set(t) <= set("0123456789 ") and t == " ".join(t.split())
+
+
+def test_fits_needs_a_step_per_label_and_one_between_doubles():
+    assert data.fits(np.zeros((4 * 3, 32), np.uint8), "abc")
+    assert not data.fits(np.zeros((4 * 3, 32), np.uint8), "abb")
+
+
+def test_hershey_strokes_render():
+    img = render_hershey_line("Hello 42", "scripts", np.random.default_rng(0), height=30)
+    assert img.dtype == np.uint8 and img.shape[0] > 20 and img.min() < 150
+
+
+@pytest.mark.skipif(not data.find_hands("test")[0], reason="handwriting fonts not installed (make apt)")
+def test_build_is_deterministic_and_writes_kraken_style_test_sets(tmp_path):
+    a = data.build_dataset(tmp_path / "a", n_train=24, n_valid=6, n_test=4, workers=1)
+    data.build_dataset(tmp_path / "b", n_train=24, n_valid=6, n_test=4, workers=2)
+    assert (tmp_path / "a" / "train.npz").read_bytes() == (tmp_path / "b" / "train.npz").read_bytes()
+    assert a["counts"]["test/digits"] == 4
+    split = data.load_split(tmp_path / "a", "train")
+    assert len(split["features"]) == a["counts"]["train"] and all(f.shape[1] == 32 for f in split["features"])
+    assert set(split["hands"]) <= {h for h, _, s, _ in data.HANDS if s == "train"} | {"digits"}
+    for name in ("digits", "fonts", "hershey"):
+        rows = data.read_lines_tsv(tmp_path / "a" / "test" / name / "lines.tsv")
+        assert len(rows) == 4
+        for path, text, hand in rows:
+            assert path.exists() and path.with_name(path.stem + ".gt.txt").read_text().strip() == text
+            if name == "fonts":
+                assert hand in {h for h, _, s, _ in data.HANDS if s == "test"}
+    assert data.read_user_lines(tmp_path / "a" / "test" / "fonts")  # a user's folder reads the same way
+
+
+def test_user_folder_with_gt_txt_files(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("L", (40, 20), 255).save(tmp_path / f"l{i}.png")
+        (tmp_path / f"l{i}.gt.txt").write_text(f"line {i}\n")
+    rows = data.read_user_lines(tmp_path)
+    assert [r[1] for r in rows] == ["line 0", "line 1", "line 2"]
+    with pytest.raises(data.DataError, match="gt.txt"):
+        data.read_user_lines(tmp_path / "l0.png")

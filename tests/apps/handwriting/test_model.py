@@ -1,0 +1,71 @@
+"""The handwriting network: its backward pass against finite differences, shapes, and a loss that falls."""
+import tempfile
+
+import numpy as np
+
+from suite.apps.handwriting.model import HandwritingConfig, HandwritingModel, HandwritingTask
+from suite.ctc_task import Alphabet
+from suite.train import TrainConfig, Trainer
+from tests.gradcheck import check_gradients
+
+ALPHA = Alphabet.from_chars(["<blank>", " ", "a", "b", "c"])
+
+
+def _tiny(dtype=np.float32, height=8):
+    config = HandwritingConfig(vocab_size=ALPHA.size, height=height, channels=[2, 3, 2], hidden=3, layers=2,
+                               dropout=0.0)
+    return HandwritingModel(config).to(dtype)
+
+
+def test_steps_are_a_quarter_of_the_columns():
+    model = _tiny()
+    feats = np.random.default_rng(0).integers(0, 256, (13, 2, 8)).astype(np.float32)
+    logits, steps = model.forward(feats, np.array([13, 6]))
+    assert logits.shape == (4, 2, ALPHA.size)  # 13 columns padded to 16: 4 steps
+    assert list(steps) == [3, 1]
+
+
+def test_whole_model_gradient_matches_finite_differences():
+    model = _tiny(np.float64)
+    rng = np.random.default_rng(1)
+    for name, p in model.named_parameters():  # zero biases put padded columns exactly on ReLU's kink
+        if name.endswith(".b"):
+            p.value[:] = rng.normal(0, 0.1, p.value.shape)
+    feats = rng.uniform(0, 255, (10, 2, 8))
+    lengths = np.array([10, 7])
+    model.train()
+    logits, _ = model.forward(feats, lengths)
+    weight = rng.normal(size=logits.shape)  # loss = sum(weight * logits): exercises every path back
+    model.zero_grad()
+    model.backward(weight)
+    grads = {name: p.grad.copy() for name, p in model.named_parameters()}
+    model.eval()
+
+    def loss():
+        return float(np.sum(weight * model.forward(feats, lengths)[0]))
+
+    params = {name: p.value for name, p in model.named_parameters()}
+    check_gradients(loss, params, grads, rtol=1e-4, atol=1e-8, sample=3, rng=rng, rule="approx")
+
+
+def test_ctc_loss_falls_on_a_few_lines():
+    rng = np.random.default_rng(0)
+    texts = ["ab", "ba", "cab", "a b", "cc a", "bac"]
+    feats = []
+    for t in texts:  # each character a distinct stripe pattern, 8 columns wide
+        cols = []
+        for c in t:
+            block = np.zeros((8, 8), np.uint8)
+            block[:, {"a": slice(0, 3), "b": slice(3, 6), "c": slice(5, 8), " ": slice(0, 0)}[c]] = 255
+            cols.append(block)
+        feats.append(np.concatenate(cols))
+    split = {"features": feats, "texts": texts}
+    model = _tiny()
+    task = HandwritingTask(split, split, ALPHA, batch_size=6, augment_lines=False)
+    first = task.evaluate(model)["loss"]
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(model, task, TrainConfig(steps=150, lr=0.03, warmup=5, eval_every=150, seed=0), out,
+                          model_config={"model": "x"}, meta={}, quiet=True)
+        trainer.fit()
+    last = task.evaluate(model)["loss"]
+    assert last < 0.5 * first, (first, last)
