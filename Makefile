@@ -8,8 +8,13 @@ BIN    := $(VENV)/bin
 # Debian packages the apps need: FluidSynth and a General MIDI soundfont render
 # chorales (music falls back to its own synthesiser without them); espeak-ng and flite
 # synthesise the speech app's training data (speech data build needs them); festival
-# (festvox-kdlpc16k voice) makes the test set of a synthesiser training never heard.
-APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k
+# (festvox-kdlpc16k voice) makes the test set of a synthesiser training never heard. The handwriting
+# fonts are the handwriting app's hands (training, validation and test hands: apps/handwriting/data.py HANDS);
+# Tesseract is its peer (evaluate --against tesseract, the card, bench).
+HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts \
+  fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
+  tesseract-ocr tesseract-ocr-eng $(HANDWRITING_FONTS)
 
 .PHONY: install test-deps run test bench lint models clean apt lab-table
 
@@ -34,7 +39,7 @@ ifneq ($(strip $(APT_PACKAGES)),)
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $$missing ) \
-	  || echo "warning: could not apt-get install$$missing; music renders with its own synthesiser, speech data build needs espeak-ng and flite"; \
+	  || echo "warning: could not apt-get install$$missing; music renders with its own synthesiser, speech data build needs espeak-ng and flite, handwriting data build its fonts"; \
 	fi
 endif
 
@@ -46,6 +51,7 @@ run: install apt
 	$(BIN)/suite text generate --prime "def " --length 400 --temperature 0.8 --seed 1
 	$(BIN)/suite speech transcribe data/examples/go-three-zero-four-oh.wav
 	$(BIN)/suite caption data/examples/shapes.png
+	$(BIN)/suite handwriting read data/examples/handwriting-line.png data/examples/handwriting-page.png
 
 test: test-deps apt
 	$(BIN)/pytest
@@ -57,6 +63,7 @@ bench: test-deps
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_lstm.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_conv.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_transcribe.py
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_handwriting.py
 
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench
@@ -96,6 +103,9 @@ models: install apt
 	$(BIN)/suite caption data build --force
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite caption train --first-caption-only --steps 12000 --minutes 48 --eval-every 500 --quiet --force
 	$(BIN)/suite caption export runs/caption/last --out data/models/caption --force
+	$(BIN)/suite handwriting data build --force
+	OPENBLAS_NUM_THREADS=1 $(BIN)/suite handwriting train --steps 10500 --minutes 80 --eval-every 1000 --quiet --force
+	$(BIN)/suite handwriting export runs/handwriting --out data/models/handwriting --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -3,6 +3,9 @@
 Every output goes to a temporary file in the destination's folder and is then
 renamed over the destination (os.replace is atomic on one filesystem). Outputs
 never silently overwrite: callers pass force=True to replace an existing file.
+Temporary names carry the writer's process id (``temp_prefix``), so what a
+killed run (SIGKILL) could not remove is swept by the next write of the same
+output (``sweep_stale``) once that process is gone.
 """
 import contextlib
 import json
@@ -70,6 +73,46 @@ def check_writable(path, force=False):
     return path
 
 
+TEMP_TAG = ".suite-"  # temporary names are .NAME.suite-PID-XXXX: a later run can tell whose they are
+
+
+def temp_prefix(name):
+    """The prefix of this process's temporary files and folders for an output called ``name``."""
+    return f".{name}{TEMP_TAG}{os.getpid()}-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(folder, name):
+    """Remove the temporary files and folders that a killed run (SIGKILL, power loss) left for output ``name``
+    in ``folder``: those whose process is gone. A live process's are never touched. Returns what was removed."""
+    removed = []
+    head = f".{name}{TEMP_TAG}"
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(head)]
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(head):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+        removed.append(entry.path)
+    return removed
+
+
 def current_umask():
     """The process's file-creation mask (reading it means setting it, so set it back at once)."""
     mask = os.umask(0)
@@ -90,7 +133,8 @@ def atomic_path(path, force=True, suffix=None):
     if not force and os.path.lexists(path):
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    sweep_stale(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -157,7 +201,8 @@ def staged_files(paths, force=False, owned=()):
     owned = {Path(p) for p in owned}
     folder = paths[0].parent if str(paths[0].parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{paths[0].stem}.", dir=folder))
+    sweep_stale(folder, paths[0].stem)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(paths[0].stem), dir=folder))
     placed = []
     try:
         yield {p: tmp / f"{i}{p.suffix}" for i, p in enumerate(paths)}
@@ -227,7 +272,8 @@ def staged_dir(final_dir, guard=True):
         check_replaceable(final_dir)  # before the work, so a refusal costs nothing
     try:
         final_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+        sweep_stale(final_dir.parent, final_dir.name)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final_dir.name), dir=final_dir.parent))
     except OSError as exc:  # name the folder the user gave, not our hidden temporary one
         raise OSError(exc.errno, exc.strerror, str(final_dir)) from None
     try:

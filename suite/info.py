@@ -24,6 +24,18 @@ def cpu_features():
         return []
 
 
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo on Linux; platform's answer elsewhere): benchmarks name their CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cuda_status():
     """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
@@ -56,7 +68,7 @@ def collect():
         "numba": numba.__version__,
         "numpy": _version("numpy"),
         "scipy": _version("scipy"),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_features": cpu_features(),
         "numba_threads": NUMBA_NUM_THREADS,

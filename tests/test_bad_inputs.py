@@ -116,6 +116,11 @@ def inputs(tmp_path_factory):
     _bad_model(models / "speech-lm-other", "speech", lambda c: c["meta"].update(lm={"format": "arpa"}))
     _bad_model(models / "caption-vocab-int", "caption", lambda c: c["meta"].update(vocab=5))
     _bad_model(models / "music-as-text", "music", lambda c: c["meta"].update(app="text"))
+    _bad_model(models / "handwriting-alphabet-int", "handwriting", lambda c: c["meta"].update(alphabet=5))
+    _bad_model(models / "handwriting-alphabet-short", "handwriting",
+               lambda c: c["meta"].update(alphabet=c["meta"]["alphabet"][:-1]))
+    _bad_model(models / "handwriting-decoding-str", "handwriting", lambda c: c["meta"].update(decoding="fast"))
+    _nan_weights(models / "handwriting-nan", "handwriting")
     _nan_weights(models / "text-nan", "text")
     _nan_weights(models / "caption-nan", "caption")
     mydocs = d / "mydocs"
@@ -268,6 +273,39 @@ CASES = {
     "speech export no run": (["speech", "export", "{in}/nowhere", "--out", "m"], 1, []),
     "caption export no run": (["caption", "export", "{in}/nowhere", "--out", "m"], 1, []),
     "music export no run": (["music", "export", "{in}/nowhere", "--out", "m"], 1, []),
+    # -- handwriting ------------------------------------------------------------------------------------
+    "handwriting train lr nan": (["handwriting", "train", "--lr", "nan"], 2, ["finite"]),
+    "handwriting train channels": (["handwriting", "train", "--channels", "0,x"], 2, ["channel"]),
+    "handwriting data build out is a file": (["handwriting", "data", "build", "--out", "{in}/notes.txt"], 2,
+                                             ["notes.txt"]),
+    "handwriting train no corpus": (["handwriting", "train", "--data", "{in}/nowhere", "--out", "run"], 1,
+                                    ["data build"]),
+    "handwriting train folder without gt": (["handwriting", "train", "--data", "{in}/a-folder", "--out", "run"], 1,
+                                            ["gt.txt"]),
+    "handwriting train init not a model": (["handwriting", "train", "--init", "{in}/a-folder", "--out", "run"], 1,
+                                           ["no model here"]),
+    "handwriting export no run": (["handwriting", "export", "{in}/nowhere", "--out", "m"], 1, []),
+    "handwriting read missing": (["handwriting", "read", "{in}/missing.png"], 1, ["missing.png"]),
+    "handwriting read not an image": (["handwriting", "read", "{in}/notes.png"], 1, ["notes.png", "not an image"]),
+    "handwriting read empty": (["handwriting", "read", "{in}/empty.png"], 1, ["empty"]),
+    "handwriting read truncated": (["handwriting", "read", "{in}/truncated.png"], 1, ["truncated"]),
+    "handwriting read folder": (["handwriting", "read", "{in}/a-folder"], 2, ["a-folder"]),
+    "handwriting read lines-out unwritable": (["handwriting", "read", "{ex}/handwriting-line.png", "--lines-out",
+                                              "/proc/x"], 1, ["/proc/x"]),
+    "handwriting read lines-out is a file": (["handwriting", "read", "{ex}/handwriting-line.png", "--lines-out",
+                                             "{in}/notes.txt", "--force"], 2, ["notes.txt"]),
+    "handwriting evaluate missing tsv": (["handwriting", "evaluate", "{in}/missing.tsv"], 1, ["no such file"]),
+    "handwriting evaluate malformed tsv": (["handwriting", "evaluate", "{in}/bad.tsv"], 1, ["bad.tsv"]),
+    "handwriting model alphabet int": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                        "{in}/models/handwriting-alphabet-int"], 1, ["alphabet"]),
+    "handwriting model alphabet short": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                          "{in}/models/handwriting-alphabet-short"], 1, ["alphabet"]),
+    "handwriting model decoding str": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                        "{in}/models/handwriting-decoding-str"], 1, ["decoding"]),
+    "handwriting model nan weights": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                       "{in}/models/handwriting-nan"], 1, ["finite"]),
+    "handwriting model is caption": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                      "{models}/caption"], 1, ["not a handwriting model"]),
 }
 
 
@@ -355,3 +393,31 @@ def test_sigterm_in_training_saves_and_exits_130_leaving_no_temporary_files(tmp_
     assert proc.returncode == 130 and out == "", err
     assert (tmp_path / "run" / "last" / "trainer.json").exists()
     assert not list(scratch.iterdir()) and not list((tmp_path / "run").glob("*.tmp*"))
+
+
+def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path):
+    """SIGKILL gives a command no chance to clean up: its hidden staging folder stays, and the next run that
+    writes the same output removes it (the process that made it is gone)."""
+    import signal
+    import time
+
+    from suite.apps.handwriting.data import find_hands
+
+    if not find_hands("test")[0]:
+        pytest.skip("handwriting fonts not installed (make apt)")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = _suite(["handwriting", "data", "build", "--out", "ds", "--n-train", "100000", "--workers", "1"], tmp_path,
+                  scratch)
+    deadline = time.time() + 60
+    while time.time() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")], "no staging folder was left to sweep"
+    again = _suite(["handwriting", "data", "build", "--out", "ds", "--n-train", "4", "--n-valid", "2", "--n-test",
+                    "1", "--workers", "1"], tmp_path, scratch)
+    assert again.wait(timeout=120) == 0, again.communicate()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+    assert (tmp_path / "ds" / "report.json").exists()

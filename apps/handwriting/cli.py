@@ -323,47 +323,63 @@ def read(images, model_dir, beam, no_lm, layout, lines_out, force, as_json):
     from suite.apps.handwriting.model import Reader
     from suite.images import ImageError
 
-    if lines_out and Path(lines_out).exists() and not force:
-        raise click.ClickException(f"{lines_out} already exists; pass --force to write into it, or choose another "
-                                   "--lines-out folder")
     model, card = _load(model_dir)
+    made = _lines_folder(lines_out, force)
     reader = Reader(model, card, beam=beam, use_lm=not no_lm)
     failed = 0
-    with single_blas_thread():
-        for path in images:
-            t0 = time.perf_counter()
-            try:
-                result = reader.read_file(path, layout)
-                if lines_out:
-                    _write_lines(reader, path, layout, lines_out, result)
-            except ImageError as exc:
-                click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
-                failed += 1
-                continue
-            except OSError as exc:
-                raise fail(exc) from None
-            result["seconds"] = round(time.perf_counter() - t0, 3)
-            if as_json:
-                click.echo(json.dumps(result))
-            elif len(images) > 1:
-                click.echo(f"{path}\t" + result["text"].replace("\n", " / "))
-            else:
-                click.echo(result["text"])
+    try:
+        with single_blas_thread():
+            for path in images:
+                t0 = time.perf_counter()
+                try:
+                    result, lines = reader.read_file(path, layout, with_lines=True)
+                    if lines_out:
+                        _write_lines(path, lines, result, lines_out)
+                except ImageError as exc:
+                    click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
+                    failed += 1
+                    continue
+                except OSError as exc:
+                    raise fail(exc) from None
+                result["seconds"] = round(time.perf_counter() - t0, 3)
+                if as_json:
+                    click.echo(json.dumps(result))
+                elif len(images) > 1:
+                    click.echo(f"{path}\t" + result["text"].replace("\n", " / "))
+                else:
+                    click.echo(result["text"])
+    finally:
+        if made and not any(Path(lines_out).iterdir()):
+            Path(lines_out).rmdir()  # nothing was cut: leave no empty folder behind
     if failed:
         sys.exit(1)
 
 
-def _write_lines(reader, path, layout, folder, result):
-    """The cut lines of ``path`` as PNGs (dark ink on white, the model's height), named after the file."""
+def _lines_folder(folder, force):
+    """Check (and make) the --lines-out folder before any image is read; True if this call made it."""
+    if folder is None:
+        return False
+    folder = Path(folder)
+    if folder.exists():
+        if not force:
+            raise click.ClickException(f"{folder} already exists; pass --force to write into it, or choose another "
+                                       "--lines-out folder")
+        if not folder.is_dir():
+            raise click.ClickException(f"{folder} is a file; --lines-out names a folder")
+        return False
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise fail(exc) from None
+    return True
+
+
+def _write_lines(path, lines, result, folder):
+    """The cut lines of ``path`` as PNGs (dark ink on white, as the model saw them), named after the file."""
     from PIL import Image
 
-    from suite.apps.handwriting.lines import page_lines, prepare_line
     from suite.fileio import atomic_path
-    from suite.images import read_image
 
-    gray = read_image(path, mode="L")
-    lines = page_lines(gray) if layout != "line" else [x for x in [prepare_line(gray)] if x is not None]
-    Path(folder).mkdir(parents=True, exist_ok=True)
     for i, (line, info) in enumerate(zip(lines, result["lines"]), 1):
         target = Path(folder) / f"{Path(path).stem}-{i:03d}.png"
         with atomic_path(target, force=True, suffix=".png") as tmp:

@@ -172,10 +172,11 @@ class Reader(CTCDecoder):
         return {"text": text, "confidence": round(confidence, 4), "words": out_words, "box": list(line.box)}
 
     def read_gray(self, gray, layout="auto"):
-        """The lines of a grey image, read top to bottom: a list of read_line results (empty when blank).
+        """(results, lines) of a grey image: read_line's result for each lines.Line found, top to bottom.
 
         layout: "line" (the whole image is one line), "page" (cut into lines),
-        or "auto" (cut, which gives one line for a line image).
+        or "auto" (cut, which gives one line for a line image). Both lists are
+        empty for a blank image.
         """
         from suite.apps.handwriting.lines import page_lines, prepare_line
 
@@ -184,16 +185,17 @@ class Reader(CTCDecoder):
             lines = [] if line is None else [line]
         else:
             lines = page_lines(gray)
-        return [self.read_line(line) for line in lines]
+        return [self.read_line(line) for line in lines], lines
 
-    def read_file(self, path, layout="auto"):
-        """{"file", "text" (lines joined by newlines), "confidence", "lines"} of an image file; ImageError if unreadable."""
+    def read_file(self, path, layout="auto", with_lines=False):
+        """{"file", "text" (lines joined by newlines), "confidence" (the least sure line's), "lines"} of an image
+        file, and with ``with_lines`` the lines.Line objects too; ImageError if the file cannot be read."""
         from suite.images import read_image
 
-        gray = read_image(path, mode="L")
-        lines = self.read_gray(gray, layout)
-        return {"file": str(path), "text": "\n".join(l["text"] for l in lines),
-                "confidence": round(min((l["confidence"] for l in lines), default=1.0), 4), "lines": lines}
+        results, lines = self.read_gray(read_image(path, mode="L"), layout)
+        out = {"file": str(path), "text": "\n".join(r["text"] for r in results),
+               "confidence": round(min((r["confidence"] for r in results), default=1.0), 4), "lines": results}
+        return (out, lines) if with_lines else out
 
 
 def tune_decoding(model, card, split, beam=8, progress=None):

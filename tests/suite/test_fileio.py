@@ -24,3 +24,34 @@ def test_a_failed_write_leaves_nothing_and_existing_outputs_need_force(tmp_path)
     with pytest.raises(OutputExistsError, match="--force"):
         write_text(path, "second", force=False)
     assert path.read_text() == "first"
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_runs_temporary_files_are_swept_by_the_next_write(tmp_path):
+    """SIGKILL gives no chance to clean up: the next write of the same output removes what a dead process left,
+    and never what a live one is writing."""
+    from suite.fileio import TEMP_TAG, staged_dir, sweep_stale
+
+    dead, live = _dead_pid(), os.getpid()
+    (tmp_path / f".out.png{TEMP_TAG}{dead}-abc.png").write_text("half")
+    (tmp_path / f".model{TEMP_TAG}{dead}-xyz").mkdir()
+    (tmp_path / f".model{TEMP_TAG}{dead}-xyz" / "weights").write_text("half")
+    keep = tmp_path / f".out.png{TEMP_TAG}{live}-mine.png"
+    keep.write_text("being written")
+    other = tmp_path / ".notes.txt.swp"
+    other.write_text("an editor's file")
+    write_text(tmp_path / "out.png", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [keep.name, other.name, "out.png", f".model{TEMP_TAG}{dead}-xyz"])
+    with staged_dir(tmp_path / "model") as folder:
+        (folder / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, other.name, "out.png", "model"])
+    assert sweep_stale(tmp_path / "nowhere", "x") == []
