@@ -74,8 +74,10 @@ def info(as_json):
         click.echo(f"{key:<{width}}  {value}")
 
 
-from suite.lab_cli import demo, lab  # noqa: E402 - built-in commands register after cli exists
+from suite.batch_cli import batch  # noqa: E402 - built-in commands register after cli exists
+from suite.lab_cli import demo, lab  # noqa: E402
 
+cli.add_command(finite_floats(batch))
 cli.add_command(finite_floats(lab))
 cli.add_command(finite_floats(demo))
 

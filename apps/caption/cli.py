@@ -284,3 +284,36 @@ def evaluate(model_dir, data_dir, splits, beam, limit, as_json):
         click.echo(json.dumps(results, indent=2))
     else:
         _print_results(results)
+
+
+# -- `suite batch caption`: caption many images (suite.batch) ---------------------------------------------
+def _batch_load(model_dir=None, beam=5):
+    import numpy as np
+
+    from suite.apps.caption.model import caption_image, load_model
+    from suite.shipped import default_model_dir
+
+    model, vocab, _ = load_model(model_dir or default_model_dir("caption"))
+    size = model.config.input_size
+    caption_image(model, vocab, np.zeros((3, size, size), np.float32), beam=beam)  # compile
+    return model, vocab, beam
+
+
+def _batch_run(state, path):
+    from suite.apps.caption.data import load_image
+    from suite.apps.caption.model import caption_image
+
+    model, vocab, beam = state
+    beams = caption_image(model, vocab, load_image(path, size=model.config.input_size), beam=beam)
+    return {"caption": beams[0]["caption"], "log_prob": round(beams[0]["log_prob"], 4)}
+
+
+def batch_job():
+    from suite.batch import BatchJob
+
+    return BatchJob("caption", "Caption images (as `suite caption`).",
+                    (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"), _batch_load, _batch_run,
+                    options=(click.Option(["--beam"], type=click.IntRange(1, 64), default=5, show_default=True,
+                                          help="1 = greedy decoding."),
+                             click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
+                                          help="Model folder [default: the shipped model].")))

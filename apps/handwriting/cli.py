@@ -295,13 +295,19 @@ def evaluate(tsv, model_dir, beam, no_lm, against, as_json):
             click.echo(f"            {hand}: CER {m['cer']:.4f}  WER {m['wer']:.4f}  ({m['utterances']})")
 
 
+def read_options(fn):
+    """--model, --beam, --no-lm, --layout: what read and `suite batch handwriting` share."""
+    fn = click.option("--layout", type=click.Choice(["auto", "line", "page"]), default="auto", show_default=True,
+                      help="line: the image is one text line; page/auto: cut it into lines first.")(fn)
+    fn = click.option("--no-lm", is_flag=True, help="Decode without the character language model.")(fn)
+    fn = click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True,
+                      help="1 = greedy decoding.")(fn)
+    return model_option(fn)
+
+
 @cli.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@model_option
-@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
-@click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
-@click.option("--layout", type=click.Choice(["auto", "line", "page"]), default="auto", show_default=True,
-              help="line: the image is one text line; page/auto: cut it into lines first.")
+@read_options
 @click.option("--lines-out", type=click.Path(file_okay=False), default=None,
               help="Write each cut line as a PNG here (FILE-STEM-001.png ...), as the model saw it.")
 @click.option("--force", is_flag=True, help="Write into an existing --lines-out folder, replacing its files.")
@@ -385,3 +391,34 @@ def _write_lines(path, lines, result, folder):
         with atomic_path(target, force=True, suffix=".png") as tmp:
             Image.fromarray(255 - line.columns.T).save(tmp, format="PNG")
         info["image"] = str(target)
+
+
+# -- `suite batch handwriting`: read many images (suite.batch) ---------------------------------------------
+def _batch_load(model_dir=None, beam=8, no_lm=False, layout="auto"):
+    import numpy as np
+
+    from suite.apps.handwriting.model import Reader, load_model
+    from suite.shipped import default_model_dir
+
+    model, card = load_model(model_dir or default_model_dir("handwriting"))
+    reader = Reader(model, card, beam=beam, use_lm=not no_lm)
+    line = np.full((40, 120), 255, np.uint8)
+    line[15:25, 10:110] = 0
+    reader.read_gray(line, "line")  # compile
+    return reader, layout
+
+
+def _batch_run(state, path):
+    reader, layout = state
+    result = reader.read_file(path, layout)
+    result.pop("file")
+    return result
+
+
+def batch_job():
+    from suite.apps.handwriting.data import IMAGE_SUFFIXES
+    from suite.batch import BatchJob
+
+    return BatchJob("handwriting read", "Read handwritten line or page images (as `suite handwriting read`).",
+                    IMAGE_SUFFIXES, _batch_load, _batch_run,
+                    options=tuple(read_options(lambda: None).__click_params__))

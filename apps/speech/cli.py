@@ -299,3 +299,31 @@ def transcribe(files, model_dir, beam, no_lm, no_lexicon, as_json):
                 click.echo(f"{path}\t{text}" if len(files) > 1 else text)
     if failed:
         sys.exit(1)
+
+
+# -- `suite batch speech`: transcribe many files (suite.batch) --------------------------------------------
+def _batch_load(model_dir=None, beam=8, no_lm=False, no_lexicon=False):
+    import numpy as np
+
+    from suite.apps.speech.model import Transcriber, load_model
+    from suite.shipped import default_model_dir
+
+    model, card = load_model(model_dir or default_model_dir("speech"))
+    transcriber = Transcriber(model, card, beam=beam, use_lm=not no_lm, use_lexicon=not no_lexicon)
+    transcriber.transcribe_wave(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)  # compile
+    return transcriber
+
+
+def _batch_run(transcriber, path):
+    from suite.apps.speech.model import transcribe_file
+
+    text, words, seconds = transcribe_file(transcriber, path)
+    return {"text": text, "words": words, "audio_seconds": round(seconds, 3)}
+
+
+def batch_job():
+    from suite.batch import BatchJob
+
+    return BatchJob("speech transcribe", "Transcribe audio files (as `suite speech transcribe`), with word times.",
+                    (".wav", ".flac", ".ogg", ".mp3"), _batch_load, _batch_run,
+                    options=tuple(p for p in decode_options(lambda: None).__click_params__))

@@ -22,22 +22,12 @@ def _load(model_dir):
 
 
 def _read_text(path):
-    p = Path(path)
+    from suite.apps.text.data import DataError, read_text_file
+
     try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise click.ClickException(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise click.ClickException(f"{path}: is a folder; give a text file") from None
-    except OSError as exc:
-        raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8 first") from None
-    if len(text) < 2:
-        raise click.ClickException(f"{path}: needs at least 2 characters of text")
-    return text
+        return read_text_file(path)
+    except DataError as exc:
+        raise fail(exc) from None
 
 
 @click.group()
@@ -263,3 +253,32 @@ def cells(file, out, max_chars, model_dir, force, as_json):
     for feature, best in result["best"].items():
         click.echo(f"{feature:>18}: layer {best['layer']} cell {best['cell']:>3}  r = {best['r']:+.3f}")
     click.echo(f"wrote {out / 'cells.html'} and {out / 'cells.png'}")
+
+
+# -- `suite batch text`: bits per character of many files (suite.batch) ----------------------------------
+def _batch_load(model_dir=None):
+    from suite.apps.text.model import load_model
+    from suite.shipped import default_model_dir
+
+    model, vocab, _ = load_model(model_dir or default_model_dir("text"))
+    return model, vocab
+
+
+def _batch_run(state, path):
+    from suite.apps.text.data import read_text_file
+    from suite.apps.text.model import LN2, score_ids
+
+    model, vocab = state
+    text = read_text_file(path)
+    ids = vocab.encode(text)
+    return {"chars": len(text), "bits_per_char": score_ids(model, ids) / LN2,
+            "unknown_chars": int((ids == vocab.unk_id).sum())}
+
+
+def batch_job():
+    from suite.batch import BatchJob
+
+    return BatchJob("text score", "Bits per character of each text file under the model (as `suite text score`).",
+                    (".py", ".txt", ".md", ".rst"), _batch_load, _batch_run,
+                    options=(click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
+                                          help="Model folder [default: the shipped model]."),))

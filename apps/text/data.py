@@ -431,6 +431,26 @@ def build_corpus(
     return report
 
 
+def read_text_file(path):
+    """The text of a UTF-8 file of at least 2 characters (what `score` and `cells` read); DataError otherwise."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; give a text file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8 first") from None
+    if len(text) < 2:
+        raise DataError(f"{path}: needs at least 2 characters of text")
+    return text
+
+
 def _missing(out_dir, what):
     return DataError(f"{what} not found in {out_dir}: build the corpus first (`suite text data build --out {out_dir}`)")
 
