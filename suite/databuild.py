@@ -162,6 +162,38 @@ def read_report(out_dir, format_version=None, legacy=(), app=None):
     raise DataError(f"{out_dir}: no dataset here; build it first{hint}")
 
 
+def read_file_tsv(tsv, columns, header=None):
+    """Rows of a TSV that lists files with their text: file<TAB>text[<TAB>extra...], one a line.
+
+    Each row is (path relative to the TSV's folder, text, *extras): ``columns``
+    names the optional extra columns (a missing one is "-"). Blank lines, #
+    comments and a first line starting with ``header`` are skipped. DataError
+    (one line naming the file, and the line) when it is missing, not UTF-8,
+    malformed or empty.
+    """
+    tsv = Path(tsv)
+    try:
+        lines = tsv.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{tsv}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{tsv}: is a folder; give a TSV file of file<TAB>text lines") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{tsv}: not a UTF-8 text file; expected lines of file<TAB>text") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#") or (n == 1 and header and line.startswith(header)):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError(f"{tsv}:{n}: expected file<TAB>text, got {line[:60]!r}")
+        extras = [parts[2 + i] if len(parts) > 2 + i else "-" for i in range(len(columns))]
+        rows.append((tsv.parent / parts[0], parts[1], *extras))
+    if not rows:
+        raise DataError(f"{tsv}: no rows; expected lines of file<TAB>text")
+    return rows
+
+
 def holdout_split(n, fraction=HOLDOUT_FRACTION, seed=0):
     """(train indices, held-out indices) of n user items: a seeded shuffle, at least one held out."""
     if n < 2:

@@ -42,6 +42,18 @@ def publish_model(checkpoint_dir, export_dir, card):
     return card
 
 
+def publish_model_with_meta(model, config, meta, export_dir, card):
+    """publish_model of ``model``'s current weights with ``meta`` in its config.json (e.g. the decoding
+    settings that export chose on validation), so the published model decodes as its card says."""
+    import tempfile
+
+    from suite.nn.checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(tmp, model.state_dict(), config, meta=meta)
+        return publish_model(tmp, export_dir, card)
+
+
 def load_app_model(model_dir, app, model_name, build):
     """(model, card) from a model folder written for ``app``; one-line CheckpointError otherwise.
 

@@ -162,7 +162,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     """
     from suite.apps.handwriting.data import CHARS, clean
     from suite.apps.handwriting.model import (HandwritingConfig, HandwritingModel, HandwritingTask, alphabet_of,
-                                              config_dict, load_model)
+                                              config_dict, take_weights)
     from suite.ctc import CharNGramLM
     from suite.ctc_task import Alphabet
 
@@ -190,7 +190,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     config = HandwritingConfig(vocab_size=len(chars), seed=opts["seed"], **architecture)
     model = HandwritingModel(config)
     if init_model is not None:
-        _take_weights(model, init_model)
+        take_weights(model, init_model)
     task = HandwritingTask(train_split, valid_split, alphabet, batch_size=batch_size, augment_lines=not no_augment)
     lm = CharNGramLM.fit([alphabet.encode(t) for t in train_split["texts"]], order=lm_order,
                          vocab_size=len(chars)) if lm_order else None
@@ -208,22 +208,6 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
         summary["card"] = _export(out / "best", opts["export"], data_dir, None, opts["quiet"])
     finish_training(summary, opts["as_json"],
                     f"best validation CER {summary['valid'].get('cer', float('nan')):.4f} (greedy)", opts["export"])
-
-
-def _take_weights(model, init_model):
-    """Copy a fine-tune's starting weights; an output layer with new characters keeps the old rows and
-    starts the new ones from the blank's bias minus a margin (rarely predicted until learnt)."""
-    state = init_model.state_dict()
-    mine = model.state_dict()
-    for name, value in state.items():
-        if mine[name].shape == value.shape:
-            mine[name] = value
-        else:  # out.W (H, C) / out.b (C,): the first C_old outputs are the old characters
-            mine[name] = mine[name].copy()
-            mine[name][..., :value.shape[-1]] = value
-            if value.ndim == 1:
-                mine[name][value.shape[-1]:] = value.min()
-    model.load_state_dict(mine)
 
 
 def _export(best, out, data_dir, export_command, quiet):

@@ -319,26 +319,11 @@ def load_split(data_dir, split):
 
 
 def read_lines_tsv(tsv):
-    """[(image path, text, hand)] of a lines.tsv (file<TAB>text[<TAB>hand], an optional header); paths
+    """[(image path, text, hand)] of a lines.tsv (file<TAB>text[<TAB>hand], an optional header line); paths
     relative to its folder."""
-    tsv = Path(tsv)
-    try:
-        lines = tsv.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{tsv}: no such file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{tsv}: not a UTF-8 text file; expected lines of image<TAB>text") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#") or (n == 1 and line.startswith("file\t")):
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise DataError(f"{tsv}:{n}: expected image<TAB>text, got {line[:60]!r}")
-        rows.append((tsv.parent / parts[0], parts[1], parts[2] if len(parts) > 2 else "-"))
-    if not rows:
-        raise DataError(f"{tsv}: no rows; expected lines of image<TAB>text")
-    return rows
+    from suite.databuild import read_file_tsv
+
+    return read_file_tsv(tsv, ("hand",), header="file\t")
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")

@@ -85,6 +85,23 @@ class HandwritingModel(Module):
                 break
 
 
+def take_weights(model, init_model):
+    """Start a fine-tune from ``init_model``'s weights. An output layer with more characters (new ones in a
+    user's data) keeps the old rows, and the new outputs start with the lowest old bias (rarely predicted
+    until learnt)."""
+    state = init_model.state_dict()
+    mine = model.state_dict()
+    for name, value in state.items():
+        if mine[name].shape == value.shape:
+            mine[name] = value
+        else:  # out.W (H, C) and out.b (C,): the first C_old outputs are the old characters
+            mine[name] = mine[name].copy()
+            mine[name][..., :value.shape[-1]] = value
+            if value.ndim == 1:
+                mine[name][value.shape[-1]:] = value.min()
+    model.load_state_dict(mine)
+
+
 def config_dict(config: HandwritingConfig):
     return {"model": MODEL_NAME} | asdict(config)
 
@@ -276,13 +293,11 @@ def export_model(best_dir, export_dir, data_dir, export_command=None, progress=N
     files, as `read` does: beam search with the LM, and greedy without it;
     beside them Tesseract on the same files when it is installed.
     """
-    import tempfile
     from pathlib import Path
 
     from suite.apps.handwriting.data import load_split, read_report
     from suite.card import make_card, reproduce_line, training_record
-    from suite.nn.checkpoint import save_checkpoint
-    from suite.shipped import publish_model
+    from suite.shipped import publish_model_with_meta
 
     model, card = load_model(best_dir)
     meta = dict(card.get("meta") or {})
@@ -322,6 +337,4 @@ def export_model(best_dir, export_dir, data_dir, export_command=None, progress=N
                         "noted; Tesseract 5 --psm 7 on the same files", "test": metrics},
         reproduce=reproduce_line(report.get("command"), training["command"], export_command),
         decoding=meta.get("decoding"))
-    with tempfile.TemporaryDirectory() as tmp:  # the exported checkpoint carries the chosen decoding settings
-        save_checkpoint(tmp, model.state_dict(), card["config"], meta=meta)
-        return publish_model(tmp, export_dir, card_out)
+    return publish_model_with_meta(model, card["config"], meta, export_dir, card_out)

@@ -225,27 +225,9 @@ def read_eval_tsv(tsv):
 
     Paths are relative to the TSV's folder; voice and condition default to "-".
     """
-    from pathlib import Path
+    from suite.databuild import read_file_tsv
 
-    tsv = Path(tsv)
-    try:
-        lines = tsv.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ValueError(f"{tsv}: no such file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{tsv}: not a UTF-8 text file; expected lines of file<TAB>text") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise ValueError(f"{tsv}:{n}: expected file<TAB>text, got {line[:60]!r}")
-        rows.append((tsv.parent / parts[0], parts[1], parts[2] if len(parts) > 2 else "-",
-                     parts[3] if len(parts) > 3 else "-"))
-    if not rows:
-        raise ValueError(f"{tsv}: no rows; expected lines of file<TAB>text")
-    return rows
+    return read_file_tsv(tsv, ("voice", "condition"))
 
 
 def transcribe_file(transcriber, path):
@@ -341,14 +323,12 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     default of `transcribe`); beside them the trivial baseline that always
     answers the most frequent training transcript.
     """
-    import tempfile
     from collections import Counter
     from pathlib import Path
 
     from suite.apps.speech.data import DataError, load_split, read_corpus_report
     from suite.card import make_card, reproduce_line, training_record
-    from suite.nn.checkpoint import save_checkpoint
-    from suite.shipped import publish_model
+    from suite.shipped import publish_model_with_meta
 
     model, card = load_model(best_dir)
     meta = card.get("meta") or {}
@@ -397,6 +377,4 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
                         "noted", "test": metrics},
         reproduce=reproduce_line(corpus.get("command"), training["command"], export_command),
         decoding=meta.get("decoding"), lexicon=meta.get("lexicon"))
-    with tempfile.TemporaryDirectory() as tmp:  # the exported checkpoint carries the chosen decoding settings
-        save_checkpoint(tmp, model.state_dict(), card["config"], meta=meta)
-        return publish_model(tmp, export_dir, card_out)
+    return publish_model_with_meta(model, card["config"], meta, export_dir, card_out)

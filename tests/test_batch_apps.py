@@ -1,0 +1,33 @@
+"""`suite batch APP` gives what the single-file command gives, for the apps' real jobs (loopback cluster)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from suite.cli import run
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+
+
+@pytest.mark.parametrize("app, single, example, key", [
+    ("speech", ["speech", "transcribe"], "go-three-zero-four-oh.wav", "text"),
+    ("caption", ["caption"], "shapes.png", "caption"),
+    ("handwriting", ["handwriting", "read"], "handwriting-page.png", "text"),
+])
+def test_batch_equals_the_single_file_command(app, single, example, key, tmp_path, capsys):
+    files = [tmp_path / f"{i}{Path(example).suffix}" for i in range(3)]
+    for f in files:
+        f.write_bytes((EXAMPLES / example).read_bytes())
+    (tmp_path / f"bad{Path(example).suffix}").write_text("not media")
+    capsys.readouterr()
+    assert run(single + [str(files[0]), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    out = tmp_path / "r.jsonl"
+    assert run(["batch", app, "--inputs", str(tmp_path), "--out", str(out), "--workers", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "3 done" not in err and "4 done, 1 failed" in err
+    records = {Path(r["input"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(records) == sorted([f.name for f in files] + [f"bad{Path(example).suffix}"])
+    for f in files:
+        assert records[f.name]["status"] == "ok" and records[f.name]["result"][key] == expected[key]
+    assert records[f"bad{Path(example).suffix}"]["status"] == "error"
