@@ -12,7 +12,9 @@ BIN    := $(VENV)/bin
 # fonts are the handwriting app's hands (training, validation and test hands: apps/handwriting/data.py HANDS);
 # Tesseract is its peer (evaluate --against tesseract, the card, bench).
 HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts \
-  fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi
+  fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi \
+  fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo \
+  fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
   tesseract-ocr tesseract-ocr-eng $(HANDWRITING_FONTS)
 

@@ -145,6 +145,13 @@ def read_results(path):
     return records
 
 
+def _plain(value):
+    """JSON for numpy scalars and arrays a job may return; anything else is its repr (never a crash mid-job)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return repr(value)
+
+
 class ResultWriter:
     """Appends one JSON line per record with a single write (never a torn line from a killed process)."""
 
@@ -152,7 +159,8 @@ class ResultWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
     def write(self, record):
-        os.write(self.fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        line = json.dumps(record, ensure_ascii=False, default=_plain) + "\n"
+        os.write(self.fd, line.encode("utf-8"))
 
     def close(self):
         os.fsync(self.fd)

@@ -56,6 +56,16 @@ HANDS = (
     ("bwht", ("BecauseWeBuild-Regular.otf", "BecauseWeConnect-Regular.otf", "BecauseWeCreate-Regular.otf",
               "BecauseWeMentor-Regular.otf", "BecauseWeOrganize-Regular.otf"), "train", "upper"),
     ("humor-sans", ("Humor-Sans.ttf",), "train", "upper"),
+    ("kaushan-script", ("KaushanScript-Regular.otf",), "train", None),
+    ("klee", ("KleeOne-Regular.ttf", "KleeOne-SemiBold.ttf"), "train", None),
+    ("rufscript", ("Rufscript010.ttf",), "train", None),
+    ("leckerli", ("LeckerliOne-Regular.ttf",), "train", None),
+    ("lobster", ("lobster.otf", "LobsterTwo-Regular.otf", "LobsterTwo-Italic.otf", "LobsterTwo-Bold.otf",
+                 "LobsterTwo-BoldItalic.otf"), "train", None),
+    ("tomson-talks", ("TomsonTalks.ttf",), "train", "upper"),
+    ("havana", ("Havana-Regular.otf",), "train", None),
+    ("yusei-magic", ("YuseiMagic-Regular.ttf",), "train", None),
+    ("seto", ("setofont.ttf",), "train", None),
     ("delphine", ("Delphine.ttf",), "valid", None),
     ("domestic-manners", ("Domestic_Manners.ttf",), "valid", None),
     ("femkeklaver", ("femkeklaver.ttf",), "test", None),
@@ -64,7 +74,9 @@ HANDS = (
     ("bwht-learn", ("BecauseWeLearn-Regular.otf",), "test", "upper"),
 )
 DEBIAN_FONTS = ("fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts "
-                "fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi")
+                "fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi "
+                "fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo "
+                "fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto")
 _REPLACE = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
             "\u2026": "...", "\t": " ", "`": "'", "|": "/", "{": "(", "}": ")", "~": "-", "^": "", "<": "(",
             ">": ")", "\\": "/"}

@@ -120,3 +120,29 @@ def test_every_command_has_help():
                  ["evaluate", "--help"], ["export", "--help"]):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 0 and "Example" in r.output or args == ["--help"], args
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "I;16", "JPEG", "TIFF", "inverted"])
+def test_any_image_mode_reads_like_the_grey_original(trained, tmp_path, mode):
+    _, data, model = trained
+    png = sorted((data / "test" / "fonts").glob("*.png"))[0]
+    grey = Image.open(png).convert("L")
+    if mode == "I;16":
+        img, name = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257), "x.png"
+    elif mode == "JPEG":
+        img, name = grey.convert("RGB"), "x.jpg"
+    elif mode == "TIFF":
+        img, name = grey, "x.tif"
+    elif mode == "inverted":
+        img, name = Image.fromarray(255 - np.asarray(grey)), "x.png"
+    else:
+        img, name = grey.convert(mode), "x.png"
+    img.save(tmp_path / name)
+    r = CliRunner().invoke(cli, ["read", str(png), str(tmp_path / name), "--model", str(model), "--json",
+                                 "--beam", "1"])
+    assert r.exit_code == 0, r.output
+    original, other = (json.loads(line) for line in r.stdout.splitlines())
+    if mode in ("RGB", "RGBA", "P", "I;16", "TIFF"):
+        assert other["text"] == original["text"] and other["lines"][0]["box"] == original["lines"][0]["box"]
+    else:
+        assert len(other["lines"]) == len(original["lines"])
