@@ -270,30 +270,43 @@ class CTCDecoder:
         return self.alphabet.decode(tokens), tokens, words
 
 
-def tune_decoding(decoder, logits, refs, lm_weights=LM_WEIGHTS, bonuses=CHAR_BONUSES, progress=None):
-    """The LM weight, character bonus and lexicon use with the lowest WER, and the grid searched.
+def tune_decoding(decoder, logits, refs, lm_weights=LM_WEIGHTS, bonuses=CHAR_BONUSES, progress=None, groups=None,
+                  metric="wer"):
+    """The LM weight, character bonus and lexicon use with the lowest error rate, and the grid searched.
 
     decoder: a CTCDecoder (its settings are changed while searching); logits:
     each validation item's (T', C) logits (split_logits); refs: their
-    normalised texts. Ties go to the earlier setting (smaller weights, no
-    lexicon). Without an LM only the bonus is searched; without a lexicon
+    normalised texts. metric: "wer" or "cer". groups: an optional label per
+    item; the score is then the mean of the groups' rates, so that a kind of
+    item (say digit strings beside prose) weighs as much as the others whatever
+    its count. Ties go to the earlier setting (smaller weights, no lexicon).
+    Without an LM only the bonus is searched; without a lexicon
     (decoder.all_words), decoding without one.
     """
     if decoder.lm is None:
         lm_weights = (0.0,)
     grid = [(x, w, b) for x in ((False, True) if decoder.all_words else (False,))
             for w in lm_weights for b in bonuses]
+    names = sorted(set(groups)) if groups is not None else []
     results = []
     for k, (x, w, b) in enumerate(grid):
         decoder.lexicon = decoder.all_words if x else None
         decoder.lm_weight, decoder.bonus = w, b
         hyps = [decoder.decode(l)[0] for l in logits]
-        results.append({"lexicon": x, "lm_weight": w, "bonus": b} | error_rates(refs, hyps))
+        result = {"lexicon": x, "lm_weight": w, "bonus": b} | error_rates(refs, hyps)
+        result["score"] = result[metric]
+        if names:
+            by = {g: error_rates([r for r, gg in zip(refs, groups) if gg == g],
+                                 [h for h, gg in zip(hyps, groups) if gg == g])[metric] for g in names}
+            result |= {f"{metric}_{g}": v for g, v in by.items()}
+            result["score"] = round(sum(by.values()) / len(by), 4)
+        results.append(result)
         if progress is not None:
             progress(k + 1, len(grid))
-    best = min(results, key=lambda r: (r["wer"], r["cer"]))
+    best = min(results, key=lambda r: (r["score"], r["cer"]))
     keys = ("lexicon", "lm_weight", "bonus")
+    how = f"mean {metric.upper()} of the groups {', '.join(names)}" if names else f"lowest {metric.upper()}"
     return {"beam": decoder.beam} | {k: best[k] for k in keys} | {
         "valid_wer": best["wer"], "valid_cer": best["cer"],
-        "chosen_on": f"validation split ({len(refs)} utterances), lowest WER",
-        "grid": [{k: r[k] for k in keys + ("wer", "cer")} for r in results]}
+        "chosen_on": f"validation split ({len(refs)} utterances), {how}",
+        "grid": [{k: v for k, v in r.items() if k not in ("utterances", "words")} for r in results]}

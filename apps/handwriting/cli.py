@@ -142,8 +142,8 @@ def _splits(data_dir, quiet):
               help="Conv blocks' channels, comma-separated (the first two are max-pooled).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
-@click.option("--lm-order", type=click.IntRange(0, 10), default=6, show_default=True,
-              help="Character n-gram LM for beam search, from the training texts (0 = none).")
+@click.option("--lm-order", type=click.IntRange(0, 10), default=5, show_default=True,
+              help="Character n-gram LM for beam search, from the training texts (0 = none; order 6 is ~9x order 5's size).")
 @click.option("--no-augment", is_flag=True, help="No ink-strength and noise changes to training lines.")
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
               help="Start from this handwriting model (fine-tuning), e.g. data/models/handwriting.")
@@ -162,8 +162,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     """
     from suite.apps.handwriting.data import CHARS, clean
     from suite.apps.handwriting.model import (HandwritingConfig, HandwritingModel, HandwritingTask, alphabet_of,
-                                              config_dict, take_weights)
-    from suite.ctc import CharNGramLM
+                                              config_dict, fit_lm, take_weights)
     from suite.ctc_task import Alphabet
 
     try:
@@ -192,8 +191,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     if init_model is not None:
         take_weights(model, init_model)
     task = HandwritingTask(train_split, valid_split, alphabet, batch_size=batch_size, augment_lines=not no_augment)
-    lm = CharNGramLM.fit([alphabet.encode(t) for t in train_split["texts"]], order=lm_order,
-                         vocab_size=len(chars)) if lm_order else None
+    lm = fit_lm(train_split["texts"], alphabet, lm_order)
     meta = {"alphabet": chars, "data": source, "train_lines": len(train_split["texts"]),
             "lm": lm.to_dict() if lm else None, "lm_order": lm_order,
             "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
@@ -210,12 +208,13 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
                     f"best validation CER {summary['valid'].get('cer', float('nan')):.4f} (greedy)", opts["export"])
 
 
-def _export(best, out, data_dir, export_command, quiet):
+def _export(best, out, data_dir, export_command, quiet, lm_order=None):
     from suite.apps.handwriting.model import export_model
 
     try:
         with single_blas_thread():  # evaluation reads one line at a time
-            return export_model(best, out, data_dir, export_command=export_command, progress=_bar("evaluating", quiet))
+            return export_model(best, out, data_dir, export_command=export_command, progress=_bar("evaluating", quiet),
+                                lm_order=lm_order)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
 
@@ -225,15 +224,17 @@ def _export(best, out, data_dir, export_command, quiet):
 @click.option("--out", type=click.Path(file_okay=False), default="data/models/handwriting", show_default=True)
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True,
               help="The built corpus whose test sets are evaluated.")
+@click.option("--lm-order", type=click.IntRange(0, 10), default=None,
+              help="Refit the character LM on --data's training texts with this order [default: keep the model's].")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
-def export_cmd(run, out, data_dir, force, as_json):
+def export_cmd(run, out, data_dir, lm_order, force, as_json):
     """Export a trained model (RUN/best) with a card of held-out CER/WER per test set, Tesseract beside it.
 
     Example: suite handwriting export runs/handwriting --out data/models/handwriting --force
     """
     best = export_source(run, out, force)
-    card = _export(best, out, data_dir, command_line("handwriting"), False)
+    card = _export(best, out, data_dir, command_line("handwriting"), False, lm_order=lm_order)
     if as_json:
         click.echo(json.dumps(card, indent=2))
         return

@@ -215,12 +215,19 @@ class Reader(CTCDecoder):
         return (out, lines) if with_lines else out
 
 
+LM_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0)  # wider than speech's grid: on lines the LM's best weight was its edge, 1.0
+CHAR_BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
 def tune_decoding(model, card, split, beam=8, progress=None):
-    """The LM weight and character bonus with the lowest WER on ``split`` (validation): suite.ctc_task.tune_decoding."""
+    """The LM weight and character bonus with the lowest CER on ``split`` (validation), digit strings and text
+    lines weighing alike (the mean of their CERs): suite.ctc_task.tune_decoding."""
     reader = Reader(model, card, beam=beam)
     logits = split_logits(model, split["features"])
-    return ctc_task.tune_decoding(reader, logits, [reader.alphabet.decode(reader.alphabet.encode(t))
-                                                   for t in split["texts"]], progress=progress)
+    refs = [reader.alphabet.decode(reader.alphabet.encode(t)) for t in split["texts"]]
+    groups = ["digits" if h == "digits" else "text" for h in split.get("hands", ["text"] * len(refs))]
+    return ctc_task.tune_decoding(reader, logits, refs, lm_weights=LM_WEIGHTS, bonuses=CHAR_BONUSES,
+                                  progress=progress, groups=groups, metric="cer")
 
 
 def evaluate_folder(reader, tsv, progress=None, layout="line"):
@@ -285,13 +292,24 @@ def tesseract_folder(tsv, progress=None):
     return report | {"peer": version.strip() or "tesseract"}
 
 
-def export_model(best_dir, export_dir, data_dir, export_command=None, progress=None, against_tesseract=True):
+def fit_lm(texts, alphabet, order):
+    """The character n-gram LM of decoding, fitted on training texts; None for order 0."""
+    from suite.ctc import CharNGramLM
+
+    return CharNGramLM.fit([alphabet.encode(t) for t in texts], order=order, vocab_size=alphabet.size) \
+        if order else None
+
+
+def export_model(best_dir, export_dir, data_dir, export_command=None, progress=None, against_tesseract=True,
+                 lm_order=None):
     """Publish a trained model with a card of held-out CER/WER on every test set (data_dir/test/*/lines.tsv).
 
-    Decoding settings (LM weight, character bonus) are chosen on validation
-    first and stored in the model's meta. Each test set is read from its image
-    files, as `read` does: beam search with the LM, and greedy without it;
-    beside them Tesseract on the same files when it is installed.
+    lm_order: refit the character LM on data_dir's training texts with this
+    order (a smaller LM than training stored, say); None keeps the model's.
+    Decoding settings (LM weight, character bonus) are then chosen on
+    validation and stored in the model's meta. Each test set is read from its
+    image files, as `read` does: beam search with the LM, and greedy without
+    it; beside them Tesseract on the same files when it is installed.
     """
     from pathlib import Path
 
@@ -305,6 +323,10 @@ def export_model(best_dir, export_dir, data_dir, export_command=None, progress=N
     tests = sorted(p.parent for p in data_dir.glob("test/*/lines.tsv"))
     if not tests:
         raise ValueError(f"{data_dir}: no test/*/lines.tsv; run `suite handwriting data build` first")
+    if lm_order is not None:
+        lm = fit_lm(load_split(data_dir, "train")["texts"], alphabet_of(card), lm_order)
+        meta |= {"lm": lm.to_dict() if lm else None, "lm_order": lm_order}
+        card = card | {"meta": meta}
     if (data_dir / "valid.npz").exists():
         meta["decoding"] = tune_decoding(model, card, load_split(data_dir, "valid"), progress=progress)
     card = card | {"meta": meta}

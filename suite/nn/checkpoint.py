@@ -65,10 +65,32 @@ def save_checkpoint(path, model_state, config, meta=None):
         "tensors": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in state.items()},
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    text = json.dumps(card, indent=2, sort_keys=False) + "\n"  # raises TypeError if not JSON
+    text = dumps_card(card)  # raises TypeError if not JSON
     os.makedirs(path, exist_ok=True)
     write_bytes(os.path.join(path, WEIGHTS), blob)
     write_bytes(os.path.join(path, CONFIG), text.encode("utf-8"))
+
+
+COMPACT_OVER = 1 << 16  # a meta value whose JSON is longer than this is written on one line
+
+
+def dumps_card(card):
+    """config.json's text: indented for reading, except meta values over COMPACT_OVER characters (a character
+    LM's counts), written compactly in place (indenting an LM made a handwriting config.json 6x larger)."""
+    meta, compact = card.get("meta"), {}
+    if isinstance(meta, dict):
+        meta = dict(meta)
+        for key, value in meta.items():
+            text = json.dumps(value, separators=(",", ":"))
+            if len(text) > COMPACT_OVER:
+                token = f"@@suite-compact-{key}@@"
+                compact[json.dumps(token)] = text
+                meta[key] = token
+        card = dict(card, meta=meta)
+    out = json.dumps(card, indent=2, sort_keys=False)
+    for token, text in compact.items():
+        out = out.replace(token, text, 1)
+    return out + "\n"
 
 
 def read_card(path):

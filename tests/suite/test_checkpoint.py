@@ -168,3 +168,17 @@ def test_half_finished_save_is_detected(ckpt, tmp_path):
     save_checkpoint(other, Tiny(seed=8).state_dict(), CONFIG_DICT)
     os.replace(other / WEIGHTS, ckpt / WEIGHTS)
     expect_error(ckpt, WEIGHTS, "sha256")
+
+
+def test_a_large_meta_value_is_written_compactly_and_reads_back(tmp_path):
+    import json
+
+    import numpy as np
+
+    from suite.nn.checkpoint import COMPACT_OVER, read_card, save_checkpoint
+
+    big = {"levels": [[i, i + 1, [i, i]] for i in range(COMPACT_OVER // 8)]}
+    save_checkpoint(tmp_path, {"w": np.zeros(2, np.float32)}, {"hidden": 2}, meta={"lm": big, "note": "small"})
+    text = (tmp_path / "config.json").read_text()
+    assert json.dumps(big, separators=(",", ":")) in text and '\n    "note": "small"' in text
+    assert read_card(tmp_path)["meta"]["lm"] == big

@@ -142,3 +142,23 @@ def test_tune_decoding_picks_the_lowest_wer_and_prefers_earlier_settings():
     assert len(out["grid"]) == 30 and out["chosen_on"].startswith("validation split (3")
     plain = tune_decoding(Fake(ABC, 0.1), logits, refs)  # no LM, no lexicon: the bonus alone, all tied
     assert len(plain["grid"]) == 3 and (plain["lexicon"], plain["lm_weight"], plain["bonus"]) == (False, 0.0, 0.0)
+
+
+def test_tune_decoding_by_groups_weighs_each_group_alike():
+    refs = ["ab", "ab", "ab", "ab", "b"]
+    groups = ["text"] * 4 + ["digits"]
+
+    class Fake(CTCDecoder):
+        def decode(self, logits):  # bonus 0 is right on the many text items, bonus 0.5 on the one digit item
+            i = int(logits[0, 0])
+            if self.bonus == 0.0:
+                return (refs[i] if i < 4 else "a"), None, None
+            if self.bonus == 0.5:
+                return ("a" if i < 2 else refs[i]), None, None
+            return "", None, None
+
+    logits = [np.full((2, ABC.size), float(i)) for i in range(5)]
+    plain = tune_decoding(Fake(ABC, 0.1), logits, refs, metric="cer")
+    grouped = tune_decoding(Fake(ABC, 0.1), logits, refs, groups=groups, metric="cer")
+    assert plain["bonus"] == 0.0 and grouped["bonus"] == 0.5
+    assert "cer_digits" in grouped["grid"][0] and "mean CER of the groups digits, text" in grouped["chosen_on"]

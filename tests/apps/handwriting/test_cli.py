@@ -146,3 +146,14 @@ def test_any_image_mode_reads_like_the_grey_original(trained, tmp_path, mode):
         assert other["text"] == original["text"] and other["lines"][0]["box"] == original["lines"][0]["box"]
     else:
         assert len(other["lines"]) == len(original["lines"])
+
+
+def test_export_can_refit_a_smaller_lm(trained, tmp_path):
+    root, data, _ = trained
+    r = CliRunner().invoke(cli, ["export", str(root / "run"), "--out", str(tmp_path / "m"), "--data", str(data),
+                                 "--lm-order", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["meta"]["lm_order"] == 3 and config["meta"]["lm"]["order"] == 3
+    r = CliRunner().invoke(cli, ["export", str(root / "run"), "--out", str(tmp_path / "m"), "--data", str(data)])
+    assert r.exit_code == 1 and "--force" in r.output
