@@ -31,3 +31,18 @@ def test_batch_equals_the_single_file_command(app, single, example, key, tmp_pat
     for f in files:
         assert records[f.name]["status"] == "ok" and records[f.name]["result"][key] == expected[key]
     assert records[f"bad{Path(example).suffix}"]["status"] == "error"
+
+
+def test_batch_music_harmonizes_beside_each_melody_like_the_single_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(["music", "compose", "--bars", "2", "--seed", "1", "-o", "tune"]) == 0
+    (tmp_path / "in").mkdir()
+    (tmp_path / "tune.mid").rename(tmp_path / "in" / "tune.mid")
+    (tmp_path / "in" / "bad.mid").write_text("not midi")
+    assert run(["music", "harmonize", "in/tune.mid", "-o", "single", "--seed", "0"]) == 0
+    assert run(["batch", "music", "--inputs", "in", "--out", "r.jsonl", "--workers", "1", "--quiet"]) == 1
+    records = {Path(r["input"]).name: r for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert records["bad.mid"]["status"] == "error"
+    made = Path(records["tune.mid"]["result"]["midi"])
+    assert made == Path("in/tune-harmonized-1.mid")
+    assert made.read_bytes() == (tmp_path / "single.mid").read_bytes()

@@ -180,9 +180,12 @@ class Reader(CTCDecoder):
 
         logits = self.logits(line.columns)
         text, tokens, words = self.decode(logits)
-        # confidence: the mean, over the steps, of the best label's probability (1.0 = no doubt anywhere)
+        # confidence: the mean probability of the best label over the steps that emit a character (blank steps,
+        # most of a line and nearly always sure, would hide the doubtful letters); 1.0 when nothing is written
         probs = np.exp(log_softmax(logits.astype(np.float64)))
-        confidence = float(np.mean(probs.max(axis=1))) if len(probs) else 1.0
+        best = probs.max(axis=1)
+        emits = probs.argmax(axis=1) != self.alphabet.blank
+        confidence = float(np.mean(best[emits])) if emits.any() else 1.0
         step = 2 ** POOLED_BLOCKS
         out_words = [{"word": w["word"], "x0": round(line.image_x(w["start"] * step), 1),
                       "x1": round(line.image_x(w["end"] * step), 1)} for w in words]

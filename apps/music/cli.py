@@ -397,3 +397,43 @@ def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force
     _report(result, paths, audio, elapsed, as_json,
             {"seed": seed, "temperature": temperature, "tempo": tempo, "melody": melody,
              "key_source": score.key_source})
+
+
+# -- `suite batch music`: harmonise many melodies (suite.batch) ----------------------------------------
+def _batch_load(model_dir=None, temperature=0.8, seed=0, tempo=80.0):
+    from suite.apps.music.model import load_model
+    from suite.shipped import default_model_dir
+
+    model, vocab, _ = load_model(model_dir or default_model_dir("music"))
+    return model, vocab, {"temperature": temperature, "seed": seed, "tempo": tempo}
+
+
+def _batch_run(state, path):
+    """MELODY-harmonized-N.mid beside the melody (the next free N, claimed atomically); the key, bars, repairs."""
+    from suite.apps.music.compose import harmonize as harmonize_melody
+    from suite.apps.music.compose import read_midi
+    from suite.apps.music.render import write_midi
+    from suite.fileio import claim_free_base, staged_files
+
+    model, vocab, settings = state
+    result = harmonize_melody(model, vocab, read_midi(path), temperature=settings["temperature"],
+                              seed=settings["seed"])
+    base = claim_free_base(f"{Path(path).with_suffix('')}-harmonized", (".mid",))
+    target = Path(f"{base}.mid")
+    with staged_files([target], owned=[target]) as tmp:
+        write_midi(result.grid, tmp[target], tempo=settings["tempo"], key_transpose=result.key_transpose)
+    return {"midi": str(target), "key": result.key_name, "bars": round(result.bars, 2),
+            "repairs": sum(result.repairs.values())}
+
+
+def batch_job():
+    from suite.batch import BatchJob
+
+    return BatchJob("music harmonize", "Harmonise MIDI melodies (as `suite music harmonize`): MELODY-harmonized-N.mid "
+                    "is written beside each melody.", (".mid", ".midi"), _batch_load, _batch_run,
+                    options=(click.Option(["--temperature"], type=click.FloatRange(0), default=0.8, show_default=True),
+                             click.Option(["--seed"], type=int, default=0, show_default=True,
+                                          help="The same seed for every melody (results are repeatable)."),
+                             click.Option(["--tempo"], type=click.FloatRange(10, 400), default=80, show_default=True),
+                             click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
+                                          help="Model folder [default: the shipped model].")))
