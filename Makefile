@@ -115,8 +115,9 @@ models: install apt
 	$(BIN)/suite handwriting data build --out data/handwriting-more --force
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-more --init runs/handwriting/best \
 	  --out runs/handwriting-ft --steps 8500 --minutes 62 --lr 7e-4 --eval-every 1000 --lm-order 6 --quiet --force
-	$(BIN)/suite handwriting export runs/handwriting-ft --out data/models/handwriting --data data/handwriting-more \
-	  --lm-order 5 --force
+	# the last checkpoint is shipped: validation CER 0.186 (greedy) against 0.197 for the lowest-loss one (step 3,000)
+	$(BIN)/suite handwriting export runs/handwriting-ft/last --out data/models/handwriting --data data/handwriting-more \
+	  --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
