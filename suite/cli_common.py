@@ -159,6 +159,22 @@ def finite_floats(command):
     return command
 
 
+def architecture_from_init(ctx, architecture, init_card):
+    """A fine-tune's architecture: the --init model's, for every option in ``architecture`` ({param: value}).
+
+    An option the user set to another value than the --init model's is a usage
+    error (exit 2) naming both values; defaults simply give way.
+    """
+    from click.core import ParameterSource
+
+    config = init_card["config"]
+    for name, value in architecture.items():
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT and value != config[name]:
+            raise click.UsageError(f"--{name} {value} differs from the --init model's {config[name]}; drop --{name} "
+                                   "(the architecture comes from --init)")
+    return {name: config[name] for name in architecture}
+
+
 def model_option(fn):
     """--model DIR (as model_dir): a model folder, default the app's shipped model."""
     return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,

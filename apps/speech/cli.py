@@ -5,10 +5,9 @@ import time
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
-from suite.cli_common import (command_line, export_source, fail, finish_training, load_or_fail, model_option,
-                              prepare_run_dir, run_training, training_options)
+from suite.cli_common import (architecture_from_init, command_line, export_source, fail, finish_training,
+                              load_or_fail, model_option, prepare_run_dir, run_training, training_options)
 from suite.cli_common import counter as _bar
 from suite.threads import single_blas_thread
 
@@ -167,11 +166,7 @@ def train(ctx, data_dir, out, hidden, layers, proj, stack, dropout, batch_size, 
     init_model = init_card = None
     if init_dir is not None:
         init_model, init_card = load_or_fail(load_model, "speech", init_dir)
-        for name, value in architecture.items():
-            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT and value != init_card["config"][name]:
-                raise click.UsageError(f"--{name} {value} differs from the --init model's {init_card['config'][name]}; "
-                                       f"drop --{name} (the architecture comes from --init)")
-        architecture = {name: init_card["config"][name] for name in architecture}
+        architecture = architecture_from_init(ctx, architecture, init_card)
     out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
     train_split, valid_split, source = _corpus_splits(data_dir, opts["quiet"])
     seed = opts["seed"]
