@@ -178,6 +178,16 @@ def error_rates(refs, hyps):
             "utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
 
 
+def error_rates_by(labels, refs, hyps):
+    """{label: error_rates} of the hypotheses grouped by a label per item (voice, hand, kind), in first-seen order."""
+    groups = {}
+    for label, r, h in zip(labels, refs, hyps):
+        rs, hs = groups.setdefault(label, ([], []))
+        rs.append(r)
+        hs.append(h)
+    return {label: error_rates(rs, hs) for label, (rs, hs) in groups.items()}
+
+
 def char_lm(meta):
     """The character n-gram LM stored in a checkpoint's meta ("lm"), or None."""
     from suite.ctc import CharNGramLM
@@ -296,8 +306,7 @@ def tune_decoding(decoder, logits, refs, lm_weights=LM_WEIGHTS, bonuses=CHAR_BON
         result = {"lexicon": x, "lm_weight": w, "bonus": b} | error_rates(refs, hyps)
         result["score"] = result[metric]
         if names:
-            by = {g: error_rates([r for r, gg in zip(refs, groups) if gg == g],
-                                 [h for h, gg in zip(hyps, groups) if gg == g])[metric] for g in names}
+            by = {g: rates[metric] for g, rates in sorted(error_rates_by(groups, refs, hyps).items())}
             result |= {f"{metric}_{g}": v for g, v in by.items()}
             result["score"] = round(sum(by.values()) / len(by), 4)
         results.append(result)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from suite import ctc_task
-from suite.ctc_task import CTCDecoder, CTCTask, error_rates, split_logits
+from suite.ctc_task import CTCDecoder, CTCTask, error_rates, error_rates_by, split_logits
 from suite.nn import Linear, Module, Recurrent
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU
 
@@ -256,13 +256,9 @@ def evaluate_folder(reader, tsv, progress=None, layout="line"):
 def summarize(rows, refs, hyps, elapsed):
     """Error rates overall and by hand, exact-match rate, seconds per line, a few examples."""
     report = error_rates(refs, hyps) | {"exact": round(float(np.mean([r == h for r, h in zip(refs, hyps)])), 4)}
-    groups = {}
-    for (_, _, hand), r, h in zip(rows, refs, hyps):
-        groups.setdefault(hand, ([], []))
-        groups[hand][0].append(r)
-        groups[hand][1].append(h)
+    groups = error_rates_by([hand for _, _, hand in rows], refs, hyps)
     if len(groups) > 1:
-        report["by_hand"] = {k: error_rates(r, h) for k, (r, h) in sorted(groups.items())}
+        report["by_hand"] = dict(sorted(groups.items()))
     report["seconds_per_line"] = round(elapsed / max(len(rows), 1), 4)
     report["examples"] = [{"file": str(row[0]), "ref": r, "hyp": h} for row, r, h in list(zip(rows, refs, hyps))[:5]]
     return report

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from suite import ctc_task
-from suite.ctc_task import CHAR_BONUSES, LM_WEIGHTS, CTCDecoder, CTCTask, error_rates, split_logits
+from suite.ctc_task import CHAR_BONUSES, LM_WEIGHTS, CTCDecoder, CTCTask, error_rates, error_rates_by, split_logits
 from suite.nn import Linear, Module, Recurrent
 
 MODEL_NAME = "SpeechCTC"
@@ -284,13 +284,9 @@ def evaluate_tsv(transcriber, tsv, progress=None):
     elapsed = time.perf_counter() - t0
     report = error_rates(refs, hyps)
     for key, col in (("by_voice", 2), ("by_condition", 3)):
-        groups = {}
-        for row, r, h in zip(rows, refs, hyps):
-            groups.setdefault(row[col], ([], []))
-            groups[row[col]][0].append(r)
-            groups[row[col]][1].append(h)
+        groups = error_rates_by([row[col] for row in rows], refs, hyps)
         if len(groups) > 1 or "-" not in groups:
-            report[key] = {name: error_rates(r, h) for name, (r, h) in groups.items()}
+            report[key] = groups
     report["audio_seconds"] = round(audio_s, 2)
     report["realtime_factor"] = round(audio_s / max(elapsed, 1e-9), 1)  # seconds of audio per second of compute
     report["hypotheses"] = [{"file": str(row[0]), "ref": r, "hyp": h} for row, r, h in zip(rows, refs, hyps)]
@@ -303,13 +299,10 @@ def _voice_summary(report):
     by_voice = report.get("by_voice") or {}
     if not by_voice:
         return {}
-    engines = {}
-    for h, voice in zip(report["hypotheses"], report["voices"]):
-        engines.setdefault(voice.split(":")[0], ([], []))
-        engines[voice.split(":")[0]][0].append(h["ref"])
-        engines[voice.split(":")[0]][1].append(h["hyp"])
+    engines = error_rates_by([voice.split(":")[0] for voice in report["voices"]],
+                             [h["ref"] for h in report["hypotheses"]], [h["hyp"] for h in report["hypotheses"]])
     worst = sorted(by_voice.items(), key=lambda kv: -kv[1]["wer"])[:5]
-    return {"by_engine": {e: error_rates(r, h) for e, (r, h) in sorted(engines.items())},
+    return {"by_engine": dict(sorted(engines.items())),
             "voices": len(by_voice), "hardest_voices": dict(worst)}
 
 
