@@ -61,10 +61,10 @@ class BatchJob:
 
 
 def job_entry_points():
-    """{name: EntryPoint} of the registered batch jobs."""
-    from importlib.metadata import entry_points
+    """{name: EntryPoint} of the registered batch jobs (suite.registry: duplicates are an error)."""
+    from suite.registry import registered
 
-    return {ep.name: ep for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)}
+    return registered(GROUP, "batch jobs")
 
 
 def get_job(name):
@@ -79,7 +79,7 @@ def get_job(name):
         except (ImportError, AttributeError) as exc:
             raise BatchError(f"no batch job at {name!r} ({one_line(exc)})") from None
     else:
-        eps = job_entry_points()
+        eps = job_entry_points()  # suite.registry.RegistryError when two jobs share a name
         if name not in eps:
             raise BatchError(f"no batch job {name!r}; known: {', '.join(eps) or 'none'}")
         job = eps[name].load()

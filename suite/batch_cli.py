@@ -30,8 +30,12 @@ class BatchGroup(click.Group):
 
     def list_commands(self, ctx):
         from suite.batch import job_entry_points
+        from suite.registry import RegistryError
 
-        return sorted(job_entry_points())
+        try:
+            return list(job_entry_points())
+        except RegistryError:  # named when that job is asked for (get_command)
+            return []
 
     def get_command(self, ctx, name):
         from suite.batch import BatchError, get_job

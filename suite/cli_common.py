@@ -175,6 +175,17 @@ def architecture_from_init(ctx, architecture, init_card):
     return {name: config[name] for name in architecture}
 
 
+def option_objects(*decorators):
+    """The click.Option objects that option decorators (model_option, click.option(...)) declare, in the order
+    given: the options a suite.batch.BatchJob takes, declared once for its single-file command and for batch."""
+    def bare():
+        pass
+
+    for decorate in reversed(decorators):
+        bare = decorate(bare)
+    return tuple(reversed(bare.__click_params__))
+
+
 def model_option(fn):
     """--model DIR (as model_dir): a model folder, default the app's shipped model."""
     return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,

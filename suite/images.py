@@ -26,6 +26,7 @@ _TRANSPOSE = {  # EXIF orientation -> the transpose that undoes it (as ImageOps.
     8: Image.Transpose.ROTATE_90,
 }
 MODES = ("RGB", "L")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")  # image files in a folder of inputs
 
 
 class ImageError(ValueError):

@@ -19,14 +19,20 @@ class RegistryError(RuntimeError):
     pass
 
 
-def app_entry_points():
-    """Return {name: EntryPoint} for every installed app; duplicates are an error."""
+def registered(group, what="apps"):
+    """Return {name: EntryPoint} of an entry-point group, in name order; two different ones under one name are
+    an error (``what`` names them in the message)."""
     found = {}
-    for ep in entry_points(group=GROUP):
+    for ep in entry_points(group=group):
         if ep.name in found and found[ep.name].value != ep.value:
             raise RegistryError(
-                f"two apps are registered as {ep.name!r}: {found[ep.name].value} and {ep.value}; "
+                f"two {what} are registered as {ep.name!r}: {found[ep.name].value} and {ep.value}; "
                 "uninstall one of them"
             )
         found[ep.name] = ep
     return dict(sorted(found.items()))
+
+
+def app_entry_points():
+    """Return {name: EntryPoint} for every installed app; duplicates are an error."""
+    return registered(GROUP)

@@ -18,6 +18,7 @@ from suite.databuild import data_dir as _data_dir
 DEFAULT_DATA = str(_data_dir("caption"))  # data/caption under the working folder
 DEFAULT_RUN_DIR = "runs/caption"
 DEFAULT_MODEL_OUT = "data/models/caption"
+BEAM_OPTION = click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True, help="1 = greedy decoding.")
 
 
 class CaptionGroup(click.Group):
@@ -54,7 +55,7 @@ def cli():
 
 @cli.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True, help="1 = greedy decoding.")
+@BEAM_OPTION
 @model_option
 @click.option("--attention", "attention_out", type=click.Path(dir_okay=False), default=None,
               help="Draw each word's attention over the image to this PNG (several images: OUT-1.png, ...).")
@@ -310,10 +311,8 @@ def _batch_run(state, path):
 
 def batch_job():
     from suite.batch import BatchJob
+    from suite.cli_common import option_objects
+    from suite.images import SUFFIXES
 
-    return BatchJob("caption", "Caption images (as `suite caption`).",
-                    (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"), _batch_load, _batch_run,
-                    options=(click.Option(["--beam"], type=click.IntRange(1, 64), default=5, show_default=True,
-                                          help="1 = greedy decoding."),
-                             click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
-                                          help="Model folder [default: the shipped model].")))
+    return BatchJob("caption", "Caption images (as `suite caption`).", SUFFIXES, _batch_load, _batch_run,
+                    options=option_objects(BEAM_OPTION, model_option))

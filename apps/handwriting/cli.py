@@ -396,9 +396,9 @@ def _batch_run(state, path):
 
 
 def batch_job():
-    from suite.apps.handwriting.data import IMAGE_SUFFIXES
     from suite.batch import BatchJob
+    from suite.cli_common import option_objects
+    from suite.images import SUFFIXES
 
     return BatchJob("handwriting read", "Read handwritten line or page images (as `suite handwriting read`).",
-                    IMAGE_SUFFIXES, _batch_load, _batch_run,
-                    options=tuple(read_options(lambda: None).__click_params__))
+                    SUFFIXES, _batch_load, _batch_run, options=option_objects(read_options))

@@ -338,9 +338,6 @@ def read_lines_tsv(tsv):
     return read_file_tsv(tsv, ("hand",), header="file\t")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-
-
 def read_user_lines(folder):
     """[(image path, text, "-")] of a user's folder: images with NAME.gt.txt beside each, or a *.tsv of
     image<TAB>text. DataError when neither is there."""
@@ -350,10 +347,12 @@ def read_user_lines(folder):
     tsvs = sorted(folder.glob("*.tsv"))
     if tsvs:
         return [r for t in tsvs for r in read_lines_tsv(t)]
+    from suite.images import SUFFIXES
+
     rows = []
     for gt in sorted(folder.rglob("*.gt.txt")):
         stem = gt.name[:-len(".gt.txt")]
-        image = next((gt.with_name(stem + s) for s in IMAGE_SUFFIXES if gt.with_name(stem + s).exists()), None)
+        image = next((gt.with_name(stem + s) for s in SUFFIXES if gt.with_name(stem + s).exists()), None)
         if image is not None:
             rows.append((image, gt.read_text(encoding="utf-8", errors="replace").strip(), "-"))
     if not rows:

@@ -428,6 +428,7 @@ def _batch_run(state, path):
 
 def batch_job():
     from suite.batch import BatchJob
+    from suite.cli_common import option_objects
 
     return BatchJob("music harmonize", "Harmonise MIDI melodies (as `suite music harmonize`): MELODY-harmonized-N.mid "
                     "is written beside each melody.", (".mid", ".midi"), _batch_load, _batch_run,
@@ -435,5 +436,4 @@ def batch_job():
                              click.Option(["--seed"], type=int, default=0, show_default=True,
                                           help="The same seed for every melody (results are repeatable)."),
                              click.Option(["--tempo"], type=click.FloatRange(10, 400), default=80, show_default=True),
-                             click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
-                                          help="Model folder [default: the shipped model].")))
+                             *option_objects(model_option)))

@@ -318,7 +318,8 @@ def _batch_run(transcriber, path):
 
 def batch_job():
     from suite.batch import BatchJob
+    from suite.cli_common import option_objects
 
     return BatchJob("speech transcribe", "Transcribe audio files (as `suite speech transcribe`), with word times.",
                     (".wav", ".flac", ".ogg", ".mp3"), _batch_load, _batch_run,
-                    options=tuple(p for p in decode_options(lambda: None).__click_params__))
+                    options=option_objects(decode_options))

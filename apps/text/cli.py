@@ -277,8 +277,7 @@ def _batch_run(state, path):
 
 def batch_job():
     from suite.batch import BatchJob
+    from suite.cli_common import option_objects
 
     return BatchJob("text score", "Bits per character of each text file under the model (as `suite text score`).",
-                    (".py", ".txt", ".md", ".rst"), _batch_load, _batch_run,
-                    options=(click.Option(["--model", "model_dir"], type=click.Path(file_okay=False), default=None,
-                                          help="Model folder [default: the shipped model]."),))
+                    (".py", ".txt", ".md", ".rst"), _batch_load, _batch_run, options=option_objects(model_option))

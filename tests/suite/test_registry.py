@@ -18,3 +18,12 @@ def test_duplicate_app_names_are_rejected(monkeypatch):
 def test_apps_listed_in_name_order(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: _eps(("music", "m:cli"), ("caption", "c:cli")))
     assert list(registry.app_entry_points()) == ["caption", "music"]
+
+
+def test_batch_jobs_come_from_the_same_registry(monkeypatch):
+    from suite import batch
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [
+        EntryPoint(name="speech", value=f"a:{group}", group=group), EntryPoint(name="speech", value="b:x", group=group)])
+    with pytest.raises(registry.RegistryError, match="two batch jobs are registered as 'speech'"):
+        batch.job_entry_points()
