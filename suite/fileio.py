@@ -91,25 +91,43 @@ def _alive(pid):
     return True
 
 
+_STALE = {}  # folder -> {output name: [paths]}: what dead processes left there, scanned once per process
+
+
+def _scan_stale(folder):
+    """{output name: [temporary paths]} in ``folder`` whose writer process is gone."""
+    found = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.startswith(".") or TEMP_TAG not in entry.name:
+            continue
+        name, _, rest = entry.name[1:].rpartition(TEMP_TAG)
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            found.setdefault(name, []).append(entry.path)
+    return found
+
+
 def sweep_stale(folder, name):
     """Remove the temporary files and folders that a killed run (SIGKILL, power loss) left for output ``name``
-    in ``folder``: those whose process is gone. A live process's are never touched. Returns what was removed."""
+    in ``folder``: those whose process is gone. A live process's are never touched. Returns what was removed.
+
+    The folder is scanned once per process (a command writing thousands of files into one folder, as
+    `read --lines-out` or a batch job can, would otherwise list it once per file)."""
+    key = os.path.abspath(folder)
+    if key not in _STALE:
+        _STALE[key] = _scan_stale(folder)
     removed = []
-    head = f".{name}{TEMP_TAG}"
-    try:
-        entries = [e for e in os.scandir(folder) if e.name.startswith(head)]
-    except OSError:
-        return removed
-    for entry in entries:
-        pid = entry.name[len(head):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    for path in _STALE[key].pop(name, []):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-        removed.append(entry.path)
+                os.unlink(path)
+        removed.append(path)
     return removed
 
 
