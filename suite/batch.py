@@ -172,13 +172,10 @@ _STATES = {}  # (job, options) -> loaded state: one model per worker process
 
 
 def _state(job_name, options):
-    from suite.threads import single_blas_thread
-
     key = (job_name, tuple(sorted(options.items())))
     if key not in _STATES:
         job = get_job(job_name)
-        with single_blas_thread():
-            _STATES[key] = (job, job.load(**options))
+        _STATES[key] = (job, job.load(**options))
     return _STATES[key]
 
 
@@ -201,8 +198,8 @@ def run_task(job_name, options, path, timeout):
 
     def work():
         try:
-            job, state = _state(job_name, options)
-            with single_blas_thread():
+            with single_blas_thread():  # loading (first input on this worker) and running
+                job, state = _state(job_name, options)
                 box["result"] = job.run(state, path)
         except (ValueError, OSError) as exc:
             box["error"] = one_line(exc)
