@@ -21,6 +21,7 @@ exactly as `suite handwriting read` does.
 A user's own data (``read_user_lines``): a folder of line images with
 NAME.gt.txt beside each, or a TSV of image<TAB>text.
 """
+import functools
 import string
 import unicodedata
 import zlib
@@ -186,8 +187,10 @@ def _font_text(pieces, rng, case, path):
 
 
 # -- items ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def digit_pool(split):
-    """{digit: scan indices} of the load_digits scans a split may use (DIGIT_SCANS)."""
+    """{digit: scan indices} of the load_digits scans a split may use (DIGIT_SCANS); computed once per process
+    (every digit line draws from it). Callers only read it."""
     from suite.apps.handwriting.render import digit_images
 
     _, labels = digit_images()
