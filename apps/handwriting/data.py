@@ -39,7 +39,6 @@ CHARS = ("<blank>", " ") + tuple(string.digits + string.ascii_letters + ".,;:!?'
 ALPHABET = Alphabet.from_chars(CHARS, normalize=lambda t: clean(t))
 DIGIT_SCANS = {"train": (0, 1260), "valid": (1260, 1400), "test": (1400, 1797)}
 FONT_ROOT = Path("/usr/share/fonts")
-POOL = 4  # image columns per model step (two 2x2 max-pools); a line needs POOL columns per label and more
 
 # hand, font files, split, case ("upper": the font has capitals only, so its text is upper-cased)
 HANDS = (
@@ -214,9 +213,11 @@ def make_item(seed, split, index, hands, pieces, digit_fraction):
 def fits(columns, text):
     """Whether a prepared line has model steps enough for CTC to spell its text (a step per label, one more
     between doubled letters)."""
+    from suite.apps.handwriting.model import HandwritingModel
+
     labels = ALPHABET.encode(text)
     need = len(labels) + int(np.sum(labels[1:] == labels[:-1])) if len(labels) else 0
-    return len(columns) // POOL >= max(need, 1)
+    return int(HandwritingModel.steps([len(columns)])[0]) >= max(need, 1)
 
 
 def _prepared_chunk(task):

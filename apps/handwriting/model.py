@@ -2,7 +2,7 @@
 
 The shape of PyLaia (Puigcerver 2017) and Calamari, small for this CPU: a
 line at LINE_HEIGHT (32) rows goes through 3x3 conv + ReLU blocks, the first
-two followed by a 2x2 max-pool, so each model step covers POOL (4) columns
+two followed by a 2x2 max-pool, so each model step covers 4 columns
 and sees 8 rows x C channels; those are the features of a stacked
 bidirectional LSTM whose outputs are characters, trained with CTC
 (suite.ctc_task).
