@@ -53,15 +53,15 @@ def ink_map(gray):
     paper = float(np.median(sample))
     dark = float(np.percentile(sample, 0.5))
     light = float(np.percentile(sample, 99.5))
+    dark_ink = paper - dark >= light - paper  # ink darker than paper (the usual case)
+    span = paper - dark if dark_ink else light - paper
+    if span < MIN_CONTRAST:
+        return None  # before any full-size array is made
     g = gray.astype(np.float32)
-    if paper - dark >= light - paper:   # ink darker than paper (the usual case)
-        span = paper - dark
+    if dark_ink:
         np.subtract(paper, g, out=g)
     else:
-        span = light - paper
         np.subtract(g, paper, out=g)
-    if span < MIN_CONTRAST:
-        return None
     g *= np.float32(1 / (0.85 * span))  # contrast stretched, then faint noise (under 15 %) cut
     g -= np.float32(0.15 / 0.85)
     return np.clip(g, 0.0, 1.0, out=g)
