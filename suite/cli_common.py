@@ -186,6 +186,23 @@ def option_objects(*decorators):
     return tuple(reversed(bare.__click_params__))
 
 
+class DefaultCommandGroup(click.Group):
+    """A click group where `suite APP ARGS` is short for `suite APP DEFAULT ARGS` when ARGS[0] names no
+    subcommand (`suite caption image.png`, `suite translate "Open the file" --to de`)."""
+
+    default_command = None
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def default_command_group(name):
+    """The group class for @click.group(cls=...) whose default subcommand is ``name``."""
+    return type(f"Default{name.title()}Group", (DefaultCommandGroup,), {"default_command": name})
+
+
 def model_option(fn):
     """--model DIR (as model_dir): a model folder, default the app's shipped model."""
     return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,

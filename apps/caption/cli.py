@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import (command_line, export_source, fail, finish_training, load_or_fail, model_option,
+from suite.cli_common import (command_line, default_command_group, export_source, fail, finish_training, load_or_fail, model_option,
                                prepare_run_dir, run_training, training_options)
 from suite.cli_common import counter as _bar
 from suite.databuild import data_dir as _data_dir
@@ -21,22 +21,13 @@ DEFAULT_MODEL_OUT = "data/models/caption"
 BEAM_OPTION = click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True, help="1 = greedy decoding.")
 
 
-class CaptionGroup(click.Group):
-    """`suite caption IMAGE ...` is short for `suite caption describe IMAGE ...`."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["describe", *args]
-        return super().parse_args(ctx, args)
-
-
 def _load(model_dir):
     from suite.apps.caption.model import load_model
 
     return load_or_fail(load_model, "caption", model_dir)
 
 
-@click.group(cls=CaptionGroup)
+@click.group(cls=default_command_group("describe"))  # `suite caption IMAGE` = `suite caption describe IMAGE`
 def cli():
     """Describe images: CNN encoder, additive attention, LSTM decoder, beam search.
 

@@ -29,6 +29,7 @@ from suite.kernels.losses import log_softmax, softmax_cross_entropy
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU
+from suite.nn.decoder import AttentionDecoder
 
 MODEL_NAME = "ShowAttendTell"
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -81,7 +82,9 @@ def coord_channels(n):
     return np.stack([np.broadcast_to(c[None, :], (n, n)), np.broadcast_to(c[:, None], (n, n))])
 
 
-class CaptionModel(Module):
+class CaptionModel(AttentionDecoder, Module):
+    """The CNN encoder here; the decoder (decode_step, decoder_backward) is suite.nn.decoder's."""
+
     def __init__(self, config: CaptionConfig):
         self.config = config
         rng = np.random.default_rng(config.seed)
@@ -134,35 +137,6 @@ class CaptionModel(Module):
         dx += dmemory[:, :, :C].reshape(B, g, g, C).transpose(0, 3, 1, 2)
         for layer in reversed(self.encoder):
             dx = layer.backward(dx)
-
-    # -- decoder -------------------------------------------------------------------------
-    def decode_step(self, words, state, memory):
-        """words (T, B) ids, state -> logits (T, B, V), new state, attention (T, B, N).
-
-        state is (first LSTM's state, second LSTM's state or None); encode() gives the first.
-        """
-        state1, state2 = state if len(state) == 2 and isinstance(state[0], tuple) else (state, None)
-        self.attention.set_memory(memory)
-        y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
-        context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
-        if self.rnn2 is not None:
-            y, state2 = self.rnn2.forward(np.concatenate([y, context], axis=2), state=state2)  # (T, B, H)
-        a = np.tanh(self.combine.forward(np.concatenate([y, context], axis=2)))  # (T, B, H)
-        self._dec = (y.shape, a) if self.training else None
-        logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
-        return logits, (state1, state2), alpha
-
-    def decoder_backward(self, dlogits):
-        (T, B, H), a = self._dec
-        da = self.drop.backward(self.out.backward(dlogits)) * (1.0 - a * a)
-        dcat = self.combine.backward(da)  # (T, B, H + K)
-        dy, dcontext = dcat[:, :, :H], dcat[:, :, H:]
-        if self.rnn2 is not None:
-            dcat2 = self.rnn2.backward(np.ascontiguousarray(dy))  # (T, B, H + K)
-            dy, dcontext = dcat2[:, :, :H], dcontext + dcat2[:, :, H:]
-        dy = dy + self.attention.backward(np.ascontiguousarray(dcontext))
-        self.embed.backward(self.rnn.backward(np.ascontiguousarray(dy)))
-        return self.attention.dmemory, self.rnn.dstate0
 
     def loss_and_grad(self, images, inputs, targets):
         """Teacher-forced cross-entropy per word (PAD targets ignored); backward when training."""

@@ -1,0 +1,487 @@
+"""The translation model: BiLSTM encoder -> additive attention -> LSTM decoder, on subwords.
+
+Encoder: the source's subwords (sentencepiece, one joint vocabulary for
+English, German and French; the first token is the target-language tag
+``<2de>``/``<2fr>``, as Johnson et al. 2017 steer one model to several
+languages) through an embedding and a stacked bidirectional LSTM; its
+outputs at every position are the memory the decoder attends over, and their
+mean (over the real positions) starts the decoder.
+
+Decoder: suite.nn.decoder.AttentionDecoder (an LSTM, additive attention, a
+second LSTM over [h; context], Luong's attentional output layer), trained by
+teacher forcing with label smoothing; decoded by a beam search with Wu et al.'s
+length penalty, batched over sentences and beams.
+
+Placeholders never reach the model (apps/translate/placeholders.py): the model
+reads and writes slot tokens, and unmask puts the originals back.
+"""
+import base64
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from suite.kernels.losses import log_softmax, softmax_cross_entropy
+from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
+from suite.nn.attention import AdditiveAttention
+from suite.nn.decoder import AttentionDecoder
+
+MODEL_NAME = "AttentionSeq2Seq"
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+MAX_TOKENS = 80   # subwords a side in training; longer pairs are skipped
+EVAL_LIMIT = 1500  # validation pairs scored at each evaluation
+
+
+@dataclass
+class TranslateConfig:
+    vocab_size: int
+    embed: int = 128
+    enc_hidden: int = 160       # per direction
+    enc_layers: int = 2
+    hidden: int = 256           # decoder LSTMs
+    attn: int = 128
+    dropout: float = 0.2        # encoder between layers, decoder before the output layer, embeddings
+    label_smoothing: float = 0.1
+    context_lstm: bool = True
+    seed: int = 0
+
+
+class TranslateModel(AttentionDecoder, Module):
+    def __init__(self, config: TranslateConfig):
+        self.config = config
+        rng = np.random.default_rng(config.seed)
+        seed = lambda: int(rng.integers(2**31))  # noqa: E731
+        self.src_embed = Embedding(config.vocab_size, config.embed, rng=rng)
+        self.src_drop = Dropout(config.dropout, rng=np.random.default_rng(seed()))
+        self.encoder = Recurrent(config.embed, config.enc_hidden, num_layers=config.enc_layers, bidirectional=True,
+                                 dropout=config.dropout, seed=seed())
+        self.mem_size = 2 * config.enc_hidden
+        self.init = Linear(self.mem_size, 2 * config.hidden, rng=rng)
+        self.embed = Embedding(config.vocab_size, config.embed, rng=rng)
+        self.rnn = Recurrent(config.embed, config.hidden, seed=seed())
+        self.attention = AdditiveAttention(config.hidden, self.mem_size, config.attn, rng=rng)
+        self.rnn2 = (Recurrent(config.hidden + self.mem_size, config.hidden, seed=seed())
+                     if config.context_lstm else None)
+        self.combine = Linear(config.hidden + self.mem_size, config.hidden, rng=rng)
+        self.drop = Dropout(config.dropout, rng=np.random.default_rng(seed()))
+        self.out = Linear(config.hidden, config.vocab_size, rng=rng)
+
+    # -- encoder -------------------------------------------------------------------------
+    def encode(self, src, lengths):
+        """src (S, B) ids, lengths (B,) -> memory (B, S, 2E), initial decoder state ((1,B,H), (1,B,H))."""
+        x = self.src_drop.forward(self.src_embed.forward(src))
+        y, _ = self.encoder.forward(x, lengths)  # (S, B, 2E), zero at padded steps
+        memory = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, S, 2E)
+        mean = y.sum(axis=0) / lengths[:, None].astype(y.dtype)  # (B, 2E)
+        z = np.tanh(self.init.forward(mean))  # (B, 2H)
+        self._enc = (y.shape, lengths, z) if self.training else None
+        H = self.config.hidden
+        return memory, (z[None, :, :H].copy(), z[None, :, H:].copy())
+
+    def encode_backward(self, dmemory, dstate0):
+        (S, B, _), lengths, z = self._enc
+        dz = np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1) * (1.0 - z * z)  # (B, 2H)
+        dmean = self.init.backward(dz) / lengths[:, None].astype(z.dtype)  # (B, 2E)
+        dy = dmemory.transpose(1, 0, 2) + dmean[None]  # (S, B, 2E); padded steps' outputs were 0: the kernel ignores
+        dx = self.encoder.backward(np.ascontiguousarray(dy, dtype=self.dtype))
+        self.src_embed.backward(self.src_drop.backward(dx))
+
+    def loss_and_grad(self, src, src_len, inputs, targets):
+        """Teacher-forced cross-entropy per target token (PAD ignored); with label smoothing when training.
+
+        The loss returned is the plain NLL (comparable between training and validation); the gradient is
+        the smoothed one: softmax - ((1 - e) onehot + e / V).
+        """
+        memory, state = self.encode(src, src_len)
+        logits, _, _ = self.decode_step(inputs, state, memory, src_len)
+        T, B, V = logits.shape
+        flat_t = targets.reshape(-1)
+        loss, count, dlogits = softmax_cross_entropy(logits.reshape(-1, V), flat_t, ignore_index=PAD)
+        if self.training:
+            eps = self.config.label_smoothing
+            if eps > 0 and count:
+                rows = np.flatnonzero(flat_t != PAD)
+                dlogits[rows] -= eps / V / count
+                dlogits[rows, flat_t[rows]] += eps / count
+            dmemory, dstate0 = self.decoder_backward(dlogits.reshape(T, B, V))
+            self.encode_backward(dmemory, dstate0)
+        return loss, count
+
+
+def config_dict(config: TranslateConfig):
+    return {"model": MODEL_NAME} | asdict(config)
+
+
+# -- subwords ------------------------------------------------------------------------------
+class Subwords:
+    """The sentencepiece model (held in the card's meta as base64) and the language tags."""
+
+    def __init__(self, model_bytes):
+        import sentencepiece as spm
+
+        self.model_bytes = bytes(model_bytes)
+        self.sp = spm.SentencePieceProcessor(model_proto=self.model_bytes)
+        self.size = self.sp.get_piece_size()
+        self.tags = {lang: self.sp.piece_to_id(f"<2{lang}>") for lang in ("de", "fr")}
+
+    def encode_source(self, text, lang):
+        return [self.tags[lang]] + self.sp.encode(text) + [EOS]
+
+    def encode(self, text):
+        return self.sp.encode(text)
+
+    def decode(self, ids):
+        return self.sp.decode([int(i) for i in ids if i > UNK])
+
+    def to_meta(self):
+        return base64.b64encode(self.model_bytes).decode("ascii")
+
+    @classmethod
+    def from_meta(cls, text):
+        return cls(base64.b64decode(text.encode("ascii"), validate=True))
+
+
+# -- training task -------------------------------------------------------------------------
+def prepare_pairs(rows, sub):
+    """Masked and encoded training pairs: list of (src ids, tgt ids, lang); pairs that disagree or are too
+    long are left out. Returns (pairs, Counter of why left out)."""
+    from collections import Counter
+
+    from suite.apps.translate.placeholders import mask, mask_target
+
+    out, skipped = [], Counter()
+    for r in rows:
+        m = mask(r["src"])
+        if m.copy:
+            skipped["nothing to translate"] += 1
+            continue
+        t = mask_target(m, r["tgt"])
+        if t is None:
+            skipped["placeholders disagree"] += 1
+            continue
+        s_ids, t_ids = sub.encode_source(m.text, r["lang"]), sub.encode(t)
+        if len(s_ids) > MAX_TOKENS or len(t_ids) + 1 > MAX_TOKENS or not t_ids:
+            skipped[f"over {MAX_TOKENS} subwords"] += 1
+            continue
+        out.append((np.array(s_ids, np.int64), np.array(t_ids, np.int64), r["lang"]))
+    return out, skipped
+
+
+def make_batch(pairs):
+    """(src (S, B), src_len (B,), inputs (T, B) = BOS + target, targets (T, B) = target + EOS), PAD-padded."""
+    from suite.batching import pad_time_major
+
+    src, src_len = pad_time_major([p[0] for p in pairs], pad_value=PAD, dtype=np.int64)
+    inputs, _ = pad_time_major([np.concatenate([[BOS], p[1]]) for p in pairs], pad_value=PAD, dtype=np.int64)
+    targets, _ = pad_time_major([np.concatenate([p[1], [EOS]]) for p in pairs], pad_value=PAD, dtype=np.int64)
+    return src, src_len, inputs, targets
+
+
+class TranslateTask:
+    """Trainer task: batches of pairs of similar length (drawn at random, sorted within a pool of 32 batches);
+    validation NLL per target subword and greedy chrF on the first 200 validation pairs."""
+
+    def __init__(self, train_pairs, valid_pairs, sub, valid_rows, batch_size=64):
+        self.train, self.valid, self.sub = train_pairs, valid_pairs[:EVAL_LIMIT], sub
+        self.valid_rows = valid_rows
+        self.batch_size = min(batch_size, len(train_pairs))
+        self._queue = []
+
+    def train_batch(self, rng):
+        if not self._queue:
+            pool = rng.choice(len(self.train), size=min(32 * self.batch_size, len(self.train)), replace=False)
+            pool = sorted(pool, key=lambda i: len(self.train[i][0]) + rng.random())
+            batches = [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            self._queue = [batches[i] for i in rng.permutation(len(batches))]
+        return make_batch([self.train[i] for i in self._queue.pop()])
+
+    def loss_and_grad(self, model, batch):
+        return model.loss_and_grad(*batch)
+
+    def evaluate(self, model):
+        total, count = 0.0, 0
+        order = sorted(range(len(self.valid)), key=lambda i: len(self.valid[i][0]))
+        for start in range(0, len(order), 128):
+            loss, n = model.loss_and_grad(*make_batch([self.valid[i] for i in order[start:start + 128]]))
+            total += loss * n
+            count += n
+        out = {"loss": total / max(count, 1)}
+        if self.valid_rows:
+            rows = self.valid_rows[:200]
+            hyps = Translator(model, self.sub, beam=1).translate([r["src"] for r in rows], [r["lang"] for r in rows])
+            out["chrf"] = chrf([h["text"] for h in hyps], [r["tgt"] for r in rows])
+        return out
+
+
+def chrf(hyps, refs):
+    import sacrebleu
+
+    return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
+
+
+# -- decoding ------------------------------------------------------------------------------
+def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=0.6, nbest=1):
+    """Beam search over B sentences at once (B * beam rows through the decoder per step).
+
+    Scores are sums of log-probabilities, finished hypotheses ranked by Wu et al.'s
+    length penalty lp = ((5 + len) / 6) ** alpha. Returns, per sentence, up to ``nbest``
+    (tokens, log_prob, score, attention (len + 1, S)) best first.
+    """
+    S, B = src.shape
+    K = beam
+    memory, state = model.encode(src, src_len)
+    if max_len is None:
+        max_len = np.minimum(2 * src_len + 10, 200)
+    max_len = np.broadcast_to(np.asarray(max_len), (B,))
+    rows = np.repeat(np.arange(B), K)  # sentence of each of the B*K rows
+    memory, lengths = memory[rows], src_len[rows]
+    state = tuple(s[:, rows] for s in state)
+    scores = np.full((B, K), -np.inf)
+    scores[:, 0] = 0.0  # one live hypothesis per sentence at the start
+    words = np.full((1, B * K), BOS, np.int64)
+    history = np.zeros((B, K, 0), np.int64)
+    attn_hist = np.zeros((B, K, 0, S), np.float32)
+    finished = [[] for _ in range(B)]
+    alive = np.ones(B, bool)
+    lp = lambda n: ((5.0 + n) / 6.0) ** length_penalty  # noqa: E731
+    for t in range(int(max_len.max())):
+        logits, state, alpha = model.decode_step(words, state, memory, lengths)
+        logp = log_softmax(logits[0].astype(np.float64)).reshape(B, K, -1)  # (B, K, V)
+        V = logp.shape[2]
+        total = (scores[:, :, None] + logp).reshape(B, K * V)
+        top = np.argsort(-total, axis=1, kind="stable")[:, :2 * K]  # (B, 2K) candidates
+        new_scores = np.full((B, K), -np.inf)
+        new_rows = np.zeros((B, K), np.int64)
+        new_words = np.full((B, K), EOS, np.int64)
+        for b in np.flatnonzero(alive):
+            k_out = 0
+            for idx in top[b]:
+                s = total[b, idx]
+                if not np.isfinite(s):
+                    break
+                k, v = divmod(int(idx), V)
+                if v == EOS or t + 1 >= max_len[b]:
+                    toks = history[b, k].tolist() + ([] if v == EOS else [v])
+                    att = np.concatenate([attn_hist[b, k], alpha[0, b * K + k][None]], axis=0)
+                    finished[b].append((toks, float(s), float(s) / lp(len(toks) + 1), att))
+                    continue
+                new_scores[b, k_out], new_rows[b, k_out], new_words[b, k_out] = s, k, v
+                k_out += 1
+                if k_out == K:
+                    break
+            best_done = sorted((f[2] for f in finished[b]), reverse=True)
+            live_bound = new_scores[b].max() / lp(max_len[b])  # a live score only falls; this is its best
+            if len(best_done) >= K and (k_out == 0 or live_bound <= best_done[K - 1]) or k_out == 0:
+                alive[b] = False
+                new_scores[b] = -np.inf
+        if not alive.any():
+            break
+        flat_rows = (np.arange(B)[:, None] * K + new_rows).reshape(-1)
+        history = np.concatenate([history[np.arange(B)[:, None], new_rows], new_words[:, :, None]], axis=2)
+        attn_hist = np.concatenate([attn_hist[np.arange(B)[:, None], new_rows],
+                                    alpha[0][flat_rows].reshape(B, K, 1, S)], axis=2)
+        scores = new_scores
+        state = tuple(tuple(a[:, flat_rows] for a in part) if part is not None else None for part in state)
+        words = new_words.reshape(1, B * K)
+    out = []
+    for b in range(B):
+        hyps = sorted(finished[b], key=lambda f: -f[2])
+        out.append(hyps[:nbest] if hyps else [([], -np.inf, -np.inf, np.zeros((1, S), np.float32))])
+    return out
+
+
+class Translator:
+    """Messages -> translations: mask, encode, beam search in batches, decode, unmask.
+
+    A message of several lines is translated line by line (as the corpus pairs were made).
+    """
+
+    def __init__(self, model, sub, beam=5, length_penalty=0.6, batch=32, nbest=1):
+        self.model, self.sub = model, sub
+        self.beam, self.length_penalty, self.batch, self.nbest = beam, length_penalty, batch, nbest
+
+    def translate(self, texts, langs, progress=None):
+        """[{"source", "translation", "text", "log_prob", "nbest": [...], "attention", "pieces"}] per text."""
+        from suite.apps.translate.placeholders import mask, unmask
+
+        if isinstance(langs, str):
+            langs = [langs] * len(texts)
+        segments = []  # (text index, masked, lang)
+        for i, (text, lang) in enumerate(zip(texts, langs)):
+            for line in text.split("\n"):
+                segments.append((i, mask(line), lang))
+        work = [j for j, (_, m, _) in enumerate(segments) if not m.copy]
+        encoded = {j: np.array(self.sub.encode_source(segments[j][1].text, segments[j][2])[:4 * MAX_TOKENS])
+                   for j in work}
+        work.sort(key=lambda j: len(encoded[j]))
+        results = {}
+        for start in range(0, len(work), self.batch):
+            chunk = work[start:start + self.batch]
+            from suite.batching import pad_time_major
+
+            src, src_len = pad_time_major([encoded[j] for j in chunk], pad_value=PAD, dtype=np.int64)
+            hyps = beam_search_batch(self.model, src, src_len, beam=self.beam,
+                                     length_penalty=self.length_penalty, nbest=self.nbest)
+            for j, h in zip(chunk, hyps):
+                results[j] = h
+            if progress is not None:
+                progress(min(start + self.batch, len(work)), len(work))
+        out = [{"source": t, "parts": []} for t in texts]
+        for j, (i, m, lang) in enumerate(segments):
+            if m.copy:
+                out[i]["parts"].append((m.source, 0.0, [m.source], None, []))
+                continue
+            nbest = [unmask(self.sub.decode(toks), m, lang) for toks, _, _, _ in results[j]]
+            toks, logp, _, att = results[j][0]
+            out[i]["parts"].append((nbest[0], logp, nbest, att, [self.sub.sp.id_to_piece(int(x)) for x in toks]))
+        for o in out:
+            parts = o.pop("parts")
+            o["text"] = "\n".join(p[0] for p in parts)
+            o["log_prob"] = round(float(sum(p[1] for p in parts)), 4)
+            o["nbest"] = (parts[0][2] if len(parts) == 1 else ["\n".join(p[2][0] for p in parts)])
+            o["attention"] = parts[0][3] if len(parts) == 1 else None
+            o["pieces"] = parts[0][4] if len(parts) == 1 else None
+        return out
+
+
+# -- loading -------------------------------------------------------------------------------
+def build_model(config, meta):
+    return TranslateModel(TranslateConfig(**config))
+
+
+def load_model(model_dir):
+    """(TranslateModel, Subwords, card) from a model folder; one-line CheckpointError otherwise."""
+    from suite.nn.checkpoint import CheckpointError
+    from suite.shipped import load_app_model
+
+    model, card = load_app_model(model_dir, "translate", MODEL_NAME, build_model)
+    meta = card["meta"]
+    try:
+        sub = Subwords.from_meta(meta["subwords"])
+    except Exception as exc:  # noqa: BLE001 - sentencepiece raises RuntimeError/OSError/ValueError on a bad proto
+        raise CheckpointError(f"{model_dir}: meta.subwords is not a sentencepiece model "
+                              f"({' '.join(str(exc).split())[:80]})") from None
+    if sub.size != model.config.vocab_size:
+        raise CheckpointError(f"{model_dir}: the subword model has {sub.size} pieces, the network expects "
+                              f"{model.config.vocab_size}")
+    langs = meta.get("languages")
+    if not isinstance(langs, list) or not langs or not all(x in sub.tags and sub.tags[x] > UNK for x in langs):
+        raise CheckpointError(f"{model_dir}: meta.languages must list the languages the model translates into "
+                              f"(of {', '.join(sub.tags)})")
+    return model, sub, card
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def memory_translations(memory_rows, sources, progress=None):
+    """The translation-memory baseline: for each source, the target of the training pair whose source is
+    nearest by normalised edit distance (rapidfuzz's Levenshtein similarity), as translate-toolkit's
+    `pretranslate --tm` suggests without a threshold."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
+    choices = [r["src"] for r in memory_rows]
+    out = []
+    for i, s in enumerate(sources):
+        best = process.extractOne(s, choices, scorer=Levenshtein.normalized_similarity)
+        out.append(memory_rows[best[2]]["tgt"] if best else s)
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(i + 1, len(sources))
+    return out
+
+
+def scores(hyps, refs):
+    """sacrebleu chrF and BLEU with their signatures."""
+    import sacrebleu
+
+    bleu, chrf_ = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    return {"chrf": round(chrf_.corpus_score(hyps, [refs]).score, 2),
+            "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
+            "signatures": {"chrf": str(chrf_.get_signature()), "bleu": str(bleu.get_signature())}}
+
+
+LENGTH_BINS = ((1, 3), (4, 8), (9, 16), (17, 1000))  # source words
+
+
+def evaluate_rows(model, sub, rows, memory_rows, lang, beam=5, length_penalty=0.6, progress=None):
+    """The model, a translation memory and copying the source on ``rows`` ({src, tgt, domain}), one language:
+    chrF/BLEU overall, by domain and by source length; placeholder preservation; sentences a second."""
+    import time
+    from collections import defaultdict
+
+    from suite.apps.translate.placeholders import placeholders_of, preserved
+
+    srcs, refs = [r["src"] for r in rows], [r["tgt"] for r in rows]
+    t0 = time.perf_counter()
+    hyps = [h["text"] for h in Translator(model, sub, beam=beam, length_penalty=length_penalty)
+            .translate(srcs, lang, progress=progress)]
+    seconds = time.perf_counter() - t0
+    tm = memory_translations(memory_rows, srcs)
+    systems = {"model": hyps, "memory": tm, "copy": srcs}
+    report = {"pairs": len(rows)}
+    for name, h in systems.items():
+        report[name] = scores(h, refs)
+    report["model"]["sentences_per_second"] = round(len(rows) / seconds, 2)
+    groups = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups["domain", r.get("domain", "-")].append(i)
+        n = len(r["src"].split())
+        groups["length", next(f"{a}-{b}" if b < 1000 else f"{a}+" for a, b in LENGTH_BINS if a <= n <= b)].append(i)
+    for (kind, key), idx in sorted(groups.items()):
+        report.setdefault(f"by_{kind}", {})[key] = {
+            "pairs": len(idx), **{name: {k: v for k, v in scores([h[i] for i in idx], [refs[i] for i in idx]).items()
+                                         if k != "signatures"} for name, h in systems.items()}}
+    with_ph = [i for i, s in enumerate(srcs) if placeholders_of(s)]
+    report["placeholders"] = {"messages": len(with_ph),
+                              "preserved": round(sum(preserved(srcs[i], hyps[i]) for i in with_ph) / max(len(with_ph), 1), 4),
+                              "memory_preserved": round(sum(preserved(srcs[i], tm[i]) for i in with_ph) /
+                                                        max(len(with_ph), 1), 4)}
+    report["examples"] = [{"src": srcs[i], "ref": refs[i], "model": hyps[i], "memory": tm[i]}
+                          for i in range(0, len(rows), max(1, len(rows) // 8))][:8]
+    return report
+
+
+def describe_model(config):
+    return (f"subwords ({config.vocab_size}, joint en/de/fr) -> {config.enc_layers}-layer BiLSTM encoder "
+            f"({config.enc_hidden} a direction) -> additive attention -> LSTM decoder ({config.hidden}, context LSTM), "
+            "beam search with length penalty")
+
+
+def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None,
+                 limit=None):
+    """Publish a checkpoint to ``out`` with its card: held-out metrics per language on the test split of
+    ``data_dir`` (whole domains training never saw), beside the baselines (none for data_dir None)."""
+    from pathlib import Path
+
+    from suite.apps.translate.data import load_split
+    from suite.card import make_card, reproduce_line, training_record
+    from suite.shipped import publish_model
+
+    model, sub, card = load_model(checkpoint)
+    meta = card["meta"]
+    metrics = {}
+    if data_dir is not None and (Path(data_dir) / "test.jsonl").exists():
+        test, train = load_split(data_dir, "test"), load_split(data_dir, "train")
+        dec = meta.get("decoding") or {}
+        metrics["test"] = {}
+        for lang in meta["languages"]:
+            rows = [r for r in test if r["lang"] == lang][:limit]
+            if not rows:
+                continue
+            metrics["test"][lang] = evaluate_rows(
+                model, sub, rows, [r for r in train if r["lang"] == lang], lang, beam=beam,
+                length_penalty=float(dec.get("length_penalty", 0.6)),
+                progress=progress_for(f"translating {lang}") if progress_for else None)
+    data = dict(meta.get("data") or {})
+    report = data.pop("report", None) or {}
+    data["report"] = {k: report.get(k) for k in ("counts", "catalogs", "dropped_pairs", "skipped_catalogs",
+                                                  "eval_only", "valid_domains", "test_domains", "vocab_size",
+                                                  "command") if k in report}
+    training = training_record(checkpoint, meta, command, export_command)
+    result = make_card(
+        "translate", describe_model(model.config), card["config"], data, training,
+        {"how": f"beam {beam}; test = every pair of the held-out domains {', '.join(data['report'].get('test_domains') or [])} "
+                "(software training never read); memory = the target of the nearest training source by edit "
+                "distance; copy = the source itself; sentences_per_second on one core, whole test split",
+         **metrics},
+        reproduce_line(data["report"].get("command"), training["command"], export_command),
+        decoding=meta.get("decoding"))
+    return publish_model(checkpoint, out, result)

@@ -1,0 +1,51 @@
+"""The attention decoder that caption and translate share (Luong-style output, GNMT-style context LSTM).
+
+An LSTM reads the previous tokens; additive attention (suite.nn.attention)
+reads the memory (image regions, encoder states) with its output as the
+query; an optional second LSTM reads [h; context], so it remembers where
+earlier tokens looked (attention between decoder layers, as in GNMT, Wu et al.
+2016: our stand-in for Luong's input feeding, which would force a Python loop
+over steps in training); the attentional hidden state tanh(W [h; context])
+predicts the next token (Luong et al. 2015). Training runs the LSTMs over the
+whole target at once (teacher forcing), on the sequence kernels.
+
+A model mixes in AttentionDecoder and owns the layers under these names
+(the parameter names of its checkpoints): ``embed`` (Embedding), ``rnn``
+(Recurrent over embed), ``attention`` (AdditiveAttention), ``rnn2``
+(Recurrent over hidden + memory size, or None), ``combine`` (Linear from
+hidden + memory size to hidden), ``drop`` (Dropout) and ``out`` (Linear to
+the vocabulary).
+"""
+import numpy as np
+
+
+class AttentionDecoder:
+    def decode_step(self, words, state, memory, lengths=None):
+        """words (T, B) ids, state -> logits (T, B, V), new state, attention (T, B, N).
+
+        state is (first LSTM's state, second LSTM's state or None), or the first LSTM's state alone;
+        lengths (B,) the valid memory items per row (None: all).
+        """
+        state1, state2 = state if len(state) == 2 and isinstance(state[0], tuple) else (state, None)
+        self.attention.set_memory(memory, lengths)
+        y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
+        context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
+        if self.rnn2 is not None:
+            y, state2 = self.rnn2.forward(np.concatenate([y, context], axis=2), state=state2)  # (T, B, H)
+        a = np.tanh(self.combine.forward(np.concatenate([y, context], axis=2)))  # (T, B, H)
+        self._dec = (y.shape, a) if self.training else None
+        logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
+        return logits, (state1, state2), alpha
+
+    def decoder_backward(self, dlogits):
+        """Backprop the latest training decode_step: (dmemory (B, N, K), d initial state of the first LSTM)."""
+        (T, B, H), a = self._dec
+        da = self.drop.backward(self.out.backward(dlogits)) * (1.0 - a * a)
+        dcat = self.combine.backward(da)  # (T, B, H + K)
+        dy, dcontext = dcat[:, :, :H], dcat[:, :, H:]
+        if self.rnn2 is not None:
+            dcat2 = self.rnn2.backward(np.ascontiguousarray(dy))  # (T, B, H + K)
+            dy, dcontext = dcat2[:, :, :H], dcontext + dcat2[:, :, H:]
+        dy = dy + self.attention.backward(np.ascontiguousarray(dcontext))
+        self.embed.backward(self.rnn.backward(np.ascontiguousarray(dy)))
+        return self.attention.dmemory, self.rnn.dstate0
