@@ -10,13 +10,14 @@ BIN    := $(VENV)/bin
 # synthesise the speech app's training data (speech data build needs them); festival
 # (festvox-kdlpc16k voice) makes the test set of a synthesiser training never heard. The handwriting
 # fonts are the handwriting app's hands (training, validation and test hands: apps/handwriting/data.py HANDS);
-# Tesseract is its peer (evaluate --against tesseract, the card, bench).
+# Tesseract is its peer (evaluate --against tesseract, the card, bench). gettext gives msgfmt, which checks
+# every .po that `suite translate po` writes (tests).
 HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts \
   fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi \
   fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo \
   fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
-  tesseract-ocr tesseract-ocr-eng $(HANDWRITING_FONTS)
+  tesseract-ocr tesseract-ocr-eng gettext $(HANDWRITING_FONTS)
 
 .PHONY: install test-deps run test bench lint models clean apt lab-table
 
@@ -54,6 +55,8 @@ run: install apt
 	$(BIN)/suite speech transcribe data/examples/go-three-zero-four-oh.wav
 	$(BIN)/suite caption data/examples/shapes.png
 	$(BIN)/suite handwriting read data/examples/handwriting-line.png data/examples/handwriting-page.png
+	$(BIN)/suite translate -i data/examples/messages.txt --to de
+	$(BIN)/suite translate po data/examples/demo.pot --to fr -o out/demo-fr.po --force
 
 test: test-deps apt
 	$(BIN)/pytest
@@ -66,11 +69,12 @@ bench: test-deps
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_conv.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_transcribe.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_handwriting.py
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_translate.py
 
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench
 
-# Retrain every shipped model with the commands their cards record (about 7.5 hours
+# Retrain every shipped model with the commands their cards record (about 8.7 hours
 # on 2 cores; speech and caption were trained side by side, one core each). The --minutes caps make the step reached depend on the machine's
 # speed; each card records the step its model reached.
 models: install apt
@@ -118,6 +122,10 @@ models: install apt
 	# the last checkpoint is shipped: validation CER 0.186 (greedy) against 0.197 for the lowest-loss one (step 3,000)
 	$(BIN)/suite handwriting export runs/handwriting-ft/last --out data/models/handwriting --data data/handwriting-more \
 	  --force
+	# translate: one run, both languages in one model (a target-language tag leads the source)
+	$(BIN)/suite translate data build --force
+	OPENBLAS_NUM_THREADS=2 $(BIN)/suite translate train --steps 5000 --minutes 70 --eval-every 500 --quiet --force
+	$(BIN)/suite translate export runs/translate --out data/models/translate --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -166,15 +166,13 @@ def po_cmd(catalog, lang, model_dir, beam, out, force, as_json):
       suite translate po po/fr.po --to fr --force        # fill in place
     """
     from suite.apps.translate.model import Translator
-    from suite.apps.translate.po import PoError, fill, read_catalog, write_catalog
+    from suite.apps.translate.po import PoError, default_output, fill_file, read_catalog
     from suite.fileio import OutputExistsError, check_writable
 
-    src = Path(catalog)
-    if out is None:
-        out = src.with_name(f"{lang}.po") if src.suffix == ".pot" else src
+    out = out or default_output(catalog, lang)
     try:
         check_writable(out, force=force)
-        cat = read_catalog(src)
+        read_catalog(catalog)  # a bad catalog is reported before the model loads
     except OutputExistsError:
         raise click.ClickException(f"{out} already exists; pass --force to overwrite it, or -o OTHER.po") from None
     except (PoError, OSError) as exc:
@@ -188,13 +186,11 @@ def po_cmd(catalog, lang, model_dir, beam, out, force, as_json):
             return [r["text"] for r in translator.translate(texts, lang, progress=_bar("translating"))]
 
     try:
-        text, stats = fill(cat, lang, translate)
-        write_catalog(cat, text, out, force=force)
+        stats = fill_file(catalog, out, lang, translate, force=force)
     except OutputExistsError:
         raise click.ClickException(f"{out} already exists; pass --force to overwrite it") from None
     except (PoError, OSError) as exc:
         raise fail(exc) from None
-    stats["output"] = str(out)
     if as_json:
         click.echo(json.dumps(stats))
     else:
@@ -412,4 +408,34 @@ def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
         _print_metrics({lang: report})
 
 
-# -- `suite batch translate`? Not registered: translation reads messages, not files (use -i FILE or `po`).
+# -- `suite batch translate`: fill many catalogs (suite.batch) --------------------------------------------
+def _batch_load(lang, model_dir=None, beam=5):
+    from suite.apps.translate.model import Translator, load_model
+    from suite.shipped import default_model_dir
+
+    model, sub, card = load_model(model_dir or default_model_dir("translate"))
+    if lang not in card["meta"]["languages"]:
+        raise ValueError(f"this model translates into {', '.join(card['meta']['languages'])}, not {lang!r}")
+    translator = Translator(model, sub, beam=beam, **_decoding(card))
+    translator.translate(["Open the file"], lang)  # compile
+    return translator, lang
+
+
+def _batch_run(state, path):
+    from suite.apps.translate.po import default_output, fill_file
+
+    translator, lang = state
+    out = default_output(path, lang)
+    if Path(out) == Path(path):  # a .po is never rewritten in place by a batch: beside it, NAME.LANG.po
+        out = Path(path).with_name(f"{Path(path).stem}.{lang}.po")
+    return fill_file(path, out, lang, lambda texts: [r["text"] for r in translator.translate(texts, lang)])
+
+
+def batch_job():
+    from suite.batch import BatchJob
+    from suite.cli_common import option_objects
+
+    return BatchJob("translate po", "Fill the untranslated entries of gettext catalogs (as `suite translate po`): "
+                    "a template X.pot gets LANG.po beside it, a catalog X.po gets X.LANG.po; an existing output "
+                    "is an error for that input, never overwritten.", (".po", ".pot"), _batch_load, _batch_run,
+                    options=option_objects(translate_options))

@@ -535,3 +535,22 @@ def _same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:
         return Path(a).resolve() == Path(b).resolve()
+
+
+def default_output(path, lang):
+    """Where a filled catalog goes by default: a template's LANG.po beside it; a .po catalog itself (in place,
+    which needs force)."""
+    path = Path(path)
+    return path.with_name(f"{lang}.po") if path.suffix == ".pot" else path
+
+
+def fill_file(path, out, lang, translate, force=False, progress=None):
+    """read_catalog, fill and write_catalog in one: the stats, with "output" added. PoError or OSError (one line);
+    suite.fileio.OutputExistsError when ``out`` exists without force."""
+    from suite.fileio import check_writable
+
+    check_writable(out, force=force)  # before the translating
+    catalog = read_catalog(path)
+    text, stats = fill(catalog, lang, translate, progress=progress)
+    write_catalog(catalog, text, out, force=force)
+    return stats | {"output": str(out)}
