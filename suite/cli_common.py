@@ -95,11 +95,21 @@ def fail(exc):
 
 
 def counter(label, quiet=False):
-    """A progress(done, total) callback that redraws `label done/total` on stderr; None when not a terminal."""
+    """A progress(done, total) callback on stderr: `label done/total` redrawn on a terminal, a plain line
+    every suite.progress.LOG_EVERY seconds otherwise; None with quiet."""
     import sys
 
-    if quiet or not sys.stderr.isatty():
+    from suite.progress import Throttle, is_terminal
+
+    if quiet:
         return None
+    if not is_terminal(sys.stderr):
+        due = Throttle()
+
+        def log(done, total):
+            if due():
+                click.echo(f"{label} {done}/{total}", err=True)
+        return log
 
     def show(done, total):
         click.echo(f"\r{label} {done}/{total}", err=True, nl=done == total)

@@ -88,7 +88,8 @@ def text_cmd(sentences, input_file, lang, model_dir, beam, nbest, attention_out,
     if input_file is not None:
         sentences = _read_lines(input_file)
         if not sentences:
-            raise click.ClickException(f"{input_file}: no lines to translate")
+            raise click.ClickException(f"{'standard input' if input_file == '-' else input_file}: no lines to "
+                                       "translate; give one message a line")
     model, sub, card = _load(model_dir)
     _check_lang(card, lang)
     if attention_out:
@@ -171,8 +172,8 @@ def po_cmd(catalog, lang, model_dir, beam, out, force, as_json):
 
     out = out or default_output(catalog, lang)
     try:
-        check_writable(out, force=force)
         read_catalog(catalog)  # a bad catalog is reported before the model loads
+        check_writable(out, force=force)
     except OutputExistsError:
         raise click.ClickException(f"{out} already exists; pass --force to overwrite it, or -o OTHER.po") from None
     except (PoError, OSError) as exc:

@@ -544,13 +544,41 @@ def default_output(path, lang):
     return path.with_name(f"{lang}.po") if path.suffix == ".pot" else path
 
 
+FALLBACK = str.maketrans({"\u201e": '"', "\u201c": '"', "\u201d": '"', "\u201a": "'", "\u2018": "'",
+                          "\u2019": "'", "\u2026": "...", "\u2013": "-", "\u2014": "-", "\u00a0": " ",
+                          "\u202f": " ", "\u2192": "->"})
+
+
+def encodable(text, encoding):
+    """``text`` with the typographic characters that ``encoding`` lacks (German quotes in an ISO-8859-1
+    catalog, an ellipsis, dashes) replaced by their ASCII forms; other characters are left for write_catalog
+    to report."""
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        return "".join(c if _fits(c, encoding) else c.translate(FALLBACK) for c in text)
+
+
+def _fits(char, encoding):
+    try:
+        char.encode(encoding)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def fill_file(path, out, lang, translate, force=False, progress=None):
     """read_catalog, fill and write_catalog in one: the stats, with "output" added. PoError or OSError (one line);
-    suite.fileio.OutputExistsError when ``out`` exists without force."""
+    suite.fileio.OutputExistsError when ``out`` exists without force. In a catalog whose charset is not UTF-8,
+    the translations' typographic characters it cannot hold become ASCII (``encodable``)."""
     from suite.fileio import check_writable
 
     check_writable(out, force=force)  # before the translating
     catalog = read_catalog(path)
+    if catalog.encoding != "utf-8":
+        machine = translate
+        translate = lambda texts: [encodable(t, catalog.encoding) for t in machine(texts)]  # noqa: E731
     text, stats = fill(catalog, lang, translate, progress=progress)
     write_catalog(catalog, text, out, force=force)
     return stats | {"output": str(out)}

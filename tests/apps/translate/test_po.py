@@ -542,3 +542,15 @@ def test_the_pofilter_check_does_catch_a_broken_translation(tmp_path):
                               translate=lambda xs: [x.replace("%s", "").replace("<b>", "") for x in xs])
     with pytest.raises(AssertionError, match="Hello"):
         _pofilter_ok(out, tmp_path, "de")
+
+
+def test_fill_file_makes_typographic_quotes_fit_a_latin1_catalog(tmp_path):
+    from suite.apps.translate.po import fill_file
+
+    src = tmp_path / "de.po"
+    src.write_bytes(('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=ISO-8859-1\\n"\n"Language: de\\n"\n\n'
+                     'msgid "Open \\"%s\\""\nmsgstr ""\n\nmsgid "Size"\nmsgstr "Gr\xf6\xdfe"\n').encode("latin-1"))
+    stats = fill_file(src, tmp_path / "out.po", "de", lambda xs: ["\u201e%s\u201c \u00f6ffnen\u2026" for _ in xs])
+    assert stats["filled"] == 1
+    data = (tmp_path / "out.po").read_bytes()
+    assert 'msgstr "\\"%s\\" \xf6ffnen..."'.encode("latin-1") in data and "Gr\xf6\xdfe".encode("latin-1") in data
