@@ -445,3 +445,42 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
               tuple(W_ih_l), tuple(W_hh_l), tuple(b_l), np.ascontiguousarray(W_out), np.ascontiguousarray(b_out),
               h, c, temperature, top_k, rng, bool(cifg), forced, ids)
     return ids, h, c, rng
+
+
+@njit(**JIT)
+def _top_k_rows(x, k, out):
+    """out[r] = the indices of the k largest x[r] (finite or -inf), largest first; ties keep the lower index."""
+    R, N = x.shape
+    vals = np.empty(k, dtype=np.float64)
+    for r in range(R):
+        n = 0
+        for j in range(N):
+            v = x[r, j]
+            if n == k and not v > vals[k - 1]:
+                continue
+            # insertion into the sorted (descending) list of at most k
+            pos = n if n < k else k - 1
+            while pos > 0 and v > vals[pos - 1]:
+                if pos < k:
+                    vals[pos] = vals[pos - 1]
+                    out[r, pos] = out[r, pos - 1]
+                pos -= 1
+            vals[pos] = v
+            out[r, pos] = j
+            if n < k:
+                n += 1
+        for j in range(n, k):
+            out[r, j] = -1
+
+
+def top_k_rows(x, k):
+    """Indices (R, k) of each row's k largest values of x (R, N), largest first (ties: lower index first);
+    -1 where a row has fewer than k entries. The beam search's selection: O(N k) in one pass instead of a sort."""
+    x = np.ascontiguousarray(x)
+    if x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"top_k_rows: x has shape {x.shape} and dtype {x.dtype}, expected (R, N) float")
+    if not 1 <= k:
+        raise ValueError(f"top_k_rows: k must be >= 1, got {k}")
+    out = np.empty((x.shape[0], k), dtype=np.int64)
+    _top_k_rows(x, int(k), out)
+    return out

@@ -226,6 +226,8 @@ def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=
     length penalty lp = ((5 + len) / 6) ** alpha. Returns, per sentence, up to ``nbest``
     (tokens, log_prob, score, attention (len + 1, S)) best first.
     """
+    from suite.kernels.sampling import top_k_rows
+
     S, B = src.shape
     K = beam
     memory, state = model.encode(src, src_len)
@@ -243,18 +245,21 @@ def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=
     finished = [[] for _ in range(B)]
     alive = np.ones(B, bool)
     lp = lambda n: ((5.0 + n) / 6.0) ** length_penalty  # noqa: E731
+    model.attention.set_memory(memory, lengths)  # every row keeps its sentence's memory: project the keys once
     for t in range(int(max_len.max())):
-        logits, state, alpha = model.decode_step(words, state, memory, lengths)
-        logp = log_softmax(logits[0].astype(np.float64)).reshape(B, K, -1)  # (B, K, V)
+        logits, state, alpha = model.decode_step(words, state, None)
+        logp = log_softmax(logits[0]).astype(np.float64).reshape(B, K, -1)  # (B, K, V)
         V = logp.shape[2]
         total = (scores[:, :, None] + logp).reshape(B, K * V)
-        top = np.argsort(-total, axis=1, kind="stable")[:, :2 * K]  # (B, 2K) candidates
+        top = top_k_rows(total, 2 * K)  # (B, 2K) best candidates, best first
         new_scores = np.full((B, K), -np.inf)
         new_rows = np.zeros((B, K), np.int64)
         new_words = np.full((B, K), EOS, np.int64)
         for b in np.flatnonzero(alive):
             k_out = 0
             for idx in top[b]:
+                if idx < 0:
+                    break
                 s = total[b, idx]
                 if not np.isfinite(s):
                     break

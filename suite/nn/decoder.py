@@ -24,10 +24,12 @@ class AttentionDecoder:
         """words (T, B) ids, state -> logits (T, B, V), new state, attention (T, B, N).
 
         state is (first LSTM's state, second LSTM's state or None), or the first LSTM's state alone;
-        lengths (B,) the valid memory items per row (None: all).
+        lengths (B,) the valid memory items per row (None: all). memory None: attend over the memory of the
+        call before (a decoding loop whose memory rows stay put saves projecting the keys at every step).
         """
         state1, state2 = state if len(state) == 2 and isinstance(state[0], tuple) else (state, None)
-        self.attention.set_memory(memory, lengths)
+        if memory is not None:
+            self.attention.set_memory(memory, lengths)
         y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
         context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
         if self.rnn2 is not None:

@@ -303,3 +303,16 @@ def test_forced_bad_args():
         _gen_forced(m, [1], 5, 0, np.array([-1, 7, -1, -1, -1]))  # V = 7
     with pytest.raises(ValueError, match="forced holds"):
         _gen_forced(m, [1], 5, 0, np.array([-2, 0, 0, 0, 0]))
+
+
+def test_top_k_rows_matches_a_stable_sort():
+    from suite.kernels.sampling import top_k_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 20, size=(7, 50)).astype(np.float64)  # many ties
+    x[2, :] = -np.inf
+    x[3, 5] = np.inf
+    for k in (1, 3, 10, 50):
+        expect = np.argsort(-x, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(top_k_rows(x, k), expect)
+    assert np.array_equal(top_k_rows(np.array([[1.0, 2.0]]), 4), [[1, 0, -1, -1]])
