@@ -123,6 +123,14 @@ def inputs(tmp_path_factory):
     _nan_weights(models / "handwriting-nan", "handwriting")
     _nan_weights(models / "text-nan", "text")
     _nan_weights(models / "caption-nan", "caption")
+    _bad_model(models / "translate-languages-int", "translate", lambda c: c["meta"].update(languages=12))
+    _bad_model(models / "translate-subwords-junk", "translate", lambda c: c["meta"].update(subwords="bm90IGEgbW9kZWw="))
+    _nan_weights(models / "translate-nan", "translate")
+    (d / "bad.po").write_text('msgid "x"\nmsgstr ""\nmsgid "unterminated\nmsgstr ""\n')
+    (d / "empty.po").write_bytes(b"")
+    (d / "de.po").write_text('msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Open"\nmsgstr ""\n')
+    (d / "compiled.mo").write_bytes(b"\xde\x12\x04\x95" + bytes(24))
+    (d / "pairs.tsv").write_text("Open\tÖffnen\n")
     mydocs = d / "mydocs"
     mydocs.mkdir()
     (mydocs / "thesis.txt").write_text("years of work\n")
@@ -325,6 +333,50 @@ CASES = {
                                        "{in}/models/handwriting-nan"], 1, ["finite"]),
     "handwriting model is caption": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
                                       "{models}/caption"], 1, ["not a handwriting model"]),
+    # -- translate --------------------------------------------------------------------------------------
+    "translate no language": (["translate", "Open the file"], 2, ["--to"]),
+    "translate language we lack": (["translate", "Open the file", "--to", "es"], 1, ["de", "fr"]),
+    "translate nothing to translate": (["translate", "--to", "de"], 2, ["-i"]),
+    "translate input missing": (["translate", "-i", "{in}/missing.txt", "--to", "de"], 1, ["missing.txt"]),
+    "translate input binary": (["translate", "-i", "{ex}/shapes.png", "--to", "de"], 1, ["binary"]),
+    "translate input empty": (["translate", "-i", "{in}/empty.txt", "--to", "de"], 1, ["no lines"]),
+    "translate input latin1": (["translate", "-i", "{in}/latin1.txt", "--to", "de"], 1, ["utf-8"]),
+    "translate input folder": (["translate", "-i", "{in}/a-folder", "--to", "de"], 2, ["a-folder"]),
+    "translate beam zero": (["translate", "Open", "--to", "de", "--beam", "0"], 2, ["beam"]),
+    "translate attention unwritable": (["translate", "Open", "--to", "de", "--attention", "/proc/nope/a.png"], 1,
+                                       ["/proc/nope"]),
+    "translate attention exists": (["translate", "Open", "--to", "de", "--attention", "{in}/notes.png"], 1,
+                                   ["exists"]),
+    "translate po missing": (["translate", "po", "{in}/missing.po", "--to", "de"], 1, ["missing.po"]),
+    "translate po binary": (["translate", "po", "{ex}/shapes.png", "--to", "de", "-o", "x.po"], 1, ["binary"]),
+    "translate po syntax error": (["translate", "po", "{in}/bad.po", "--to", "de", "-o", "x.po"], 1, ["line 3"]),
+    "translate po empty": (["translate", "po", "{in}/empty.po", "--to", "de", "-o", "x.po"], 1, ["no messages"]),
+    "translate po mo file": (["translate", "po", "{in}/compiled.mo", "--to", "de", "-o", "x.po"], 1, [".mo"]),
+    "translate po in place without force": (["translate", "po", "{in}/de.po", "--to", "de"], 1, ["--force"]),
+    "translate po output unwritable": (["translate", "po", "{ex}/demo.pot", "--to", "de", "-o", "/proc/nope/x.po"],
+                                       1, ["/proc/nope"]),
+    "translate po output exists": (["translate", "po", "{ex}/demo.pot", "--to", "de", "-o", "{in}/notes.txt"], 1,
+                                   ["exists"]),
+    "translate po language we lack": (["translate", "po", "{ex}/demo.pot", "--to", "es", "-o", "x.po"], 1,
+                                      ["de", "fr"]),
+    "translate model languages int": (["translate", "Open", "--to", "de", "--model",
+                                       "{in}/models/translate-languages-int"], 1, ["languages"]),
+    "translate model subwords junk": (["translate", "Open", "--to", "de", "--model",
+                                       "{in}/models/translate-subwords-junk"], 1, ["subwords"]),
+    "translate model nan weights": (["translate", "Open", "--to", "de", "--model", "{in}/models/translate-nan"], 1,
+                                    ["finite"]),
+    "translate model is caption": (["translate", "Open", "--to", "de", "--model", "{models}/caption"], 1,
+                                   ["not a translate model"]),
+    "translate train pairs without lang": (["translate", "train", "--pairs", "{in}/pairs.tsv", "--out", "run"], 2,
+                                           ["--lang"]),
+    "translate train pairs malformed": (["translate", "train", "--pairs", "{in}/bad.tsv", "--lang", "de", "--out",
+                                         "run"], 1, ["bad.tsv"]),
+    "translate train no corpus": (["translate", "train", "--data", "{in}/nowhere", "--out", "run"], 1,
+                                  ["data build"]),
+    "translate train dropout nan": (["translate", "train", "--dropout", "nan"], 2, ["finite"]),
+    "translate data build out is a file": (["translate", "data", "build", "--out", "{in}/notes.txt"], 2,
+                                           ["notes.txt"]),
+    "translate evaluate missing": (["translate", "evaluate", "{in}/missing.tsv", "--to", "de"], 1, ["missing.tsv"]),
 }
 
 

@@ -100,26 +100,36 @@ def text_cmd(sentences, input_file, lang, model_dir, beam, nbest, attention_out,
     from suite.apps.translate.model import Translator
 
     translator = Translator(model, sub, beam=max(beam, nbest), nbest=nbest, **_decoding(card))
-    with single_blas_thread():
-        results = translator.translate(list(sentences), lang, progress=_bar("translating") if len(sentences) > 50
-                                       else None)
-    if attention_out:
-        from suite.apps.translate.plot import alignment_figure
+    sentences = list(sentences)
+    bar = _bar("translating") if len(sentences) > CHUNK else None
+    for start in range(0, len(sentences), CHUNK):  # a long file streams out a chunk at a time
+        with single_blas_thread():
+            results = translator.translate(sentences[start:start + CHUNK], lang)
+        if start == 0 and attention_out:
+            _attention(results[0], sub, lang, attention_out, force)
+        for r in results:
+            if as_json:
+                click.echo(json.dumps({"source": r["source"], "translation": r["text"], "log_prob": r["log_prob"],
+                                       "nbest": r["nbest"][:nbest]}, ensure_ascii=False))
+            else:
+                click.echo(r["text"].replace("\n", "\\n"))
+        if bar:
+            bar(min(start + CHUNK, len(sentences)), len(sentences))
 
-        r = results[0]
-        if r["attention"] is None:
-            raise click.ClickException("--attention draws one line of text; the first message has several lines "
-                                       "or nothing to translate")
-        try:
-            alignment_figure(r, sub, lang, attention_out, force=force)
-        except OSError as exc:
-            raise fail(exc) from None
-    for r in results:
-        if as_json:
-            click.echo(json.dumps({"source": r["source"], "translation": r["text"], "log_prob": r["log_prob"],
-                                   "nbest": r["nbest"][:nbest]}, ensure_ascii=False))
-        else:
-            click.echo(r["text"].replace("\n", "\\n"))
+
+CHUNK = 256  # messages translated (and printed) at a time
+
+
+def _attention(result, sub, lang, out, force):
+    from suite.apps.translate.plot import alignment_figure
+
+    if result["attention"] is None:
+        raise click.ClickException("--attention draws one line of text; the first message has several lines "
+                                   "or nothing to translate")
+    try:
+        alignment_figure(result, sub, lang, out, force=force)
+    except OSError as exc:
+        raise fail(exc) from None
 
 
 def _decoding(card):
