@@ -67,12 +67,14 @@ def cli():
 @translate_options
 @click.option("--nbest", type=click.IntRange(1, 64), default=1, show_default=True,
               help="With --json: this many alternatives a message.")
+@click.option("--no-memory", is_flag=True, help="The network alone: never the translation memory's stored "
+                                                "translation of a (nearly) identical message.")
 @click.option("--attention", "attention_out", type=click.Path(dir_okay=False), default=None,
               help="Draw the alignment (attention) of the first message to this PNG.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --attention file.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object a message: source, translation, log_prob, nbest.")
-def text_cmd(sentences, input_file, lang, model_dir, beam, nbest, attention_out, force, as_json):
+def text_cmd(sentences, input_file, lang, model_dir, beam, nbest, no_memory, attention_out, force, as_json):
     """Translate messages given as arguments or read from a file, one a line, in order.
 
     \b
@@ -97,20 +99,22 @@ def text_cmd(sentences, input_file, lang, model_dir, beam, nbest, attention_out,
             check_writable(attention_out, force=force)
         except (OutputExistsError, OSError) as exc:
             raise fail(exc) from None
-    from suite.apps.translate.model import Translator
+    from suite.apps.translate.model import translator_for
 
-    translator = Translator(model, sub, beam=max(beam, nbest), nbest=nbest, **_decoding(card))
+    translator = translator_for(model, sub, card, beam=beam, nbest=nbest, memory=not no_memory)
     sentences = list(sentences)
     bar = _bar("translating") if len(sentences) > CHUNK else None
     for start in range(0, len(sentences), CHUNK):  # a long file streams out a chunk at a time
         with single_blas_thread():
             results = translator.translate(sentences[start:start + CHUNK], lang)
-        if start == 0 and attention_out:
-            _attention(results[0], sub, lang, attention_out, force)
+        if start == 0 and attention_out:  # the network's alignment, even where the memory gave the line
+            network = results[0] if no_memory else translator_for(model, sub, card, beam=beam, memory=False) \
+                .translate(sentences[:1], lang)[0]
+            _attention(network, sub, lang, attention_out, force)
         for r in results:
             if as_json:
                 click.echo(json.dumps({"source": r["source"], "translation": r["text"], "log_prob": r["log_prob"],
-                                       "nbest": r["nbest"][:nbest]}, ensure_ascii=False))
+                                       "nbest": r["nbest"][:nbest], "memory": r["memory"]}, ensure_ascii=False))
             else:
                 click.echo(r["text"].replace("\n", "\\n"))
         if bar:
@@ -130,11 +134,6 @@ def _attention(result, sub, lang, out, force):
         alignment_figure(result, sub, lang, out, force=force)
     except OSError as exc:
         raise fail(exc) from None
-
-
-def _decoding(card):
-    dec = card["meta"].get("decoding") or {}
-    return {"length_penalty": float(dec.get("length_penalty", 0.6))}
 
 
 def _read_lines(path):
@@ -176,7 +175,7 @@ def po_cmd(catalog, lang, model_dir, beam, out, force, as_json):
       suite translate po app.pot --to de -o po/de.po
       suite translate po po/fr.po --to fr --force        # fill in place
     """
-    from suite.apps.translate.model import Translator
+    from suite.apps.translate.model import translator_for
     from suite.apps.translate.po import PoError, default_output, fill_file, read_catalog
     from suite.fileio import OutputExistsError, check_writable
 
@@ -190,7 +189,7 @@ def po_cmd(catalog, lang, model_dir, beam, out, force, as_json):
         raise fail(exc) from None
     model, sub, card = _load(model_dir)
     _check_lang(card, lang)
-    translator = Translator(model, sub, beam=beam, **_decoding(card))
+    translator = translator_for(model, sub, card, beam=beam)
 
     def translate(texts):
         with single_blas_thread():
@@ -339,18 +338,18 @@ def train(ctx, pairs, lang, data_dir, out, embed, enc_hidden, enc_layers, hidden
                                                    f"{r.get('chrf', float('nan')):.2f}", **opts)
     if opts["export"]:
         summary["card"] = _export(out / "best", opts["export"], data_dir if pairs is None else None, None,
-                                  opts["quiet"])
+                                  opts["quiet"], memory_rows=train_rows)
     finish_training(summary, opts["as_json"], f"best validation NLL {summary['valid'].get('loss', float('nan')):.4f}",
                     opts["export"])
 
 
-def _export(best, out, data_dir, export_command, quiet, limit=None):
+def _export(best, out, data_dir, export_command, quiet, limit=None, memory_rows=None):
     from suite.apps.translate.model import export_model
 
     try:
         with single_blas_thread():
             return export_model(best, out, data_dir, export_command=export_command,
-                                progress_for=lambda what: _bar(what, quiet), limit=limit)
+                                progress_for=lambda what: _bar(what, quiet), limit=limit, memory_rows=memory_rows)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
 
@@ -380,17 +379,19 @@ def export_cmd(run, out, data_dir, limit, force, as_json):
 
 def _print_metrics(test):
     for lang, m in test.items():
-        click.echo(f"{lang}: chrF {m['model']['chrf']:.1f}  BLEU {m['model']['bleu']:.1f}   translation memory "
-                   f"chrF {m['memory']['chrf']:.1f}  BLEU {m['memory']['bleu']:.1f}   copy chrF "
-                   f"{m['copy']['chrf']:.1f}   ({m['pairs']} pairs, placeholders kept "
-                   f"{m['placeholders']['preserved']:.3f}, {m['model']['sentences_per_second']:.1f} sentences/s)")
+        click.echo(f"{lang} ({m['pairs']} pairs), chrF / BLEU: model with memory {m['model_with_memory']['chrf']:.1f} "
+                   f"/ {m['model_with_memory']['bleu']:.1f}, model {m['model']['chrf']:.1f} / {m['model']['bleu']:.1f}, "
+                   f"memory {m['memory']['chrf']:.1f} / {m['memory']['bleu']:.1f}, copy {m['copy']['chrf']:.1f} / "
+                   f"{m['copy']['bleu']:.1f}; placeholders kept {m['placeholders']['model_with_memory']:.3f}; "
+                   f"{m['model']['sentences_per_second']:.1f} sentences/s")
 
 
 @cli.command()
 @click.argument("pairs", type=click.Path(exists=False))
 @translate_options
 @click.option("--train-pairs", type=click.Path(), default=None,
-              help="Pairs for the translation-memory baseline [default: the built corpus's train split].")
+              help="Pairs for the translation memory (a TSV or a folder of .po files) [default: the model's own "
+                   "memory, its training pairs].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
     """chrF and BLEU (sacrebleu, with signatures) of the model on PAIRS (a TSV of source<TAB>reference or a
@@ -398,7 +399,8 @@ def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
 
     Example: suite translate evaluate nano-de.po --to de
     """
-    from suite.apps.translate.data import load_split, read_user_pairs
+    from suite.apps.translate.data import read_user_pairs
+    from suite.apps.translate.memory import Memory
     from suite.apps.translate.model import evaluate_rows
     from suite.databuild import DataError
 
@@ -406,13 +408,14 @@ def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
     _check_lang(card, lang)
     try:
         rows = read_user_pairs(pairs, lang)
-        memory = read_user_pairs(train_pairs, lang) if train_pairs else \
-            [r for r in load_split(DEFAULT_DATA, "train") if r["lang"] == lang]
+        memory = Memory.from_rows(read_user_pairs(train_pairs, lang)) if train_pairs else model.memory
     except (DataError, OSError) as exc:
         raise fail(exc) from None
+    dec = card["meta"].get("decoding") or {}
     with single_blas_thread():
-        report = evaluate_rows(model, sub, rows, memory, lang, beam=beam, length_penalty=_decoding(card)[
-            "length_penalty"], progress=_bar("translating"))
+        report = evaluate_rows(model, sub, rows, memory or Memory({}), lang, beam=beam,
+                               length_penalty=float(dec.get("length_penalty", 0.6)),
+                               threshold=dec.get("memory_threshold"), progress=_bar("translating"))
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -421,13 +424,13 @@ def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
 
 # -- `suite batch translate`: fill many catalogs (suite.batch) --------------------------------------------
 def _batch_load(lang, model_dir=None, beam=5):
-    from suite.apps.translate.model import Translator, load_model
+    from suite.apps.translate.model import load_model, translator_for
     from suite.shipped import default_model_dir
 
     model, sub, card = load_model(model_dir or default_model_dir("translate"))
     if lang not in card["meta"]["languages"]:
         raise ValueError(f"this model translates into {', '.join(card['meta']['languages'])}, not {lang!r}")
-    translator = Translator(model, sub, beam=beam, **_decoding(card))
+    translator = translator_for(model, sub, card, beam=beam)
     translator.translate(["Open the file"], lang)  # compile
     return translator, lang
 

@@ -297,32 +297,47 @@ def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=
 class Translator:
     """Messages -> translations: mask, encode, beam search in batches, decode, unmask.
 
-    A message of several lines is translated line by line (as the corpus pairs were made).
+    A message of several lines is translated line by line (as the corpus pairs were made). With a ``memory``
+    (apps/translate/memory.py) and a ``threshold``, a line whose nearest stored source is at least that
+    similar, and whose stored translation holds exactly its placeholders, takes the stored translation.
     """
 
-    def __init__(self, model, sub, beam=5, length_penalty=0.6, batch=32, nbest=1):
+    def __init__(self, model, sub, beam=5, length_penalty=0.6, batch=32, nbest=1, memory=None, threshold=None):
         self.model, self.sub = model, sub
         self.beam, self.length_penalty, self.batch, self.nbest = beam, length_penalty, batch, nbest
+        self.memory, self.threshold = memory, threshold
+
+    def _recall(self, line, lang):
+        """(similarity, stored translation) for a line the memory knows well enough, else None."""
+        from suite.apps.translate.placeholders import preserved
+
+        if self.memory is None or self.threshold is None:
+            return None
+        hit = self.memory.nearest(line, lang, self.threshold)
+        if hit is None or not preserved(line, hit[2]):
+            return None
+        return hit[0], hit[2]
 
     def translate(self, texts, langs, progress=None):
-        """[{"source", "translation", "text", "log_prob", "nbest": [...], "attention", "pieces"}] per text."""
+        """[{"source", "text", "log_prob", "nbest", "memory", "attention", "pieces"}] per text; "memory" is the
+        lowest similarity of the lines the memory gave (None: the model translated every line)."""
         from suite.apps.translate.placeholders import mask, unmask
+        from suite.batching import pad_time_major
 
         if isinstance(langs, str):
             langs = [langs] * len(texts)
-        segments = []  # (text index, masked, lang)
+        segments = []  # (text index, masked, lang, recalled or None)
         for i, (text, lang) in enumerate(zip(texts, langs)):
             for line in text.split("\n"):
-                segments.append((i, mask(line), lang))
-        work = [j for j, (_, m, _) in enumerate(segments) if not m.copy]
+                m = mask(line)
+                segments.append((i, m, lang, None if m.copy else self._recall(line, lang)))
+        work = [j for j, (_, m, _, hit) in enumerate(segments) if not m.copy and hit is None]
         encoded = {j: np.array(self.sub.encode_source(segments[j][1].text, segments[j][2])[:4 * MAX_TOKENS])
                    for j in work}
         work.sort(key=lambda j: len(encoded[j]))
         results = {}
         for start in range(0, len(work), self.batch):
             chunk = work[start:start + self.batch]
-            from suite.batching import pad_time_major
-
             src, src_len = pad_time_major([encoded[j] for j in chunk], pad_value=PAD, dtype=np.int64)
             hyps = beam_search_batch(self.model, src, src_len, beam=self.beam,
                                      length_penalty=self.length_penalty, nbest=self.nbest)
@@ -330,21 +345,26 @@ class Translator:
                 results[j] = h
             if progress is not None:
                 progress(min(start + self.batch, len(work)), len(work))
-        out = [{"source": t, "parts": []} for t in texts]
-        for j, (i, m, lang) in enumerate(segments):
+        parts = [[] for _ in texts]
+        for j, (i, m, lang, hit) in enumerate(segments):
             if m.copy:
-                out[i]["parts"].append((m.source, 0.0, [m.source], None, []))
-                continue
-            nbest = [unmask(self.sub.decode(toks), m, lang) for toks, _, _, _ in results[j]]
-            toks, logp, _, att = results[j][0]
-            out[i]["parts"].append((nbest[0], logp, nbest, att, [self.sub.sp.id_to_piece(int(x)) for x in toks]))
-        for o in out:
-            parts = o.pop("parts")
-            o["text"] = "\n".join(p[0] for p in parts)
-            o["log_prob"] = round(float(sum(p[1] for p in parts)), 4)
-            o["nbest"] = (parts[0][2] if len(parts) == 1 else ["\n".join(p[2][0] for p in parts)])
-            o["attention"] = parts[0][3] if len(parts) == 1 else None
-            o["pieces"] = parts[0][4] if len(parts) == 1 else None
+                parts[i].append({"text": m.source, "log_prob": 0.0, "nbest": [m.source]})
+            elif hit is not None:
+                parts[i].append({"text": hit[1], "log_prob": 0.0, "nbest": [hit[1]], "memory": hit[0]})
+            else:
+                nbest = [unmask(self.sub.decode(toks), m, lang) for toks, _, _, _ in results[j]]
+                toks, logp, _, att = results[j][0]
+                parts[i].append({"text": nbest[0], "log_prob": logp, "nbest": nbest, "attention": att,
+                                 "pieces": [self.sub.sp.id_to_piece(int(x)) for x in toks]})
+        out = []
+        for text, ps in zip(texts, parts):
+            one = ps[0] if len(ps) == 1 else {}
+            recalled = [p["memory"] for p in ps if "memory" in p]
+            out.append({"source": text, "text": "\n".join(p["text"] for p in ps),
+                        "log_prob": round(float(sum(p["log_prob"] for p in ps)), 4),
+                        "nbest": one.get("nbest") or ["\n".join(p["text"] for p in ps)],
+                        "memory": round(min(recalled), 4) if recalled else None,
+                        "attention": one.get("attention"), "pieces": one.get("pieces")})
         return out
 
 
@@ -372,27 +392,39 @@ def load_model(model_dir):
     if not isinstance(langs, list) or not langs or not all(x in sub.tags and sub.tags[x] > UNK for x in langs):
         raise CheckpointError(f"{model_dir}: meta.languages must list the languages the model translates into "
                               f"(of {', '.join(sub.tags)})")
+    dec = meta.get("decoding") if meta.get("decoding") is not None else {}
+    lp, threshold = dec.get("length_penalty", 0.6) if isinstance(dec, dict) else None, \
+        dec.get("memory_threshold") if isinstance(dec, dict) else None
+    if not isinstance(dec, dict) or not _number(lp, 0.0, 5.0) or not (threshold is None or _number(threshold, 0, 1)):
+        raise CheckpointError(f"{model_dir}: meta.decoding must be {{\"length_penalty\": 0..5, \"memory_threshold\": "
+                              "0..1 or null}; use the model folder as it was exported")
+    model.memory = None
+    if meta.get("memory") is not None:
+        from suite.apps.translate.memory import Memory
+
+        try:
+            model.memory = Memory.from_meta(meta["memory"])
+        except Exception as exc:  # noqa: BLE001 - base64, zlib and JSON each raise their own
+            raise CheckpointError(f"{model_dir}: meta.memory is not a translation memory "
+                                  f"({' '.join(str(exc).split())[:80]}); use the model folder as it was exported") \
+                from None
     return model, sub, card
 
 
+def _number(x, lo, hi):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def translator_for(model, sub, card, beam=5, nbest=1, memory=True):
+    """The Translator a model folder's card describes: its length penalty, and its memory at its threshold."""
+    dec = card["meta"].get("decoding") or {}
+    return Translator(model, sub, beam=max(beam, nbest), nbest=nbest,
+                      length_penalty=float(dec.get("length_penalty", 0.6)),
+                      memory=getattr(model, "memory", None) if memory else None,
+                      threshold=dec.get("memory_threshold"))
+
+
 # -- evaluation ----------------------------------------------------------------------------
-def memory_translations(memory_rows, sources, progress=None):
-    """The translation-memory baseline: for each source, the target of the training pair whose source is
-    nearest by normalised edit distance (rapidfuzz's Levenshtein similarity), as translate-toolkit's
-    `pretranslate --tm` suggests without a threshold."""
-    from rapidfuzz import process
-    from rapidfuzz.distance import Levenshtein
-
-    choices = [r["src"] for r in memory_rows]
-    out = []
-    for i, s in enumerate(sources):
-        best = process.extractOne(s, choices, scorer=Levenshtein.normalized_similarity)
-        out.append(memory_rows[best[2]]["tgt"] if best else s)
-        if progress is not None and (i + 1) % 100 == 0:
-            progress(i + 1, len(sources))
-    return out
-
-
 def scores(hyps, refs):
     """sacrebleu chrF and BLEU with their signatures."""
     import sacrebleu
@@ -406,22 +438,63 @@ def scores(hyps, refs):
 LENGTH_BINS = ((1, 3), (4, 8), (9, 16), (17, 1000))  # source words
 
 
-def evaluate_rows(model, sub, rows, memory_rows, lang, beam=5, length_penalty=0.6, progress=None):
-    """The model, a translation memory and copying the source on ``rows`` ({src, tgt, domain}), one language:
-    chrF/BLEU overall, by domain and by source length; placeholder preservation; sentences a second."""
+def run_systems(model, sub, rows, memory, lang, beam=5, length_penalty=0.6, progress=None):
+    """Translate ``rows`` ({src, tgt}) by the model alone, and look each source up in ``memory``: (model
+    hypotheses, memory hits (similarity, target) with None for no entry, model seconds)."""
     import time
+
+    srcs = [r["src"] for r in rows]
+    t0 = time.perf_counter()
+    hyps = [h["text"] for h in Translator(model, sub, beam=beam, length_penalty=length_penalty)
+            .translate(srcs, lang, progress=progress)]
+    seconds = time.perf_counter() - t0
+    hits = []
+    for s in srcs:
+        hit = memory.nearest(s, lang)
+        hits.append(None if hit is None else (hit[0], hit[2]))
+    return hyps, hits, seconds
+
+
+def combine(srcs, hyps, hits, threshold):
+    """What Translator gives with the memory at ``threshold``: the stored translation where the nearest source
+    is at least that similar and keeps the placeholders, else the model's (threshold None: the model's)."""
+    from suite.apps.translate.placeholders import preserved
+
+    if threshold is None:
+        return list(hyps)
+    return [hit[1] if hit is not None and hit[0] >= threshold and preserved(s, hit[1]) else h
+            for s, h, hit in zip(srcs, hyps, hits)]
+
+
+THRESHOLDS = (None, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
+
+
+def choose_threshold(runs):
+    """The memory threshold (of THRESHOLDS) with the best mean chrF over languages; runs: [(rows, hyps, hits)].
+    Returns (threshold, {str(threshold): mean chrF})."""
+    table = {}
+    for t in THRESHOLDS:
+        values = [chrf(combine([r["src"] for r in rows], hyps, hits, t), [r["tgt"] for r in rows])
+                  for rows, hyps, hits in runs]
+        table[str(t)] = round(sum(values) / len(values), 2)
+    best = max(THRESHOLDS, key=lambda t: (table[str(t)], t is None))
+    return best, table
+
+
+def evaluate_rows(model, sub, rows, memory, lang, beam=5, length_penalty=0.6, threshold=None, progress=None):
+    """The model alone, the model with the memory at ``threshold``, the memory alone (always its nearest
+    entry: the baseline) and copying the source, on ``rows`` ({src, tgt, domain}) of one language: chrF/BLEU
+    overall, by domain and by source length; placeholder preservation; sentences a second (the model)."""
     from collections import defaultdict
 
     from suite.apps.translate.placeholders import placeholders_of, preserved
 
     srcs, refs = [r["src"] for r in rows], [r["tgt"] for r in rows]
-    t0 = time.perf_counter()
-    hyps = [h["text"] for h in Translator(model, sub, beam=beam, length_penalty=length_penalty)
-            .translate(srcs, lang, progress=progress)]
-    seconds = time.perf_counter() - t0
-    tm = memory_translations(memory_rows, srcs)
-    systems = {"model": hyps, "memory": tm, "copy": srcs}
-    report = {"pairs": len(rows)}
+    hyps, hits, seconds = run_systems(model, sub, rows, memory, lang, beam, length_penalty, progress)
+    tm = [hit[1] if hit is not None else s for s, hit in zip(srcs, hits)]
+    systems = {"model": hyps, "model_with_memory": combine(srcs, hyps, hits, threshold), "memory": tm, "copy": srcs}
+    report = {"pairs": len(rows), "memory_threshold": threshold,
+              "from_memory": sum(a != b for a, b in zip(systems["model_with_memory"], hyps))}
     for name, h in systems.items():
         report[name] = scores(h, refs)
     report["model"]["sentences_per_second"] = round(len(rows) / seconds, 2)
@@ -435,10 +508,9 @@ def evaluate_rows(model, sub, rows, memory_rows, lang, beam=5, length_penalty=0.
             "pairs": len(idx), **{name: {k: v for k, v in scores([h[i] for i in idx], [refs[i] for i in idx]).items()
                                          if k != "signatures"} for name, h in systems.items()}}
     with_ph = [i for i, s in enumerate(srcs) if placeholders_of(s)]
-    report["placeholders"] = {"messages": len(with_ph),
-                              "preserved": round(sum(preserved(srcs[i], hyps[i]) for i in with_ph) / max(len(with_ph), 1), 4),
-                              "memory_preserved": round(sum(preserved(srcs[i], tm[i]) for i in with_ph) /
-                                                        max(len(with_ph), 1), 4)}
+    report["placeholders"] = {"messages": len(with_ph), **{
+        name: round(sum(preserved(srcs[i], h[i]) for i in with_ph) / max(len(with_ph), 1), 4)
+        for name, h in systems.items() if name != "copy"}}
     report["examples"] = [{"src": srcs[i], "ref": refs[i], "model": hyps[i], "memory": tm[i]}
                           for i in range(0, len(rows), max(1, len(rows) // 8))][:8]
     return report
@@ -451,30 +523,52 @@ def describe_model(config):
 
 
 def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None,
-                 limit=None):
-    """Publish a checkpoint to ``out`` with its card: held-out metrics per language on the test split of
-    ``data_dir`` (whole domains training never saw), beside the baselines (none for data_dir None)."""
+                 limit=None, memory_rows=None):
+    """Publish a checkpoint to ``out`` with its card and its translation memory.
+
+    The memory is the training split of ``data_dir`` (or ``memory_rows``: a user's own training pairs); its
+    threshold is chosen on the validation split, then the model alone, the model with the memory, the memory
+    alone and the copy baseline are scored on the test split (whole domains training never saw), per
+    language. Without data (data_dir None) the model ships without metrics, and with the memory at exact
+    matches only.
+    """
     from pathlib import Path
 
     from suite.apps.translate.data import load_split
+    from suite.apps.translate.memory import Memory
     from suite.card import make_card, reproduce_line, training_record
-    from suite.shipped import publish_model
+    from suite.shipped import publish_model_with_meta
 
     model, sub, card = load_model(checkpoint)
-    meta = card["meta"]
-    metrics = {}
-    if data_dir is not None and (Path(data_dir) / "test.jsonl").exists():
-        test, train = load_split(data_dir, "test"), load_split(data_dir, "train")
-        dec = meta.get("decoding") or {}
+    meta = dict(card["meta"])
+    dec = dict(meta.get("decoding") or {})
+    lp = float(dec.get("length_penalty", 0.6))
+    langs = meta["languages"]
+    have_data = data_dir is not None and (Path(data_dir) / "test.jsonl").exists()
+    if have_data:
+        memory_rows = load_split(data_dir, "train")
+    memory = Memory.from_rows([r for r in memory_rows or [] if r["lang"] in langs])
+    metrics, threshold = {}, 1.0
+    if have_data:
+        valid, test = load_split(data_dir, "valid"), load_split(data_dir, "test")
+        runs = []
+        for lang in langs:
+            rows = [r for r in valid if r["lang"] == lang][:limit]
+            if rows:
+                hyps, hits, _ = run_systems(model, sub, rows, memory, lang, beam, lp,
+                                            progress_for(f"validation {lang}") if progress_for else None)
+                runs.append((rows, hyps, hits))
+        threshold, table = choose_threshold(runs)
+        metrics["valid_memory_threshold_chrf"] = table
         metrics["test"] = {}
-        for lang in meta["languages"]:
+        for lang in langs:
             rows = [r for r in test if r["lang"] == lang][:limit]
-            if not rows:
-                continue
-            metrics["test"][lang] = evaluate_rows(
-                model, sub, rows, [r for r in train if r["lang"] == lang], lang, beam=beam,
-                length_penalty=float(dec.get("length_penalty", 0.6)),
-                progress=progress_for(f"translating {lang}") if progress_for else None)
+            if rows:
+                metrics["test"][lang] = evaluate_rows(
+                    model, sub, rows, memory, lang, beam=beam, length_penalty=lp, threshold=threshold,
+                    progress=progress_for(f"test {lang}") if progress_for else None)
+    dec |= {"beam": beam, "memory_threshold": threshold}
+    meta |= {"decoding": dec, "memory": memory.to_meta(), "memory_pairs": len(memory)}
     data = dict(meta.get("data") or {})
     report = data.pop("report", None) or {}
     data["report"] = {k: report.get(k) for k in ("counts", "catalogs", "dropped_pairs", "skipped_catalogs",
@@ -483,10 +577,13 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
     training = training_record(checkpoint, meta, command, export_command)
     result = make_card(
         "translate", describe_model(model.config), card["config"], data, training,
-        {"how": f"beam {beam}; test = every pair of the held-out domains {', '.join(data['report'].get('test_domains') or [])} "
-                "(software training never read); memory = the target of the nearest training source by edit "
-                "distance; copy = the source itself; sentences_per_second on one core, whole test split",
-         **metrics},
+        {"how": f"beam {beam}; test = every pair of the held-out domains "
+                f"{', '.join(data['report'].get('test_domains') or [])} (software training never read); "
+                "model = the network alone; model_with_memory = what `suite translate` does: the stored "
+                "translation where the nearest training source is at least memory_threshold similar (chosen on "
+                "validation) and keeps the placeholders, else the network; memory = the baseline, always the "
+                "nearest training pair's target (edit distance); copy = the source itself; sentences_per_second: "
+                "the network on one core over the whole test split", **metrics},
         reproduce_line(data["report"].get("command"), training["command"], export_command),
-        decoding=meta.get("decoding"))
-    return publish_model(checkpoint, out, result)
+        decoding=dec)
+    return publish_model_with_meta(model, card["config"], meta, out, result)

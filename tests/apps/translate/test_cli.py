@@ -43,8 +43,23 @@ def test_sentences_from_arguments_and_standard_input_in_order(model_dir):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["source"] for x in rows] == ["Cannot open %s", "Save the file", "_Quit"]
-    assert all(set(x) == {"source", "translation", "log_prob", "nbest"} and 1 <= len(x["nbest"]) <= 2 for x in rows)
+    assert all(set(x) == {"source", "translation", "log_prob", "nbest", "memory"} and 1 <= len(x["nbest"]) <= 2
+               for x in rows)
     assert preserved("Cannot open %s", rows[0]["translation"])
+
+
+def test_a_message_the_memory_holds_gets_its_human_translation(model_dir):
+    """The model folder carries its training pairs; a model trained without a corpus uses exact matches only."""
+    sources = [s for s, _ in PAIRS]
+    r = _run(["-i", "-", "--to", "de", "--model", model_dir, "--json"], input="\n".join(sources) + "\n")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    recalled = [(x, t) for x, (_, t) in zip(rows, PAIRS) if x["memory"] is not None]
+    assert len(recalled) >= len(PAIRS) - 2  # 5 % of the 32 training rows are held out for validation
+    assert all(x["memory"] == 1.0 and x["translation"] == t for x, t in recalled)
+    r = _run(["text", "Open the fil", "--to", "de", "--model", model_dir, "--json"])  # one letter off: the model
+    assert json.loads(r.stdout)["memory"] is None
+    r = _run(["-i", "-", "--to", "de", "--model", model_dir, "--json", "--no-memory"], input="Open the file\n")
+    assert json.loads(r.stdout)["memory"] is None
 
 
 def test_a_language_the_model_lacks_is_one_line(model_dir):
@@ -137,7 +152,9 @@ def test_po_bad_inputs_are_one_line(model_dir, tmp_path):
 
 
 def test_a_model_folder_of_the_wrong_shape_is_one_line(model_dir, tmp_path):
-    for key, value in (("languages", 12), ("languages", ["xx"]), ("subwords", "bm90IGEgbW9kZWw=")):
+    for key, value in (("languages", 12), ("languages", ["xx"]), ("subwords", "bm90IGEgbW9kZWw="),
+                       ("memory", "bm90IGEgbW9kZWw="), ("decoding", {"memory_threshold": "high"}),
+                       ("decoding", "fast")):
         broken = tmp_path / f"m-{key}-{len(str(value))}"
         shutil.copytree(model_dir, broken)
         config = json.loads((broken / "config.json").read_text())
