@@ -395,9 +395,12 @@ def _print_metrics(test):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(pairs, lang, model_dir, beam, train_pairs, as_json):
     """chrF and BLEU (sacrebleu, with signatures) of the model on PAIRS (a TSV of source<TAB>reference or a
-    folder of translated .po files), beside the copy and translation-memory baselines.
+    folder of translated .po/.mo catalogs), beside the copy and translation-memory baselines.
 
-    Example: suite translate evaluate nano-de.po --to de
+    \b
+    Examples:
+      suite translate evaluate /usr/share/locale/de/LC_MESSAGES/nano.mo --to de
+      suite translate evaluate my-po-folder/ --to fr --json
     """
     from suite.apps.translate.data import read_user_pairs
     from suite.apps.translate.memory import Memory

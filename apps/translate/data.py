@@ -139,24 +139,32 @@ def read_pairs_tsv(path):
     return out
 
 
+def catalog_language(cat, path):
+    """The language of a catalog: its header's Language, else the locale folder it sits in (de/LC_MESSAGES)."""
+    language = (cat.metadata.get("Language") or "").strip()
+    if not language and Path(path).parent.name == "LC_MESSAGES":
+        language = Path(path).parent.parent.name
+    return language.split("_")[0].split("@")[0]
+
+
 def read_user_pairs(source, lang):
-    """[{lang, domain, src, tgt}] from a TSV file or a folder of translated .po files (recursively)."""
+    """[{lang, domain, src, tgt}] from a TSV file, a .po or .mo catalog, or a folder of them (recursively);
+    catalogs in another language than ``lang`` are skipped."""
     source = Path(source)
     if not source.exists():
-        raise DataError(f"{source}: no such file or folder; give a TSV of source<TAB>target or a folder of .po files")
-    if source.is_file():
+        raise DataError(f"{source}: no such file or folder; give a TSV of source<TAB>target, a .po/.mo catalog or a "
+                        "folder of them")
+    if source.is_file() and source.suffix not in (".po", ".mo"):
         raw = [(source.stem, s, t) for s, t in read_pairs_tsv(source)]
     else:
-        files = sorted(source.rglob("*.po"))
+        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.suffix in (".po", ".mo"))
         if not files:
-            raise DataError(f"{source}: holds no .po files")
+            raise DataError(f"{source}: holds no .po or .mo catalogs")
         raw = []
         for f in files:
             pairs, cat = read_catalog_pairs(f)
-            language = (cat.metadata.get("Language") or lang or "").split("_")[0]
-            if language != lang:
-                continue
-            raw += [(f.stem, s, t) for s, t in pairs]
+            if catalog_language(cat, f) in (lang, ""):
+                raw += [(f.stem, s, t) for s, t in pairs]
     rows = []
     for domain, s, t in raw:
         kept, _ = clean_pairs([(s, t)])

@@ -41,10 +41,12 @@ PATTERN = re.compile("|".join([
     r"\$[A-Z_][A-Z0-9_]*\b",
     r"</?[A-Za-z][\w:-]*(?:\s+[\w:-]+(?:=(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*\s*/?>",
     r"&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);",
-    r"(?:https?|ftp)://[^\s<>\"]+[^\s<>\".,;:!?)]",
+    r"(?:https?|ftp)://[^\s<>\"'()\[\]{}]+[^\s<>\"'()\[\]{}.,;:!?]",
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
     r"[\n\t\r]",
 ]))
+OPEN_ENDED = re.compile(r"(?:https?|ftp)://|[\w.+-]+@|\$[A-Z_]")  # placeholders a neighbouring character can extend
+GLUE = re.compile(r"[\w.+@/\[\]()-]")
 UNORDERED_PRINTF = re.compile(r"%(?!\d+\$)(?!%)(?!\()(?!<)")   # a printf code whose argument comes by order
 EDGE = re.compile(r"^(\s*)(.*?)(\s*:?\s*)$", re.S)
 
@@ -74,8 +76,10 @@ def find_accelerator(text):
     One mark before a letter or digit; ``_`` inside a lower-case word (max_depth) is no accelerator,
     ``&`` before a space or as an entity (``&amp;``) neither.
     """
+    inside = [m.span() for m in PATTERN.finditer(text)]  # never a mark inside a URL, %(name)s, {file_name}...
     for mark in "_&":
-        hits = [m.start() for m in re.finditer(re.escape(mark) + r"(?=\w)", text)]
+        hits = [m.start() for m in re.finditer(re.escape(mark) + r"(?=\w)", text)
+                if not any(a <= m.start() < b for a, b in inside)]
         if len(hits) != 1 or text.count(mark) != 1:
             continue
         i = hits[0]
@@ -166,8 +170,15 @@ def unmask(translation, masked, lang=None):
     ordered = [k for k in range(n) if UNORDERED_PRINTF.match(masked.slots[k]) and masked.slots[k] != "%%"]
     order_in_text = [ord(c) - SLOT_BASE for c in SLOT_RE.findall(text) if ord(c) - SLOT_BASE in ordered]
     remap = dict(zip(order_in_text, ordered))
-    text = SLOT_RE.sub(lambda m: masked.slots[remap.get(ord(m.group(0)) - SLOT_BASE, ord(m.group(0)) - SLOT_BASE)],
-                       text)
+    def put_back(m):
+        original = masked.slots[remap.get(ord(m.group(0)) - SLOT_BASE, ord(m.group(0)) - SLOT_BASE)]
+        if OPEN_ENDED.match(original):  # a URL, an address, $VAR: a letter or bracket beside it would join it
+            before, after = text[m.start() - 1:m.start()], text[m.end():m.end() + 1]
+            original = (" " if before and GLUE.match(before) else "") + original + \
+                (" " if after and GLUE.match(after) else "")
+        return original
+
+    text = SLOT_RE.sub(put_back, text)
     text = re.sub(r" +([\n\t])", r"\1", text)
     if masked.accel is not None:
         text = place_accelerator(text, *masked.accel)

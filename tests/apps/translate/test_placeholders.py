@@ -68,6 +68,8 @@ def test_accelerators():
     assert find_accelerator("Tom & Jerry") is None
     assert find_accelerator("&amp; more") is None
     assert find_accelerator("E_xit") == ("_", 1)
+    assert find_accelerator("see https://example.org/?a=1&group=wget") is None
+    assert find_accelerator("Open {File_Name}") is None
     m = mask("_File")
     assert m.text == "File" and m.accel == ("_", "F")
     assert unmask("Fichier", m, "fr") == "_Fichier"
@@ -94,3 +96,13 @@ def test_only_placeholders_or_our_slot_characters_are_copied():
     assert mask("%s: %s").copy
     assert mask(f"weird {slot(3)} text").copy
     assert unmask("anything", mask(f"weird {slot(3)} text")) == f"weird {slot(3)} text"
+
+
+@pytest.mark.parametrize("message", ["Home page: <https://www.gnu.org/software/sed/>.", "Mail bugs@example.org now",
+                                     "Set $HOME first"])
+def test_a_character_the_model_puts_beside_an_open_ended_placeholder_never_joins_it(message):
+    m = mask(message)
+    (k,) = SLOT_RE.findall(m.text)
+    for out in (f"x{k}].", f"a{k}b", f"({k})", f"{k}s"):
+        result = unmask(out, m, "de")
+        assert preserved(message, result), (out, result)
