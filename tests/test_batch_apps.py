@@ -46,3 +46,26 @@ def test_batch_music_harmonizes_beside_each_melody_like_the_single_command(tmp_p
     made = Path(records["tune.mid"]["result"]["midi"])
     assert made == Path("in/tune-harmonized-1.mid")
     assert made.read_bytes() == (tmp_path / "single.mid").read_bytes()
+
+
+def test_batch_translate_fills_each_catalog_like_the_single_command(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "demo.pot").write_bytes((EXAMPLES / "demo.pot").read_bytes())
+    (tmp_path / "b" / "broken.pot").write_text('msgid "x"\nmsgstr "unterminated\n')
+    assert run(["translate", "po", str(EXAMPLES / "demo.pot"), "--to", "fr", "-o", str(tmp_path / "single.po")]) == 0
+    out = tmp_path / "r.jsonl"
+    assert run(["batch", "translate", "--to", "fr", "--inputs", str(tmp_path / "a"), "--inputs", str(tmp_path / "b"),
+                "--out", str(out), "--workers", "1", "--quiet"]) == 1
+    records = {r["input"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records[str(tmp_path / "b" / "broken.pot")]["status"] == "error"
+    for d in ("a", "b"):
+        r = records[str(tmp_path / d / "demo.pot")]
+        assert r["status"] == "ok" and r["result"]["output"] == str(tmp_path / d / "fr.po")
+        assert (tmp_path / d / "fr.po").read_bytes() == (tmp_path / "single.po").read_bytes()
+    # a second run never overwrites what the first wrote
+    assert run(["batch", "translate", "--to", "fr", "--inputs", str(tmp_path / "a"), "--out", str(tmp_path / "s.jsonl"),
+                "--workers", "1", "--quiet"]) == 1
+    (again,) = map(json.loads, (tmp_path / "s.jsonl").read_text().splitlines())
+    assert again["status"] == "error" and "exists" in again["error"]

@@ -442,17 +442,18 @@ def _batch_run(state, path):
     from suite.apps.translate.po import default_output, fill_file
 
     translator, lang = state
-    out = default_output(path, lang)
-    if Path(out) == Path(path):  # a .po is never rewritten in place by a batch: beside it, NAME.LANG.po
-        out = Path(path).with_name(f"{Path(path).stem}.{lang}.po")
-    return fill_file(path, out, lang, lambda texts: [r["text"] for r in translator.translate(texts, lang)])
+    if Path(path).suffix != ".pot":
+        raise ValueError(f"{path}: not a .pot template; a batch fills templates (X.pot -> LANG.po beside it); fill "
+                         "a .po catalog with `suite translate po FILE.po --to LANG --force`")
+    return fill_file(path, default_output(path, lang), lang,
+                     lambda texts: [r["text"] for r in translator.translate(texts, lang)])
 
 
 def batch_job():
     from suite.batch import BatchJob
     from suite.cli_common import option_objects
 
-    return BatchJob("translate po", "Fill the untranslated entries of gettext catalogs (as `suite translate po`): "
-                    "a template X.pot gets LANG.po beside it, a catalog X.po gets X.LANG.po; an existing output "
-                    "is an error for that input, never overwritten.", (".po", ".pot"), _batch_load, _batch_run,
+    return BatchJob("translate po", "Fill gettext templates (as `suite translate po`): each X.pot gets LANG.po "
+                    "beside it, every entry marked fuzzy; an existing LANG.po is an error for that input, never "
+                    "overwritten.", (".pot",), _batch_load, _batch_run,
                     options=option_objects(translate_options))
