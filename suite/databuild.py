@@ -162,6 +162,20 @@ def read_report(out_dir, format_version=None, legacy=(), app=None):
     raise DataError(f"{out_dir}: no dataset here; build it first{hint}")
 
 
+def read_tsv_lines(path, expected):
+    """The lines of a user's UTF-8 TSV; DataError (one line) if it is missing, a folder or not UTF-8.
+    expected: what a line holds, for the messages (e.g. "file<TAB>text")."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; give a TSV file of {expected} lines") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file; expected lines of {expected}") from None
+
+
 def read_file_tsv(tsv, columns, header=None):
     """Rows of a TSV that lists files with their text: file<TAB>text[<TAB>extra...], one a line.
 
@@ -172,14 +186,7 @@ def read_file_tsv(tsv, columns, header=None):
     malformed or empty.
     """
     tsv = Path(tsv)
-    try:
-        lines = tsv.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{tsv}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{tsv}: is a folder; give a TSV file of file<TAB>text lines") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{tsv}: not a UTF-8 text file; expected lines of file<TAB>text") from None
+    lines = read_tsv_lines(tsv, "file<TAB>text")
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#") or (n == 1 and header and line.startswith(header)):

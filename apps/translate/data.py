@@ -116,15 +116,10 @@ def read_catalog_pairs(path):
 
 def read_pairs_tsv(path):
     """(src, tgt) pairs of a user's TSV (source<TAB>target a line; \\n and \\t escapes are read as such)."""
+    from suite.databuild import read_tsv_lines
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder; give a TSV of source<TAB>target lines") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; expected source<TAB>target lines") from None
+    lines = read_tsv_lines(path, "source<TAB>target")
     unescape = lambda s: s.replace("\\n", "\n").replace("\\t", "\t")  # noqa: E731
     out = []
     for n, line in enumerate(lines, 1):
