@@ -165,9 +165,13 @@ def read_report(out_dir, format_version=None, legacy=(), app=None):
 def read_tsv_lines(path, expected):
     """The lines of a user's UTF-8 TSV; DataError (one line) if it is missing, a folder or not UTF-8.
     expected: what a line holds, for the messages (e.g. "file<TAB>text")."""
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_bytes_limited(path).decode("utf-8").splitlines()
+    except InputTooLargeError as exc:
+        raise DataError(str(exc)) from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:

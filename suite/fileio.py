@@ -21,6 +21,44 @@ OUR_MARKERS = ("card.json", "config.json", "model.safetensors", "last", "best", 
                "trainer.json")
 
 
+MAX_INPUT_BYTES = 256 * 2**20  # a text input larger than this is refused before it is read
+
+
+class InputTooLargeError(ValueError):
+    """An input that is not a regular file (a device, a FIFO) or is larger than the limit (one-line message)."""
+
+
+def read_bytes_limited(path, limit=MAX_INPUT_BYTES, stream=None):
+    """The bytes of a user's input file, or of ``stream`` (standard input) when given; at most ``limit``.
+
+    A device or FIFO (/dev/zero, a named pipe) would be read forever and a huge
+    file would fill memory: both are refused with one line (InputTooLargeError)
+    before or while reading, never after allocating gigabytes. OSError as usual
+    for a missing file or a folder.
+    """
+    import stat
+
+    if stream is None:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise InputTooLargeError(f"{path}: not a regular file (a device or a pipe); give a file, or - for "
+                                     "standard input where the command takes it")
+        size = os.stat(path).st_size
+        if size > limit:
+            raise InputTooLargeError(f"{path}: {size / 2**20:.0f} MiB, more than the {limit / 2**20:.0f} MiB this "
+                                     "command reads; split it into smaller files")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    else:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise InputTooLargeError(f"{path}: more than the {limit / 2**20:.0f} MiB this command reads; split it into "
+                                 "smaller files")
+    return data
+
+
 class RefuseReplaceError(PermissionError):
     """--force was asked to replace a folder that we did not make (one-line message)."""
 

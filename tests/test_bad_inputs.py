@@ -333,6 +333,17 @@ CASES = {
                                        "{in}/models/handwriting-nan"], 1, ["finite"]),
     "handwriting model is caption": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
                                       "{models}/caption"], 1, ["not a handwriting model"]),
+    # -- devices and pipes: read forever, so refused before reading --------------------------------------
+    "text score a device": (["text", "score", "/dev/zero"], 1, ["not a regular file"]),
+    "text data build corpus a device": (["text", "data", "build", "--corpus", "/dev/zero", "--out", "c"], 1,
+                                        ["not a regular file"]),
+    "speech evaluate a device": (["speech", "evaluate", "/dev/zero"], 1, ["not a regular file"]),
+    "handwriting evaluate a device": (["handwriting", "evaluate", "/dev/zero"], 1, ["not a regular file"]),
+    "translate input a device": (["translate", "-i", "/dev/zero", "--to", "de"], 1, ["not a regular file"]),
+    "translate po a device": (["translate", "po", "/dev/zero", "--to", "de", "-o", "x.po"], 1,
+                              ["not a regular file"]),
+    "translate train pairs a device": (["translate", "train", "--pairs", "/dev/zero", "--lang", "de", "--out", "r"],
+                                       1, ["not a regular file"]),
     # -- translate --------------------------------------------------------------------------------------
     "translate no language": (["translate", "Open the file"], 2, ["--to"]),
     "translate language we lack": (["translate", "Open the file", "--to", "es"], 1, ["de", "fr"]),

@@ -186,7 +186,12 @@ def _block_chars(n_chars):
 
 
 def _file_blocks(path):
-    data = path.read_bytes()
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
+    try:
+        data = read_bytes_limited(path)
+    except InputTooLargeError as exc:
+        raise DataError(f"corpus file {exc}") from None
     text, reason = _decode(data)
     if text is None:
         raise DataError(
@@ -433,9 +438,12 @@ def build_corpus(
 
 def read_text_file(path):
     """The text of a UTF-8 file of at least 2 characters (what `score` and `cells` read); DataError otherwise."""
-    p = Path(path)
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
     try:
-        data = p.read_bytes()
+        data = read_bytes_limited(path)
+    except InputTooLargeError as exc:
+        raise DataError(str(exc)) from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -137,13 +137,12 @@ def _attention(result, sub, lang, out, force):
 
 
 def _read_lines(path):
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
     try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as exc:
+        data = read_bytes_limited("standard input" if path == "-" else path,
+                                  stream=sys.stdin.buffer if path == "-" else None)
+    except (OSError, InputTooLargeError) as exc:
         raise fail(exc) from None
     if b"\0" in data:
         raise click.ClickException(f"{path}: a binary file; give UTF-8 text, one message a line")

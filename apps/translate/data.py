@@ -149,10 +149,10 @@ def read_user_pairs(source, lang):
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; give a TSV of source<TAB>target, a .po/.mo catalog or a "
                         "folder of them")
-    if source.is_file() and source.suffix not in (".po", ".mo"):
+    if not source.is_dir() and source.suffix not in (".po", ".mo"):
         raw = [(source.stem, s, t) for s, t in read_pairs_tsv(source)]
     else:
-        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.suffix in (".po", ".mo"))
+        files = [source] if not source.is_dir() else sorted(p for p in source.rglob("*") if p.suffix in (".po", ".mo"))
         if not files:
             raise DataError(f"{source}: holds no .po or .mo catalogs")
         raw = []

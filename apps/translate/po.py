@@ -46,6 +46,7 @@ from suite.fileio import write_bytes
 PLURAL_FORMS = {"de": "nplurals=2; plural=(n != 1);", "fr": "nplurals=2; plural=(n > 1);"}
 PLACEHOLDER_PLURAL_FORMS = "nplurals=INTEGER; plural=EXPRESSION;"  # what xgettext writes into a .pot
 WIDTH = 79  # gettext's default page width for msgid/msgstr lines
+MAX_CATALOG_BYTES = 64 * 2**20  # the largest catalogs (gcc, glibc) are under 5 MiB
 MO_MAGIC = (b"\xde\x12\x04\x95", b"\x95\x04\x12\xde")  # a compiled .mo, little- and big-endian
 
 _CHARSET = re.compile(rb'"?Content-Type:.+? charset=([\w_\-:\.]+)')  # polib's detect_encoding pattern
@@ -86,8 +87,12 @@ def read_catalog(path):
         raise PoError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise PoError(f"{path} is a folder; pass a .po or .pot file")
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
     try:
-        data = path.read_bytes()
+        data = read_bytes_limited(path, limit=MAX_CATALOG_BYTES)
+    except InputTooLargeError as exc:
+        raise PoError(str(exc)) from None
     except OSError as exc:
         raise PoError(f"{path}: cannot read it ({exc.strerror}); check the path and its permissions") from None
     if data[:4] in MO_MAGIC:

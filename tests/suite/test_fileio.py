@@ -55,3 +55,27 @@ def test_a_killed_runs_temporary_files_are_swept_by_the_next_write(tmp_path):
         (folder / "config.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, other.name, "out.png", "model"])
     assert sweep_stale(tmp_path / "nowhere", "x") == []
+
+
+def test_read_bytes_limited_refuses_devices_pipes_and_huge_inputs(tmp_path):
+    import io
+
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"x" * 100)
+    assert read_bytes_limited(f) == b"x" * 100
+    with pytest.raises(InputTooLargeError, match="more than"):
+        read_bytes_limited(f, limit=99)
+    with pytest.raises(InputTooLargeError, match="not a regular file"):
+        read_bytes_limited("/dev/zero")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputTooLargeError, match="not a regular file"):
+        read_bytes_limited(fifo)  # refused before open(): a FIFO with no writer would block
+    with pytest.raises(InputTooLargeError, match="more than"):
+        read_bytes_limited("standard input", limit=10, stream=io.BytesIO(b"y" * 11))
+    with pytest.raises(IsADirectoryError):
+        read_bytes_limited(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        read_bytes_limited(tmp_path / "missing")

@@ -27,7 +27,7 @@ def read_tsv_dataset(path):
     else:
         raise DataError(f"{path}: no such file or folder")
     rows, missing = [], []
-    for n, line in enumerate(tsv.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for n, line in enumerate(_read_tsv_text(tsv).splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         if "\t" not in line:
@@ -79,3 +79,13 @@ def write_tsv_dataset(folder, rows, name="transcripts.tsv"):
             raise ValueError(f"tab or newline in a transcript row: {file!r} {text!r}")
         lines.append(f"{file}\t{text}\n")
     write_text(Path(folder) / name, "".join(lines))
+
+
+def _read_tsv_text(tsv):
+    """A user's transcript TSV as text (a BOM dropped), read with suite.fileio's bound (no device, no 2 GB file)."""
+    from suite.fileio import InputTooLargeError, read_bytes_limited
+
+    try:
+        return read_bytes_limited(tsv).decode("utf-8-sig")
+    except InputTooLargeError as exc:
+        raise DataError(str(exc)) from None
