@@ -220,78 +220,15 @@ def chrf(hyps, refs):
 
 # -- decoding ------------------------------------------------------------------------------
 def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=0.6, nbest=1):
-    """Beam search over B sentences at once (B * beam rows through the decoder per step).
+    """Beam search over B source sentences at once (suite.beam.attention_beam_search): per sentence, up to
+    ``nbest`` (tokens, log_prob, score, attention (len + 1, S)) best first; max_len 2 S + 10 (at most 200)."""
+    from suite.beam import attention_beam_search
 
-    Scores are sums of log-probabilities, finished hypotheses ranked by Wu et al.'s
-    length penalty lp = ((5 + len) / 6) ** alpha. Returns, per sentence, up to ``nbest``
-    (tokens, log_prob, score, attention (len + 1, S)) best first.
-    """
-    from suite.kernels.sampling import top_k_rows
-
-    S, B = src.shape
-    K = beam
     memory, state = model.encode(src, src_len)
     if max_len is None:
         max_len = np.minimum(2 * src_len + 10, 200)
-    max_len = np.broadcast_to(np.asarray(max_len), (B,))
-    rows = np.repeat(np.arange(B), K)  # sentence of each of the B*K rows
-    memory, lengths = memory[rows], src_len[rows]
-    state = tuple(s[:, rows] for s in state)
-    scores = np.full((B, K), -np.inf)
-    scores[:, 0] = 0.0  # one live hypothesis per sentence at the start
-    words = np.full((1, B * K), BOS, np.int64)
-    history = np.zeros((B, K, 0), np.int64)
-    attn_hist = np.zeros((B, K, 0, S), np.float32)
-    finished = [[] for _ in range(B)]
-    alive = np.ones(B, bool)
-    lp = lambda n: ((5.0 + n) / 6.0) ** length_penalty  # noqa: E731
-    model.attention.set_memory(memory, lengths)  # every row keeps its sentence's memory: project the keys once
-    for t in range(int(max_len.max())):
-        logits, state, alpha = model.decode_step(words, state, None)
-        logp = log_softmax(logits[0]).astype(np.float64).reshape(B, K, -1)  # (B, K, V)
-        V = logp.shape[2]
-        total = (scores[:, :, None] + logp).reshape(B, K * V)
-        top = top_k_rows(total, 2 * K)  # (B, 2K) best candidates, best first
-        new_scores = np.full((B, K), -np.inf)
-        new_rows = np.zeros((B, K), np.int64)
-        new_words = np.full((B, K), EOS, np.int64)
-        for b in np.flatnonzero(alive):
-            k_out = 0
-            for idx in top[b]:
-                if idx < 0:
-                    break
-                s = total[b, idx]
-                if not np.isfinite(s):
-                    break
-                k, v = divmod(int(idx), V)
-                if v == EOS or t + 1 >= max_len[b]:
-                    toks = history[b, k].tolist() + ([] if v == EOS else [v])
-                    att = np.concatenate([attn_hist[b, k], alpha[0, b * K + k][None]], axis=0)
-                    finished[b].append((toks, float(s), float(s) / lp(len(toks) + 1), att))
-                    continue
-                new_scores[b, k_out], new_rows[b, k_out], new_words[b, k_out] = s, k, v
-                k_out += 1
-                if k_out == K:
-                    break
-            best_done = sorted((f[2] for f in finished[b]), reverse=True)
-            live_bound = new_scores[b].max() / lp(max_len[b])  # a live score only falls; this is its best
-            if len(best_done) >= K and (k_out == 0 or live_bound <= best_done[K - 1]) or k_out == 0:
-                alive[b] = False
-                new_scores[b] = -np.inf
-        if not alive.any():
-            break
-        flat_rows = (np.arange(B)[:, None] * K + new_rows).reshape(-1)
-        history = np.concatenate([history[np.arange(B)[:, None], new_rows], new_words[:, :, None]], axis=2)
-        attn_hist = np.concatenate([attn_hist[np.arange(B)[:, None], new_rows],
-                                    alpha[0][flat_rows].reshape(B, K, 1, S)], axis=2)
-        scores = new_scores
-        state = tuple(tuple(a[:, flat_rows] for a in part) if part is not None else None for part in state)
-        words = new_words.reshape(1, B * K)
-    out = []
-    for b in range(B):
-        hyps = sorted(finished[b], key=lambda f: -f[2])
-        out.append(hyps[:nbest] if hyps else [([], -np.inf, -np.inf, np.zeros((1, S), np.float32))])
-    return out
+    return attention_beam_search(model, memory, state, src_len, beam=beam, max_len=max_len,
+                                 length_penalty=length_penalty, nbest=nbest, bos=BOS, eos=EOS)
 
 
 class Translator:
