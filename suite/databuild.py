@@ -162,22 +162,32 @@ def read_report(out_dir, format_version=None, legacy=(), app=None):
     raise DataError(f"{out_dir}: no dataset here; build it first{hint}")
 
 
-def read_tsv_lines(path, expected):
-    """The lines of a user's UTF-8 TSV; DataError (one line) if it is missing, a folder or not UTF-8.
-    expected: what a line holds, for the messages (e.g. "file<TAB>text")."""
+def read_user_text(path, expected):
+    """The text of a user's UTF-8 input file, read within suite.fileio's bound (no device, no file over
+    256 MiB); DataError (one line naming the file) otherwise. expected: what the file should be, for the
+    messages (e.g. "text file", "TSV file of file<TAB>text lines")."""
     from suite.fileio import InputTooLargeError, read_bytes_limited
 
-    path = Path(path)
     try:
-        return read_bytes_limited(path).decode("utf-8").splitlines()
+        data = read_bytes_limited(path)
     except InputTooLargeError as exc:
         raise DataError(str(exc)) from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder; give a TSV file of {expected} lines") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; expected lines of {expected}") from None
+        raise DataError(f"{path}: is a folder; give a {expected}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); give a {expected} in UTF-8 (iconv converts "
+                        "one)") from None
+
+
+def read_tsv_lines(path, expected):
+    """The lines of a user's UTF-8 TSV (read_user_text); expected: what a line holds (e.g. "file<TAB>text")."""
+    return read_user_text(path, f"TSV file of {expected} lines").splitlines()
 
 
 def read_file_tsv(tsv, columns, header=None):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from suite.cli_common import (command_line, default_command_group, export_source, fail, finish_training, load_or_fail, model_option,
-                               prepare_run_dir, run_training, training_options)
+from suite.cli_common import (command_line, default_command_group, export_source, fail, finish_training,
+                              load_or_fail, model_option, prepare_run_dir, run_training, training_options)
 from suite.cli_common import counter as _bar
 from suite.databuild import data_dir as _data_dir
 

@@ -438,22 +438,9 @@ def build_corpus(
 
 def read_text_file(path):
     """The text of a UTF-8 file of at least 2 characters (what `score` and `cells` read); DataError otherwise."""
-    from suite.fileio import InputTooLargeError, read_bytes_limited
+    from suite.databuild import read_user_text
 
-    try:
-        data = read_bytes_limited(path)
-    except InputTooLargeError as exc:
-        raise DataError(str(exc)) from None
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder; give a text file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8 first") from None
+    text = read_user_text(path, "text file")
     if len(text) < 2:
         raise DataError(f"{path}: needs at least 2 characters of text")
     return text
