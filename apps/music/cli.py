@@ -159,7 +159,8 @@ def export(run, out, data_dir, compositions, force, as_json):
     best = export_source(run, out, force)
     corpus = _corpus(data_dir)
     try:
-        card = export_model(best, out, corpus, n_compositions=compositions, export_command=command_line("music"))
+        card = export_model(best, out, corpus, n_compositions=compositions, export_command=command_line("music"),
+                            progress=counter("composing"))
     except (ValueError, OSError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -205,7 +206,7 @@ def evaluate(model_dir, data_dir, compositions, bars, temperature, seed, as_json
     model, vocab, _ = _load(model_dir)
     corpus = _corpus(data_dir)
     metrics = evaluate_model(model, vocab, corpus, n_compositions=compositions, bars=bars,
-                             temperature=temperature, seed=seed)
+                             temperature=temperature, seed=seed, progress=counter("composing"))
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:
