@@ -231,6 +231,12 @@ def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=
                                  length_penalty=length_penalty, nbest=nbest, bos=BOS, eos=EOS)
 
 
+def with_edges_of(line, stored):
+    """A stored translation with ``line``'s indentation and trailing blanks (its words are the stored ones)."""
+    lead, trail = line[:len(line) - len(line.lstrip(" \t"))], line[len(line.rstrip(" \t")):]
+    return lead + stored.strip(" \t") + trail
+
+
 class Translator:
     """Messages -> translations: mask, encode, beam search in batches, decode, unmask.
 
@@ -253,7 +259,7 @@ class Translator:
         hit = self.memory.nearest(line, lang, self.threshold)
         if hit is None or not preserved(line, hit[2]):
             return None
-        return hit[0], hit[2]
+        return hit[0], with_edges_of(line, hit[2])
 
     def translate(self, texts, langs, progress=None):
         """[{"source", "text", "log_prob", "nbest", "memory", "attention", "pieces"}] per text; "memory" is the
@@ -399,7 +405,7 @@ def combine(srcs, hyps, hits, threshold):
 
     if threshold is None:
         return list(hyps)
-    return [hit[1] if hit is not None and hit[0] >= threshold and preserved(s, hit[1]) else h
+    return [with_edges_of(s, hit[1]) if hit is not None and hit[0] >= threshold and preserved(s, hit[1]) else h
             for s, h, hit in zip(srcs, hyps, hits)]
 
 
