@@ -1,6 +1,6 @@
 """`suite translate`: English software messages into German or French; fill gettext .po catalogs.
 
-Parses, calls apps/translate (data.py, model.py, placeholders.py, po.py), reports;
+Parses, calls apps/translate (data.py, memory.py, model.py, placeholders.py, po.py, plot.py), reports;
 the train command's body and the option bundles are suite.cli_common's.
 """
 import json
@@ -34,7 +34,7 @@ def _check_lang(card, lang):
 
 
 def translate_options(fn):
-    """--to, --model, --beam, --nbest: what the sentence and .po commands share."""
+    """--to, --model, --beam: what the sentence, .po and batch commands share."""
     fn = click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True,
                       help="Beam size (1 = greedy).")(fn)
     fn = model_option(fn)
@@ -49,7 +49,9 @@ def cli():
     Learnt from the human translations in the gettext catalogs installed on
     this machine. Placeholders (%s, %1$d, {name}, <b>, &amp;), accelerators
     (_File, &File) and trailing newlines and colons are copied, never
-    translated. `suite translate TEXT` is short for `suite translate text TEXT`.
+    translated. A line the model's translation memory (its training pairs)
+    holds nearly verbatim gets the stored human translation (--no-memory: the
+    network alone). `suite translate TEXT` is short for `suite translate text TEXT`.
 
     \b
     Examples:

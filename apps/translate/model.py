@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.kernels.losses import log_softmax, softmax_cross_entropy
+from suite.kernels.losses import softmax_cross_entropy
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.decoder import AttentionDecoder
