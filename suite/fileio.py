@@ -39,13 +39,13 @@ def read_bytes_limited(path, limit=MAX_INPUT_BYTES, stream=None):
     import stat
 
     if stream is None:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(21, "Is a directory", str(path))
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise InputTooLargeError(f"{path}: not a regular file (a device or a pipe); give a file, or - for "
                                      "standard input where the command takes it")
-        size = os.stat(path).st_size
+        size = info.st_size
         if size > limit:
             raise InputTooLargeError(f"{path}: {size / 2**20:.0f} MiB, more than the {limit / 2**20:.0f} MiB this "
                                      "command reads; split it into smaller files")

@@ -1,6 +1,7 @@
 """Progress on stderr: a bar with loss, steps/s and ETA on a terminal; a plain line every LOG_EVERY
 seconds otherwise (a log, a pipe, a batch system), so no long command goes a minute without a word.
 SUITE_PROGRESS_EVERY sets LOG_EVERY (seconds)."""
+import math
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ def _log_every():
         value = float(os.environ.get("SUITE_PROGRESS_EVERY", "30"))
     except ValueError:
         return 30.0
-    return value if value > 0 and value == value and value != float("inf") else 30.0
+    return value if value > 0 and math.isfinite(value) else 30.0
 
 
 LOG_EVERY = _log_every()

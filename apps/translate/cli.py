@@ -247,8 +247,6 @@ def data_build(out, vocab_size, langs, seed, force, as_json):
 
 def _splits(data_dir, pairs, lang, init_sub, vocab_size, seed):
     """(train rows, valid rows, Subwords, data record) from a built corpus or the user's pairs."""
-    import tempfile
-
     from suite.apps.translate.data import load_split, read_user_pairs, train_subwords
     from suite.apps.translate.model import Subwords
     from suite.databuild import DataError, holdout_split, read_report
@@ -260,11 +258,7 @@ def _splits(data_dir, pairs, lang, init_sub, vocab_size, seed):
             rows = read_user_pairs(pairs, lang)
             train_idx, held = holdout_split(len(rows), seed=seed)
             train, valid = [rows[i] for i in train_idx], [rows[i] for i in held]
-            if init_sub is not None:
-                sub = init_sub
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    sub = Subwords(train_subwords(train, Path(tmp) / "spm.model", vocab_size, seed))
+            sub = init_sub or Subwords(train_subwords(train, vocab_size, seed))
             return train, valid, sub, {"source": str(pairs), "pairs": len(rows), "lang": lang}
         data_dir = Path(data_dir)
         if not data_dir.exists():

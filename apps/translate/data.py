@@ -236,8 +236,8 @@ def read_jsonl(path):
     return rows
 
 
-def train_subwords(rows, path, vocab_size=4000, seed=0):
-    """Train the joint sentencepiece model (unigram) on the masked sources and targets of ``rows``; writes path."""
+def train_subwords(rows, vocab_size=4000, seed=0):
+    """The joint sentencepiece model (unigram) of the masked sources and targets of ``rows``, as bytes."""
     import io
     import random
 
@@ -269,22 +269,19 @@ def train_subwords(rows, path, vocab_size=4000, seed=0):
         character_coverage=1.0, byte_fallback=True, user_defined_symbols=SLOT_CHARS + list(LANG_TAG.values()),
         pad_id=0, unk_id=3, bos_id=1, eos_id=2, num_threads=1, minloglevel=2,
         split_digits=True, hard_vocab_limit=False)
-    from suite.fileio import write_bytes
-
-    write_bytes(path, model.getvalue())
     return model.getvalue()
 
 
 def build_dataset(out, langs=LANGS, roots=LOCALE_ROOTS, vocab_size=4000, seed=0, progress=None, command=None):
     """Write out/{train,valid,test}.jsonl, spm.model and report.json (staged: nothing half-written); the report."""
     from suite.databuild import write_report
-    from suite.fileio import staged_dir
+    from suite.fileio import staged_dir, write_bytes
 
     splits, report = collect(langs, roots, progress)
     with staged_dir(out) as tmp:
         for split, rows in splits.items():
             write_jsonl(tmp / f"{split}.jsonl", rows)
-        train_subwords(splits["train"], tmp / "spm.model", vocab_size=vocab_size, seed=seed)
+        write_bytes(tmp / "spm.model", train_subwords(splits["train"], vocab_size=vocab_size, seed=seed))
         report |= {"vocab_size": vocab_size, "seed": seed, "command": command}
         write_report(tmp, report, FORMAT)
     return report

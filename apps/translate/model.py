@@ -121,7 +121,9 @@ class Subwords:
         self.model_bytes = bytes(model_bytes)
         self.sp = spm.SentencePieceProcessor(model_proto=self.model_bytes)
         self.size = self.sp.get_piece_size()
-        self.tags = {lang: self.sp.piece_to_id(f"<2{lang}>") for lang in ("de", "fr")}
+        from suite.apps.translate.data import LANG_TAG
+
+        self.tags = {lang: self.sp.piece_to_id(tag) for lang, tag in LANG_TAG.items()}
 
     def encode_source(self, text, lang):
         return [self.tags[lang]] + self.sp.encode(text) + [EOS]
@@ -231,10 +233,16 @@ def beam_search_batch(model, src, src_len, beam=5, max_len=None, length_penalty=
                                  length_penalty=length_penalty, nbest=nbest, bos=BOS, eos=EOS)
 
 
-def with_edges_of(line, stored):
-    """A stored translation with ``line``'s indentation and trailing blanks (its words are the stored ones)."""
+def recall(line, hit, threshold):
+    """The memory's answer for ``line``, given its nearest entry ``hit`` = (similarity, stored translation) or None:
+    the stored translation, with the line's own indentation and trailing blanks, when it is at least ``threshold``
+    similar (None: never) and holds exactly the line's placeholders; else None (the network translates)."""
+    from suite.apps.translate.placeholders import preserved
+
+    if hit is None or threshold is None or hit[0] < threshold or not preserved(line, hit[1]):
+        return None
     lead, trail = line[:len(line) - len(line.lstrip(" \t"))], line[len(line.rstrip(" \t")):]
-    return lead + stored.strip(" \t") + trail
+    return lead + hit[1].strip(" \t") + trail
 
 
 class Translator:
@@ -252,14 +260,11 @@ class Translator:
 
     def _recall(self, line, lang):
         """(similarity, stored translation) for a line the memory knows well enough, else None."""
-        from suite.apps.translate.placeholders import preserved
-
         if self.memory is None or self.threshold is None:
             return None
         hit = self.memory.nearest(line, lang, self.threshold)
-        if hit is None or not preserved(line, hit[2]):
-            return None
-        return hit[0], with_edges_of(line, hit[2])
+        text = recall(line, hit and (hit[0], hit[2]), self.threshold)
+        return None if text is None else (hit[0], text)
 
     def translate(self, texts, langs, progress=None):
         """[{"source", "text", "log_prob", "nbest", "memory", "attention", "pieces"}] per text; "memory" is the
@@ -401,12 +406,8 @@ def run_systems(model, sub, rows, memory, lang, beam=5, length_penalty=0.6, prog
 def combine(srcs, hyps, hits, threshold):
     """What Translator gives with the memory at ``threshold``: the stored translation where the nearest source
     is at least that similar and keeps the placeholders, else the model's (threshold None: the model's)."""
-    from suite.apps.translate.placeholders import preserved
-
-    if threshold is None:
-        return list(hyps)
-    return [with_edges_of(s, hit[1]) if hit is not None and hit[0] >= threshold and preserved(s, hit[1]) else h
-            for s, h, hit in zip(srcs, hyps, hits)]
+    recalled = (recall(s, hit, threshold) for s, hit in zip(srcs, hits))
+    return [h if r is None else r for h, r in zip(hyps, recalled)]
 
 
 THRESHOLDS = (None, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)

@@ -13,13 +13,12 @@ PAIRS = [
 
 
 @pytest.fixture(scope="session")
-def subwords(tmp_path_factory):
+def subwords():
     from suite.apps.translate.data import train_subwords
     from suite.apps.translate.model import Subwords
 
     rows = [{"lang": lang, "src": s, "tgt": t} for s, t in PAIRS for lang in ("de", "fr")] * 3
-    path = tmp_path_factory.mktemp("spm") / "spm.model"
-    return Subwords(train_subwords(rows, path, vocab_size=400))
+    return Subwords(train_subwords(rows, vocab_size=400))
 
 
 @pytest.fixture(scope="session")
