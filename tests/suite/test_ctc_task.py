@@ -52,22 +52,16 @@ def test_pad_targets():
 
 
 def test_ctc_task_learns_a_toy_task():
-    from suite.kernels.optim import adam_update
+    from tests.adam import adam_steps
 
     rng = np.random.default_rng(1)
     texts = [str(rng.choice(["a", "b", "ab", "ba"])) for _ in range(32)]
     data = {"features": [_item(t, rng) for t in texts], "texts": texts}
     model = Tiny(seed=2)
     task = CTCTask(data, data, ABC, batch_size=8)
-    params = list(model.named_parameters())
-    m = {n: np.zeros_like(p.value) for n, p in params}
-    v = {n: np.zeros_like(p.value) for n, p in params}
     before = task.evaluate(model)
-    for step in range(300):
-        model.zero_grad()
-        task.loss_and_grad(model, task.train_batch(np.random.default_rng(step)))
-        for n, p in params:
-            adam_update(p.value, p.grad, m[n], v[n], step + 1, 2e-2)
+    adam_steps(model, lambda step: task.loss_and_grad(model, task.train_batch(np.random.default_rng(step))), 300,
+               2e-2)
     after = task.evaluate(model)
     assert set(after) == {"loss", "cer", "wer"}
     assert after["loss"] < 0.3 * before["loss"] and after["cer"] < 0.2

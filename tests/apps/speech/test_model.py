@@ -50,7 +50,7 @@ def test_model_gradient_matches_finite_differences():
 
 def test_ctc_training_learns_a_toy_task():
     """Two 'words' with distinct feature patterns; a few hundred Adam steps must read them."""
-    from suite.kernels.optim import adam_update
+    from tests.adam import adam_steps
 
     rng = np.random.default_rng(1)
     F = 4
@@ -66,15 +66,9 @@ def test_ctc_training_learns_a_toy_task():
     data = {"features": [utterance(t) for t in texts], "texts": texts}
     model = _tiny(seed=2, F=F)
     task = SpeechTask(data, data, batch_size=8, augment=False)
-    params = list(model.named_parameters())
-    m = {n: np.zeros_like(p.value) for n, p in params}
-    v = {n: np.zeros_like(p.value) for n, p in params}
     before = evaluate_features(model, data["features"], texts)["ctc_loss"]
-    for step in range(300):
-        model.zero_grad()
-        task.loss_and_grad(model, task.train_batch(np.random.default_rng(step)))
-        for n, p in params:
-            adam_update(p.value, p.grad, m[n], v[n], step + 1, 2e-2)
+    adam_steps(model, lambda step: task.loss_and_grad(model, task.train_batch(np.random.default_rng(step))), 300,
+               2e-2)
     after = evaluate_features(model, data["features"], texts)
     assert after["ctc_loss"] < 0.3 * before
     assert after["cer"] < 0.2

@@ -4,6 +4,7 @@ import pytest
 from suite.apps.translate.model import (BOS, EOS, TranslateConfig, TranslateModel, Translator, beam_search_batch,
                                         make_batch, prepare_pairs)
 from suite.apps.translate.placeholders import preserved
+from tests.adam import adam_steps
 from tests.gradcheck import check_gradients
 
 
@@ -60,21 +61,10 @@ def test_padding_does_not_change_a_sentences_loss(subwords, rows):
 
 
 def test_loss_falls_when_training(subwords, rows):
-    from suite.kernels.optim import adam_update
-
     model = _tiny(subwords, seed=3, size=4)
     pairs, _ = prepare_pairs(rows, subwords)
     batch = make_batch(pairs)
-    params = list(model.parameters())
-    m = [np.zeros_like(p.value) for p in params]
-    v = [np.zeros_like(p.value) for p in params]
-    losses = []
-    for step in range(150):
-        model.zero_grad()
-        loss, _ = model.loss_and_grad(*batch)
-        losses.append(loss)
-        for p, mi, vi in zip(params, m, v):
-            adam_update(p.value, p.grad, mi, vi, step + 1, 2e-2)
+    losses = adam_steps(model, lambda step: model.loss_and_grad(*batch)[0], 150, 2e-2)
     assert losses[-1] < 0.55 * losses[0], losses[::25]
 
 
