@@ -15,7 +15,9 @@ BIN    := $(VENV)/bin
 HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts \
   fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi \
   fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo \
-  fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto
+  fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto fonts-tlwg-purisa-ttf fonts-fantasque-sans \
+  fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks fonts-urw-base35 fonts-ecolier-lignes-court \
+  fonts-aenigma
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
   tesseract-ocr tesseract-ocr-eng gettext $(HANDWRITING_FONTS)
 

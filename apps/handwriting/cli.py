@@ -54,11 +54,13 @@ def data():
 @click.option("--n-test", type=click.IntRange(1), default=500, show_default=True, help="Lines in each test set.")
 @click.option("--digit-fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="Share of train/valid lines composed of real digit scans.")
+@click.option("--display/--no-display", default=True, show_default=True,
+              help="Also train on the display faces of fonts-aenigma that Tesseract reads (a third of font lines).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, digit_fraction, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, digit_fraction, display, seed, workers, force, as_json):
     """Draw line images: handwriting fonts (whole hands held out for validation and test) and real digit scans.
 
     Test sets are written as PNG files with NAME.gt.txt beside each: digits
@@ -73,7 +75,7 @@ def data_build(out, n_train, n_valid, n_test, digit_fraction, seed, workers, for
     try:
         check_data_dir(out, force, "handwriting")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, digit_fraction=digit_fraction,
-                               seed=seed, workers=workers, progress=_bar("drawing"),
+                               seed=seed, workers=workers, progress=_bar("drawing"), display=display,
                                command=command_line("handwriting"))
     except (DataError, OSError) as exc:
         raise fail(exc) from None

@@ -66,6 +66,16 @@ HANDS = (
     ("havana", ("Havana-Regular.otf",), "train", None),
     ("yusei-magic", ("YuseiMagic-Regular.ttf",), "train", None),
     ("seto", ("setofont.ttf",), "train", None),
+    ("purisa", ("Purisa.ttf", "Purisa-Bold.ttf", "Purisa-Oblique.ttf", "Purisa-BoldOblique.ttf"), "train", None),
+    ("fantasque", ("FantasqueSansMono-Regular.ttf", "FantasqueSansMono-Italic.ttf", "FantasqueSansMono-Bold.ttf",
+                   "FantasqueSansMono-BoldItalic.ttf"), "train", None),
+    ("cabin-sketch", ("CabinSketch-Regular.ttf", "CabinSketch-Bold.ttf"), "train", None),
+    ("staypuft", ("StayPuft.ttf",), "train", None),
+    ("typoscript", ("TypoScript.otf",), "train", None),
+    ("okolaks", ("okolaksRegular.ttf", "okolaksRegularItalic.ttf", "okolaksBold.ttf", "okolaksBoldItalic.ttf"),
+     "train", None),
+    ("z003", ("Z003-MediumItalic.otf",), "train", None),
+    ("ecolier-lignes", ("Ecolier-lignes-court.ttf",), "train", None),
     ("delphine", ("Delphine.ttf",), "valid", None),
     ("domestic-manners", ("Domestic_Manners.ttf",), "valid", None),
     ("femkeklaver", ("femkeklaver.ttf",), "test", None),
@@ -76,7 +86,16 @@ HANDS = (
 DEBIAN_FONTS = ("fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts "
                 "fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi "
                 "fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo "
-                "fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto")
+                "fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto fonts-tlwg-purisa-ttf "
+                "fonts-fantasque-sans fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks "
+                "fonts-urw-base35 fonts-ecolier-lignes-court fonts-aenigma")
+# Display faces (training only): Brian Kent's 465 fonts in fonts-aenigma, those a standard OCR reads when drawn
+# plainly (``legible_display_fonts``). Hand fonts alone are ~30 families; these add the variety of letter shapes
+# (square, slanted, stencilled, outlined) that a hand never seen needs. DISPLAY_SHARE of the font lines use one.
+DISPLAY_DIR = FONT_ROOT / "truetype" / "aenigma"
+DISPLAY_SHARE = 0.35
+LEGIBILITY_TEXTS = ("The quick brown fox jumps over 13 lazy dogs", "PACK MY BOX WITH 25 LIQUOR JUGS, 4.5 kg")
+LEGIBILITY_MAX_CER = 0.15
 _REPLACE = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
             "\u2026": "...", "\t": " ", "`": "'", "|": "/", "{": "(", "}": ")", "~": "-", "^": "", "<": "(",
             ">": ")", "\\": "/"}
@@ -174,6 +193,46 @@ def find_hands(split=None):
     return hands, missing
 
 
+def _legibility(path):
+    """Worker: (path, Tesseract's CER on LEGIBILITY_TEXTS drawn plainly in the font), 1.0 when it lacks a letter
+    or digit or cannot be drawn."""
+    import subprocess
+    import tempfile
+
+    import jiwer
+    from PIL import Image
+
+    from suite.apps.handwriting.render import missing_glyphs, render_font_line
+
+    try:
+        if missing_glyphs(path, set(string.ascii_letters + string.digits)):
+            return path, 1.0
+        hyps = []
+        for text in LEGIBILITY_TEXTS:
+            gray = render_font_line(text, path, np.random.default_rng(0), distort=False)
+            with tempfile.NamedTemporaryFile(suffix=".png") as f:
+                Image.fromarray(gray).save(f.name)
+                run = subprocess.run(["tesseract", f.name, "stdout", "--psm", "7", "-l", "eng"], capture_output=True,
+                                     text=True, env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"})
+            hyps.append(" ".join(run.stdout.split()))
+        return path, float(jiwer.cer(list(LEGIBILITY_TEXTS), hyps))
+    except (OSError, ValueError):
+        return path, 1.0
+
+
+def legible_display_fonts(workers=2):
+    """Sorted [font path] of the display faces under DISPLAY_DIR that Tesseract 5 reads at CER <= LEGIBILITY_MAX_CER
+    when drawn without distortion (ornamental, 3-D, symbol and binary faces fail); [] when the folder or the
+    tesseract command is missing. About a minute on 2 cores."""
+    import shutil
+
+    if not DISPLAY_DIR.is_dir() or shutil.which("tesseract") is None:
+        return []
+    paths = sorted(str(p) for p in DISPLAY_DIR.iterdir() if p.suffix.lower() in (".ttf", ".otf"))
+    scored = parallel_map(_legibility, paths, workers, count=lambda _: 1)
+    return [p for p, cer in scored if cer <= LEGIBILITY_MAX_CER]
+
+
 def _font_text(pieces, rng, case, path):
     from suite.apps.handwriting.render import missing_glyphs
 
@@ -197,15 +256,20 @@ def digit_pool(split):
     return {d: [i for i in range(lo, hi) if labels[i] == d] for d in range(10)}
 
 
-def make_item(seed, split, index, hands, pieces, digit_fraction):
-    """(grey image (h, w) uint8, text, hand) of one item, drawn from its own generator."""
+def make_item(seed, split, index, hands, pieces, digit_fraction, display=()):
+    """(grey image (h, w) uint8, text, hand) of one item, drawn from its own generator; ``display``: font paths of
+    display faces, DISPLAY_SHARE of the font lines (training only; without them the draws are as before)."""
     from suite.apps.handwriting.render import render_digit_line, render_font_line
 
     rng = item_rng(seed, SPLIT_IDS[split], index)
     if rng.random() < digit_fraction or not hands:
         text = number_text(rng, plain=True)
         return render_digit_line(text, digit_pool(split), rng), text, "digits"
-    hand, path, case = hands[int(rng.integers(len(hands)))]
+    if display and rng.random() < DISPLAY_SHARE:
+        path = display[int(rng.integers(len(display)))]
+        hand, case = "display-" + Path(path).stem, None
+    else:
+        hand, path, case = hands[int(rng.integers(len(hands)))]
     text = _font_text(pieces, rng, case, path) or "0"
     return render_font_line(text, path, rng), text, hand
 
@@ -224,11 +288,11 @@ def _prepared_chunk(task):
     """Worker: prepared (columns, text, hand) of items start..stop of a split; lines CTC cannot fit are None."""
     from suite.apps.handwriting.lines import prepare_line
 
-    seed, split, start, stop, digit_fraction, pieces = task
+    seed, split, start, stop, digit_fraction, pieces, display = task
     hands, _ = find_hands(split)
     out = []
     for i in range(start, stop):
-        gray, text, hand = make_item(seed, split, i, hands, pieces, digit_fraction)
+        gray, text, hand = make_item(seed, split, i, hands, pieces, digit_fraction, display)
         line = prepare_line(gray)
         out.append((line.columns, text, hand) if line is not None and fits(line.columns, text) else None)
     return out
@@ -275,9 +339,9 @@ def _write_test_set(folder, items):
 
 
 def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0.3, seed=0, workers=2,
-                  progress=None, command=None):
+                  progress=None, command=None, display=True):
     """Write out/train.npz, valid.npz, test/{digits,fonts,hershey}/ and report.json (into a staged folder:
-    nothing is left on failure or Ctrl-C); returns the report."""
+    nothing is left on failure or Ctrl-C); returns the report. display: train on the legible display faces too."""
     from suite.fileio import staged_dir
 
     hands, missing = find_hands()
@@ -286,6 +350,7 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
             raise DataError(f"no {split} handwriting fonts under {FONT_ROOT}; install the Debian packages "
                             f"({DEBIAN_FONTS}), e.g. with `make apt`")
     pieces = text_pieces(seed)
+    faces = legible_display_fonts(workers) if display else []
     counts, dropped = {}, {}
     total = n_train + n_valid + 3 * n_test
     done = [0]
@@ -296,7 +361,8 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
 
     with staged_dir(out) as tmp:
         for split, n in (("train", n_train), ("valid", n_valid)):
-            tasks = [(seed, split, a, b, digit_fraction, pieces[split]) for a, b in chunks(n, 250)]
+            tasks = [(seed, split, a, b, digit_fraction, pieces[split], faces if split == "train" else [])
+                     for a, b in chunks(n, 250)]
             items = [x for part in parallel_map(_prepared_chunk, tasks, workers, step, total=total) for x in part]
             done[0] += n
             kept = [x for x in items if x is not None]
@@ -311,7 +377,9 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
         report = {"seed": seed, "counts": counts, "dropped_too_narrow_for_ctc": dropped,
                   "digit_fraction": digit_fraction, "digit_scans": DIGIT_SCANS,
                   "hands": {s: sorted({h for h, _, w, _ in HANDS if w == s}) for s in ("train", "valid", "test")},
-                  "fonts_missing": missing, "text": {s: len(p) for s, p in pieces.items()},
+                  "fonts_missing": missing,
+                  "display_faces": {"train": sorted(Path(p).name for p in faces), "share": DISPLAY_SHARE if faces else 0,
+                                    "chosen_by": f"Tesseract CER <= {LEGIBILITY_MAX_CER} on LEGIBILITY_TEXTS"}, "text": {s: len(p) for s, p in pieces.items()},
                   "text_source": "pydoc_data.topics (Python reference manual) + /usr/share/common-licenses",
                   "hershey_fonts_test_only": True, "command": command}
         write_report(tmp, report, FORMAT_VERSION)

@@ -194,8 +194,8 @@ class Transcriber(CTCDecoder):
         feats = features(wave, sr)  # (T, F)
         if len(feats) == 0:
             return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)
-        logits, _ = self.model.forward(feats[:, None, :], np.array([len(feats)]))
-        return logits[:, 0]  # (T', C)
+        logits, steps = self.model.forward(feats[:, None, :], np.array([len(feats)]))
+        return logits[:steps[0], 0]  # (T', C): the utterance's own steps
 
     def transcribe_wave(self, wave, sr, offset=0.0):
         text, _, words = self.decode(self.logits(wave, sr))

@@ -1,4 +1,6 @@
 """The handwriting corpus: texts and digit scans never shared between splits, a deterministic build."""
+import shutil
+
 import numpy as np
 import pytest
 
@@ -47,8 +49,8 @@ def test_hershey_strokes_render():
 
 @pytest.mark.skipif(not data.find_hands("test")[0], reason="handwriting fonts not installed (make apt)")
 def test_build_is_deterministic_and_writes_kraken_style_test_sets(tmp_path):
-    a = data.build_dataset(tmp_path / "a", n_train=24, n_valid=6, n_test=4, workers=1)
-    data.build_dataset(tmp_path / "b", n_train=24, n_valid=6, n_test=4, workers=2)
+    a = data.build_dataset(tmp_path / "a", n_train=24, n_valid=6, n_test=4, workers=1, display=False)
+    data.build_dataset(tmp_path / "b", n_train=24, n_valid=6, n_test=4, workers=2, display=False)
     assert (tmp_path / "a" / "train.npz").read_bytes() == (tmp_path / "b" / "train.npz").read_bytes()
     assert a["counts"]["test/digits"] == 4
     split = data.load_split(tmp_path / "a", "train")
@@ -62,6 +64,25 @@ def test_build_is_deterministic_and_writes_kraken_style_test_sets(tmp_path):
             if name == "fonts":
                 assert hand in {h for h, _, s, _ in data.HANDS if s == "test"}
     assert data.read_user_lines(tmp_path / "a" / "test" / "fonts")  # a user's folder reads the same way
+
+
+@pytest.mark.skipif(not shutil.which("tesseract") or not data.find_hands("test")[0],
+                    reason="tesseract or the handwriting fonts not installed (make apt)")
+def test_display_faces_are_those_tesseract_reads_and_train_only(tmp_path, monkeypatch):
+    legible = next(p for h, p, _ in data.find_hands("train")[0] if h == "comic-neue")
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    shutil.copy(legible, faces / "plain.otf")
+    (faces / "broken.ttf").write_bytes(b"not a font")  # unreadable: never chosen
+    (faces / "readme.txt").write_text("not a font either")
+    monkeypatch.setattr(data, "DISPLAY_DIR", faces)
+    assert data.legible_display_fonts(workers=1) == [str(faces / "plain.otf")]
+    report = data.build_dataset(tmp_path / "d", n_train=40, n_valid=6, n_test=2, workers=1, digit_fraction=0.0)
+    assert report["display_faces"]["train"] == ["plain.otf"]
+    train, valid = (set(data.load_split(tmp_path / "d", s)["hands"]) for s in ("train", "valid"))
+    assert "display-plain" in train and not any(h.startswith("display-") for h in valid)
+    fonts = data.read_lines_tsv(tmp_path / "d" / "test" / "fonts" / "lines.tsv")
+    assert not any(h.startswith("display-") for _, _, h in fonts)
 
 
 def test_user_folder_with_gt_txt_files(tmp_path):

@@ -25,6 +25,21 @@ def test_steps_are_a_quarter_of_the_columns():
     assert list(steps) == [3, 1]
 
 
+def test_reader_scores_only_the_lines_own_steps():
+    """A line whose width is not whole pooling windows: `read` must see the same logits as training and validation
+    (suite.ctc_task.split_logits), not the padded tail step past the line's length (it read as a stray quote)."""
+    from suite.apps.handwriting.model import Reader
+    from suite.ctc_task import split_logits
+
+    model = _tiny()
+    card = {"config": {"vocab_size": ALPHA.size}, "meta": {"alphabet": list(ALPHA.chars)}}
+    reader = Reader(model, card, beam=1, use_lm=False)
+    columns = np.random.default_rng(3).integers(0, 256, (4 * 5 + 3, 8)).astype(np.uint8)
+    ours = reader.logits(columns)
+    assert ours.shape == (5, ALPHA.size)
+    np.testing.assert_allclose(ours, split_logits(model, [columns])[0], rtol=1e-5, atol=1e-6)
+
+
 def test_whole_model_gradient_matches_finite_differences():
     model = _tiny(np.float64)
     rng = np.random.default_rng(1)
