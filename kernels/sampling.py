@@ -246,24 +246,40 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
     # that primes with that token continues, so chunks join seamlessly.
     for t in range(P - 1 + n_steps):
         tok = prime[t] if t < P else ids[t - P]
-        z[:] = table0[tok]
-        _gemv_acc(h[0], W_hh[0], z)
-        lstm_cell_row(z, c[0], peep, False, cifg, c_new, h[0])
-        c[0, :] = c_new
-        for layer in range(1, L):
-            z[:] = b[layer]
-            _gemv_acc(h[layer - 1], W_ih[layer], z)
-            _gemv_acc(h[layer], W_hh[layer], z)
-            lstm_cell_row(z, c[layer], peep, False, cifg, c_new, h[layer])
-            c[layer, :] = c_new
+        feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep)
         if t >= P - 1:
             j = t - (P - 1)
             if forced[j] >= 0:
                 ids[j] = forced[j]
                 continue
-            logits[:] = b_out
-            _gemv_acc(h[L - 1], W_out, logits)
+            output_logits(h[L - 1], W_out, b_out, logits)
             ids[j] = _sample_core(logits, temperature, top_k, state, probs)
+
+
+@njit(**JIT)
+def feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep):
+    """One step of the stacked LSTM on token id ``tok``: h, c (L, H) updated in place.
+
+    z (G*H,), c_new (H,) and peep (3, H) zeros are scratch (see ``_generate``);
+    layer 0's input projection is the row tok of table0.
+    """
+    z[:] = table0[tok]
+    _gemv_acc(h[0], W_hh[0], z)
+    lstm_cell_row(z, c[0], peep, False, cifg, c_new, h[0])
+    c[0, :] = c_new
+    for layer in range(1, h.shape[0]):
+        z[:] = b[layer]
+        _gemv_acc(h[layer - 1], W_ih[layer], z)
+        _gemv_acc(h[layer], W_hh[layer], z)
+        lstm_cell_row(z, c[layer], peep, False, cifg, c_new, h[layer])
+        c[layer, :] = c_new
+
+
+@njit(**JIT)
+def output_logits(h_top, W_out, b_out, logits):
+    """logits (V,) = h_top @ W_out + b_out, in place."""
+    logits[:] = b_out
+    _gemv_acc(h_top, W_out, logits)
 
 
 def input_table(W_ih0, b0, embedding=None):
@@ -382,6 +398,19 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
 
     All float arrays share one dtype, float32 or float64.
     """
+    args = checked_generation_args(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, temperature, top_k,
+                                   rng, cifg, forced)
+    ids = np.empty(int(n_steps), dtype=np.int64)  # (n_steps,)
+    _generate(*args, ids)
+    h, c, rng = args[8], args[9], args[12]
+    return ids, h, c, rng
+
+
+def checked_generation_args(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, temperature, top_k, rng,
+                            cifg, forced):
+    """``_generate``'s arguments but ids, checked and made contiguous (see ``lstm_generate``): prime, n_steps,
+    table0, W_ih, W_hh, b (tuples), W_out, b_out, h, c (copies of h0, c0), temperature, top_k, rng, cifg, forced.
+    ValueError naming the argument that is wrong."""
     h0 = np.asarray(h0)
     c0 = np.asarray(c0)
     if h0.dtype not in _FLOATS:
@@ -440,11 +469,9 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
             raise ValueError(f"forced holds values outside -1 (sample) and ids [0, {V}): "
                              f"min {forced.min()}, max {forced.max()}")
         forced = np.ascontiguousarray(forced, dtype=np.int64)
-    ids = np.empty(int(n_steps), dtype=np.int64)  # (n_steps,)
-    _generate(np.ascontiguousarray(prime, dtype=np.int64), int(n_steps), np.ascontiguousarray(table0),
-              tuple(W_ih_l), tuple(W_hh_l), tuple(b_l), np.ascontiguousarray(W_out), np.ascontiguousarray(b_out),
-              h, c, temperature, top_k, rng, bool(cifg), forced, ids)
-    return ids, h, c, rng
+    return (np.ascontiguousarray(prime, dtype=np.int64), int(n_steps), np.ascontiguousarray(table0),
+            tuple(W_ih_l), tuple(W_hh_l), tuple(b_l), np.ascontiguousarray(W_out), np.ascontiguousarray(b_out),
+            h, c, temperature, top_k, rng, bool(cifg), forced)
 
 
 @njit(**JIT)

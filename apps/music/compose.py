@@ -418,8 +418,11 @@ def mean_log_likelihood(model, sequences, first):
 
 
 def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0, primer=None,
-            max_candidates=MAX_CANDIDATES):
-    """A new chorale of about ``bars`` bars (see the module docstring).
+            max_candidates=MAX_CANDIDATES, rules=True):
+    """A new chorale of ``bars`` bars (see the module docstring).
+
+    rules: sample under the voice-leading rules and a phrase plan (``_compose_ruled``); False: the free sampler,
+    which chooses its own length and structure (kept to measure what the rules change).
 
     primer: a Score (1 voice: a melody whose A, T, B are sampled under the
     forced soprano; 4 voices: a chorale's beginning), continued, appearing once.
@@ -436,6 +439,8 @@ def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0,
     else:
         tonic, mode = resolve_key(key, mode)
     home = NORMALISED_TONIC[mode]
+    if rules:
+        return _compose_ruled(model, vocab, bars, (tonic, mode), temperature, seed, primer, max_candidates)
     prefix = [vocab.start_id, vocab.index[key_token(home, mode)]]
     forced = slot = None
     steps_per_bar = primer.steps_per_bar if primer is not None else 16
@@ -496,6 +501,84 @@ def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0,
                        n_primer, {"target_steps": target_steps})
 
 
+def _structure(vocab, plan, voices=None, onsets=None):
+    """(forced, voice, step) per token of a planned chorale: delimiters, fermata marks and <end> forced; the voice
+    slots sampled (-1) except where ``voices`` (n, k) gives the first k voices' pitches (with ``onsets``) for its n
+    steps: a melody, or a primer's beginning."""
+    forced, voice, step = [], [], []
+    for t in range(plan.n_steps):
+        downbeat = (t - plan.pickup) % plan.steps_per_bar == 0
+        marks = [vocab.bar_id if downbeat else vocab.step_id] + ([vocab.fermata_id] if plan.fermata[t] else [])
+        for mark in marks:
+            forced.append(mark)
+            voice.append(-1)
+            step.append(t)
+        for v in range(4):
+            given = voices is not None and t < len(voices) and v < voices.shape[1]
+            forced.append(vocab.index[voice_token(voices[t, v], onsets[t, v])] if given else -1)
+            voice.append(v)
+            step.append(t)
+    forced.append(vocab.end_id)
+    voice.append(-1)
+    step.append(plan.n_steps - 1)
+    return np.array(forced, np.int64), np.array(voice, np.int64), np.array(step, np.int64)
+
+
+def _draws_ruled(model, vocab, home, mode, plan, forced, voice, step, temperature, seed, candidates):
+    """``candidates`` chorales sampled under the rules (kernels/chorale.py), the best kept: the fewest voice slots
+    sampled with rules relaxed, then the likeliest to the model (mean log-probability). Returns (ids with the
+    prefix, relaxed counts (4,), seconds)."""
+    from suite.apps.music.rules import rule_array, token_tables
+    from suite.kernels.chorale import generate_ruled
+
+    w = model.generation_weights()
+    h = np.zeros((model.config.layers, model.config.hidden), np.float32)
+    prefix = np.array([vocab.start_id, vocab.index[key_token(home, mode)]], np.int64)
+    token_pitch, token_onset = token_tables(vocab)
+    table = rule_array()
+    t0 = time.perf_counter()
+    draws = []
+    for i in range(candidates):
+        ids, relaxed = generate_ruled(prefix, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"], w["b_out"], h, h,
+                                      forced, voice, step, plan.bass_pc, plan.upper_pcs, home, mode == "minor", table,
+                                      token_pitch, token_onset, temperature=temperature, rng=seed * 1000 + i,
+                                      cifg=w["cifg"])
+        draws.append((np.concatenate([prefix, ids]), relaxed))
+    likelihood = mean_log_likelihood(model, [d[0] for d in draws], len(prefix)) if candidates > 1 else [0.0]
+    best = min(range(candidates), key=lambda i: (int(draws[i][1][1:].sum()), -likelihood[i]))
+    return draws[best][0], draws[best][1], time.perf_counter() - t0
+
+
+def _compose_ruled(model, vocab, bars, key, temperature, seed, primer, candidates):
+    """compose() under the rules: a phrase plan (rules.plan) fixes bars, fermatas, cadences and the end, so the
+    piece has exactly ``bars`` bars; only the voices are sampled."""
+    from suite.apps.music.rules import plan as phrase_plan
+
+    tonic, mode = key
+    home = NORMALISED_TONIC[mode]
+    steps_per_bar = primer.steps_per_bar if primer is not None else 16
+    shape = phrase_plan(bars, mode, np.random.default_rng([seed, 17]), steps_per_bar=steps_per_bar,
+                        pickup=0 if primer is not None else None)
+    voices = onsets = None
+    n_primer = 0
+    if primer is not None:
+        n_primer = primer.n_steps
+        if n_primer > shape.n_steps:
+            raise MusicError(f"the primer is {n_primer / steps_per_bar:g} bars ({n_primer} sixteenths), longer "
+                             f"than the {bars} bars asked for; ask for more --bars or use a shorter primer")
+        voices, _ = _normalised_voices(primer, vocab, home)
+        onsets = primer.onset
+    forced, voice, step = _structure(vocab, shape, voices, onsets)
+    ids, relaxed, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step, temperature, seed,
+                                         candidates)
+    grid, repairs = decode_tokens(vocab.decode(ids), default_key=(home, mode), steps_per_bar=steps_per_bar)
+    grid = replace(grid, tonic=home, mode=mode)
+    info = {"target_steps": shape.n_steps, "relaxed": relaxed.tolist(), "cadences_planned": [k for _, k in
+                                                                                              shape.cadences]}
+    return Composition(grid, (tonic, mode), shift_to(home, tonic), dict(repairs), len(ids) - 2, seconds, candidates,
+                       "plan", n_primer, info)
+
+
 def _final_tonic(grid, tonic, mode):
     from suite.apps.music.stats import _final_tonic as final_tonic
 
@@ -519,7 +602,7 @@ def _normalised_voices(score, vocab, home):
     return moved, shift
 
 
-def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4):
+def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules=True):
     """Alto, tenor and bass under a soprano line (a one-voice Score); the soprano is kept exactly.
 
     The soprano tokens (and every delimiter) are forced in the compiled sampling
@@ -534,6 +617,21 @@ def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4):
     tonic, mode = melody.key
     home = NORMALISED_TONIC[mode]
     pitch, shift = _normalised_voices(melody, vocab, home)
+    if rules:
+        from suite.apps.music.rules import final_cadence_plan
+
+        last = int(np.flatnonzero(melody.onset[:, 0])[-1])
+        soprano = np.where(pitch[:, 0] != REST, (pitch[:, 0] - home) % 12, -1)
+        shape = final_cadence_plan(melody.n_steps, melody.steps_per_bar, mode, last, soprano)
+        forced, voice, step = _structure(vocab, shape, pitch[:, :1], melody.onset[:, :1])
+        ids, relaxed, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step, temperature, seed,
+                                             candidates)
+        grid, repairs = decode_tokens(vocab.decode(ids), default_key=(home, mode), steps_per_bar=melody.steps_per_bar)
+        grid = replace(grid, tonic=home, mode=mode)
+        return Composition(grid, (tonic, mode), -shift, dict(repairs), len(ids) - 2, seconds, candidates, "end",
+                           melody.n_steps, {"forced": int((forced >= 0).sum()), "sampled": int((forced < 0).sum()),
+                                            "relaxed": relaxed.tolist(),
+                                            "cadences_planned": [k for _, k in shape.cadences]})
     fermata = np.zeros(melody.n_steps, bool)
     fermata[np.flatnonzero(melody.onset[:, 0])[-1]:] = True
     forced, slot = forced_tokens(vocab, pitch, melody.onset, melody.steps_per_bar, fermata)

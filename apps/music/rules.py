@@ -1,0 +1,140 @@
+"""The rules of four-part writing that composing and harmonising keep, and the phrase plan they serve.
+
+The rule table (one place; kernels/chorale.py applies it inside the compiled
+sampling loop, ranked and relaxed as its docstring says):
+
+    voice ranges         S C4-G5, A G3-D5, T C3-G4, B E2-C4 (stats.VOICE_RANGES, what
+                         `evaluate` counts as in range)
+    spacing              at most an octave between S and A and between A and T
+    crossing             no voice above the one written above it (unisons allowed)
+    parallels            no parallel fifths or octaves between any two voices (as
+                         stats._parallels counts them)
+    direct intervals     no fifth or octave reached by S and B moving the same way
+                         with a leap in the soprano
+    melodic intervals    no leap wider than an octave, no tritone, in minor no
+                         augmented second between the 6th and the raised 7th degree
+    grammar              a hold continues the pitch the voice holds; no rests
+
+The phrase plan (``plan``): where bars begin and where fermatas fall, forced
+into the token stream so the network sees the phrase ends as it does in Bach's
+chorales (DeepBach conditions on fermatas the same way), and the cadence each
+fermata asks for as chords at given steps (``CADENCES``).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from suite.apps.music.stats import VOICE_RANGES
+
+MAX_UPPER_SPACING = 12
+MAX_LEAP = 12
+
+
+def rule_array(parallels=True, direct=True, tritone=True, augmented_second=True):
+    """The int64 table kernels/chorale.py reads (its layout is documented there)."""
+    flat = [p for lo_hi in VOICE_RANGES for p in lo_hi]
+    return np.array(flat + [MAX_UPPER_SPACING, int(parallels), int(direct), MAX_LEAP, int(tritone),
+                            int(augmented_second)], dtype=np.int64)
+
+
+def _pcs(*degrees):
+    """A 12-bit set of pitch classes relative to the tonic."""
+    return sum(1 << (d % 12) for d in degrees)
+
+
+ANY = _pcs(*range(12))
+# a cadence's chords: (bass pitch class, the upper voices' pitch classes), relative to the tonic
+TONIC = {"major": (0, _pcs(0, 4, 7)), "minor": (0, _pcs(0, 3, 7))}
+TONIC_FINAL = {"major": (0, _pcs(0, 4, 7)), "minor": (0, _pcs(0, 3, 4, 7))}  # a Picardy third may end a minor piece
+DOMINANT = (7, _pcs(7, 11, 2))           # V with the leading tone (raised in minor)
+DOMINANT_SEVENTH = (7, _pcs(7, 11, 2, 5))
+CADENCES = ("authentic", "half")
+
+
+@dataclass
+class Plan:
+    """A chorale's shape before a note is chosen."""
+
+    steps_per_bar: int
+    pickup: int
+    fermata: np.ndarray       # (n_steps,) bool
+    cadences: list            # [(first step of the fermata, kind)]
+    bass_pc: np.ndarray       # (n_steps,) int: the bass's pitch class asked for (relative to the tonic), -1 none
+    upper_pcs: np.ndarray     # (n_steps,) int: 12-bit set the upper voices must take, with bass_pc
+
+    @property
+    def n_steps(self):
+        return len(self.fermata)
+
+
+def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None):
+    """The plan of a chorale of ``bars`` bars as Bach wrote most of them: a quarter-note pickup (``pickup`` steps
+    when given: 0 under a primer, whose first step is a downbeat), phrases of two bars (the first of three when
+    the count is odd) ending with a fermata on the third beat, the last bar shortened by the pickup, so the piece
+    is exactly ``bars`` bars. Each inner phrase ends on an authentic cadence
+    (V then I on the fermata) or, with probability ``half_share``, a half cadence (V on the fermata); the last
+    on an authentic one."""
+    if bars < 1:
+        raise ValueError(f"bars must be at least 1, got {bars}")
+    pickup = beat if pickup is None else int(pickup)
+    n_steps = bars * steps_per_bar
+    ends = list(range(bars, 0, -2))[::-1]  # the bar each phrase ends in (1-based)
+    if bars > 1 and ends[0] == 1:
+        ends = ends[1:]  # no one-bar first phrase: it joins the next
+    fermata = np.zeros(n_steps, bool)
+    bass = np.full(n_steps, -1, np.int64)
+    upper = np.full(n_steps, ANY, np.int64)
+    cadences = []
+    for k, end_bar in enumerate(ends):
+        start = pickup + (end_bar - 1) * steps_per_bar + 2 * beat  # beat 3 of the phrase's last bar
+        last = k == len(ends) - 1
+        length = n_steps - start if last else beat
+        fermata[start:start + length] = True
+        kind = "authentic" if last or rng.random() >= half_share else "half"
+        cadences.append((start, kind))
+        if kind == "authentic":
+            chord = TONIC_FINAL[mode] if last else TONIC[mode]
+            bass[start:start + length], upper[start:start + length] = chord
+            before = max(start - beat, 0)
+            bass[before:start] = DOMINANT_SEVENTH[0]   # the bass holds the dominant through the beat before
+            upper[before] = DOMINANT_SEVENTH[1]        # over V(7) as that beat begins
+        else:
+            bass[start:start + length], upper[start:start + length] = DOMINANT
+    return Plan(steps_per_bar, pickup, fermata, cadences, bass, upper)
+
+
+def token_tables(vocab):
+    """(token_pitch, token_onset) (V,) of a music Vocab for kernels/chorale.py: a voice token's MIDI pitch (-1 a
+    rest, -2 not a voice token) and 1 for a new note or rest, 0 for a hold."""
+    from suite.apps.music.tokens import HOLD_MARK, REST_TOKEN
+
+    pitch = np.full(vocab.size, -2, np.int64)
+    onset = np.zeros(vocab.size, np.int64)
+    for i, tok in enumerate(vocab.tokens):
+        if tok == REST_TOKEN:
+            pitch[i], onset[i] = -1, 1
+        elif tok.rstrip(HOLD_MARK).isdigit():
+            pitch[i], onset[i] = int(tok.rstrip(HOLD_MARK)), 0 if tok.endswith(HOLD_MARK) else 1
+    return pitch, onset
+
+
+def final_cadence_plan(n_steps, steps_per_bar, mode, last_onset, soprano_pcs, beat=4):
+    """The plan of a harmonisation: a fermata from the melody's last note to the end, which asks for the tonic
+    chord (bass on the tonic) when the melody ends on a note of it, with the bass on the dominant through the beat
+    before (over V7 where the melody's note there belongs to it). soprano_pcs (n_steps,): the melody's pitch
+    classes relative to the tonic (-1 a rest)."""
+    fermata = np.zeros(n_steps, bool)
+    fermata[last_onset:] = True
+    bass = np.full(n_steps, -1, np.int64)
+    upper = np.full(n_steps, ANY, np.int64)
+    cadences = [(last_onset, "none")]
+    final_bass, final_upper = TONIC_FINAL[mode]
+    if soprano_pcs[last_onset] >= 0 and (final_upper >> int(soprano_pcs[last_onset])) & 1:
+        cadences = [(last_onset, "authentic")]
+        bass[last_onset:], upper[last_onset:] = final_bass, final_upper
+        before = max(last_onset - beat, 0)
+        if before < last_onset:
+            bass[before:last_onset] = DOMINANT_SEVENTH[0]
+            if soprano_pcs[before] >= 0 and (DOMINANT_SEVENTH[1] >> int(soprano_pcs[before])) & 1:
+                upper[before] = DOMINANT_SEVENTH[1]
+    return Plan(steps_per_bar, 0, fermata, cadences, bass, upper)
