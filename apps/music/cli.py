@@ -175,17 +175,26 @@ def _print_metrics(metrics):
     click.echo(f"test NLL ({nll['test_chorales']} chorales, {nll['test_steps']} steps), nats per 16th-note step:")
     click.echo(f"  LSTM     {nll['model_nats_per_step']:.4f}  ({nll['model_bits_per_step']:.4f} bits)")
     click.echo(f"  {nll['ngram_order']}-gram  {nll['ngram_nats_per_step']:.4f}  ({nll['ngram_bits_per_step']:.4f} bits)")
-    composed, real = metrics["statistics"]["composed"], metrics["statistics"]["test"]
-    click.echo(f"statistics: {composed['chorales']} composed vs {real['chorales']} real test chorales")
-    click.echo(f"  {'':26}{'composed':>10}{'Bach':>10}")
+    stats = metrics["statistics"]
+    columns = [c for c in ("composed", "free", "test") if c in stats]
+    click.echo("statistics: " + ", ".join(f"{c} {stats[c]['chorales']}" for c in columns)
+               + " (composed: under the rules; free: the free sampler; test: Bach's held-out chorales)")
+    click.echo(f"  {'':26}" + "".join(f"{'Bach' if c == 'test' else c:>10}" for c in columns))
     for name in STAT_ROWS:
-        click.echo(f"  {name:26}{composed[name]:>10.3f}{real[name]:>10.3f}")
-    click.echo(f"  mean repairs per composition: {composed['mean_repairs']}")
+        click.echo(f"  {name:26}" + "".join(f"{stats[c][name]:>10.3f}" for c in columns))
+    for c in columns:
+        if c != "test":
+            click.echo(f"  mean repairs per composition ({c}): {stats[c]['mean_repairs']}")
+    for name, check in (metrics.get("music21_check") or {}).items():
+        click.echo(f"  music21 agrees with our detector on {check['agree']}/{check['chorales']} {name} chorales "
+                   f"(fifths, octaves, direct: ours {check['ours']}, music21 {check['music21']})")
 
 
 STAT_ROWS = ("pc_overlap", "in_key", "in_range", "in_range_S", "in_range_A", "in_range_T", "in_range_B",
-             "crossings_per_100", "parallel_fifths_per_100", "parallel_octaves_per_100", "final_tonic", "cadence",
-             "steps")
+             "out_of_range", "crossings_per_100", "parallel_fifths_per_100", "parallel_octaves_per_100",
+             "direct_per_100", "augmented_per_100", "final_tonic", "cadence", "cadence_authentic", "cadence_half",
+             "cadence_plagal", "cadence_none", "note_length_2", "note_length_4", "note_length_8",
+             "model_nats_per_step", "steps")
 
 
 @cli.command()
@@ -277,6 +286,8 @@ def _report(result, paths, audio, compose_seconds, as_json, extra):
         "ending": result.ending,
         "candidates": result.candidates,
         "repairs": result.repairs,
+        **({"relaxed_voice_slots": result.info["relaxed"], "cadences_planned": result.info["cadences_planned"]}
+           if "relaxed" in result.info else {}),
         "sampling_seconds": round(result.seconds, 3),
         "seconds": round(compose_seconds, 3),
         "audio": {"engine": audio["engine"], "seconds": round(audio["seconds"], 2)},
@@ -289,7 +300,9 @@ def _report(result, paths, audio, compose_seconds, as_json, extra):
                f"{paths['.wav']} ({audio['engine']}, {audio['seconds']:.1f} s), {paths['.png']}")
     repairs = sum(result.repairs.values())
     click.echo(f"seed {extra['seed']}: sampled in {result.seconds:.2f} s ({result.candidates} candidate"
-               f"{'s' if result.candidates > 1 else ''}, ending: {result.ending}, repairs: {repairs})", err=True)
+               f"{'s' if result.candidates > 1 else ''}, ending: {result.ending}, repairs: {repairs}"
+               + (f", rules relaxed on {sum(result.info['relaxed'][1:])} voice slots" if "relaxed" in result.info else "")
+               + ")", err=True)
 
 
 def _read_score(path, mode=None):
@@ -305,7 +318,7 @@ def _read_score(path, mode=None):
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
               help="Base name of OUT.mid, OUT.wav, OUT.png [default: the next free chorale-N here].")
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="About this many bars (the piece ends at a cadence at or before it).")
+              help="This many bars, in two-bar phrases that end on cadences (with --free: about this many).")
 @click.option("--key", default=None, help="Tonic such as D, F#, Bb, or 'G minor' [default: C / A, or the primer's].")
 @click.option("--mode", type=click.Choice(["major", "minor"]), default=None, help="[default: major, or the primer's]")
 @click.option("--tempo", type=click.FloatRange(10, 400), default=80, show_default=True,
@@ -315,10 +328,11 @@ def _read_score(path, mode=None):
 @click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
 @click.option("--primer", type=click.Path(dir_okay=False), default=None,
               help="A MIDI melody (harmonised, then continued) or four-part beginning to continue.")
+@click.option("--free", is_flag=True, help="Sample without the voice-leading rules and the phrase plan.")
 @model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, force, as_json):
+def compose(out, bars, key, mode, tempo, temperature, seed, primer, free, model_dir, force, as_json):
     """Compose a new four-part chorale: OUT.mid (a track per voice), OUT.wav and OUT.png.
 
     \b
@@ -342,7 +356,7 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, f
     t0 = time.perf_counter()
     try:
         result = compose_chorale(model, vocab, bars=bars, key=key, mode=mode, temperature=temperature, seed=seed,
-                                 primer=score)
+                                 primer=score, rules=not free)
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0
@@ -361,10 +375,11 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, model_dir, f
 @click.option("--tempo", type=click.FloatRange(10, 400), default=80, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
+@click.option("--free", is_flag=True, help="Sample without the voice-leading rules and the final cadence.")
 @model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True)
-def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force, as_json):
+def harmonize(melody, out, key, mode, tempo, temperature, seed, free, model_dir, force, as_json):
     """Write alto, tenor and bass under a soprano melody (MIDI); the melody is kept exactly.
 
     The melody is its file's top line (one track or channel); a four-part file
@@ -389,7 +404,7 @@ def harmonize(melody, out, key, mode, tempo, temperature, seed, model_dir, force
     seed = secrets.randbelow(2**31) if seed is None else seed
     t0 = time.perf_counter()
     try:
-        result = harmonize_melody(model, vocab, score, temperature=temperature, seed=seed)
+        result = harmonize_melody(model, vocab, score, temperature=temperature, seed=seed, rules=not free)
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0

@@ -51,11 +51,16 @@ def load_model(model_dir):
 
 
 def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperature=1.0, seed=0, ngram=None,
-                   progress=None):
+                   progress=None, free=True, music21=True):
     """Held-out metrics: test NLL per step (model and n-gram) and statistics of compositions vs real test.
 
+    Compositions come from the sampler under the rules ("composed") and, with ``free``, from the free sampler
+    ("free"), the same seeds: the same statistics (apps.music.stats) for both and for the real test chorales,
+    the model's own NLL per step of what each produced, and with ``music21`` the parallel and direct intervals
+    counted by music21's VoiceLeadingQuartet beside ours (``music21_check``).
+
     Returns a dict with "nll" (nats and bits per step, both models, same units)
-    and "statistics" ({"composed": summary, "test": summary}).
+    and "statistics" ({"composed": summary, ["free": summary,] "test": summary}).
     """
     from suite.apps.music.compose import compose
     from suite.apps.music.data import ngram_baseline
@@ -63,16 +68,36 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
 
     model_nats = nats_per_step(model, corpus, "test")
     ngram = ngram if ngram is not None else ngram_baseline(corpus)
-    composed, repairs = [], []
-    for i in range(n_compositions):
-        mode = "major" if i % 2 == 0 else "minor"
-        result = compose(model, vocab, bars=bars, mode=mode, temperature=temperature, seed=seed + i)
-        composed.append(chorale_stats(result.grid))
-        repairs.append(sum(result.repairs.values()))
-        if progress is not None:
-            progress(i + 1, n_compositions)
+    samplers = {"composed": True, "free": False} if free else {"composed": True}
+    total = n_compositions * len(samplers)
+    statistics, grids = {}, {}
+    for k, (name, rules) in enumerate(samplers.items()):
+        stats, repairs, nats, relaxed, seconds, grids[name] = [], [], [], np.zeros(4, np.int64), [], []
+        for i in range(n_compositions):
+            mode = "major" if i % 2 == 0 else "minor"
+            result = compose(model, vocab, bars=bars, mode=mode, temperature=temperature, seed=seed + i, rules=rules)
+            stats.append(chorale_stats(result.grid))
+            repairs.append(sum(result.repairs.values()))
+            nats.append(piece_nats_per_step(model, vocab, result.grid))
+            relaxed += np.asarray(result.info.get("relaxed", np.zeros(4)), np.int64)
+            seconds.append(result.seconds)
+            grids[name].append(result.grid)
+            if progress is not None:
+                progress(k * n_compositions + i + 1, total)
+        how = (f"{n_compositions} compositions, {bars} bars asked, half major half minor, temperature {temperature}, "
+               f"seeds {seed}..{seed + n_compositions - 1}, " + ("under the rules and a phrase plan" if rules else
+                                                                   "the free sampler (no rules, its own length)"))
+        statistics[name] = {"how": how, "mean_repairs": round(float(np.mean(repairs)), 3),
+                            "model_nats_per_step": round(float(np.mean(nats)), 4),
+                            "sampling_seconds": round(float(np.mean(seconds)), 3),
+                            **({"relaxed_voice_slots": relaxed.tolist()} if rules else {}),
+                            **_rounded(summarise(stats))}
     test = [chorale_stats(c) for c in corpus.test]
-    return {
+    statistics["test"] = {"how": "the real chorales of the test split (normalised keys)",
+                          "model_nats_per_step": round(float(np.mean([piece_nats_per_step(model, vocab, c)
+                                                                      for c in corpus.test])), 4),
+                          **_rounded(summarise(test))}
+    out = {
         "nll": {
             "split": "test",
             "unit": "per 16th-note grid step (all tokens of the test stream / test grid steps)",
@@ -84,13 +109,32 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
             "ngram_bits_per_step": ngram["test_bits_per_step"],
             "ngram_order": ngram["order"],
         },
-        "statistics": {
-            "composed": {"how": f"{n_compositions} compositions, {bars} bars, half major half minor, "
-                                f"temperature {temperature}, seeds {seed}..{seed + n_compositions - 1}",
-                         "mean_repairs": round(float(np.mean(repairs)), 3), **_rounded(summarise(composed))},
-            "test": {"how": "the real chorales of the test split (normalised keys)", **_rounded(summarise(test))},
-        },
+        "statistics": statistics,
     }
+    if music21:
+        out["music21_check"] = {name: music21_check(g) for name, g in
+                                (("test", list(corpus.test)), *grids.items())}
+    return out
+
+
+def piece_nats_per_step(model, vocab, grid):
+    """The model's NLL of one chorale (its whole token stream, key token included) per grid step."""
+    from suite.apps.music.tokens import encode_chorale
+
+    ids = np.asarray(encode_chorale(grid, vocab), np.int64)
+    return score_ids(model, ids) * len(ids) / grid.n_steps
+
+
+def music21_check(grids):
+    """Parallel fifths, octaves and direct intervals into the outer voices counted by our detector and by music21's
+    VoiceLeadingQuartet on the same chorales (apps.music.stats.music21_parallels), and on how many they agree."""
+    from suite.apps.music.stats import _direct, _parallels, music21_parallels
+
+    ours = [(*_parallels(g), _direct(g)) for g in grids]
+    theirs = [music21_parallels(g) for g in grids]
+    return {"chorales": len(grids), "agree": sum(a == b for a, b in zip(ours, theirs)),
+            "ours": [int(x) for x in np.sum(ours, axis=0)], "music21": [int(x) for x in np.sum(theirs, axis=0)],
+            "counts": "fifths, octaves, direct into outer voices (totals)"}
 
 
 def _rounded(d):

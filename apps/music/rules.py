@@ -72,7 +72,7 @@ def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None)
     when given: 0 under a primer, whose first step is a downbeat), phrases of two bars (the first of three when
     the count is odd) ending with a fermata on the third beat, the last bar shortened by the pickup, so the piece
     is exactly ``bars`` bars. Each inner phrase ends on an authentic cadence
-    (V then I on the fermata) or, with probability ``half_share``, a half cadence (V on the fermata); the last
+    (V7 through the beat before, then I on the fermata) or, with probability ``half_share``, a half cadence (V on the fermata); the last
     on an authentic one."""
     if bars < 1:
         raise ValueError(f"bars must be at least 1, got {bars}")
@@ -96,8 +96,7 @@ def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None)
             chord = TONIC_FINAL[mode] if last else TONIC[mode]
             bass[start:start + length], upper[start:start + length] = chord
             before = max(start - beat, 0)
-            bass[before:start] = DOMINANT_SEVENTH[0]   # the bass holds the dominant through the beat before
-            upper[before] = DOMINANT_SEVENTH[1]        # over V(7) as that beat begins
+            bass[before:start], upper[before:start] = DOMINANT_SEVENTH  # V(7) over the dominant, the beat before
         else:
             bass[start:start + length], upper[start:start + length] = DOMINANT
     return Plan(steps_per_bar, pickup, fermata, cadences, bass, upper)
@@ -135,6 +134,7 @@ def final_cadence_plan(n_steps, steps_per_bar, mode, last_onset, soprano_pcs, be
         before = max(last_onset - beat, 0)
         if before < last_onset:
             bass[before:last_onset] = DOMINANT_SEVENTH[0]
-            if soprano_pcs[before] >= 0 and (DOMINANT_SEVENTH[1] >> int(soprano_pcs[before])) & 1:
-                upper[before] = DOMINANT_SEVENTH[1]
+            fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:last_onset] if p >= 0]
+            if fits and all(fits):  # the inner voices inside V7 too, where the tune is
+                upper[before:last_onset] = DOMINANT_SEVENTH[1]
     return Plan(steps_per_bar, 0, fermata, cadences, bass, upper)

@@ -33,7 +33,26 @@
                         plagal cadence. Any step, so a suspension resolving over
                         the bass note still counts.
 
-``summarise(stats)`` averages a list of such dicts.
+    direct_per_100      direct (hidden) fifths and octaves into the outer voices per 100
+                        steps: between consecutive events of S and B, both move the same
+                        way into a fifth or octave (mod 12) that was not one before, the
+                        soprano by more than a whole tone
+    augmented_per_100   melodic augmented intervals per 100 steps, all voices: tritone
+                        leaps (6 semitones; without spelling the diminished fifth counts
+                        too) and, in minor, the step between the 6th and raised 7th degrees
+    out_of_range        notes outside their voice's range (a count)
+    cadence_authentic, cadence_half, cadence_plagal, cadence_none
+                        shares of the phrase ends (the first step of each fermata run;
+                        the last step when there is no fermata) by the chord there and
+                        the bass before it: authentic (tonic chord over the tonic, the
+                        bass's previous note the dominant), half (V over the dominant),
+                        plagal (tonic chord, bass from the 4th degree), none otherwise
+    note_lengths        (``note_length_histogram``) shares of note durations in 16ths,
+                        bins 1, 2, 3, 4, 6, 8, 12, 16+ (others to the nearest bin below)
+
+``summarise(stats)`` averages a list of such dicts. ``music21_parallels`` counts
+parallels and direct intervals with music21's VoiceLeadingQuartet over the same
+events, a second detector to check ours against.
 """
 import numpy as np
 
@@ -99,6 +118,98 @@ def _parallels(grid):
     return fifths, octaves
 
 
+def _pair_events(grid, upper, lower):
+    """Consecutive events of a voice pair: (hi0, lo0, hi1, lo1) pitch arrays where both sound at both events."""
+    events = np.flatnonzero(grid.onset[:, upper] | grid.onset[:, lower])  # (E,)
+    hi, lo = grid.pitch[events, upper].astype(np.int64), grid.pitch[events, lower].astype(np.int64)
+    sounding = (hi != REST) & (lo != REST)
+    both = sounding[:-1] & sounding[1:]
+    return hi[:-1][both], lo[:-1][both], hi[1:][both], lo[1:][both]
+
+
+def _direct(grid):
+    """Direct fifths and octaves into the outer voices (see the module docstring)."""
+    hi0, lo0, hi1, lo1 = _pair_events(grid, 0, 3)
+    move_hi, move_lo = hi1 - hi0, lo1 - lo0
+    same_way = (move_hi != 0) & (np.sign(move_hi) == np.sign(move_lo))
+    before, after = (hi0 - lo0) % 12, (hi1 - lo1) % 12
+    perfect = ((after == 7) | (after == 0)) & (hi1 > lo1)
+    return int(np.count_nonzero(same_way & perfect & (before != after) & (np.abs(move_hi) > 2)))
+
+
+def _augmented(grid, tonic, mode):
+    count = 0
+    for v in range(4):
+        pitches = grid.notes(v)[2]
+        leaps = np.abs(np.diff(pitches))
+        count += int(np.count_nonzero(leaps == 6))
+        if mode == "minor":
+            degree = (pitches - tonic) % 12
+            pair = ((degree[:-1] == 8) & (degree[1:] == 11)) | ((degree[:-1] == 11) & (degree[1:] == 8))
+            count += int(np.count_nonzero(pair & (leaps == 3)))
+    return count
+
+
+def phrase_ends(grid):
+    """The steps that end phrases: the first step of each fermata run, or the last step when there is none."""
+    fermata = grid.fermata.astype(bool)
+    starts = np.flatnonzero(fermata & ~np.r_[False, fermata[:-1]])
+    return starts if len(starts) else np.array([grid.n_steps - 1])
+
+
+def cadence_kind(grid, step, tonic, mode):
+    """"authentic", "half", "plagal" or "none": the chord at ``step`` and the bass note before it."""
+    chord = grid.pitch[step]
+    if np.any(chord == REST):
+        return "none"
+    pcs = {(int(p) - tonic) % 12 for p in chord}
+    bass = (int(chord[3]) - tonic) % 12
+    starts, _, pitches = grid.notes(3)
+    earlier = pitches[starts < step]
+    changed = [int(p - tonic) % 12 for p in earlier if (int(p) - tonic) % 12 != bass]
+    before = changed[-1] if changed else None
+    tonic_chord = {0, 7} | ({4} if mode == "major" else {3, 4})
+    if bass == 0 and pcs <= tonic_chord:
+        return "authentic" if before == 7 else "plagal" if before == 5 else "none"
+    if bass == 7 and pcs <= {7, 11, 2}:
+        return "half"
+    return "none"
+
+
+NOTE_LENGTH_BINS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def note_length_histogram(grid):
+    """(8,) shares of note durations (16ths) in NOTE_LENGTH_BINS, all voices; a length goes to the bin at or below."""
+    counts = np.zeros(len(NOTE_LENGTH_BINS))
+    for v in range(4):
+        starts, ends, _ = grid.notes(v)
+        bins = np.searchsorted(NOTE_LENGTH_BINS, ends - starts, side="right") - 1
+        counts += np.bincount(np.clip(bins, 0, len(NOTE_LENGTH_BINS) - 1), minlength=len(NOTE_LENGTH_BINS))
+    return counts / max(counts.sum(), 1.0)
+
+
+def music21_parallels(grid):
+    """(fifths, octaves, direct) as music21's VoiceLeadingQuartet judges the same consecutive events: parallelFifth,
+    parallelUnisonOrOctave over all six pairs (not by contrary motion, which music21 includes and our rule
+    leaves to taste), hiddenFifth or hiddenOctave for S and B (with our soprano-leap
+    condition, which music21's hidden intervals do not have). Pitches spelled by music21's default from MIDI."""
+    from music21 import note, voiceLeading
+
+    fifths = octaves = direct = 0
+    for upper in range(4):
+        for lower in range(upper + 1, 4):
+            for a, b, c, d in zip(*_pair_events(grid, upper, lower)):
+                q = voiceLeading.VoiceLeadingQuartet(note.Note(int(a)), note.Note(int(c)), note.Note(int(b)),
+                                                     note.Note(int(d)))
+                similar = not q.contraryMotion()  # music21 also names consecutive fifths by contrary motion
+                fifths += bool(q.parallelFifth()) and similar
+                octaves += bool(q.parallelUnisonOrOctave()) and similar
+                if (upper, lower) == (0, 3) and abs(int(c) - int(a)) > 2 and (q.hiddenFifth() or q.hiddenOctave()):
+                    direct += 1
+    return fifths, octaves, direct
+
+
 def _final_tonic(grid, tonic, mode):
     last = grid.pitch[-1]
     if np.any(last == REST):
@@ -155,6 +266,14 @@ def chorale_stats(grid, key=None):
     stats["parallel_octaves_per_100"] = 100.0 * octaves / n
     stats["final_tonic"] = float(_final_tonic(grid, tonic, mode))
     stats["cadence"] = float(_cadence(grid, tonic, mode))
+    stats["direct_per_100"] = 100.0 * _direct(grid) / n
+    stats["augmented_per_100"] = 100.0 * _augmented(grid, tonic, mode) / n
+    stats["out_of_range"] = float(sum(int(np.count_nonzero(~x)) for x in inside))
+    kinds = [cadence_kind(grid, s, tonic, mode) for s in phrase_ends(grid)]
+    for kind in ("authentic", "half", "plagal", "none"):
+        stats[f"cadence_{kind}"] = kinds.count(kind) / len(kinds)
+    for length, share in zip(NOTE_LENGTH_BINS, note_length_histogram(grid)):
+        stats[f"note_length_{length}"] = float(share)
     return stats
 
 
