@@ -14,12 +14,13 @@ here and whose values and meaning are set once in apps/music/rules.py:
                   the same way into a P5/P8, compound or not, the soprano by leap)
     rules[11]     widest melodic leap in semitones; rules[12] 1: forbid the tritone leap
     rules[13]     1: in minor, forbid the augmented second between the 6th and raised 7th degrees
+    rules[14]     longest note in steps outside a fermata (a hold beyond it is refused)
 
 Rules come in ranks, relaxed from the top when no token passes (a dead end):
-rank 3 melodic and parallel rules, rank 2 crossing and spacing, rank 1 the
+rank 3 melodic, parallel and note-length rules, rank 2 crossing and spacing, rank 1 the
 chord a cadence asks for. The range and the grammar (a hold names the pitch the
-voice holds; no rests) are never relaxed. ``relaxed[k]`` counts the voice slots
-sampled with the top k ranks dropped (relaxed[0]: every rule kept).
+voice holds; no rests) are never relaxed. ``dropped[j]`` says how many ranks
+were dropped to sample position j (0: every rule kept).
 
 Parallels are judged as apps/music/stats.py counts them: between consecutive
 steps where either voice of a pair starts a note, both move the same way and
@@ -31,7 +32,7 @@ from numba import njit
 from suite.kernels.config import JIT
 from suite.kernels.sampling import _sample_core, checked_generation_args, feed_token, output_logits
 
-RULES_SIZE = 14
+RULES_SIZE = 15
 NO_CHORD = -1
 NEG = -1e30
 
@@ -47,8 +48,11 @@ def _cls(interval):
 
 
 @njit(**JIT)
-def voice_ok(v, p, onset, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor, rules, rank):
+def voice_ok(v, p, onset, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor, rules, rank, held=0,
+             fermata=False):
     """Whether voice v may take pitch p (onset: a new note; else a hold) at this step.
+
+    held: the steps v's sounding note has lasted before this one; fermata: the step is under a fermata.
 
     prev (4,): the pitches sounding at the step before (-1 none); cur (4,), cur_onset (4,): this step's
     voices chosen so far (v's upper neighbours; -1 none). bass_pc / upper_pcs: the cadence chord asked
@@ -72,6 +76,8 @@ def voice_ok(v, p, onset, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor
         if v < 3 and cur[v - 1] - p > rules[8]:
             return False  # too wide a space below S or A
     if rank >= 3:
+        if not onset and not fermata and held >= rules[14]:
+            return False  # a note held too long
         if onset and prev[v] >= 0:
             leap = abs(p - prev[v])
             if leap > rules[11] or (rules[12] == 1 and leap == 6):
@@ -100,7 +106,7 @@ def voice_ok(v, p, onset, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor
 
 @njit(**JIT)
 def _mask(logits, masked, v, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor, rules, token_pitch,
-          token_onset):
+          token_onset, held, fermata):
     """masked = logits where voice v may take the token, NEG elsewhere, at the highest rank that lets
     some token through; returns that rank (3: every rule kept)."""
     V = logits.shape[0]
@@ -109,7 +115,7 @@ def _mask(logits, masked, v, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, mi
         for i in range(V):
             p = token_pitch[i]
             if p >= 0 and voice_ok(v, p, token_onset[i] == 1, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, minor,
-                                   rules, rank):
+                                   rules, rank, held, fermata):
                 masked[i] = logits[i]
                 any_ok = True
             else:
@@ -121,8 +127,8 @@ def _mask(logits, masked, v, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, mi
 
 @njit(**JIT)
 def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, temperature, top_k, state, cifg,
-                    forced, voice, step, bass_pc, upper_pcs, tonic, minor, rules, token_pitch, token_onset, ids,
-                    relaxed):
+                    forced, voice, step, bass_pc, upper_pcs, fermata, tonic, minor, rules, token_pitch, token_onset, ids,
+                    dropped):
     L = h.shape[0]
     V = W_out.shape[1]
     z = np.empty(table0.shape[1], dtype=table0.dtype)
@@ -134,6 +140,8 @@ def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, t
     prev = np.full(4, -1, dtype=np.int64)
     cur = np.full(4, -1, dtype=np.int64)
     cur_onset = np.zeros(4, dtype=np.bool_)
+    prev_len = np.zeros(4, dtype=np.int64)  # steps each voice's note has sounded, up to the step before
+    cur_len = np.zeros(4, dtype=np.int64)
     P = prime.shape[0]
     for t in range(P - 1 + n_steps):
         tok = prime[t] if t < P else ids[t - P]
@@ -144,6 +152,7 @@ def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, t
         v = voice[j]
         if v == 0:  # a new step begins with its soprano
             prev[:] = cur
+            prev_len[:] = cur_len
             cur[:] = -1
             cur_onset[:] = False
         if forced[j] >= 0:
@@ -153,8 +162,8 @@ def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, t
             if v >= 0:
                 s = step[j]
                 rank = _mask(logits, masked, v, prev, cur, cur_onset, bass_pc[s], upper_pcs[s], tonic, minor, rules,
-                             token_pitch, token_onset)
-                relaxed[3 - max(rank, 0)] += 1
+                             token_pitch, token_onset, prev_len[v], fermata[s])
+                dropped[j] = 3 - max(rank, 0)
                 tok = _sample_core(masked, temperature, top_k, state, probs)
             else:
                 tok = _sample_core(logits, temperature, top_k, state, probs)
@@ -162,19 +171,22 @@ def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, t
         if v >= 0:
             cur[v] = token_pitch[tok] if token_pitch[tok] >= 0 else -1
             cur_onset[v] = token_onset[tok] == 1
+            cur_len[v] = 1 if cur_onset[v] else prev_len[v] + 1
 
 
 def generate_ruled(prime, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, forced, voice, step, bass_pc, upper_pcs,
-                   tonic, minor, rules, token_pitch, token_onset, temperature=1.0, top_k=0, rng=None, cifg=False):
+                   fermata, tonic, minor, rules, token_pitch, token_onset, temperature=1.0, top_k=0, rng=None,
+                   cifg=False):
     """Sample a chorale's voice slots under the rules; every other position is forced.
 
     forced, voice, step (n,): per position after prime, the id to emit (-1: sample), the voice (0-3) the
     position holds (-1 for a delimiter, fermata or end), and its grid step (index into bass_pc, upper_pcs:
-    the cadence chord asked for, see ``voice_ok``). token_pitch (V,): a voice token's MIDI pitch (-1 a
+    the cadence chord asked for, see ``voice_ok``; and fermata: whether the step is under one). token_pitch (V,): a voice token's MIDI pitch (-1 a
     rest, -2 not a voice token); token_onset (V,): 1 for a new note or rest, 0 for a hold. The other
     arguments are ``sampling.lstm_generate``'s.
 
-    Returns (ids (n,), relaxed (4,) int64: voice slots sampled with 0..3 ranks dropped, see the module docstring).
+    Returns (ids (n,), dropped (n,) int64: the rule ranks dropped to sample each position, 0..3, see the module
+    docstring; 0 where nothing was sampled).
     """
     forced = np.ascontiguousarray(forced, dtype=np.int64)
     n = len(forced)
@@ -182,6 +194,7 @@ def generate_ruled(prime, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, forced, v
     step = np.ascontiguousarray(step, dtype=np.int64)
     bass_pc = np.ascontiguousarray(bass_pc, dtype=np.int64)
     upper_pcs = np.ascontiguousarray(upper_pcs, dtype=np.int64)
+    fermata = np.ascontiguousarray(fermata, dtype=np.bool_)
     rules = np.ascontiguousarray(rules, dtype=np.int64)
     token_pitch = np.ascontiguousarray(token_pitch, dtype=np.int64)
     token_onset = np.ascontiguousarray(token_onset, dtype=np.int64)
@@ -192,15 +205,15 @@ def generate_ruled(prime, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, forced, v
     if n and (voice.max() > 3 or voice.min() < -1):
         raise ValueError("voice must hold -1 (not a voice) or 0..3")
     if n and (step[voice >= 0].min(initial=0) < 0 or step.max(initial=0) >= len(bass_pc)
-              or len(upper_pcs) != len(bass_pc)):
-        raise ValueError("step must index bass_pc and upper_pcs (one entry per grid step)")
+              or len(upper_pcs) != len(bass_pc) or len(fermata) != len(bass_pc)):
+        raise ValueError("step must index bass_pc, upper_pcs and fermata (one entry per grid step)")
     args = checked_generation_args(prime, n, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, temperature, top_k, rng,
                                    cifg, forced)
     V = args[2].shape[0]
     if token_pitch.shape != (V,) or token_onset.shape != (V,):
         raise ValueError(f"token_pitch and token_onset need one entry per token ({V})")
     ids = np.empty(n, dtype=np.int64)
-    relaxed = np.zeros(4, dtype=np.int64)
-    _generate_ruled(*args, voice, step, bass_pc, upper_pcs, int(tonic), bool(minor), rules, token_pitch, token_onset,
-                    ids, relaxed)
-    return ids, relaxed
+    dropped = np.zeros(n, dtype=np.int64)
+    _generate_ruled(*args, voice, step, bass_pc, upper_pcs, fermata, int(tonic), bool(minor), rules, token_pitch,
+                    token_onset, ids, dropped)
+    return ids, dropped

@@ -286,7 +286,7 @@ def _report(result, paths, audio, compose_seconds, as_json, extra):
         "ending": result.ending,
         "candidates": result.candidates,
         "repairs": result.repairs,
-        **({"relaxed_voice_slots": result.info["relaxed"], "cadences_planned": result.info["cadences_planned"]}
+        **({k: result.info[k] for k in ("relaxed", "faults_before_rewrite", "faults", "rewrite", "cadences_planned")}
            if "relaxed" in result.info else {}),
         "sampling_seconds": round(result.seconds, 3),
         "seconds": round(compose_seconds, 3),
@@ -301,7 +301,8 @@ def _report(result, paths, audio, compose_seconds, as_json, extra):
     repairs = sum(result.repairs.values())
     click.echo(f"seed {extra['seed']}: sampled in {result.seconds:.2f} s ({result.candidates} candidate"
                f"{'s' if result.candidates > 1 else ''}, ending: {result.ending}, repairs: {repairs}"
-               + (f", rules relaxed on {sum(result.info['relaxed'][1:])} voice slots" if "relaxed" in result.info else "")
+               + (f", rules relaxed on {sum(result.info['relaxed'][1:])} voice slots, {result.info['faults']} faults "
+                  f"after rewriting {result.info['rewrite']['windows']} windows" if "relaxed" in result.info else "")
                + ")", err=True)
 
 
@@ -329,10 +330,12 @@ def _read_score(path, mode=None):
 @click.option("--primer", type=click.Path(dir_okay=False), default=None,
               help="A MIDI melody (harmonised, then continued) or four-part beginning to continue.")
 @click.option("--free", is_flag=True, help="Sample without the voice-leading rules and the phrase plan.")
+@click.option("--rewrite", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Windows of one voice to resample and rescore at random, besides those at dead ends.")
 @model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def compose(out, bars, key, mode, tempo, temperature, seed, primer, free, model_dir, force, as_json):
+def compose(out, bars, key, mode, tempo, temperature, seed, primer, free, rewrite, model_dir, force, as_json):
     """Compose a new four-part chorale: OUT.mid (a track per voice), OUT.wav and OUT.png.
 
     \b
@@ -356,7 +359,7 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, free, model_
     t0 = time.perf_counter()
     try:
         result = compose_chorale(model, vocab, bars=bars, key=key, mode=mode, temperature=temperature, seed=seed,
-                                 primer=score, rules=not free)
+                                 primer=score, rules=not free, rewrite=rewrite)
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0
@@ -376,10 +379,12 @@ def compose(out, bars, key, mode, tempo, temperature, seed, primer, free, model_
 @click.option("--temperature", type=click.FloatRange(0), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Fixes the result [default: a fresh random seed].")
 @click.option("--free", is_flag=True, help="Sample without the voice-leading rules and the final cadence.")
+@click.option("--rewrite", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Windows of one voice to resample and rescore at random, besides those at dead ends.")
 @model_option
 @click.option("--force", is_flag=True, help="Overwrite existing OUT files.")
 @click.option("--json", "as_json", is_flag=True)
-def harmonize(melody, out, key, mode, tempo, temperature, seed, free, model_dir, force, as_json):
+def harmonize(melody, out, key, mode, tempo, temperature, seed, free, rewrite, model_dir, force, as_json):
     """Write alto, tenor and bass under a soprano melody (MIDI); the melody is kept exactly.
 
     The melody is its file's top line (one track or channel); a four-part file
@@ -404,7 +409,8 @@ def harmonize(melody, out, key, mode, tempo, temperature, seed, free, model_dir,
     seed = secrets.randbelow(2**31) if seed is None else seed
     t0 = time.perf_counter()
     try:
-        result = harmonize_melody(model, vocab, score, temperature=temperature, seed=seed, rules=not free)
+        result = harmonize_melody(model, vocab, score, temperature=temperature, seed=seed, rules=not free,
+                                  rewrite=rewrite)
     except MusicError as exc:
         raise _fail(exc) from None
     elapsed = time.perf_counter() - t0

@@ -418,11 +418,12 @@ def mean_log_likelihood(model, sequences, first):
 
 
 def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0, primer=None,
-            max_candidates=MAX_CANDIDATES, rules=True):
+            max_candidates=MAX_CANDIDATES, rules=True, rewrite=0):
     """A new chorale of ``bars`` bars (see the module docstring).
 
     rules: sample under the voice-leading rules and a phrase plan (``_compose_ruled``); False: the free sampler,
-    which chooses its own length and structure (kept to measure what the rules change).
+    which chooses its own length and structure (kept to measure what the rules change). rewrite: windows the
+    rewrite pass resamples at random, besides those where a rule had to be relaxed (_RuledSampler.rewrite).
 
     primer: a Score (1 voice: a melody whose A, T, B are sampled under the
     forced soprano; 4 voices: a chorale's beginning), continued, appearing once.
@@ -440,7 +441,7 @@ def compose(model, vocab, bars=16, key=None, mode=None, temperature=1.0, seed=0,
         tonic, mode = resolve_key(key, mode)
     home = NORMALISED_TONIC[mode]
     if rules:
-        return _compose_ruled(model, vocab, bars, (tonic, mode), temperature, seed, primer, max_candidates)
+        return _compose_ruled(model, vocab, bars, (tonic, mode), temperature, seed, primer, max_candidates, rewrite)
     prefix = [vocab.start_id, vocab.index[key_token(home, mode)]]
     forced = slot = None
     steps_per_bar = primer.steps_per_bar if primer is not None else 16
@@ -524,32 +525,95 @@ def _structure(vocab, plan, voices=None, onsets=None):
     return np.array(forced, np.int64), np.array(voice, np.int64), np.array(step, np.int64)
 
 
-def _draws_ruled(model, vocab, home, mode, plan, forced, voice, step, temperature, seed, candidates):
-    """``candidates`` chorales sampled under the rules (kernels/chorale.py), the best kept: the fewest voice slots
-    sampled with rules relaxed, then the likeliest to the model (mean log-probability). Returns (ids with the
-    prefix, relaxed counts (4,), seconds)."""
-    from suite.apps.music.rules import rule_array, token_tables
-    from suite.kernels.chorale import generate_ruled
+REWRITE_WIDTH = 8       # steps of one voice resampled at a time by the rewrite pass (two beats)
+REWRITE_PROPOSALS = 4   # resamplings of a window, the one with the fewest faults and then the likeliest kept
 
-    w = model.generation_weights()
-    h = np.zeros((model.config.layers, model.config.hidden), np.float32)
-    prefix = np.array([vocab.start_id, vocab.index[key_token(home, mode)]], np.int64)
-    token_pitch, token_onset = token_tables(vocab)
-    table = rule_array()
+
+class _RuledSampler:
+    """Sampling under the rules (kernels/chorale.py) for one model, key and plan, and the rewrite pass."""
+
+    def __init__(self, model, vocab, home, mode, plan, forced, voice, step, temperature):
+        from suite.apps.music.rules import rule_array, token_tables
+
+        self.model, self.vocab, self.home, self.mode, self.plan = model, vocab, home, mode, plan
+        self.forced, self.voice, self.step, self.temperature = forced, voice, step, temperature
+        self.w = model.generation_weights()
+        self.h = np.zeros((model.config.layers, model.config.hidden), np.float32)
+        self.prefix = np.array([vocab.start_id, vocab.index[key_token(home, mode)]], np.int64)
+        self.token_pitch, self.token_onset = token_tables(vocab)
+        self.rules = rule_array()
+
+    def draw(self, forced, seed):
+        """(ids with the prefix, ranks dropped per position after it) of one draw with ``forced`` fixed."""
+        from suite.kernels.chorale import generate_ruled
+
+        w, plan = self.w, self.plan
+        ids, dropped = generate_ruled(self.prefix, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"], w["b_out"],
+                                      self.h, self.h, forced, self.voice, self.step, plan.bass_pc, plan.upper_pcs,
+                                      plan.fermata, self.home, self.mode == "minor", self.rules, self.token_pitch,
+                                      self.token_onset, temperature=self.temperature, rng=seed, cifg=w["cifg"])
+        return np.concatenate([self.prefix, ids]), dropped
+
+    def decode(self, ids):
+        grid, repairs = decode_tokens(self.vocab.decode(ids), default_key=(self.home, self.mode),
+                                      steps_per_bar=self.plan.steps_per_bar)
+        return replace(grid, tonic=self.home, mode=self.mode), dict(repairs)
+
+    def best(self, draws):
+        """Index of the draw with the fewest rule faults (stats.rule_faults), then the likeliest to the model."""
+        from suite.apps.music.stats import rule_faults
+
+        faults = [rule_faults(self.decode(ids)[0]) for ids, _ in draws]
+        likelihood = mean_log_likelihood(self.model, [ids for ids, _ in draws], len(self.prefix)) \
+            if len(draws) > 1 else [0.0]
+        return min(range(len(draws)), key=lambda i: (faults[i], -likelihood[i])), faults
+
+    def rewrite(self, ids, dropped, seed, extra=0):
+        """The rewrite pass (pseudo-Gibbs, DeepBach's manner, with the forward model rescoring): one voice over
+        REWRITE_WIDTH steps resampled under the rules with everything else fixed, REWRITE_PROPOSALS times, and the
+        best of those and the current piece kept (fewest faults, then likeliest). Windows: around every slot where
+        a rule had to be relaxed (a corner the left-to-right pass painted itself into), then ``extra`` at random.
+        Returns (ids, dropped, {"windows", "accepted"})."""
+        rng = np.random.default_rng([seed, 23])
+        sampled = self.forced < 0
+        corners = [(int(self.voice[j]), int(self.step[j])) for j in np.flatnonzero(dropped > 0)]
+        free_slots = np.flatnonzero(sampled)
+        picks = [(int(self.voice[j]), int(self.step[j])) for j in rng.choice(free_slots, min(extra, len(free_slots)),
+                                                                                replace=False)] if extra else []
+        accepted = 0
+        for k, (v, centre) in enumerate(corners + picks):
+            lo = max(centre - REWRITE_WIDTH // 2, 0)
+            window = sampled & (self.voice == v) & (self.step >= lo) & (self.step < lo + REWRITE_WIDTH)
+            forced = np.where(window, -1, ids[len(self.prefix):])
+            draws = [(ids, dropped)] + [self.draw(forced, seed * 1000 + 500 + k * REWRITE_PROPOSALS + i)
+                                        for i in range(REWRITE_PROPOSALS)]
+            best, _ = self.best(draws)
+            if best:
+                ids, new = draws[best]
+                dropped = np.where(window, new, dropped)
+                accepted += 1
+        return ids, dropped, {"windows": len(corners) + len(picks), "accepted": accepted}
+
+
+def _draws_ruled(model, vocab, home, mode, plan, forced, voice, step, temperature, seed, candidates, rewrite=0):
+    """``candidates`` chorales sampled under the rules, the best kept (_RuledSampler.best), then the rewrite pass
+    (``rewrite`` random windows besides the corners). Returns (grid, repairs, info, tokens, seconds)."""
     t0 = time.perf_counter()
-    draws = []
-    for i in range(candidates):
-        ids, relaxed = generate_ruled(prefix, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"], w["b_out"], h, h,
-                                      forced, voice, step, plan.bass_pc, plan.upper_pcs, home, mode == "minor", table,
-                                      token_pitch, token_onset, temperature=temperature, rng=seed * 1000 + i,
-                                      cifg=w["cifg"])
-        draws.append((np.concatenate([prefix, ids]), relaxed))
-    likelihood = mean_log_likelihood(model, [d[0] for d in draws], len(prefix)) if candidates > 1 else [0.0]
-    best = min(range(candidates), key=lambda i: (int(draws[i][1][1:].sum()), -likelihood[i]))
-    return draws[best][0], draws[best][1], time.perf_counter() - t0
+    sampler = _RuledSampler(model, vocab, home, mode, plan, forced, voice, step, temperature)
+    draws = [sampler.draw(forced, seed * 1000 + i) for i in range(candidates)]
+    best, faults = sampler.best(draws)
+    dropped_first = draws[best][1]
+    ids, dropped, rewrites = sampler.rewrite(*draws[best], seed, rewrite)
+    grid, repairs = sampler.decode(ids)
+    from suite.apps.music.stats import rule_faults
+
+    info = {"relaxed": np.bincount(dropped_first[forced < 0], minlength=4).tolist(),
+            "faults_before_rewrite": int(faults[best]), "faults": rule_faults(grid), "rewrite": rewrites,
+            "cadences_planned": [k for _, k in plan.cadences]}
+    return grid, repairs, info, len(ids) - 2, time.perf_counter() - t0
 
 
-def _compose_ruled(model, vocab, bars, key, temperature, seed, primer, candidates):
+def _compose_ruled(model, vocab, bars, key, temperature, seed, primer, candidates, rewrite=0):
     """compose() under the rules: a phrase plan (rules.plan) fixes bars, fermatas, cadences and the end, so the
     piece has exactly ``bars`` bars; only the voices are sampled."""
     from suite.apps.music.rules import plan as phrase_plan
@@ -569,14 +633,10 @@ def _compose_ruled(model, vocab, bars, key, temperature, seed, primer, candidate
         voices, _ = _normalised_voices(primer, vocab, home)
         onsets = primer.onset
     forced, voice, step = _structure(vocab, shape, voices, onsets)
-    ids, relaxed, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step, temperature, seed,
-                                         candidates)
-    grid, repairs = decode_tokens(vocab.decode(ids), default_key=(home, mode), steps_per_bar=steps_per_bar)
-    grid = replace(grid, tonic=home, mode=mode)
-    info = {"target_steps": shape.n_steps, "relaxed": relaxed.tolist(), "cadences_planned": [k for _, k in
-                                                                                              shape.cadences]}
-    return Composition(grid, (tonic, mode), shift_to(home, tonic), dict(repairs), len(ids) - 2, seconds, candidates,
-                       "plan", n_primer, info)
+    grid, repairs, info, tokens, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step,
+                                                        temperature, seed, candidates, rewrite)
+    return Composition(grid, (tonic, mode), shift_to(home, tonic), repairs, tokens, seconds, candidates, "plan",
+                       n_primer, {"target_steps": shape.n_steps, **info})
 
 
 def _final_tonic(grid, tonic, mode):
@@ -602,7 +662,7 @@ def _normalised_voices(score, vocab, home):
     return moved, shift
 
 
-def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules=True):
+def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules=True, rewrite=0):
     """Alto, tenor and bass under a soprano line (a one-voice Score); the soprano is kept exactly.
 
     The soprano tokens (and every delimiter) are forced in the compiled sampling
@@ -624,14 +684,10 @@ def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules
         soprano = np.where(pitch[:, 0] != REST, (pitch[:, 0] - home) % 12, -1)
         shape = final_cadence_plan(melody.n_steps, melody.steps_per_bar, mode, last, soprano)
         forced, voice, step = _structure(vocab, shape, pitch[:, :1], melody.onset[:, :1])
-        ids, relaxed, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step, temperature, seed,
-                                             candidates)
-        grid, repairs = decode_tokens(vocab.decode(ids), default_key=(home, mode), steps_per_bar=melody.steps_per_bar)
-        grid = replace(grid, tonic=home, mode=mode)
-        return Composition(grid, (tonic, mode), -shift, dict(repairs), len(ids) - 2, seconds, candidates, "end",
-                           melody.n_steps, {"forced": int((forced >= 0).sum()), "sampled": int((forced < 0).sum()),
-                                            "relaxed": relaxed.tolist(),
-                                            "cadences_planned": [k for _, k in shape.cadences]})
+        grid, repairs, info, tokens, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step,
+                                                            temperature, seed, candidates, rewrite)
+        return Composition(grid, (tonic, mode), -shift, repairs, tokens, seconds, candidates, "end", melody.n_steps,
+                           {"forced": int((forced >= 0).sum()), "sampled": int((forced < 0).sum()), **info})
     fermata = np.zeros(melody.n_steps, bool)
     fermata[np.flatnonzero(melody.onset[:, 0])[-1]:] = True
     forced, slot = forced_tokens(vocab, pitch, melody.onset, melody.steps_per_bar, fermata)

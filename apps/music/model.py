@@ -73,6 +73,7 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
     statistics, grids = {}, {}
     for k, (name, rules) in enumerate(samplers.items()):
         stats, repairs, nats, relaxed, seconds, grids[name] = [], [], [], np.zeros(4, np.int64), [], []
+        faults = {"faults_before_rewrite": 0, "faults": 0, "rewrite_windows": 0, "rewrites_accepted": 0}
         for i in range(n_compositions):
             mode = "major" if i % 2 == 0 else "minor"
             result = compose(model, vocab, bars=bars, mode=mode, temperature=temperature, seed=seed + i, rules=rules)
@@ -80,6 +81,11 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
             repairs.append(sum(result.repairs.values()))
             nats.append(piece_nats_per_step(model, vocab, result.grid))
             relaxed += np.asarray(result.info.get("relaxed", np.zeros(4)), np.int64)
+            if rules:
+                faults["faults_before_rewrite"] += result.info["faults_before_rewrite"]
+                faults["faults"] += result.info["faults"]
+                faults["rewrite_windows"] += result.info["rewrite"]["windows"]
+                faults["rewrites_accepted"] += result.info["rewrite"]["accepted"]
             seconds.append(result.seconds)
             grids[name].append(result.grid)
             if progress is not None:
@@ -90,7 +96,7 @@ def evaluate_model(model, vocab, corpus, n_compositions=100, bars=16, temperatur
         statistics[name] = {"how": how, "mean_repairs": round(float(np.mean(repairs)), 3),
                             "model_nats_per_step": round(float(np.mean(nats)), 4),
                             "sampling_seconds": round(float(np.mean(seconds)), 3),
-                            **({"relaxed_voice_slots": relaxed.tolist()} if rules else {}),
+                            **({"relaxed_voice_slots": relaxed.tolist(), **faults} if rules else {}),
                             **_rounded(summarise(stats))}
     test = [chorale_stats(c) for c in corpus.test]
     statistics["test"] = {"how": "the real chorales of the test split (normalised keys)",

@@ -13,6 +13,7 @@ sampling loop, ranked and relaxed as its docstring says):
                          with a leap in the soprano
     melodic intervals    no leap wider than an octave, no tritone, in minor no
                          augmented second between the 6th and the raised 7th degree
+    note length          no note held longer than a whole note, but under a fermata
     grammar              a hold continues the pitch the voice holds; no rests
 
 The phrase plan (``plan``): where bars begin and where fermatas fall, forced
@@ -28,13 +29,14 @@ from suite.apps.music.stats import VOICE_RANGES
 
 MAX_UPPER_SPACING = 12
 MAX_LEAP = 12
+MAX_NOTE = 16  # steps: no note longer than a whole note outside a fermata
 
 
 def rule_array(parallels=True, direct=True, tritone=True, augmented_second=True):
     """The int64 table kernels/chorale.py reads (its layout is documented there)."""
     flat = [p for lo_hi in VOICE_RANGES for p in lo_hi]
     return np.array(flat + [MAX_UPPER_SPACING, int(parallels), int(direct), MAX_LEAP, int(tritone),
-                            int(augmented_second)], dtype=np.int64)
+                            int(augmented_second), MAX_NOTE], dtype=np.int64)
 
 
 def _pcs(*degrees):

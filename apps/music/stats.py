@@ -239,6 +239,22 @@ def _cadence(grid, tonic, mode):
     return False
 
 
+RULE_FAULTS = ("crossings", "parallel fifths and octaves", "direct fifths and octaves into the outer voices",
+               "augmented melodic intervals", "notes out of range")
+
+
+def rule_faults(grid, key=None):
+    """The breaches of the rules composing keeps (apps/music/rules.py), counted as these statistics count them:
+    crossed steps, parallels, direct intervals, augmented intervals and out-of-range notes, summed."""
+    tonic, mode = _key(grid, key)
+    pitch = grid.pitch.astype(np.int64)
+    sounding = pitch != REST
+    crossed = int(np.count_nonzero(((pitch[:, :-1] < pitch[:, 1:]) & sounding[:, :-1] & sounding[:, 1:]).any(axis=1)))
+    out = sum(int(np.count_nonzero((p < VOICE_RANGES[v][0]) | (p > VOICE_RANGES[v][1])))
+              for v, p in enumerate(grid.notes(v)[2] for v in range(4)))
+    return crossed + sum(_parallels(grid)) + _direct(grid) + _augmented(grid, tonic, mode) + out
+
+
 def chorale_stats(grid, key=None):
     """Statistics of one chorale (see the module docstring) as a dict of floats.
 

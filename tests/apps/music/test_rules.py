@@ -85,6 +85,8 @@ def test_named_cases():
     assert not ok(1, 71)            # a tritone leap (65 -> 71)
     assert not ok(1, 66, onset=False)  # a hold must name the held pitch
     assert ok(1, 65, onset=False)
+    assert not voice_ok(1, 65, False, prev, cur, on, NO_CHORD, ANY, 0, False, RULES, 3, 16, False)  # a whole note...
+    assert voice_ok(1, 65, False, prev, cur, on, NO_CHORD, ANY, 0, False, RULES, 3, 16, True)  # ...but a fermata
     assert not ok(0, 90)            # out of the soprano's range
     # a direct octave into the outer voices: S leaps 72->79 while B rises 50->55
     upper = np.array([79, 65, 60, -1], np.int64)
@@ -146,6 +148,17 @@ def test_harmonizing_under_the_rules_keeps_the_tune_and_ends_on_the_tonic(traine
     s = stats.chorale_stats(result.grid)
     assert s["crossings_per_100"] == 0 and s["out_of_range"] <= stats.chorale_stats(source)["out_of_range"]
     assert result.repairs == {}
+
+
+def test_the_rewrite_pass_never_adds_faults_and_is_repeatable(trained):
+    model, vocab, *_ = trained
+    runs = [compose(model, vocab, bars=4, seed=3, temperature=2.0, rewrite=6) for _ in range(2)]
+    info = runs[0].info
+    assert info["rewrite"]["windows"] >= 6 and info["faults"] <= info["faults_before_rewrite"]
+    assert info["faults"] == stats.rule_faults(runs[0].grid)
+    assert runs[0].grid.same_music(runs[1].grid)
+    plain = compose(model, vocab, bars=4, seed=3, temperature=2.0)
+    assert plain.info["rewrite"]["windows"] == sum(plain.info["relaxed"][1:])  # one window per dead end
 
 
 @pytest.mark.parametrize("name", ["ours", "music21"])
