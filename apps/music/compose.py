@@ -8,7 +8,14 @@ given value (the soprano when harmonising, a primer melody) are *forced* in
 that loop: emitted and fed back as if sampled, so the other voices are
 conditioned on them.
 
-Length. The model decides where a chorale ends (it emits <end> after a
+Under the rules (the default): a phrase plan (apps/music/rules.py) fixes the
+bars, the fermatas and the end, forced into the stream; kernels/chorale.py masks
+every voice token that would break a rule (and the cadence chords the plan asks
+for); a few candidates are drawn and the one with the fewest rule faults, then
+the likeliest, is kept; a rewrite pass resamples one voice over two beats where
+a rule had to be relaxed (``_RuledSampler``).
+
+Free (rules=False, the previous sampler). The model decides where a chorale ends (it emits <end> after a
 cadence). To get about --bars bars, a few candidates are sampled with seeds
 derived from --seed; each is cut at its own <end>, or else at its last phrase
 end (the end of a fermata) on a tonic chord within the bars. Of the candidates
