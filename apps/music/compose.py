@@ -675,8 +675,11 @@ def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules
     The soprano tokens (and every delimiter) are forced in the compiled sampling
     loop; only the A, T, B slots are sampled, ``candidates`` times, and the
     draw the model finds likeliest is kept. The final note carries a fermata,
-    as a chorale's last chord does. The result is written in the melody's own
-    key and octave (key_transpose undoes the normalisation).
+    as a chorale's last chord does. Under the rules (the default) A, T and B keep
+    them (kernels/chorale.py), the best of the draws has the fewest faults, and
+    the melody's long notes and its end become phrase ends with the cadence the
+    tune allows there (rules.melody_plan). The result is written in the melody's
+    own key and octave (key_transpose undoes the normalisation).
     """
     if melody.voices != 1:
         melody = Score(melody.pitch[:, :1], melody.onset[:, :1], melody.steps_per_bar, melody.key,
@@ -685,11 +688,10 @@ def harmonize(model, vocab, melody, temperature=1.0, seed=0, candidates=4, rules
     home = NORMALISED_TONIC[mode]
     pitch, shift = _normalised_voices(melody, vocab, home)
     if rules:
-        from suite.apps.music.rules import final_cadence_plan
+        from suite.apps.music.rules import melody_plan
 
-        last = int(np.flatnonzero(melody.onset[:, 0])[-1])
         soprano = np.where(pitch[:, 0] != REST, (pitch[:, 0] - home) % 12, -1)
-        shape = final_cadence_plan(melody.n_steps, melody.steps_per_bar, mode, last, soprano)
+        shape = melody_plan(melody.steps_per_bar, mode, melody.onset[:, 0], soprano)
         forced, voice, step = _structure(vocab, shape, pitch[:, :1], melody.onset[:, :1])
         grid, repairs, info, tokens, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step,
                                                             temperature, seed, candidates, rewrite)

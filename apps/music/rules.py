@@ -119,24 +119,42 @@ def token_tables(vocab):
     return pitch, onset
 
 
-def final_cadence_plan(n_steps, steps_per_bar, mode, last_onset, soprano_pcs, beat=4):
-    """The plan of a harmonisation: a fermata from the melody's last note to the end, which asks for the tonic
-    chord (bass on the tonic) when the melody ends on a note of it, with the bass on the dominant through the beat
-    before (over V7 where the melody's note there belongs to it). soprano_pcs (n_steps,): the melody's pitch
-    classes relative to the tonic (-1 a rest)."""
+PHRASE_NOTE = 8  # steps: a melody note this long (a half note) or longer, past the first bar, ends a phrase
+
+
+def melody_plan(steps_per_bar, mode, onsets, soprano_pcs, beat=4):
+    """The plan of a harmonisation: phrase ends where the melody rests on a long note (PHRASE_NOTE steps or more,
+    after its first bar) and at its last note, each under a fermata that asks for a cadence the tune allows: the
+    tonic chord (bass on the tonic) when the melody's note belongs to it, after V7 over the dominant through the
+    beat before (where the tune's notes there fit V7); else V (a half cadence) when the note belongs to V; else
+    nothing. onsets (n,): the melody's note starts; soprano_pcs (n,): its pitch classes relative to the tonic
+    (-1 a rest)."""
+    n_steps = len(onsets)
+    starts = np.flatnonzero(onsets)
+    ends = np.append(starts[1:], n_steps)
+    phrase_starts = [int(a) for a, b in zip(starts, ends) if b - a >= PHRASE_NOTE and a >= steps_per_bar
+                     and soprano_pcs[a] >= 0] + [int(starts[-1])]
     fermata = np.zeros(n_steps, bool)
-    fermata[last_onset:] = True
     bass = np.full(n_steps, -1, np.int64)
     upper = np.full(n_steps, ANY, np.int64)
-    cadences = [(last_onset, "none")]
-    final_bass, final_upper = TONIC_FINAL[mode]
-    if soprano_pcs[last_onset] >= 0 and (final_upper >> int(soprano_pcs[last_onset])) & 1:
-        cadences = [(last_onset, "authentic")]
-        bass[last_onset:], upper[last_onset:] = final_bass, final_upper
-        before = max(last_onset - beat, 0)
-        if before < last_onset:
-            bass[before:last_onset] = DOMINANT_SEVENTH[0]
-            fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:last_onset] if p >= 0]
+    cadences = []
+    for k, start in enumerate(sorted(set(phrase_starts))):
+        last = start == int(starts[-1])
+        stop = n_steps if last else int(ends[np.searchsorted(starts, start)])
+        fermata[start:stop] = True
+        pc = int(soprano_pcs[start])
+        tonic_bass, tonic_upper = TONIC_FINAL[mode] if last else TONIC[mode]
+        if pc >= 0 and (tonic_upper >> pc) & 1:
+            cadences.append((start, "authentic"))
+            bass[start:stop], upper[start:stop] = tonic_bass, tonic_upper
+            before = max(start - beat, 0)
+            bass[before:start] = DOMINANT_SEVENTH[0]
+            fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:start] if p >= 0]
             if fits and all(fits):  # the inner voices inside V7 too, where the tune is
-                upper[before:last_onset] = DOMINANT_SEVENTH[1]
+                upper[before:start] = DOMINANT_SEVENTH[1]
+        elif pc >= 0 and (DOMINANT[1] >> pc) & 1:
+            cadences.append((start, "half"))
+            bass[start:stop], upper[start:stop] = DOMINANT
+        else:
+            cadences.append((start, "none"))
     return Plan(steps_per_bar, 0, fermata, cadences, bass, upper)

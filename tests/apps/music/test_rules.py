@@ -110,6 +110,21 @@ def test_plan_is_exactly_the_bars_with_cadences():
         assert shape.bass_pc[-1] == 0 and shape.bass_pc[shape.cadences[-1][0] - 1] == 7
 
 
+def test_a_melody_plan_finds_phrase_ends_on_long_notes():
+    from suite.apps.music.rules import melody_plan
+
+    # "Ode to Joy" in C: four bars ending on a half-note D (a half cadence), four ending on C (authentic)
+    tune = [(64, 4), (64, 4), (65, 4), (67, 4), (67, 4), (65, 4), (64, 4), (62, 4), (60, 4), (60, 4), (62, 4),
+            (64, 4), (64, 6), (62, 2), (62, 8)]
+    tune = tune + tune[:12] + [(62, 6), (60, 2), (60, 8)]
+    onsets = np.concatenate([[True] + [False] * (d - 1) for _, d in tune])
+    pcs = np.concatenate([[p % 12] * d for p, d in tune])
+    shape = melody_plan(16, "major", onsets, pcs)
+    assert [k for _, k in shape.cadences] == ["half", "authentic"]
+    assert shape.fermata[56:64].all() and not shape.fermata[64:120].any() and shape.fermata[-8:].all()
+    assert (shape.bass_pc[56:64] == 7).all() and shape.bass_pc[-1] == 0 and (shape.bass_pc[-12:-8] == 7).all()
+
+
 def test_token_tables():
     from suite.apps.music.data import Vocab
 
