@@ -628,17 +628,18 @@ def _compose_ruled(model, vocab, bars, key, temperature, seed, primer, candidate
     tonic, mode = key
     home = NORMALISED_TONIC[mode]
     steps_per_bar = primer.steps_per_bar if primer is not None else 16
-    shape = phrase_plan(bars, mode, np.random.default_rng([seed, 17]), steps_per_bar=steps_per_bar,
-                        pickup=0 if primer is not None else None)
-    voices = onsets = None
+    voices = onsets = soprano = None
     n_primer = 0
     if primer is not None:
         n_primer = primer.n_steps
-        if n_primer > shape.n_steps:
+        if n_primer > bars * steps_per_bar:
             raise MusicError(f"the primer is {n_primer / steps_per_bar:g} bars ({n_primer} sixteenths), longer "
                              f"than the {bars} bars asked for; ask for more --bars or use a shorter primer")
         voices, _ = _normalised_voices(primer, vocab, home)
         onsets = primer.onset
+        soprano = np.where(voices[:, 0] != REST, (voices[:, 0] - home) % 12, -1)
+    shape = phrase_plan(bars, mode, np.random.default_rng([seed, 17]), steps_per_bar=steps_per_bar,
+                        pickup=0 if primer is not None else None, soprano_pcs=soprano)
     forced, voice, step = _structure(vocab, shape, voices, onsets)
     grid, repairs, info, tokens, seconds = _draws_ruled(model, vocab, home, mode, shape, forced, voice, step,
                                                         temperature, seed, candidates, rewrite)

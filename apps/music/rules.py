@@ -69,13 +69,14 @@ class Plan:
         return len(self.fermata)
 
 
-def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None):
+def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None, soprano_pcs=None):
     """The plan of a chorale of ``bars`` bars as Bach wrote most of them: a quarter-note pickup (``pickup`` steps
     when given: 0 under a primer, whose first step is a downbeat), phrases of two bars (the first of three when
     the count is odd) ending with a fermata on the third beat, the last bar shortened by the pickup, so the piece
     is exactly ``bars`` bars. Each inner phrase ends on an authentic cadence
     (V7 through the beat before, then I on the fermata) or, with probability ``half_share``, a half cadence (V on the fermata); the last
-    on an authentic one."""
+    on an authentic one. soprano_pcs: a given melody's pitch classes relative to the tonic (-1 a rest) for its
+    steps (a primer): a phrase end inside it takes the cadence its note allows (as ``melody_plan``)."""
     if bars < 1:
         raise ValueError(f"bars must be at least 1, got {bars}")
     pickup = beat if pickup is None else int(pickup)
@@ -93,15 +94,26 @@ def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None)
         length = n_steps - start if last else beat
         fermata[start:start + length] = True
         kind = "authentic" if last or rng.random() >= half_share else "half"
+        if soprano_pcs is not None and start < len(soprano_pcs):
+            kind = _cadence_allowed(int(soprano_pcs[start]), mode, last)
         cadences.append((start, kind))
         if kind == "authentic":
             chord = TONIC_FINAL[mode] if last else TONIC[mode]
             bass[start:start + length], upper[start:start + length] = chord
             before = max(start - beat, 0)
             bass[before:start], upper[before:start] = DOMINANT_SEVENTH  # V(7) over the dominant, the beat before
-        else:
+        elif kind == "half":
             bass[start:start + length], upper[start:start + length] = DOMINANT
     return Plan(steps_per_bar, pickup, fermata, cadences, bass, upper)
+
+
+def _cadence_allowed(pc, mode, last):
+    """The cadence a melody note (pitch class relative to the tonic, -1 a rest) allows at a phrase end."""
+    if pc >= 0 and ((TONIC_FINAL[mode] if last else TONIC[mode])[1] >> pc) & 1:
+        return "authentic"
+    if pc >= 0 and (DOMINANT[1] >> pc) & 1:
+        return "half"
+    return "none"
 
 
 def token_tables(vocab):
@@ -142,19 +154,16 @@ def melody_plan(steps_per_bar, mode, onsets, soprano_pcs, beat=4):
         last = start == int(starts[-1])
         stop = n_steps if last else int(ends[np.searchsorted(starts, start)])
         fermata[start:stop] = True
-        pc = int(soprano_pcs[start])
+        kind = _cadence_allowed(int(soprano_pcs[start]), mode, last)
+        cadences.append((start, kind))
         tonic_bass, tonic_upper = TONIC_FINAL[mode] if last else TONIC[mode]
-        if pc >= 0 and (tonic_upper >> pc) & 1:
-            cadences.append((start, "authentic"))
+        if kind == "authentic":
             bass[start:stop], upper[start:stop] = tonic_bass, tonic_upper
             before = max(start - beat, 0)
             bass[before:start] = DOMINANT_SEVENTH[0]
             fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:start] if p >= 0]
             if fits and all(fits):  # the inner voices inside V7 too, where the tune is
                 upper[before:start] = DOMINANT_SEVENTH[1]
-        elif pc >= 0 and (DOMINANT[1] >> pc) & 1:
-            cadences.append((start, "half"))
+        elif kind == "half":
             bass[start:stop], upper[start:stop] = DOMINANT
-        else:
-            cadences.append((start, "none"))
     return Plan(steps_per_bar, 0, fermata, cadences, bass, upper)
