@@ -37,7 +37,8 @@ def cli():
     \b
     Examples:
       suite text generate --prime "def " --length 500 --temperature 0.8 --seed 1
-      suite text score some_file.py
+      suite text score some_file.py --adapt
+      suite text compress some_file.py && suite text decompress some_file.py.lstm -o copy.py
       suite text cells some_file.py --out cells/
       suite text data build && suite text train
     """
@@ -195,25 +196,139 @@ def generate(prime, length, temperature, top_k, seed, model_dir, as_json):
 
 @cli.command()
 @click.argument("file", type=click.Path())
+@click.option("--adapt", is_flag=True,
+              help="Also score with dynamic evaluation: the model learns the file as it reads it.")
 @model_option
 @click.option("--json", "as_json", is_flag=True)
-def score(file, model_dir, as_json):
+def score(file, adapt, model_dir, as_json):
     """Bits per character of FILE under the model (lower is better).
 
-    Example: suite text score suite/cli.py --json
+    With --adapt, two numbers on one reading: static (the trained weights, the
+    file read as one stream) and adapted (after each 100 characters the weights
+    take a gradient step on them, as Krause et al. 2018's dynamic evaluation;
+    each character is still scored before the model learns from it).
+
+    \b
+    Examples:
+      suite text score suite/cli.py --json
+      suite text score some_module.py --adapt
     """
     from suite.apps.text.model import LN2, score_ids
 
     text = _read_text(file)
-    model, vocab, _ = _load(model_dir)
+    model, vocab, card = _load(model_dir)
     ids = vocab.encode(text)
-    bpc = score_ids(model, ids) / LN2
     unk = int((ids == vocab.unk_id).sum())
+    if not adapt:
+        bpc = score_ids(model, ids) / LN2
+        if as_json:
+            click.echo(json.dumps({"file": file, "chars": len(text), "bits_per_char": bpc, "unknown_chars": unk}))
+        else:
+            click.echo(f"{file}: {bpc:.3f} bits/char over {len(text):,} chars"
+                       + (f" ({unk} unknown characters)" if unk else ""))
+        return
+    from dataclasses import replace
+
+    from suite.apps.text.compress import START, settings_of
+    from suite.cli_common import counter
+    from suite.dyneval import adaptive_score
+
+    settings = settings_of(card)
+    ids = vocab.encode(START + text)  # the implicit newline before the text, as the compressor reads it
+    t0 = time.perf_counter()
+    static = float(adaptive_score(model, ids, replace(settings, lr=0.0, decay=0.0)).mean()) / LN2
+    adapted = float(adaptive_score(model, ids, settings, progress=counter("adapting")).mean()) / LN2
+    seconds = time.perf_counter() - t0
     if as_json:
-        click.echo(json.dumps({"file": file, "chars": len(text), "bits_per_char": bpc, "unknown_chars": unk}))
+        click.echo(json.dumps({"file": file, "chars": len(text), "static_bits_per_char": static,
+                               "adapted_bits_per_char": adapted, "adapt": settings.to_json(),
+                               "unknown_chars": unk, "seconds": round(seconds, 3)}))
     else:
-        click.echo(f"{file}: {bpc:.3f} bits/char over {len(text):,} chars"
-                   + (f" ({unk} unknown characters)" if unk else ""))
+        click.echo(f"{file}: {static:.3f} bits/char static, {adapted:.3f} adapted (dynamic evaluation, "
+                   f"lr {settings.lr:g}) over {len(text):,} chars" + (f" ({unk} unknown characters)" if unk else ""))
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="[default: FILE.lstm]")
+@model_option
+@click.option("--force", is_flag=True, help="Overwrite OUT.")
+@click.option("--json", "as_json", is_flag=True)
+def compress(file, out, model_dir, force, as_json):
+    """Compress FILE by arithmetic coding with the model as it learns the file (dynamic evaluation).
+
+    Any file works (text outside the model's vocabulary is escaped; a file
+    coding cannot shrink is stored). Decompress with the same model on the same
+    machine: the result is checked against the original's CRC-32.
+
+    Example: suite text compress module.py -o module.py.lstm
+    """
+    from suite.apps.text.compress import compress as compress_bytes, model_hash, settings_of
+    from suite.cli_common import counter
+    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited, write_bytes
+
+    out = out or f"{file}.lstm"
+    try:
+        check_writable(out, force)
+        data = read_bytes_limited(file)
+    except (OutputExistsError, OSError) as exc:
+        raise fail(exc) from None
+    model, vocab, card = _load(model_dir)
+    t0 = time.perf_counter()
+    blob, info = compress_bytes(model, vocab, model_hash(model_dir), data, settings_of(card),
+                                progress=counter("compressing"))
+    seconds = time.perf_counter() - t0
+    try:
+        write_bytes(out, blob, force=force)
+    except (OutputExistsError, OSError) as exc:
+        raise fail(exc) from None
+    bpc = 8 * len(blob) / max(info["chars"], 1)
+    if as_json:
+        click.echo(json.dumps({"file": file, "out": out, "bytes": len(data), "compressed_bytes": len(blob),
+                               "chars": info["chars"], "bits_per_char": bpc, "method": info["method"],
+                               "escapes": info["escapes"], "seconds": round(seconds, 3)}))
+    else:
+        click.echo(f"wrote {out}: {len(data):,} -> {len(blob):,} bytes ({bpc:.3f} bits/char, {info['method']}) "
+                   f"in {seconds:.1f} s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="[default: FILE without .lstm]")
+@model_option
+@click.option("--force", is_flag=True, help="Overwrite OUT.")
+@click.option("--json", "as_json", is_flag=True)
+def decompress(file, out, model_dir, force, as_json):
+    """Restore a file written by `suite text compress` (with the model that compressed it).
+
+    Example: suite text decompress module.py.lstm -o module.py
+    """
+    from suite.apps.text.compress import CompressError, decompress as decompress_bytes, model_hash
+    from suite.cli_common import counter
+    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited, write_bytes
+
+    if out is None:
+        if not file.endswith(".lstm"):
+            raise click.ClickException(f"{file}: no .lstm suffix to take off; name the output with -o")
+        out = file[:-len(".lstm")]
+    try:
+        check_writable(out, force)
+        blob = read_bytes_limited(file)
+    except (OutputExistsError, OSError) as exc:
+        raise fail(exc) from None
+    model, vocab, _ = _load(model_dir)
+    t0 = time.perf_counter()
+    try:
+        data = decompress_bytes(model, vocab, model_hash(model_dir), blob, progress=counter("decompressing"))
+        write_bytes(out, data, force=force)
+    except (CompressError, OutputExistsError, OSError) as exc:
+        raise fail(exc) from None
+    seconds = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"file": file, "out": out, "bytes": len(data), "seconds": round(seconds, 3)}))
+    else:
+        click.echo(f"wrote {out}: {len(data):,} bytes in {seconds:.1f} s")
 
 
 @cli.command()

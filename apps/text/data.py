@@ -127,7 +127,7 @@ class Vocab:
 
     def encode(self, text):
         """str -> ids, np.ndarray [shape=(len(text),), dtype=int64]; unknown -> 0."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # (N,)
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")  # (N,)
         if len(self._code_points) == 0:
             return np.zeros(len(points), dtype=np.int64)
         where = np.searchsorted(self._code_points, points)  # (N,)

@@ -15,6 +15,32 @@ METRICS_HOW = ("bits per character on the corpus's test split (files never seen 
                "the n-gram's order chosen on validation; xz -9e on the same text")
 
 
+VALID_PIECES, PIECE_CHARS = 5, 20000  # dynamic evaluation is tuned on the validation text cut into file-sized pieces
+
+
+def dynamic_evaluation(model, vocab, valid_text, test_text, progress=None):
+    """The adaptation settings with the lowest validation bits per character (suite.dyneval.choose_adaptation over
+    VALID_PIECES pieces of the validation text, each read from the trained weights), and the test split read as one
+    stream, static and adapted. Returns (Adaptation, the card's dynamic_evaluation entry)."""
+    from dataclasses import replace
+
+    from suite.apps.text.compress import START as start  # the implicit newline before a text
+    from suite.dyneval import adaptive_score, choose_adaptation
+
+    pieces = [vocab.encode(start + valid_text[k * PIECE_CHARS:(k + 1) * PIECE_CHARS]) for k in range(VALID_PIECES)]
+    settings, table = choose_adaptation(model, [p for p in pieces if len(p) > 1], progress=progress)
+    test_ids = vocab.encode(start + test_text)
+    static = float(adaptive_score(model, test_ids, replace(settings, lr=0.0, decay=0.0)).mean()) / LN2
+    adapted = float(adaptive_score(model, test_ids, settings).mean()) / LN2
+    entry = {"how": "bits per character of the test split read as one stream from its first character, static "
+                    "(trained weights) and adapted (an SGD step on every segment after scoring it, Krause et al. "
+                    "2018); lr and decay chosen on the validation text in pieces (valid_table)",
+             "adapt": settings.to_json(), "test_static_bits_per_char": round(static, 4),
+             "test_adapted_bits_per_char": round(adapted, 4),
+             "valid_table": [dict(row, bits_per_char=round(row.pop("nats_per_token") / LN2, 4)) for row in table]}
+    return settings, entry
+
+
 def export_model(best_dir, data_dir, export_dir, command=None, export_command=None):
     """Copy a trained model to ``export_dir`` with its card (suite.card) of held-out test metrics and baselines.
 
@@ -28,10 +54,10 @@ def export_model(best_dir, data_dir, export_dir, command=None, export_command=No
     from suite.apps.text.data import load_report, load_split
     from suite.baselines import best_order, xz_bits_per_char
     from suite.card import make_card, reproduce_line, training_record
-    from suite.shipped import publish_model
+    from suite.shipped import publish_model_with_meta
 
     model, vocab, card = load_model(best_dir)
-    meta = card["meta"]
+    meta = dict(card["meta"])
     test_text = load_split(data_dir, "test")
     test_ids = vocab.encode(test_text)
     train_ids = vocab.encode(load_split(data_dir, "train"))
@@ -53,7 +79,10 @@ def export_model(best_dir, data_dir, export_dir, command=None, export_command=No
         "xz_bits_per_char": round(float(xz_bits_per_char(test_text)), 4),
         "valid_bits_per_char": round(meta["valid"]["bpc"], 4) if meta.get("valid") else None,
     }
+    settings, metrics["dynamic_evaluation"] = dynamic_evaluation(model, vocab, load_split(data_dir, "valid"),
+                                                                 test_text)
+    meta["adapt"] = settings.to_json()  # what `score --adapt` and `compress` use
     out = make_card("text", "TokenLM: embedding -> stacked LSTM -> linear, next-character prediction",
                     card["config"], data, training, metrics,
                     reproduce_line("suite text data build", training["command"] or "suite text train", export_command))
-    return publish_model(best_dir, export_dir, out)
+    return publish_model_with_meta(model, card["config"], meta, export_dir, out)
