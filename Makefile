@@ -11,7 +11,8 @@ BIN    := $(VENV)/bin
 # (festvox-kdlpc16k voice) makes the test set of a synthesiser training never heard. The handwriting
 # fonts are the handwriting app's hands (training, validation and test hands: apps/handwriting/data.py HANDS);
 # Tesseract is its peer (evaluate --against tesseract, the card, bench). gettext gives msgfmt, which checks
-# every .po that `suite translate po` writes (tests).
+# every .po that `suite translate po` writes (tests). xz, bzip2 and zstd are the text compressor's peers
+# (bench/bench_compress.py).
 HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-handwriting fonts-sjfonts \
   fonts-ecolier-court fonts-dustin fonts-bwht fonts-humor-sans fonts-femkeklaver fonts-kristi \
   fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo \
@@ -19,7 +20,7 @@ HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-
   fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks fonts-urw-base35 fonts-ecolier-lignes-court \
   fonts-aenigma
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
-  tesseract-ocr tesseract-ocr-eng gettext $(HANDWRITING_FONTS)
+  tesseract-ocr tesseract-ocr-eng gettext zstd xz-utils bzip2 $(HANDWRITING_FONTS)
 
 .PHONY: install test-deps run test bench lint models clean apt lab-table
 
@@ -72,6 +73,7 @@ bench: test-deps
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_transcribe.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_handwriting.py
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_translate.py
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_compress.py
 
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench
