@@ -14,6 +14,14 @@ its code point in two uniform parts (11 + 10 bits: U+0000..U+10FFFF, lone
 surrogates included, which is how undecodable bytes travel).
 
 The coder state is a uint64 array [low, range, code, position] (32-bit values).
+
+A match model rides beside the LSTM (as in lpaq, cmix and lstm-compress): the
+last MATCH_MIN tokens are hashed to the place they last occurred, and the token
+that followed there is predicted, with a weight learnt from how often
+predictions at this match length came true so far (counts per length bucket).
+The coded distribution is (1 - w) * LSTM + w * [the predicted token]. It is what
+lets a model beat xz on files that repeat themselves. ``match_step`` is one step
+of it, shared by the coder and by the scorer (``match_predictions``).
 """
 import numpy as np
 from numba import njit
@@ -24,8 +32,75 @@ from suite.kernels.sampling import feed_token, output_logits
 MASK = 0xFFFFFFFF
 TOP = 1 << 24
 BOT = 1 << 16
+MATCH_MIN = 6        # tokens of context hashed to find an earlier occurrence
+MATCH_HASH_BITS = 20
+MATCH_BUCKETS = 16   # match lengths 0..15+ each learn their own weight
 ESCAPE_HIGH = 1088   # code point >> 10: 0..1087 covers U+0000..U+10FFFF
 ESCAPE_LOW = 1024
+
+
+def new_match():
+    """(table, state, counts) of an empty match model: hash -> position + 1, [pointer, length, predicted token,
+    bucket], and per bucket [predictions, hits] as float64."""
+    state = np.zeros(4, np.int64)
+    state[2] = -1
+    return np.zeros(1 << MATCH_HASH_BITS, np.int64), state, np.zeros((MATCH_BUCKETS, 2), np.float64)
+
+
+@njit(**JIT)
+def match_weight(state, counts):
+    """The predicted token (-1 none) and its weight for the next position."""
+    if state[2] < 0:
+        return -1, 0.0
+    b = state[3]
+    return state[2], (counts[b, 1] + 0.5) / (counts[b, 0] + 1.0)
+
+
+@njit(**JIT)
+def match_step(syms, t, table, state, counts):
+    """After token syms[t] is known: score the prediction made for it, follow or drop the match, index the
+    context ending at t, and set the prediction for t + 1."""
+    s = syms[t]
+    if state[2] >= 0:
+        b = state[3]
+        counts[b, 0] += 1.0
+        if state[2] == s:
+            counts[b, 1] += 1.0
+            state[0] += 1
+            state[1] += 1
+        else:
+            state[0] = 0
+            state[1] = 0
+    if t + 1 >= MATCH_MIN:
+        h = np.uint64(0)
+        for k in range(t + 1 - MATCH_MIN, t + 1):
+            h = (h * np.uint64(1000003)) ^ np.uint64(syms[k] + 1)
+        h = (h ^ (h >> np.uint64(29))) & np.uint64((1 << MATCH_HASH_BITS) - 1)
+        if state[0] == 0 and table[h] > 0:
+            state[0] = table[h]
+            state[1] = 0
+        table[h] = t + 1
+    if state[0] > 0:
+        state[2] = syms[state[0]]  # the token that followed the earlier occurrence (always before t + 1)
+        state[3] = min(state[1], MATCH_BUCKETS - 1)
+    else:
+        state[2] = -1
+
+
+@njit(**JIT)
+def match_predictions(syms):
+    """(predicted token (n,), weight (n,)) the match model gives each position of syms, from the tokens before it."""
+    n = syms.shape[0]
+    pred = np.full(n, -1, np.int64)
+    weight = np.zeros(n, np.float64)
+    table = np.zeros(1 << MATCH_HASH_BITS, np.int64)
+    state = np.zeros(4, np.int64)
+    state[2] = -1
+    counts = np.zeros((MATCH_BUCKETS, 2), np.float64)
+    for t in range(n):
+        pred[t], weight[t] = match_weight(state, counts)
+        match_step(syms, t, table, state, counts)
+    return pred, weight
 
 
 def new_coder(data=None):
@@ -104,22 +179,29 @@ def finish(st, buf):
 
 
 @njit(**JIT)
-def quantise(logits, freq, cum, total):
-    """freq (V,) int64 >= 1 summing to total from softmax(logits); cum (V+1,) their running sums."""
+def quantise(logits, freq, cum, total, pred=-1, weight=0.0):
+    """freq (V,) int64 >= 1 summing to total from (1 - weight) * softmax(logits) + weight * [token pred];
+    cum (V+1,) their running sums. The rounding remainder goes to the likeliest token."""
     V = logits.shape[0]
     m = logits[0]
-    best = 0
     for i in range(1, V):
         if logits[i] > m:
             m = logits[i]
-            best = i
     s = 0.0
     for i in range(V):
         s += np.exp(np.float64(logits[i]) - np.float64(m))
     spare = total - V
     used = 0
+    best = 0
+    top = -1.0
     for i in range(V):
-        f = 1 + int(np.exp(np.float64(logits[i]) - np.float64(m)) / s * spare)
+        p = (1.0 - weight) * np.exp(np.float64(logits[i]) - np.float64(m)) / s
+        if i == pred:
+            p += weight
+        if p > top:
+            top = p
+            best = i
+        f = 1 + int(p * spare)
         freq[i] = f
         used += f
     freq[best] += total - used
@@ -130,11 +212,11 @@ def quantise(logits, freq, cum, total):
 
 @njit(**JIT)
 def code_tokens(encode, syms, points, start, stop, table0, W_ih, W_hh, b, W_out, b_out, h, c, cifg, logits, st, buf,
-                total):
+                total, table, mstate, counts):
     """Code syms[start:stop] (encode) into buf, or decode them from buf (decode) into syms and, for escapes, points.
 
     logits (V,) holds the model's prediction for position ``start`` and, on return, for ``stop``; h, c (L, H) the
-    state after the token before ``start``, advanced in place. Returns the number of bits the model's quantised
+    state after the token before ``start``, advanced in place; table, mstate, counts: the match model (new_match). Returns the number of bits the model's quantised
     frequencies cost (the ideal code length of this run, escapes included).
     """
     V = logits.shape[0]
@@ -146,7 +228,8 @@ def code_tokens(encode, syms, points, start, stop, table0, W_ih, W_hh, b, W_out,
     L = h.shape[0]
     bits = 0.0
     for j in range(start, stop):
-        quantise(logits, freq, cum, total)
+        pred, weight = match_weight(mstate, counts)
+        quantise(logits, freq, cum, total, pred, weight)
         if encode:
             s = syms[j]
             _encode(st, buf, cum[s], freq[s], total)
@@ -175,6 +258,7 @@ def code_tokens(encode, syms, points, start, stop, table0, W_ih, W_hh, b, W_out,
         bits += np.log2(total / freq[s])
         if s == 0:
             bits += np.log2(ESCAPE_HIGH * ESCAPE_LOW)
+        match_step(syms, j, table, mstate, counts)
         feed_token(s, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep)
         output_logits(h[L - 1], W_out, b_out, logits)
     return bits

@@ -12,7 +12,8 @@ token is predicted from the whole text before it.
 ``choose_adaptation`` and stored in the model's card); ``AdaptiveLM`` wraps a
 private copy of a model's weights and applies the steps; ``adaptive_score`` is
 the scorer. The compressor (apps/text/compress.py) drives the same ``step``
-between segments it codes one token at a time.
+between segments it codes one token at a time, and mixes in a match model
+(kernels/rangecoder.py); ``with_match_model`` gives that mixture's code length.
 """
 import copy
 from dataclasses import asdict, dataclass
@@ -113,6 +114,17 @@ def adaptive_score(model, ids, settings, progress=None):
         if progress is not None:
             progress(min(start + seg, len(ids) - 1), len(ids) - 1)
     return np.concatenate(out)
+
+
+def with_match_model(ids, nats):
+    """Nats of ids[1:] when the match model (kernels/rangecoder.py) is mixed with the model whose nats are given:
+    what the text compressor codes, before its frequencies are rounded."""
+    from suite.kernels.rangecoder import match_predictions
+
+    targets = np.ascontiguousarray(np.asarray(ids, np.int64)[1:])
+    pred, weight = match_predictions(targets)
+    p = (1.0 - weight) * np.exp(-np.asarray(nats, np.float64)) + weight * (pred == targets)
+    return -np.log(p)
 
 
 def choose_adaptation(model, docs, segment=100, progress=None):

@@ -203,10 +203,11 @@ def generate(prime, length, temperature, top_k, seed, model_dir, as_json):
 def score(file, adapt, model_dir, as_json):
     """Bits per character of FILE under the model (lower is better).
 
-    With --adapt, two numbers on one reading: static (the trained weights, the
-    file read as one stream) and adapted (after each 100 characters the weights
+    With --adapt, three numbers on one reading: static (the trained weights,
+    the file read as one stream), adapted (after each 100 characters the weights
     take a gradient step on them, as Krause et al. 2018's dynamic evaluation;
-    each character is still scored before the model learns from it).
+    each character is still scored before the model learns from it), and the
+    adapted model mixed with a match model (what `compress` codes).
 
     \b
     Examples:
@@ -231,21 +232,24 @@ def score(file, adapt, model_dir, as_json):
 
     from suite.apps.text.compress import START, settings_of
     from suite.cli_common import counter
-    from suite.dyneval import adaptive_score
+    from suite.dyneval import adaptive_score, with_match_model
 
     settings = settings_of(card)
     ids = vocab.encode(START + text)  # the implicit newline before the text, as the compressor reads it
     t0 = time.perf_counter()
     static = float(adaptive_score(model, ids, replace(settings, lr=0.0, decay=0.0)).mean()) / LN2
-    adapted = float(adaptive_score(model, ids, settings, progress=counter("adapting")).mean()) / LN2
+    nats = adaptive_score(model, ids, settings, progress=counter("adapting"))
+    adapted = float(nats.mean()) / LN2
+    mixed = float(with_match_model(ids, nats).mean()) / LN2
     seconds = time.perf_counter() - t0
     if as_json:
         click.echo(json.dumps({"file": file, "chars": len(text), "static_bits_per_char": static,
-                               "adapted_bits_per_char": adapted, "adapt": settings.to_json(),
-                               "unknown_chars": unk, "seconds": round(seconds, 3)}))
+                               "adapted_bits_per_char": adapted, "adapted_with_match_bits_per_char": mixed,
+                               "adapt": settings.to_json(), "unknown_chars": unk, "seconds": round(seconds, 3)}))
     else:
         click.echo(f"{file}: {static:.3f} bits/char static, {adapted:.3f} adapted (dynamic evaluation, "
-                   f"lr {settings.lr:g}) over {len(text):,} chars" + (f" ({unk} unknown characters)" if unk else ""))
+                   f"lr {settings.lr:g}), {mixed:.3f} with the match model (what compress codes) over "
+                   f"{len(text):,} chars" + (f" ({unk} unknown characters)" if unk else ""))
 
 
 @cli.command()

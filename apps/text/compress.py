@@ -83,7 +83,7 @@ class _Stream:
     """The model side shared by encoder and decoder: state, prediction, adaptation after each segment."""
 
     def __init__(self, model, vocab, settings):
-        from suite.kernels.rangecoder import prime
+        from suite.kernels.rangecoder import new_match, prime
 
         self.lm = AdaptiveLM(model, settings)
         self.settings = settings
@@ -93,6 +93,7 @@ class _Stream:
         self.w = _weights(self.lm, self.h, self.c)
         self.logits = np.empty(vocab.size, np.float32)
         self.previous = int(vocab.encode(START)[0])
+        self.match = new_match()
         table0, W_ih, W_hh, b, W_out, b_out, cifg = self.w
         prime(self.previous, table0, W_ih, W_hh, b, W_out, b_out, self.h, self.c, cifg, self.logits)
 
@@ -102,7 +103,7 @@ class _Stream:
         h0, c0 = self.h.copy(), self.c.copy()
         table0, W_ih, W_hh, b, W_out, b_out, cifg = self.w
         bits = code_tokens(encode, syms, points, start, stop, table0, W_ih, W_hh, b, W_out, b_out, self.h, self.c,
-                           cifg, self.logits, coder, buf, TOTAL)
+                           cifg, self.logits, coder, buf, TOTAL, *self.match)
         inputs = np.concatenate([[self.previous], syms[start:stop - 1]])
         self.lm.adapt(inputs, syms[start:stop], (h0[:, None, :], c0[:, None, :]))
         self.w = _weights(self.lm, self.h, self.c)

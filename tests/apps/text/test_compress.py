@@ -8,8 +8,10 @@ from click.testing import CliRunner
 
 from suite.apps.text.compress import HEADER, CompressError, compress, decompress
 from suite.apps.text.data import Vocab
-from suite.dyneval import Adaptation, adaptive_score, choose_adaptation
-from suite.kernels.rangecoder import _decode, _decode_target, _encode, finish, new_coder, quantise
+from suite.dyneval import Adaptation, adaptive_score, choose_adaptation, with_match_model
+from suite.kernels.rangecoder import (
+    _decode, _decode_target, _encode, finish, match_predictions, new_coder, quantise,
+)
 from suite.lm import LMConfig, TokenLM
 from suite.nn.checkpoint import save_checkpoint
 
@@ -37,6 +39,24 @@ def test_quantise_matches_a_numpy_reference():
         ref[np.argmax(logits)] += total - ref.sum()
         np.testing.assert_array_equal(freq, ref)
         assert freq.min() >= 1 and cum[-1] == total and np.array_equal(np.diff(cum), freq)
+        pred, weight = int(rng.integers(V)), 0.7  # mixed with the match model's prediction
+        quantise(logits, freq, cum, total, pred, weight)
+        mixed = (1 - weight) * p
+        mixed[pred] += weight
+        ref = 1 + np.floor(mixed * (total - V)).astype(np.int64)
+        ref[np.argmax(mixed)] += total - ref.sum()
+        np.testing.assert_array_equal(freq, ref)
+
+
+def test_the_match_model_predicts_what_followed_the_same_context_before():
+    rng = np.random.default_rng(2)
+    part = rng.integers(1, 40, 300)
+    syms = np.concatenate([part, rng.integers(1, 40, 50), part])  # the first 300 tokens come back
+    pred, weight = match_predictions(syms)
+    assert (pred[:6] == -1).all()  # nothing before the first context
+    again = slice(350 + 20, 650)
+    assert (pred[again] == syms[again]).mean() > 0.95 and weight[again][-50:].min() > 0.9
+    assert weight[:350].mean() < 0.2  # random tokens: its few guesses earn little weight
 
 
 def test_range_coder_round_trip_within_four_bytes_of_the_ideal_length():
@@ -121,6 +141,9 @@ def test_round_trip_is_exact(lm, name):
         assert info["method"] == "coded" and len(blob) < len(data)
         payload_bits = 8 * (len(blob) - HEADER.size)
         assert info["bits"] <= payload_bits <= 1.01 * info["bits"] + 32  # what the model says, within 1 % + 4 bytes
+        ids = vocab.encode("\n" + TEXT)  # the coder's bits are the scorer's mixture, up to the 16-bit rounding
+        ideal = with_match_model(ids, adaptive_score(model, ids, ADAPT)).sum() / math.log(2)
+        assert abs(info["bits"] - ideal) < 0.02 * ideal + 8
 
 
 def test_mismatches_fail_in_one_line(lm):
