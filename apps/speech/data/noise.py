@@ -2,7 +2,6 @@
 import re
 
 import numpy as np
-import scipy.signal
 import soxr
 
 SPEED_RANGE = (0.85, 1.15)    # speed perturbation factor (Ko et al. 2015): tempo and pitch together
@@ -74,6 +73,8 @@ def _hum(n, sr, rng):
 
 def _speech_shaped(n, sr, rng):
     """Babble without speech: pink noise in the speech band, modulated at syllable rate (3-6 Hz)."""
+    import scipy.signal  # here, not at import: a command that only reads audio skips its second
+
     sos = scipy.signal.butter(2, [100, min(4000, 0.45 * sr)], btype="band", fs=sr, output="sos")
     x = scipy.signal.sosfilt(sos, _pink(n, rng))
     env = np.abs(scipy.signal.sosfilt(scipy.signal.butter(2, rng.uniform(3, 6), fs=sr, output="sos"),
@@ -155,6 +156,8 @@ def _mix_at_snr(wave, sr, noise, snr_db):
 
 def _reverb(x, sr, rt60, drr_db, rng):
     """A short room: direct path plus an exponentially decaying noise tail (energy drr_db below the direct)."""
+    import scipy.signal  # here, not at import: a command that only reads audio skips its second
+
     n = max(2, int(rt60 * sr))
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
@@ -192,6 +195,8 @@ def augment(wave, sr, rng, condition=None, babble=None):
     -------
     (np.ndarray [shape=(M,), dtype=float32], str)
     """
+    import scipy.signal  # here, not at import: a command that only reads audio skips its second
+
     speed = rng.uniform(*SPEED_RANGE)
     lead, trail = rng.uniform(*PAD_SECONDS, size=2)
     peak_db = rng.uniform(*GAIN_PEAK_DB)

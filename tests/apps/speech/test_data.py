@@ -397,3 +397,32 @@ def test_read_librispeech(tmp_path):
     (tmp_path / "nothing-here").mkdir()
     with pytest.raises(DatasetError, match=r"no \*.trans.txt"):
         read_librispeech(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize("args", [(16000, 512, 40, 20.0, 7600.0), (22050, 1024, 80, 0.0, 11025.0),
+                                  (8000, 256, 20, 300.0, 3400.0)])
+def test_our_mel_filters_and_window_are_librosas_and_scipys(args):
+    """The featuriser computes its filterbank and window itself (importing librosa and scipy.signal cost every
+    command two seconds); they must equal what the model was trained with."""
+    import librosa
+    import scipy.signal
+
+    from suite.apps.speech.data.features import _mel_basis, _window
+
+    sr, n_fft, n_mels, fmin, fmax = args
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).T
+    np.testing.assert_allclose(_mel_basis(*args), ref, rtol=1e-5, atol=1e-8)
+    win = n_fft * 25 // 32
+    np.testing.assert_allclose(_window(win, n_fft)[:win], scipy.signal.get_window("hann", win, fftbins=True),
+                               atol=1e-7)
+    assert not _window(win, n_fft)[win:].any()
+
+
+def test_transcribing_does_not_import_scipy_signal():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from suite.apps.speech.data import features; "
+            "features(np.zeros(1600, np.float32) + 0.1); print('scipy.signal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
