@@ -244,6 +244,8 @@ def _print_results(results):
 
     for split, r in results.items():
         for who in ("model", "baseline_nearest_neighbour", "baseline_most_frequent"):
+            if who not in r:  # a user's folder without a built train split: no baselines
+                continue
             m = r[who]
             line = f"{split:>6} {who:<27} BLEU-4 {m['bleu4']['score']:6.2f}"
             if "object_set_accuracy" in m:
@@ -259,18 +261,35 @@ def _print_results(results):
               help="Splits to score (repeatable).")
 @click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N images of each split.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None,
+              help="Score your own folder of images instead (with --captions).")
+@click.option("--captions", "captions_file", type=click.Path(dir_okay=False), default=None,
+              help="Reference captions of --images: image<TAB>caption lines (Flickr8k style), or image,caption CSV.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model_dir, data_dir, splits, beam, limit, as_json):
+def evaluate(model_dir, data_dir, splits, beam, limit, images_dir, captions_file, as_json):
     """BLEU-4, object-set, size and relation accuracy beside two baselines.
 
-    Example: suite caption evaluate --split combo --beam 1
-    """
-    from suite.apps.caption.model import evaluate as evaluate_model
+    On built splits the truth is each image's scene; on your own images
+    (--images, --captions) it is what your reference captions say.
 
+    \b
+    Examples:
+      suite caption evaluate --split combo --beam 1
+      suite caption evaluate --images my-drawings/ --captions my-drawings/captions.tsv
+    """
+    from suite.apps.caption.data import CaptionsFileError, ImageError
+    from suite.apps.caption.model import evaluate as evaluate_model, evaluate_images
+
+    if (images_dir is None) != (captions_file is None):
+        raise click.UsageError("--images and --captions go together")
     model, vocab, _ = _load(model_dir)
     try:
-        results = evaluate_model(model, vocab, data_dir, splits, beam, limit, _progress_for(False))
-    except (ValueError, OSError, KeyError) as exc:
+        if images_dir is not None:
+            results = evaluate_images(model, vocab, images_dir, captions_file, data_dir, beam,
+                                      _progress_for(False)("images"))
+        else:
+            results = evaluate_model(model, vocab, data_dir, splits, beam, limit, _progress_for(False))
+    except (CaptionsFileError, ImageError, ValueError, OSError, KeyError) as exc:
         raise fail(exc) from None
     if as_json:
         click.echo(json.dumps(results, indent=2))

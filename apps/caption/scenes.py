@@ -444,6 +444,19 @@ def parse_caption(text):
 
 # ----------------------------------------------------------------------------- metrics
 
+def _size_matches(truth, said):
+    """(right sizes, matched objects): objects of the same colour and shape in truth and caption (Counters of
+    (size, colour, shape)) matched one to one, and how many of those pairs agree on the size."""
+    correct = total = 0
+    for colour in COLOURS:
+        for shape in SHAPES:
+            t = Counter(s for s, c, h in truth.elements() if (c, h) == (colour, shape))
+            p = Counter(s for s, c, h in said.elements() if (c, h) == (colour, shape))
+            total += min(sum(t.values()), sum(p.values()))
+            correct += sum((t & p).values())
+    return correct, total
+
+
 def score_caption(text, scene):
     """How well one caption describes one scene.
 
@@ -469,13 +482,7 @@ def score_caption(text, scene):
                 "relations_total": scene.n_relations}
     said = Counter(parsed.objects)
     objects_correct = sum((truth & said).values())
-    sizes_correct = sizes_total = 0
-    for colour in COLOURS:
-        for shape in SHAPES:
-            t = Counter(s for s, c, h in truth.elements() if (c, h) == (colour, shape))
-            p = Counter(s for s, c, h in said.elements() if (c, h) == (colour, shape))
-            sizes_total += min(sum(t.values()), sum(p.values()))
-            sizes_correct += sum((t & p).values())
+    sizes_correct, sizes_total = _size_matches(truth, said)
     by_attrs = {o.attrs: o for o in scene.objects}
     relations_correct = 0
     for i, relation, j in parsed.relations:
@@ -486,6 +493,38 @@ def score_caption(text, scene):
             "objects_total": len(scene), "objects_predicted": len(parsed.objects),
             "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
             "relations_total": max(len(parsed.relations), scene.n_relations)}
+
+
+def score_against_references(text, references):
+    """score_caption when the scene is unknown (a user's images): the truth is what the references say. The
+    objects are those of the first reference in the grammar; a stated relation is right when some reference
+    states it (or its converse) between the same two descriptions. Relations that hold but no reference states
+    (a diagonal pair is both "left of" and "above") count as wrong, so the relation rate is a lower bound.
+    None when no reference is in the grammar."""
+    parsed_refs = [p for p in (parse_caption(r) for r in references) if p is not None]
+    if not parsed_refs:
+        return None
+    truth_objects = parsed_refs[0].objects
+    stated = set()
+    for p in parsed_refs:
+        for i, relation, j in p.relations:
+            a, b = p.objects[i], p.objects[j]
+            stated |= {(a, relation, b), (b, OPPOSITE[relation], a)}
+    truth = Counter(truth_objects)
+    n_relations = max(len(truth_objects) - 1, 0)
+    parsed = parse_caption(text)
+    if parsed is None:
+        return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(truth_objects),
+                "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
+                "relations_total": n_relations}
+    said = Counter(parsed.objects)
+    sizes_correct, sizes_total = _size_matches(truth, said)
+    relations_correct = sum(1 for i, relation, j in parsed.relations
+                            if i != j and (parsed.objects[i], relation, parsed.objects[j]) in stated)
+    return {"parsed": True, "object_set_exact": truth == said, "objects_correct": sum((truth & said).values()),
+            "objects_total": len(truth_objects), "objects_predicted": len(parsed.objects),
+            "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
+            "relations_total": max(len(parsed.relations), n_relations)}
 
 
 def _rate(num, den):

@@ -25,6 +25,15 @@ def test_build_train_export_evaluate_describe(tmp_path):
                                  "--beam", "1", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["test"]["model"]["images"] == 4
+    folder = data / "images" / "test"  # a user's folder: the built test images with their captions.tsv
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(model), "--data", str(data), "--images", str(folder),
+                                 "--captions", str(folder / "captions.tsv"), "--beam", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    user = json.loads(r.stdout)["user"]
+    assert user["model"]["images"] == 4 and user["model"]["scored_against"] == "references"
+    assert "baseline_nearest_neighbour" in user  # the built train split is there
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(model), "--images", str(folder)])
+    assert r.exit_code == 2 and "go together" in r.output
     png = next((data / "images" / "test").glob("*.png"))
     r = CliRunner().invoke(cli, [str(png), "--model", str(model), "--json"])
     assert r.exit_code == 0, r.output

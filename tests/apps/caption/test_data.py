@@ -567,3 +567,24 @@ def test_read_captions_file_missing_and_binary(tmp_path):
     (tmp_path / "empty.tsv").write_text("\n\n")
     with pytest.raises(CaptionsFileError, match="no captions"):
         read_captions_file(tmp_path / "empty.tsv")
+
+
+def test_scoring_against_references_agrees_with_scoring_against_the_scene():
+    """A user's images have no scenes: the references stand in. On our own scenes the two scorers must agree on
+    objects and sizes exactly, and on relations up to the pairs the references leave unstated."""
+    from suite.apps.caption.scenes import score_against_references
+
+    rng = np.random.default_rng(5)
+    by_scene, by_refs = [], []
+    for _ in range(300):
+        scene = random_scene(rng)
+        other = random_scene(rng)  # a wrong caption half the time
+        hyp = canonical_caption(scene if rng.random() < 0.5 else other)
+        refs = captions(scene, rng, n=5)
+        by_scene.append(score_caption(hyp, scene))
+        by_refs.append(score_against_references(hyp, refs))
+    a, b = aggregate(by_scene), aggregate(by_refs)
+    for key in ("object_set_accuracy", "size_accuracy", "object_recall", "object_precision"):
+        assert a[key] == pytest.approx(b[key]), key
+    assert b["relation_accuracy"] <= a["relation_accuracy"] and b["relation_accuracy"] > 0.8 * a["relation_accuracy"]
+    assert score_against_references("a red blob", ["not in the grammar"]) is None
