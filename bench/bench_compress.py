@@ -7,8 +7,9 @@ spaced), and 5 non-Python texts (licences in /usr/share/common-licenses). For
 each: bits per character of xz -9e, bzip2 -9, zstd -19 (their CLIs, whole files
 with headers), of the static model (the trained weights reading the file as one
 stream: an ideal code length) and of the adapted model (the real .lstm file size,
-header included), and seconds per MB of each; every .lstm file is decompressed
-and compared with the original. The model and its settings are the same for
+header included: the adapting LSTM mixed with the match model), and seconds per
+MB of each; the adapted scorer (`score --adapt`, no match model) is timed too;
+every .lstm file is decompressed and compared with the original. The model and its settings are the same for
 every file. Prints one JSON object.
 
     .venv/bin/python bench/bench_compress.py [--model DIR] [--py 20] [--other 5]
@@ -84,6 +85,10 @@ def main():
             row["static"] = {"bits_per_char": round(static, 4),
                              "seconds_per_mb": round((time.perf_counter() - t0) / len(data) * 1e6, 2)}
             t0 = time.perf_counter()
+            scored = float(adaptive_score(model, ids, settings).mean()) / LN2
+            row["adapted_score"] = {"bits_per_char": round(scored, 4),
+                                    "chars_per_second": round(n / (time.perf_counter() - t0))}
+            t0 = time.perf_counter()
             blob, info = compress(model, vocab, sha, data, settings)
             t_c = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -107,7 +112,9 @@ def main():
         "median_margin_below_the_better_of_xz_bzip2": round(margin[len(margin) // 2], 4) if margin else None,
         "median_bits_per_char": {name: round(sorted(r[name]["bits_per_char"] for r in py)[len(py) // 2], 4)
                                  for name in ("xz", "bzip2", "zstd", "static", "adapted")} if py else None,
-        "adapted_chars_per_second": round(chars / seconds) if seconds else None,
+        "compress_chars_per_second": round(chars / seconds) if seconds else None,
+        "adapted_scoring_chars_per_second": round(chars / sum(r["chars"] / r["adapted_score"]["chars_per_second"]
+                                                             for r in rows)) if rows else None,
         "round_trips_exact": all(r["adapted"]["round_trip"] for r in rows),
     }
     print(json.dumps({"bench": "text compressor", "cpu": cpu_model(), "threads": {
