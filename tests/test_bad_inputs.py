@@ -489,8 +489,8 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path):
         pytest.skip("handwriting fonts not installed (make apt)")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = _suite(["handwriting", "data", "build", "--out", "ds", "--n-train", "100000", "--workers", "1"], tmp_path,
-                  scratch)
+    proc = _suite(["handwriting", "data", "build", "--out", "ds", "--n-train", "100000", "--workers", "1",
+                   "--no-display"], tmp_path, scratch)
     deadline = time.time() + 60
     while time.time() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]:
         time.sleep(0.1)
@@ -499,7 +499,7 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path):
     proc.wait(timeout=60)
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")], "no staging folder was left to sweep"
     again = _suite(["handwriting", "data", "build", "--out", "ds", "--n-train", "4", "--n-valid", "2", "--n-test",
-                    "1", "--workers", "1"], tmp_path, scratch)
+                    "1", "--workers", "1", "--no-display"], tmp_path, scratch)
     assert again.wait(timeout=120) == 0, again.communicate()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
     assert (tmp_path / "ds" / "report.json").exists()

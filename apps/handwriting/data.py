@@ -350,7 +350,6 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
             raise DataError(f"no {split} handwriting fonts under {FONT_ROOT}; install the Debian packages "
                             f"({DEBIAN_FONTS}), e.g. with `make apt`")
     pieces = text_pieces(seed)
-    faces = legible_display_fonts(workers) if display else []
     counts, dropped = {}, {}
     total = n_train + n_valid + 3 * n_test
     done = [0]
@@ -360,6 +359,7 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
             progress(done[0] + k, total)
 
     with staged_dir(out) as tmp:
+        faces = legible_display_fonts(workers) if display else []  # about a minute: inside, so Ctrl-C leaves nothing
         for split, n in (("train", n_train), ("valid", n_valid)):
             tasks = [(seed, split, a, b, digit_fraction, pieces[split], faces if split == "train" else [])
                      for a, b in chunks(n, 250)]

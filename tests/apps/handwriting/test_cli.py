@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("hw")
     data, run, model = root / "data", root / "run", root / "model"
     r = CliRunner().invoke(cli, ["data", "build", "--out", str(data), "--n-train", "24", "--n-valid", "6",
-                                 "--n-test", "3", "--workers", "1", "--json"])
+                                 "--n-test", "3", "--workers", "1", "--no-display", "--json"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["data", "build", "--out", str(data), "--n-train", "24"])
     assert r.exit_code == 1 and "already exists" in r.output
