@@ -117,17 +117,26 @@ def new_coder(data=None):
 
 
 @njit(**JIT)
+def _renormalise(low, rng):
+    """(whether a byte leaves the coder, the range): Subbotin's carry-less test, the same for encoder and decoder.
+    The top byte is settled when low and low + range agree on it; a range fallen below BOT is cut to what keeps
+    the top byte settled."""
+    if (low ^ ((low + rng) & np.uint64(MASK))) < np.uint64(TOP):
+        return True, rng
+    if rng < np.uint64(BOT):
+        return True, (np.uint64(0) - low) & np.uint64(BOT - 1)
+    return False, rng
+
+
+@njit(**JIT)
 def _encode(st, buf, cum, freq, total):
     low, rng, pos = st[0], st[1], st[3]
     rng = rng // np.uint64(total)
     low = (low + np.uint64(cum) * rng) & np.uint64(MASK)
     rng = rng * np.uint64(freq)
     while True:
-        if (low ^ ((low + rng) & np.uint64(MASK))) < np.uint64(TOP):
-            pass
-        elif rng < np.uint64(BOT):
-            rng = (np.uint64(0) - low) & np.uint64(BOT - 1)
-        else:
+        shift, rng = _renormalise(low, rng)
+        if not shift:
             break
         buf[pos] = np.uint8((low >> np.uint64(24)) & np.uint64(0xFF))
         pos += np.uint64(1)
@@ -152,11 +161,8 @@ def _decode(st, data, cum, freq):
     rng = rng * np.uint64(freq)
     n = data.shape[0]
     while True:
-        if (low ^ ((low + rng) & np.uint64(MASK))) < np.uint64(TOP):
-            pass
-        elif rng < np.uint64(BOT):
-            rng = (np.uint64(0) - low) & np.uint64(BOT - 1)
-        else:
+        shift, rng = _renormalise(low, rng)
+        if not shift:
             break
         byte = np.uint64(data[pos]) if pos < np.uint64(n) else np.uint64(0)
         code = ((code << np.uint64(8)) | byte) & np.uint64(MASK)

@@ -252,6 +252,17 @@ def score(file, adapt, model_dir, as_json):
                    f"{len(text):,} chars" + (f" ({unk} unknown characters)" if unk else ""))
 
 
+def _read_input(file, out, force):
+    """FILE's bytes, after checking OUT can be written (before any work); one-line errors."""
+    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited
+
+    try:
+        check_writable(out, force)
+        return read_bytes_limited(file)
+    except (OutputExistsError, OSError) as exc:
+        raise fail(exc) from None
+
+
 @cli.command()
 @click.argument("file", type=click.Path())
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="[default: FILE.lstm]")
@@ -269,14 +280,10 @@ def compress(file, out, model_dir, force, as_json):
     """
     from suite.apps.text.compress import compress as compress_bytes, model_hash, settings_of
     from suite.cli_common import counter
-    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited, write_bytes
+    from suite.fileio import OutputExistsError, write_bytes
 
     out = out or f"{file}.lstm"
-    try:
-        check_writable(out, force)
-        data = read_bytes_limited(file)
-    except (OutputExistsError, OSError) as exc:
-        raise fail(exc) from None
+    data = _read_input(file, out, force)
     model, vocab, card = _load(model_dir)
     t0 = time.perf_counter()
     blob, info = compress_bytes(model, vocab, model_hash(model_dir), data, settings_of(card),
@@ -310,17 +317,13 @@ def decompress(file, out, model_dir, force, as_json):
     """
     from suite.apps.text.compress import CompressError, decompress as decompress_bytes, model_hash
     from suite.cli_common import counter
-    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited, write_bytes
+    from suite.fileio import OutputExistsError, write_bytes
 
     if out is None:
         if not file.endswith(".lstm"):
             raise click.ClickException(f"{file}: no .lstm suffix to take off; name the output with -o")
         out = file[:-len(".lstm")]
-    try:
-        check_writable(out, force)
-        blob = read_bytes_limited(file)
-    except (OutputExistsError, OSError) as exc:
-        raise fail(exc) from None
+    blob = _read_input(file, out, force)
     model, vocab, _ = _load(model_dir)
     t0 = time.perf_counter()
     try:
