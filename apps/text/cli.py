@@ -254,12 +254,12 @@ def score(file, adapt, model_dir, as_json):
 
 def _read_input(file, out, force):
     """FILE's bytes, after checking OUT can be written (before any work); one-line errors."""
-    from suite.fileio import OutputExistsError, check_writable, read_bytes_limited
+    from suite.fileio import InputTooLargeError, OutputExistsError, check_writable, read_bytes_limited
 
     try:
         check_writable(out, force)
         return read_bytes_limited(file)
-    except (OutputExistsError, OSError) as exc:
+    except (OutputExistsError, InputTooLargeError, OSError) as exc:
         raise fail(exc) from None
 
 
