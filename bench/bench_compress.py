@@ -17,6 +17,7 @@ every file. Prints one JSON object.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -109,9 +110,10 @@ def main():
         "python_files": len(py),
         "adapted_below_xz_and_bzip2": sum(1 for r in py if r["adapted"]["bits_per_char"] < min(
             r["xz"]["bits_per_char"], r["bzip2"]["bits_per_char"])),
-        "median_margin_below_the_better_of_xz_bzip2": round(margin[len(margin) // 2], 4) if margin else None,
-        "median_bits_per_char": {name: round(sorted(r[name]["bits_per_char"] for r in py)[len(py) // 2], 4)
-                                 for name in ("xz", "bzip2", "zstd", "static", "adapted")} if py else None,
+        "median_margin_below_the_better_of_xz_bzip2": round(statistics.median(margin), 4) if margin else None,
+        "median_bits_per_char": {name: round(statistics.median(r[name]["bits_per_char"] for r in py), 4)
+                                 for name in ("xz", "bzip2", "zstd", "static", "adapted_score", "adapted")}
+        if py else None,
         "compress_chars_per_second": round(chars / seconds) if seconds else None,
         "adapted_scoring_chars_per_second": round(chars / sum(r["chars"] / r["adapted_score"]["chars_per_second"]
                                                              for r in rows)) if rows else None,
