@@ -178,7 +178,8 @@ def _decode(model, vocab, model_sha256, header, payload, progress):
                             "decompress with the model that compressed it (--model)")
     settings = header["adapt"]
     n = int(header["chars"])
-    if n > 4 * header["bytes"] + 4:
+    # a character is at least 1 byte of the original, and costs at least log2(TOTAL / (TOTAL - 96)) > 1/500 bit
+    if n > header["bytes"] or n > 4000 * (len(payload) + 4):
         raise CompressError("the file's header is damaged; it cannot be decompressed")
     syms = np.zeros(n, np.int64)
     points = np.zeros(n, np.int64)
