@@ -51,7 +51,8 @@ def cli():
 @click.option("--attention", "attention_out", type=click.Path(dir_okay=False), default=None,
               help="Draw each word's attention over the image to this PNG (several images: OUT-1.png, ...).")
 @click.option("--force", is_flag=True, help="Overwrite existing --attention files.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per image: caption, log-prob, beams.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per image: caption, log-prob, a calibrated confidence, beams.")
 def describe(images, beam, model_dir, attention_out, force, as_json):
     """Caption images (any format Pillow reads; large photos are shrunk on load).
 
@@ -93,8 +94,12 @@ def describe(images, beam, model_dir, attention_out, force, as_json):
             if not as_json:  # several images get OUT-1.png, OUT-2.png...: say which is which
                 click.echo(f"attention for {path}: {targets[path]}", err=True)
         if as_json:
+            from suite.apps.caption.model import confidence as caption_confidence
+
+            p = caption_confidence((card.get("meta") or {}).get("calibration"), beams)
+            confidence = None if p is None else round(p, 4)
             click.echo(json.dumps({"file": path, "caption": best["caption"],
-                                   "log_prob": round(best["log_prob"], 4),
+                                   "log_prob": round(best["log_prob"], 4), "confidence": confidence,
                                    "beams": [{"caption": b["caption"], "log_prob": round(b["log_prob"], 4)}
                                              for b in beams],
                                    "attention_png": str(targets[path]) if attention_out else None,

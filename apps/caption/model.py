@@ -274,6 +274,104 @@ def caption_images(model, vocab, images, beam=5, batch=64, progress=None):
     return out
 
 
+# -- confidence ----------------------------------------------------------------------------------------
+def confidence_features(beams):
+    """(2,) what the confidence is computed from: the best beam's log-probability and its lead over the next."""
+    best = beams[0]["log_prob"]
+    second = beams[1]["log_prob"] if len(beams) > 1 else best - 10.0
+    return np.array([best, best - second], np.float64)
+
+
+def fit_calibration(features, correct, l2=1e-3, iters=50):
+    """Logistic regression p(correct) = sigmoid(w0 + w . features) by Newton's method (Platt scaling with two
+    inputs); features (N, 2), correct (N,) bool. Returns [w0, w1, w2]."""
+    X = np.column_stack([np.ones(len(features)), np.asarray(features, np.float64)])
+    y = np.asarray(correct, np.float64)
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(X @ w, -30, 30)))
+        grad = X.T @ (p - y) + l2 * w
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return [round(float(v), 6) for v in w]
+
+
+def calibrated(weights, features):
+    """p(correct) of one caption (or many: features (N, 2)) under fitted weights."""
+    f = np.asarray(features, np.float64)
+    z = weights[0] + f @ np.asarray(weights[1:], np.float64)
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def expected_calibration_error(probs, correct, bins=10):
+    """ECE: the mean |accuracy - confidence| over equal-width confidence bins, weighted by their sizes."""
+    probs, correct = np.asarray(probs, np.float64), np.asarray(correct, np.float64)
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    return float(sum(abs(correct[which == b].mean() - probs[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))
+
+
+def split_confidence(model, vocab, images, scenes, beam=5):
+    """(features (N, 2), correct (N,)): each image's best caption's confidence features and whether it is right
+    (the exact object set and every stated relation holding)."""
+    from suite.apps.caption.data import score_caption
+
+    feats, correct = [], []
+    for image, scene in zip(images, scenes):
+        beams = caption_image(model, vocab, image, beam=beam)
+        s = score_caption(beams[0]["caption"], scene)
+        feats.append(confidence_features(beams))
+        correct.append(bool(s["object_set_exact"]) and s["relations_correct"] == s["relations_total"])
+    return np.array(feats), np.array(correct)
+
+
+def confidence(calibration, beams):
+    """The probability that the best caption is right, as the model's card says to compute it (meta.calibration:
+    {"method": "platt", "weights"} or {"method": "raw"}: exp(log_prob)); None when the model has no calibration."""
+    if not isinstance(calibration, dict):
+        return None
+    feats = confidence_features(beams)
+    if calibration.get("method") == "platt" and len(calibration.get("weights") or []) == 3:
+        return float(calibrated(calibration["weights"], feats))
+    if calibration.get("method") == "raw":
+        return float(np.exp(feats[0]))
+    return None
+
+
+def calibration_report(model, vocab, data_dir, splits, beam=5):
+    """Choose and fit the confidence on the validation split, and report its expected calibration error on each
+    held-out split. The choice, between the sequence probability exp(log_prob) as it is and Platt scaling of
+    [log_prob, margin over the second beam], is the lower ECE on one half of validation with Platt fitted on the
+    other; the chosen Platt weights are then fitted on all of it. Returns (meta.calibration, the card's entry)."""
+    from suite.apps.caption.data import load_split
+
+    images, _, scenes = load_split(data_dir, "valid")
+    feats, correct = split_confidence(model, vocab, images, scenes, beam)
+    half = len(feats) // 2
+    held_platt = expected_calibration_error(calibrated(fit_calibration(feats[:half], correct[:half]), feats[half:]),
+                                            correct[half:])
+    held_raw = expected_calibration_error(np.exp(feats[half:, 0]), correct[half:])
+    chosen = {"method": "platt", "weights": fit_calibration(feats, correct)} if held_platt < held_raw \
+        else {"method": "raw"}
+    entry = {"how": "the probability that the best caption is right (exact object set, every stated relation "
+                    "holds): exp(log_prob) of the caption, or Platt scaling sigmoid(w0 + w1 log_prob + w2 margin "
+                    "over the second beam), whichever had the lower ECE on half the validation split with Platt "
+                    "fitted on the other half; ECE over 10 equal-width bins",
+             "chosen": chosen, "valid_half_ece": {"platt": round(held_platt, 4), "raw": round(held_raw, 4)},
+             "valid_accuracy": round(float(correct.mean()), 4)}
+    for split in splits:
+        images, _, scenes = load_split(data_dir, split)
+        feats, correct = split_confidence(model, vocab, images, scenes, beam)
+        probs = [confidence(chosen, [{"log_prob": f[0]}, {"log_prob": f[0] - f[1]}]) for f in feats]
+        entry[split] = {"accuracy": round(float(correct.mean()), 4),
+                        "ece": round(expected_calibration_error(probs, correct), 4),
+                        "mean_confidence": round(float(np.mean(probs)), 4)}
+    return chosen, entry
+
+
 def nearest_neighbour_captions(train_images, train_refs, images, size=16):
     """Baseline: the first reference caption of the train image nearest in pixels (images shrunk to size^2)."""
     def small(x):
@@ -392,14 +490,16 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
     from pathlib import Path
 
     from suite.card import make_card, reproduce_line, training_record
-    from suite.shipped import publish_model
+    from suite.shipped import publish_model_with_meta
 
     model, vocab, card = load_model(checkpoint)
-    meta = card["meta"]
+    meta = dict(card["meta"])
     metrics = {}
     if data_dir is not None:
         splits = [s for s in EVAL_SPLITS if (Path(data_dir) / f"{s}.npz").exists()]
         metrics = evaluate(model, vocab, data_dir, splits, beam, None, progress_for)
+        if (Path(data_dir) / "valid.npz").exists():
+            meta["calibration"], metrics["calibration"] = calibration_report(model, vocab, data_dir, splits, beam)
     data = meta.get("data") or {}
     training = training_record(checkpoint, meta, command, export_command)
     build_command = (data.get("report") or {}).get("command")
@@ -410,4 +510,4 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
                 "never seen in training", **metrics},
         reproduce_line(build_command, training["command"], export_command),
         vocab=vocab.to_json())
-    return publish_model(checkpoint, out, result)
+    return publish_model_with_meta(model, card["config"], meta, out, result)

@@ -21,6 +21,8 @@ def test_build_train_export_evaluate_describe(tmp_path):
     card = json.loads((model / "card.json").read_text())
     assert set(card["metrics"]) >= {"how", "test", "combo", "alt"}
     assert "object_set_accuracy" in card["metrics"]["test"]["model"]
+    calibration = card["metrics"]["calibration"]  # fitted on valid, its error reported per held-out split
+    assert calibration["chosen"]["method"] in ("platt", "raw") and set(calibration["test"]) >= {"ece", "accuracy"}
     r = CliRunner().invoke(cli, ["evaluate", "--model", str(model), "--data", str(data), "--split", "test",
                                  "--beam", "1", "--json"])
     assert r.exit_code == 0, r.output
@@ -37,6 +39,6 @@ def test_build_train_export_evaluate_describe(tmp_path):
     png = next((data / "images" / "test").glob("*.png"))
     r = CliRunner().invoke(cli, [str(png), "--model", str(model), "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["file"] == str(png)
+    assert json.loads(r.stdout)["file"] == str(png) and 0 <= json.loads(r.stdout)["confidence"] <= 1
     r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "data build" in r.output

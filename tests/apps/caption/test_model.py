@@ -140,3 +140,18 @@ def test_every_command_has_help():
     for name in ["describe", "train", "evaluate", "export", "data"]:
         r = CliRunner().invoke(cli, [name, "--help"])
         assert r.exit_code == 0 and "Example" in r.output or name == "data"
+
+
+def test_calibration_fits_a_known_logistic_and_lowers_the_error():
+    from suite.apps.caption.model import calibrated, expected_calibration_error, fit_calibration
+
+    rng = np.random.default_rng(0)
+    feats = np.column_stack([rng.normal(-2, 1.5, 4000), rng.exponential(2.0, 4000)])
+    truth = 1 / (1 + np.exp(-(0.5 + 1.2 * feats[:, 0] + 0.8 * feats[:, 1])))
+    correct = rng.random(4000) < truth
+    w = fit_calibration(feats, correct)
+    assert abs(w[1] - 1.2) < 0.25 and abs(w[2] - 0.8) < 0.25
+    p = calibrated(w, feats)
+    assert expected_calibration_error(p, correct) < 0.03
+    assert expected_calibration_error(np.exp(feats[:, 0]).clip(0, 1), correct) > 0.1  # the raw probability is not
+    assert expected_calibration_error([0.0, 1.0], [False, True]) == 0.0
