@@ -121,16 +121,20 @@ def data():
 @click.option("--n-valid", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--n-test", type=click.IntRange(1), default=1000, show_default=True,
               help="Images in each of the test, held-out-combination and other-style splits.")
+@click.option("--all-combos", is_flag=True,
+              help="Every colour-shape pair in train/valid/test (the shipped model's data); by default three pairs "
+                   "are held out for the compositional experiment.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, all_combos, seed, workers, force, as_json):
     """Render shapes-world scenes with several reference captions each.
 
     A few colour-shape combinations never appear in train/valid/test; the
     'combo' split holds them (compositional generalisation), the 'alt' split
-    is drawn in another style (robustness).
+    is drawn in another style (robustness). With --all-combos every pair is in
+    every split, and 'combo' holds scenes with those pairs all the same.
 
     Example: suite caption data build --n 2000 --seed 1 --out data/caption-small
     """
@@ -140,7 +144,8 @@ def data_build(out, n_train, n_valid, n_test, seed, workers, force, as_json):
     try:
         check_data_dir(out, force, "caption")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, n_combo=n_test, seed=seed,
-                               workers=workers, progress=_bar("rendering"), command=command_line("caption"))
+                               workers=workers, progress=_bar("rendering"), command=command_line("caption"),
+                               hold_out=not all_combos)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:

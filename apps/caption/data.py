@@ -211,14 +211,16 @@ def _load_uint8(path_or_image, size=INPUT_SIZE):
 
 # ----------------------------------------------------------------------------- the dataset
 
-def _split_plan(n_train, n_valid, n_test, n_combo):
-    """split -> (count, scene split, style, exclude, require). alt redraws the test scenes in the alt style."""
+def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True):
+    """split -> (count, scene split, style, exclude, require). alt redraws the test scenes in the alt style.
+    hold_out False: every colour-shape pair everywhere (combo still requires one of HELD_OUT_COMBOS per scene)."""
+    excluded = HELD_OUT_COMBOS if hold_out else ()
     return {
-        "train": (n_train, "train", "train", HELD_OUT_COMBOS, ()),
-        "valid": (n_valid, "valid", "train", HELD_OUT_COMBOS, ()),
-        "test": (n_test, "test", "train", HELD_OUT_COMBOS, ()),
+        "train": (n_train, "train", "train", excluded, ()),
+        "valid": (n_valid, "valid", "train", excluded, ()),
+        "test": (n_test, "test", "train", excluded, ()),
         "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS),
-        "alt": (n_test, "test", "alt", HELD_OUT_COMBOS, ()),
+        "alt": (n_test, "test", "alt", excluded, ()),
     }
 
 
@@ -260,7 +262,7 @@ def _write_png_split(out_dir, split, names, items):
 
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,
-                  progress=None, n_refs=N_REFS, command=None):
+                  progress=None, n_refs=N_REFS, command=None, hold_out=True):
     """Render the shapes-world dataset under out_dir; returns the report (also report.json).
 
     Writes, for each split in SPLITS, ``<split>.npz`` with
@@ -271,8 +273,9 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     and for test, combo and alt also ``images/<split>/<name>.png`` at the rendered
     size plus a Flickr8k-style ``images/<split>/captions.tsv`` (name TAB caption).
 
-    train/valid/test never contain HELD_OUT_COMBOS; every combo scene has at
-    least one; alt is the test scenes drawn in the alt style (n_test images).
+    train/valid/test never contain HELD_OUT_COMBOS (with hold_out; without it they
+    hold every pair, the shipped model's data); every combo scene has at least
+    one; alt is the test scenes drawn in the alt style (n_test images).
     Every item is drawn from generators keyed by (seed, split, index), so the
     files are byte-identical for any number of workers. Files are written
     atomically, report.json last (suite.databuild.write_report).
@@ -289,12 +292,13 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as build:  # the whole dataset appears at once; an interrupted build leaves nothing
         return _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs,
-                           command)
+                           command, hold_out)
 
 
-def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command):
+def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command,
+                hold_out=True):
     """build_dataset's work, written into the staged folder ``build`` that becomes ``out_dir``."""
-    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo))
+    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out)
     if command is None:
         command = (f"suite caption data build --out {out_dir} --train {n_train} --valid {n_valid} "
                    f"--test {n_test} --combo {n_combo} --seed {seed}")
@@ -347,7 +351,8 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
         "command": command,
         "input_size": INPUT_SIZE,
         "pixels": "uint8 (N, 3, H, W); divide by 255 for the model's [0, 1] float input",
-        "held_out_combos": [list(p) for p in HELD_OUT_COMBOS],
+        "held_out_combos": [list(p) for p in HELD_OUT_COMBOS] if hold_out else [],
+        "combo_pairs": [list(p) for p in HELD_OUT_COMBOS],
         "vocab": VOCAB,
         "references_per_image": n_refs,
         "counts": {split: s["images"] for split, s in splits.items()},

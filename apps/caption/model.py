@@ -506,8 +506,10 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
     result = make_card(
         "caption", describe_model(model.config, model.grid), card["config"], data, training,
         {"how": f"beam {beam}; test = held-out scenes of the training distribution, combo = scenes with "
-                "colour-shape pairs never seen in training, alt = test-like scenes in a drawing style "
-                "never seen in training", **metrics},
+                + ("colour-shape pairs never seen in training" if (data.get("report") or {}).get(
+                    "held_out_combos", True) else "the red triangle, blue circle or yellow square (pairs the "
+                    "compositional experiment holds out; in this model's training)")
+                + ", alt = test-like scenes in a drawing style never seen in training", **metrics},
         reproduce_line(build_command, training["command"], export_command),
         vocab=vocab.to_json())
     return publish_model_with_meta(model, card["config"], meta, out, result)

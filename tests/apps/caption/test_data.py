@@ -588,3 +588,15 @@ def test_scoring_against_references_agrees_with_scoring_against_the_scene():
         assert a[key] == pytest.approx(b[key]), key
     assert b["relation_accuracy"] <= a["relation_accuracy"] and b["relation_accuracy"] > 0.8 * a["relation_accuracy"]
     assert score_against_references("a red blob", ["not in the grammar"]) is None
+
+
+def test_all_combos_puts_every_pair_in_training_and_keeps_the_combo_split(tmp_path):
+    from suite.apps.caption.data import build_dataset, load_split
+
+    report = build_dataset(tmp_path / "all", n_train=60, n_valid=4, n_test=4, n_combo=4, workers=0, hold_out=False)
+    assert report["held_out_combos"] == [] and report["combo_pairs"]
+    _, _, scenes = load_split(tmp_path / "all", "train")
+    pairs = {(o.colour, o.shape) for s in scenes for o in s.objects}
+    assert pairs & set(HELD_OUT_COMBOS)
+    _, _, combo = load_split(tmp_path / "all", "combo")
+    assert all(any((o.colour, o.shape) in HELD_OUT_COMBOS for o in s.objects) for s in combo)
