@@ -167,15 +167,18 @@ def data_build(out, n_train, n_valid, n_test, all_combos, seed, workers, force, 
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--first-caption-only", is_flag=True,
               help="Learn each image's first reference only (shapes world: the canonical wording).")
+@click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
+              help="Fine-tune: start from this caption model's weights (its architecture and vocabulary).")
 @training_options(steps=8000, data=DEFAULT_DATA, data_help="A built shapes-world dataset.", out=DEFAULT_RUN_DIR)
 def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, attn, dropout, batch_size,
-          first_caption_only, **opts):
+          first_caption_only, init_dir, **opts):
     """Train the captioner; the best model by validation loss per word is kept.
 
     \b
     Examples:
       suite caption train --minutes 60 --export data/models/caption
       suite caption train --images photos/ --captions captions.tsv --out runs/mine
+      suite caption train --data data/caption-all --init data/models/caption --lr 5e-4 --out runs/ft
     """
     from suite.apps.caption.data import INPUT_SIZE, tokenize, training_data, user_training_data
     from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, build_vocab, config_dict,
@@ -197,13 +200,22 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     except (ValueError, OSError, KeyError) as exc:
         raise fail(exc) from None
     vocab = build_vocab(tr_refs, tokenize)
-    config = CaptionConfig(vocab_size=vocab.size, input_size=INPUT_SIZE, channels=channels, embed=embed,
-                           hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])
+    if init_dir:
+        model, init_vocab, _ = _load(init_dir)
+        unknown = sorted(set(vocab.words) - set(init_vocab.words))
+        if unknown:
+            raise click.ClickException(f"{init_dir}: its vocabulary lacks {', '.join(unknown[:5])} (words of these "
+                                       "captions); train from scratch without --init")
+        vocab, config = init_vocab, model.config
+    else:
+        config = CaptionConfig(vocab_size=vocab.size, input_size=INPUT_SIZE, channels=channels, embed=embed,
+                               hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])
+        model = CaptionModel(config)
     task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize,
                        first_only=first_caption_only)
     meta = {"vocab": vocab.to_json(), "data": source, "train_images": len(tr_img),
-            "first_caption_only": first_caption_only}
-    summary = run_training("caption", CaptionModel(config), task, config_dict(config), meta, out=out,
+            "first_caption_only": first_caption_only, "init": str(init_dir) if init_dir else None}
+    summary = run_training("caption", model, task, config_dict(config), meta, out=out,
                            describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", **opts)
     if opts["export"]:
         try:

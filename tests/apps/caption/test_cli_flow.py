@@ -40,5 +40,9 @@ def test_build_train_export_evaluate_describe(tmp_path):
     r = CliRunner().invoke(cli, [str(png), "--model", str(model), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["file"] == str(png) and 0 <= json.loads(r.stdout)["confidence"] <= 1
+    r = CliRunner().invoke(cli, ["train", "--data", str(data), "--init", str(model), "--out", str(tmp_path / "ft"),
+                                 "--steps", "2", "--eval-every", "2", "--batch-size", "4", "--quiet", "--json"])
+    assert r.exit_code == 0, r.output  # a fine-tune keeps the init model's architecture and vocabulary
+    assert json.loads((tmp_path / "ft" / "best" / "config.json").read_text())["config"]["hidden"] == 8
     r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "data build" in r.output
