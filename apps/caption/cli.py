@@ -201,7 +201,7 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
         raise fail(exc) from None
     vocab = build_vocab(tr_refs, tokenize)
     if init_dir:
-        model, init_vocab, _ = _load(init_dir)
+        model, init_vocab, init_card = _load(init_dir)
         unknown = sorted(set(vocab.words) - set(init_vocab.words))
         if unknown:
             raise click.ClickException(f"{init_dir}: its vocabulary lacks {', '.join(unknown[:5])} (words of these "
@@ -214,7 +214,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize,
                        first_only=first_caption_only)
     meta = {"vocab": vocab.to_json(), "data": source, "train_images": len(tr_img),
-            "first_caption_only": first_caption_only, "init": str(init_dir) if init_dir else None}
+            "first_caption_only": first_caption_only,
+            "init": {"from": str(init_dir), "step": init_card["meta"].get("step")} if init_dir else None}
     summary = run_training("caption", model, task, config_dict(config), meta, out=out,
                            describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", **opts)
     if opts["export"]:
