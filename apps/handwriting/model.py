@@ -170,11 +170,10 @@ class Reader(CTCDecoder):
         self.card = card
 
     def logits(self, columns):
-        """(T', C) logits of one prepared line's (W, 32) columns: only the line's own steps (the pooled tail of a
-        width that is not a whole pooling window lies past the sequence's length, where the network's outputs
-        mean nothing, and training never scored them)."""
-        logits, steps = self.model.forward(columns[:, None, :], np.array([len(columns)]))
-        return logits[:steps[0], 0]
+        """(T', C) logits of one prepared line's (W, 32) columns, read as validation reads them
+        (ctc_task.split_logits): only the line's own steps (the pooled tail of a width that is not a whole pooling
+        window lies past the sequence's length, where the network's outputs mean nothing)."""
+        return ctc_task.split_logits(self.model, [columns])[0]
 
     def read_line(self, line):
         """{"text", "confidence", "words": [{"word", "x0", "x1"}], "box"} of one lines.Line."""

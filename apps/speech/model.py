@@ -191,11 +191,8 @@ class Transcriber(CTCDecoder):
         # blow up rounding noise into features no training utterance had): nothing was said
         if len(wave) == 0 or float(np.max(np.abs(wave))) < self.SILENCE_PEAK:
             return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)
-        feats = features(wave, sr)  # (T, F)
-        if len(feats) == 0:
-            return np.zeros((0, self.model.config.vocab_size), dtype=np.float32)
-        logits, steps = self.model.forward(feats[:, None, :], np.array([len(feats)]))
-        return logits[:steps[0], 0]  # (T', C): the utterance's own steps
+        # (T', C): the utterance's own steps, read as validation reads them (ctc_task.split_logits; none for no frames)
+        return ctc_task.split_logits(self.model, [features(wave, sr)])[0]
 
     def transcribe_wave(self, wave, sr, offset=0.0):
         text, _, words = self.decode(self.logits(wave, sr))
