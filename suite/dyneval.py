@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.kernels.losses import softmax_cross_entropy
+from suite.kernels.losses import log_softmax, softmax_cross_entropy
 
 LR_GRID = (0.05, 0.1, 0.2, 0.4)
 DECAY_GRID = (0.0, 0.002)
@@ -61,15 +61,17 @@ class AdaptiveLM:
         self.params = list(self.model.parameters())
         self.prior = [p.value.copy() for p in self.params]
 
+    def _forward(self, inputs, state):
+        """(logits (T, V), the state after inputs) of one stream read from ``state``, caches kept for the step."""
+        logits, state_out = self.model.forward(np.asarray(inputs, np.int64)[:, None], state)  # (T, 1, V)
+        return logits.reshape(len(inputs), -1), state_out
+
     def step(self, inputs, targets, state=None):
         """Score targets (T,) after inputs (T,) from ``state`` with the current weights, then adapt on them.
 
         Returns (nats of each target (T,) float64, the state after inputs)."""
-        logits, state_out = self.model.forward(np.asarray(inputs, np.int64)[:, None], state)  # (T, 1, V)
-        T, _, V = logits.shape
-        logits = logits.reshape(T, V)
-        lse = np.logaddexp.reduce(logits.astype(np.float64), axis=1)
-        nats = lse - logits[np.arange(T), targets].astype(np.float64)
+        logits, state_out = self._forward(inputs, state)
+        nats = -log_softmax(logits.astype(np.float64))[np.arange(len(targets)), targets]
         self.update_from(logits, targets)
         return nats, state_out
 
@@ -92,9 +94,8 @@ class AdaptiveLM:
     def adapt(self, inputs, targets, state):
         """The adaptation step alone (the compressor scores tokens its own way first): forward from ``state`` over
         inputs, SGD on targets. Returns nothing; the weights change."""
-        logits, _ = self.model.forward(np.asarray(inputs, np.int64)[:, None], state)
-        T, _, V = logits.shape
-        self.update_from(logits.reshape(T, V), targets)
+        logits, _ = self._forward(inputs, state)
+        self.update_from(logits, targets)
 
 
 def adaptive_score(model, ids, settings, progress=None):

@@ -86,7 +86,6 @@ class _Stream:
         from suite.kernels.rangecoder import new_match, prime
 
         self.lm = AdaptiveLM(model, settings)
-        self.settings = settings
         L, H = model.config.layers, model.config.hidden
         self.h = np.zeros((L, H), np.float32)
         self.c = np.zeros((L, H), np.float32)
@@ -96,6 +95,16 @@ class _Stream:
         self.match = new_match()
         table0, W_ih, W_hh, b, W_out, b_out, cifg = self.w
         prime(self.previous, table0, W_ih, W_hh, b, W_out, b_out, self.h, self.c, cifg, self.logits)
+
+    def code(self, encode, syms, points, coder, buf, progress=None):
+        """Code (or decode) all of syms a segment at a time, adapting after each; returns the model's bits."""
+        n, seg = len(syms), self.lm.settings.segment
+        bits = 0.0
+        for start in range(0, n, seg):
+            bits += self.run(encode, syms, points, start, min(start + seg, n), coder, buf)
+            if progress is not None:
+                progress(min(start + seg, n), n)
+        return bits
 
     def run(self, encode, syms, points, start, stop, coder, buf):
         from suite.kernels.rangecoder import code_tokens
@@ -125,12 +134,7 @@ def compress(model, vocab, model_sha256, data, settings, progress=None):
     coder = new_coder()
     bits = 0.0
     if n:
-        stream = _Stream(model, vocab, settings)
-        seg = settings.segment
-        for start in range(0, n, seg):
-            bits += stream.run(True, syms, points, start, min(start + seg, n), coder, buf)
-            if progress is not None:
-                progress(min(start + seg, n), n)
+        bits = _Stream(model, vocab, settings).code(True, syms, points, coder, buf, progress)
     size = finish(coder, buf)
     method = CODED if size < len(data) else STORED
     head = HEADER.pack(MAGIC, bytes.fromhex(model_sha256)[:8], settings.lr, settings.decay, settings.segment, n,
@@ -186,11 +190,7 @@ def _decode(model, vocab, model_sha256, header, payload, progress):
     data = np.frombuffer(payload, np.uint8).copy()  # writable: one compiled function serves both directions
     coder = new_coder(data)
     if n:
-        stream = _Stream(model, vocab, settings)
-        for start in range(0, n, settings.segment):
-            stream.run(False, syms, points, start, min(start + settings.segment, n), coder, data)
-            if progress is not None:
-                progress(min(start + settings.segment, n), n)
+        _Stream(model, vocab, settings).code(False, syms, points, coder, data, progress)
     try:
         table = np.concatenate([[0], [ord(ch) for ch in vocab.chars]]).astype(np.int64)
         codes = np.where(syms == 0, points, table[syms])
