@@ -19,7 +19,8 @@ sampling loop, ranked and relaxed as its docstring says):
 The phrase plan (``plan``): where bars begin and where fermatas fall, forced
 into the token stream so the network sees the phrase ends as it does in Bach's
 chorales (DeepBach conditions on fermatas the same way), and the cadence each
-fermata asks for as chords at given steps (``CADENCES``).
+fermata asks for as chords at given steps (``_mark_cadence``); ``melody_plan`` is the
+same for a harmonisation, its phrase ends taken from the tune.
 """
 from dataclasses import dataclass
 
@@ -50,7 +51,6 @@ TONIC = {"major": (0, _pcs(0, 4, 7)), "minor": (0, _pcs(0, 3, 7))}
 TONIC_FINAL = {"major": (0, _pcs(0, 4, 7)), "minor": (0, _pcs(0, 3, 4, 7))}  # a Picardy third may end a minor piece
 DOMINANT = (7, _pcs(7, 11, 2))           # V with the leading tone (raised in minor)
 DOMINANT_SEVENTH = (7, _pcs(7, 11, 2, 5))
-CADENCES = ("authentic", "half")
 
 
 @dataclass
@@ -97,14 +97,24 @@ def plan(bars, mode, rng, steps_per_bar=16, beat=4, half_share=0.4, pickup=None,
         if soprano_pcs is not None and start < len(soprano_pcs):
             kind = _cadence_allowed(int(soprano_pcs[start]), mode, last)
         cadences.append((start, kind))
-        if kind == "authentic":
-            chord = TONIC_FINAL[mode] if last else TONIC[mode]
-            bass[start:start + length], upper[start:start + length] = chord
-            before = max(start - beat, 0)
-            bass[before:start], upper[before:start] = DOMINANT_SEVENTH  # V(7) over the dominant, the beat before
-        elif kind == "half":
-            bass[start:start + length], upper[start:start + length] = DOMINANT
+        _mark_cadence(kind, start, start + length, last, mode, bass, upper, beat)
     return Plan(steps_per_bar, pickup, fermata, cadences, bass, upper)
+
+
+def _mark_cadence(kind, start, stop, last, mode, bass, upper, beat, soprano_pcs=None):
+    """Write the chords a cadence asks for into bass/upper: authentic, the tonic chord over [start, stop) after
+    V(7) over the dominant through the beat before; half, V over [start, stop); none, nothing. With soprano_pcs
+    (a given tune), the upper voices are held to V7 the beat before only where the tune's notes there fit it."""
+    if kind == "authentic":
+        bass[start:stop], upper[start:stop] = TONIC_FINAL[mode] if last else TONIC[mode]
+        before = max(start - beat, 0)
+        bass[before:start] = DOMINANT_SEVENTH[0]
+        fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:start] if p >= 0] \
+            if soprano_pcs is not None else [1]
+        if fits and all(fits):
+            upper[before:start] = DOMINANT_SEVENTH[1]
+    elif kind == "half":
+        bass[start:stop], upper[start:stop] = DOMINANT
 
 
 def _cadence_allowed(pc, mode, last):
@@ -150,20 +160,11 @@ def melody_plan(steps_per_bar, mode, onsets, soprano_pcs, beat=4):
     bass = np.full(n_steps, -1, np.int64)
     upper = np.full(n_steps, ANY, np.int64)
     cadences = []
-    for k, start in enumerate(sorted(set(phrase_starts))):
+    for start in sorted(set(phrase_starts)):
         last = start == int(starts[-1])
         stop = n_steps if last else int(ends[np.searchsorted(starts, start)])
         fermata[start:stop] = True
         kind = _cadence_allowed(int(soprano_pcs[start]), mode, last)
         cadences.append((start, kind))
-        tonic_bass, tonic_upper = TONIC_FINAL[mode] if last else TONIC[mode]
-        if kind == "authentic":
-            bass[start:stop], upper[start:stop] = tonic_bass, tonic_upper
-            before = max(start - beat, 0)
-            bass[before:start] = DOMINANT_SEVENTH[0]
-            fits = [(DOMINANT_SEVENTH[1] >> int(p)) & 1 for p in soprano_pcs[before:start] if p >= 0]
-            if fits and all(fits):  # the inner voices inside V7 too, where the tune is
-                upper[before:start] = DOMINANT_SEVENTH[1]
-        elif kind == "half":
-            bass[start:stop], upper[start:stop] = DOMINANT
+        _mark_cadence(kind, start, stop, last, mode, bass, upper, beat, soprano_pcs)
     return Plan(steps_per_bar, 0, fermata, cadences, bass, upper)
