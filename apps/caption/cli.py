@@ -97,7 +97,7 @@ def describe(images, beam, model_dir, attention_out, force, as_json):
             from suite.apps.caption.model import confidence as caption_confidence
 
             p = caption_confidence((card.get("meta") or {}).get("calibration"), beams)
-            confidence = None if p is None else round(p, 4)
+            confidence = None if p is None else round(float(p), 4)
             click.echo(json.dumps({"file": path, "caption": best["caption"],
                                    "log_prob": round(best["log_prob"], 4), "confidence": confidence,
                                    "beams": [{"caption": b["caption"], "log_prob": round(b["log_prob"], 4)}

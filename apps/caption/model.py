@@ -261,14 +261,18 @@ def load_model(model_dir):
     return model, vocab, card
 
 
-def caption_images(model, vocab, images, beam=5, batch=64, progress=None):
-    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search per image."""
+def caption_images(model, vocab, images, beam=5, batch=64, progress=None, beams_out=None):
+    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search per image (whose
+    beams are appended to ``beams_out`` when it is a list, for the confidence)."""
     out = []
     for start in range(0, len(images), batch if beam == 1 else 1):
         if beam == 1:
             out += [vocab.decode(t) for t in greedy_batch(model, images[start:start + batch])]
         else:
-            out.append(caption_image(model, vocab, images[start], beam=beam)[0]["caption"])
+            beams = caption_image(model, vocab, images[start], beam=beam)
+            out.append(beams[0]["caption"])
+            if beams_out is not None:
+                beams_out.append(beams)
         if progress is not None:
             progress(len(out), len(images))
     return out
@@ -314,14 +318,16 @@ def expected_calibration_error(probs, correct, bins=10):
                      for b in range(bins) if np.any(which == b)))
 
 
-def split_confidence(model, vocab, images, scenes, beam=5):
+def split_confidence(model, vocab, images, scenes, beam=5, beams_of=None):
     """(features (N, 2), correct (N,)): each image's best caption's confidence features and whether it is right
-    (the exact object set and every stated relation holding)."""
+    (the exact object set and every stated relation holding). beams_of: the images' beams when already searched
+    (evaluate's), else they are searched here."""
     from suite.apps.caption.data import score_caption
 
+    if not beams_of or len(beams_of) != len(images):
+        beams_of = [caption_image(model, vocab, image, beam=beam) for image in images]
     feats, correct = [], []
-    for image, scene in zip(images, scenes):
-        beams = caption_image(model, vocab, image, beam=beam)
+    for beams, scene in zip(beams_of, scenes):
         s = score_caption(beams[0]["caption"], scene)
         feats.append(confidence_features(beams))
         correct.append(bool(s["object_set_exact"]) and s["relations_correct"] == s["relations_total"])
@@ -331,21 +337,27 @@ def split_confidence(model, vocab, images, scenes, beam=5):
 def confidence(calibration, beams):
     """The probability that the best caption is right, as the model's card says to compute it (meta.calibration:
     {"method": "platt", "weights"} or {"method": "raw"}: exp(log_prob)); None when the model has no calibration."""
+    return confidence_of_features(calibration, confidence_features(beams))
+
+
+def confidence_of_features(calibration, feats):
+    """``confidence`` from the features (confidence_features) of one caption, or of many (N, 2)."""
     if not isinstance(calibration, dict):
         return None
-    feats = confidence_features(beams)
+    feats = np.asarray(feats, np.float64)
     if calibration.get("method") == "platt" and len(calibration.get("weights") or []) == 3:
-        return float(calibrated(calibration["weights"], feats))
+        return calibrated(calibration["weights"], feats)
     if calibration.get("method") == "raw":
-        return float(np.exp(feats[0]))
+        return np.exp(feats[..., 0])
     return None
 
 
-def calibration_report(model, vocab, data_dir, splits, beam=5):
+def calibration_report(model, vocab, data_dir, splits, beam=5, beams_by_split=None):
     """Choose and fit the confidence on the validation split, and report its expected calibration error on each
     held-out split. The choice, between the sequence probability exp(log_prob) as it is and Platt scaling of
     [log_prob, margin over the second beam], is the lower ECE on one half of validation with Platt fitted on the
-    other; the chosen Platt weights are then fitted on all of it. Returns (meta.calibration, the card's entry)."""
+    other; the chosen Platt weights are then fitted on all of it. beams_by_split: {split: each image's beams} from
+    evaluate, not searched again. Returns (meta.calibration, the card's entry)."""
     from suite.apps.caption.data import load_split
 
     images, _, scenes = load_split(data_dir, "valid")
@@ -364,8 +376,8 @@ def calibration_report(model, vocab, data_dir, splits, beam=5):
              "valid_accuracy": round(float(correct.mean()), 4)}
     for split in splits:
         images, _, scenes = load_split(data_dir, split)
-        feats, correct = split_confidence(model, vocab, images, scenes, beam)
-        probs = [confidence(chosen, [{"log_prob": f[0]}, {"log_prob": f[0] - f[1]}]) for f in feats]
+        feats, correct = split_confidence(model, vocab, images, scenes, beam, (beams_by_split or {}).get(split))
+        probs = confidence_of_features(chosen, feats)
         entry[split] = {"accuracy": round(float(correct.mean()), 4),
                         "ece": round(expected_calibration_error(probs, correct), 4),
                         "mean_confidence": round(float(np.mean(probs)), 4)}
@@ -417,34 +429,47 @@ def build_vocab(refs, tokenize):
     return Vocab(sorted(w for w, n in counts.items() if n >= (1 if len(counts) < 1000 else 2)))
 
 
-def evaluate(model, vocab, data_dir, splits, beam=5, limit=None, progress_for=None):
+def evaluate(model, vocab, data_dir, splits, beam=5, limit=None, progress_for=None, beams_out=None):
     """{split: metrics} of the model on built or user splits and, beside it, the nearest-neighbour and
     most-frequent-caption baselines (both from the train split); the first 5 captions as examples.
 
-    progress_for(split) -> progress(done, total) or None, per split captioned.
+    progress_for(split) -> progress(done, total) or None, per split captioned. beams_out: a dict that receives
+    {split: each image's beams} (beam search only).
     """
     import time
-    from collections import Counter
 
     from suite.apps.caption.data import load_split
 
-    tr_img, tr_refs, _ = load_split(data_dir, "train")
-    frequent = Counter(r[0] for r in tr_refs).most_common(1)[0][0]
+    train = load_split(data_dir, "train")[:2]
     results = {}
     for split in splits:
         images, refs, scenes = load_split(data_dir, split)
         images, refs = images[:limit], refs[:limit]
         scenes = scenes[:limit] if scenes is not None else None
         t0 = time.perf_counter()
+        split_beams = [] if beams_out is not None else None
         hyps = caption_images(model, vocab, images, beam=beam,
-                              progress=progress_for(split) if progress_for is not None else None)
+                              progress=progress_for(split) if progress_for is not None else None,
+                              beams_out=split_beams)
         seconds = time.perf_counter() - t0
+        if beams_out is not None:
+            beams_out[split] = split_beams
         results[split] = {"model": score_split(hyps, refs, scenes) | {"seconds_per_image": round(seconds / len(images), 4)},
-                          "baseline_nearest_neighbour": score_split(
-                              nearest_neighbour_captions(tr_img, tr_refs, images), refs, scenes),
-                          "baseline_most_frequent": score_split([frequent] * len(images), refs, scenes),
+                          **baselines(train, images, refs, scenes),
                           "examples": [{"hyp": h, "refs": r[:2]} for h, r in zip(hyps[:5], refs[:5])]}
     return results
+
+
+def baselines(train, images, refs, scenes):
+    """The two baselines' scores on these images: the caption of the nearest train image by pixels, and the most
+    frequent train caption; train is the train split's (images, references)."""
+    from collections import Counter
+
+    tr_img, tr_refs = train
+    frequent = Counter(r[0] for r in tr_refs).most_common(1)[0][0]
+    return {"baseline_nearest_neighbour": score_split(nearest_neighbour_captions(tr_img, tr_refs, images), refs,
+                                                      scenes),
+            "baseline_most_frequent": score_split([frequent] * len(images), refs, scenes)}
 
 
 def evaluate_images(model, vocab, images_dir, captions_file, data_dir=None, beam=5, progress=None):
@@ -452,7 +477,6 @@ def evaluate_images(model, vocab, images_dir, captions_file, data_dir=None, beam
     relation accuracy against what the references say; the baselines too where data_dir holds a built train
     split. Returns {"user": metrics}."""
     import time
-    from collections import Counter
 
     from suite.apps.caption.data import load_split, load_user_split
 
@@ -463,11 +487,7 @@ def evaluate_images(model, vocab, images_dir, captions_file, data_dir=None, beam
     result = {"model": score_split(hyps, refs, None) | {"seconds_per_image": round(seconds / len(images), 4)},
               "examples": [{"image": n, "hyp": h, "refs": r[:2]} for n, h, r in zip(names[:5], hyps[:5], refs[:5])]}
     if data_dir is not None and (Path(data_dir) / "train.npz").is_file():
-        tr_img, tr_refs, _ = load_split(data_dir, "train")
-        frequent = Counter(r[0] for r in tr_refs).most_common(1)[0][0]
-        result["baseline_nearest_neighbour"] = score_split(nearest_neighbour_captions(tr_img, tr_refs, images),
-                                                           refs, None)
-        result["baseline_most_frequent"] = score_split([frequent] * len(images), refs, None)
+        result |= baselines(load_split(data_dir, "train")[:2], images, refs, None)
     return {"user": result}
 
 
@@ -497,9 +517,11 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
     metrics = {}
     if data_dir is not None:
         splits = [s for s in EVAL_SPLITS if (Path(data_dir) / f"{s}.npz").exists()]
-        metrics = evaluate(model, vocab, data_dir, splits, beam, None, progress_for)
+        beams = {}
+        metrics = evaluate(model, vocab, data_dir, splits, beam, None, progress_for, beams_out=beams)
         if (Path(data_dir) / "valid.npz").exists():
-            meta["calibration"], metrics["calibration"] = calibration_report(model, vocab, data_dir, splits, beam)
+            meta["calibration"], metrics["calibration"] = calibration_report(model, vocab, data_dir, splits, beam,
+                                                                             beams)
     data = meta.get("data") or {}
     training = training_record(checkpoint, meta, command, export_command)
     build_command = (data.get("report") or {}).get("command")

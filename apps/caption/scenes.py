@@ -474,25 +474,31 @@ def score_caption(text, scene):
                            caption that leaves objects unlinked is not rewarded;
                            an unparsable caption scores 0 of the scene's count
     """
-    truth = Counter(o.attrs for o in scene.objects)
-    parsed = parse_caption(text)
-    if parsed is None:
-        return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(scene),
-                "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
-                "relations_total": scene.n_relations}
-    said = Counter(parsed.objects)
-    objects_correct = sum((truth & said).values())
-    sizes_correct, sizes_total = _size_matches(truth, said)
     by_attrs = {o.attrs: o for o in scene.objects}
-    relations_correct = 0
-    for i, relation, j in parsed.relations:
-        a, b = by_attrs.get(parsed.objects[i]), by_attrs.get(parsed.objects[j])
-        if a is not None and b is not None and i != j and relation_holds(a, relation, b):
-            relations_correct += 1
-    return {"parsed": True, "object_set_exact": truth == said, "objects_correct": objects_correct,
-            "objects_total": len(scene), "objects_predicted": len(parsed.objects),
+
+    def holds(a, relation, b):
+        a, b = by_attrs.get(a), by_attrs.get(b)
+        return a is not None and b is not None and relation_holds(a, relation, b)
+
+    return _score(parse_caption(text), [o.attrs for o in scene.objects], scene.n_relations, holds)
+
+
+def _score(parsed, truth_objects, n_relations, holds):
+    """score_caption's counts of a parsed caption (None: not in the grammar) against the true objects'
+    (size, colour, shape), the relations the scene needs, and holds(a, relation, b) for two named objects."""
+    truth = Counter(truth_objects)
+    if parsed is None:
+        return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(truth_objects),
+                "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
+                "relations_total": n_relations}
+    said = Counter(parsed.objects)
+    sizes_correct, sizes_total = _size_matches(truth, said)
+    relations_correct = sum(1 for i, relation, j in parsed.relations
+                            if i != j and holds(parsed.objects[i], relation, parsed.objects[j]))
+    return {"parsed": True, "object_set_exact": truth == said, "objects_correct": sum((truth & said).values()),
+            "objects_total": len(truth_objects), "objects_predicted": len(parsed.objects),
             "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
-            "relations_total": max(len(parsed.relations), scene.n_relations)}
+            "relations_total": max(len(parsed.relations), n_relations)}
 
 
 def score_against_references(text, references):
@@ -510,21 +516,8 @@ def score_against_references(text, references):
         for i, relation, j in p.relations:
             a, b = p.objects[i], p.objects[j]
             stated |= {(a, relation, b), (b, OPPOSITE[relation], a)}
-    truth = Counter(truth_objects)
-    n_relations = max(len(truth_objects) - 1, 0)
-    parsed = parse_caption(text)
-    if parsed is None:
-        return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(truth_objects),
-                "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
-                "relations_total": n_relations}
-    said = Counter(parsed.objects)
-    sizes_correct, sizes_total = _size_matches(truth, said)
-    relations_correct = sum(1 for i, relation, j in parsed.relations
-                            if i != j and (parsed.objects[i], relation, parsed.objects[j]) in stated)
-    return {"parsed": True, "object_set_exact": truth == said, "objects_correct": sum((truth & said).values()),
-            "objects_total": len(truth_objects), "objects_predicted": len(parsed.objects),
-            "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
-            "relations_total": max(len(parsed.relations), n_relations)}
+    return _score(parse_caption(text), truth_objects, max(len(truth_objects) - 1, 0),
+                  lambda a, relation, b: (a, relation, b) in stated)
 
 
 def _rate(num, den):
