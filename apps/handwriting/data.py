@@ -378,8 +378,10 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
                   "digit_fraction": digit_fraction, "digit_scans": DIGIT_SCANS,
                   "hands": {s: sorted({h for h, _, w, _ in HANDS if w == s}) for s in ("train", "valid", "test")},
                   "fonts_missing": missing,
-                  "display_faces": {"train": sorted(Path(p).name for p in faces), "share": DISPLAY_SHARE if faces else 0,
-                                    "chosen_by": f"Tesseract CER <= {LEGIBILITY_MAX_CER} on LEGIBILITY_TEXTS"}, "text": {s: len(p) for s, p in pieces.items()},
+                  "display_faces": {"train": sorted(Path(p).name for p in faces),
+                                    "share": DISPLAY_SHARE if faces else 0,
+                                    "chosen_by": f"Tesseract CER <= {LEGIBILITY_MAX_CER} on LEGIBILITY_TEXTS"},
+                  "text": {s: len(p) for s, p in pieces.items()},
                   "text_source": "pydoc_data.topics (Python reference manual) + /usr/share/common-licenses",
                   "hershey_fonts_test_only": True, "command": command}
         write_report(tmp, report, FORMAT_VERSION)
