@@ -404,3 +404,181 @@ def batch_job():
 
     return BatchJob("handwriting read", "Read handwritten line or page images (as `suite handwriting read`).",
                     SUFFIXES, _batch_load, _batch_run, options=option_objects(read_options))
+
+
+# -- writing (Graves 2013 synthesis) ---------------------------------------------------------------------------
+
+WRITER_RUN_DIR = "runs/handwriting-writer"
+WRITER_MODEL = "handwriting-writer"  # data/models/handwriting-writer: the writer's own shipped folder
+
+
+def _load_writer(model_dir):
+    from suite.apps.handwriting.writer import load_writer
+
+    return load_or_fail(load_writer, WRITER_MODEL, model_dir)
+
+
+@cli.group()
+def writer():
+    """Train and export the writer that `suite handwriting write` draws with (Graves 2013 synthesis).
+
+    \b
+    Examples:
+      suite handwriting writer train --minutes 60
+      suite handwriting writer export runs/handwriting-writer --out data/models/handwriting-writer
+    """
+
+
+@writer.command("train")
+@click.option("--hidden", type=click.IntRange(8, 1024), default=128, show_default=True, help="Units of each LSTM.")
+@click.option("--mixtures", type=click.IntRange(1, 64), default=20, show_default=True,
+              help="Bivariate Gaussians of the pen-offset output.")
+@click.option("--bumps", type=click.IntRange(1, 32), default=10, show_default=True,
+              help="Gaussians of the soft window over the text.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--max-chars", type=click.IntRange(4, 80), default=20, show_default=True,
+              help="Longest training text (whole words).")
+@training_options(steps=12000, eval_every=500, lr=1e-3, out=WRITER_RUN_DIR)
+def writer_train(hidden, mixtures, bumps, batch_size, max_chars, out, **opts):
+    """Train the writer on Hershey script strokes (jittered afresh every step) writing English text pieces.
+
+    The pieces come from the reader's text splits (`data.text_pieces`): training texts here, validation
+    texts for the validation NLL, test texts for the card's legibility figures.
+
+    \b
+    Example:
+      suite handwriting writer train --minutes 60 --export data/models/handwriting-writer
+    """
+    from suite.apps.handwriting.data import text_pieces
+    from suite.apps.handwriting.strokes import HANDS
+    from suite.apps.handwriting.writer import WriterConfig, WriterModel, WriterTask, config_dict, writer_chars
+
+    out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
+    chars = writer_chars()
+    pieces = text_pieces()
+    config = WriterConfig(vocab_size=len(chars), hidden=hidden, mixtures=mixtures, bumps=bumps, seed=opts["seed"])
+    task = WriterTask(pieces["train"], pieces["valid"], chars, config, batch_size=batch_size, max_chars=max_chars)
+    meta = {"chars": chars, "hands": list(HANDS), "max_chars": max_chars, "batch_size": batch_size,
+            "data": {"strokes": "Hershey script faces " + ", ".join(HANDS) + " (pip Hershey-Fonts), jittered",
+                     "texts": "suite.apps.handwriting.data.text_pieces (Python reference manual and licence "
+                              "prose), train split"}}
+    summary = run_training("handwriting", WriterModel(config), task, config_dict(config), meta, out=out,
+                           describe_eval=lambda r: f"valid NLL {r['loss']:.4f} nats a point", **opts)
+    if opts["export"]:
+        summary["card"] = _export_writer(out / "best", opts["export"], None, opts["quiet"])
+    finish_training(summary, opts["as_json"], f"best validation NLL {summary['valid']['loss']:.4f} nats a point",
+                    opts["export"])
+
+
+def _export_writer(best, out, export_command, quiet, **legibility):
+    from suite.apps.handwriting.writer import export_writer
+
+    try:
+        with single_blas_thread():
+            return export_writer(best, out, export_command=export_command, progress=_bar("writing", quiet),
+                                 **legibility)
+    except (ValueError, OSError) as exc:
+        raise fail(exc) from None
+
+
+@writer.command("export")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=f"data/models/{WRITER_MODEL}", show_default=True)
+@click.option("--texts", "n_texts", type=click.IntRange(1, 1000), default=40, show_default=True,
+              help="Held-out texts each hand writes at each bias for the legibility table.")
+@click.option("--biases", default="0,0.5,1,2,5", show_default=True, help="Sampling biases to measure, comma-separated.")
+@click.option("--reader", "reader_dir", type=click.Path(file_okay=False), default=None,
+              help="Reader model that scores legibility [default: the shipped reader].")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def writer_export(run, out, n_texts, biases, reader_dir, force, as_json):
+    """Export a trained writer (RUN/best) with a card: test NLL and legibility by sampling bias, read by the
+    shipped reader, beside the Hershey faces themselves.
+
+    Example: suite handwriting writer export runs/handwriting-writer --out data/models/handwriting-writer --force
+    """
+    try:
+        biases = tuple(float(b) for b in biases.split(","))
+        if not all(0 <= b <= 20 for b in biases):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("give biases from 0 to 20, comma-separated, e.g. 0,1,2", param_hint="--biases") \
+            from None
+    best = export_source(run, out, force)
+    card = _export_writer(best, out, command_line("handwriting"), False, n_texts=n_texts, biases=biases,
+                          reader_dir=reader_dir)
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    table = card["metrics"]["legibility"]
+    click.echo(f"test NLL {card['metrics']['test_nll_per_point']:.4f} nats a point")
+    click.echo(f"reader CER on the Hershey faces themselves: {table['hershey']['cer']:.4f}")
+    for bias, row in table["written"].items():
+        click.echo(f"bias {bias:>4}: reader CER {row['cer']:.4f}  WER {row['wer']:.4f}")
+    click.echo(f"exported {best} to {out}")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .png (black on white) or .svg (one polyline per stroke).")
+@click.option("--hand", type=click.Choice(["scripts", "scriptc", "cursive"]), default="scripts", show_default=True,
+              help="Which learnt hand (the Hershey script face it learnt from).")
+@click.option("--bias", type=click.FloatRange(0, 20), default=1.0, show_default=True,
+              help="Sampling bias (Graves 2013): 0 samples the model as trained; higher is neater and plainer.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--height", type=click.IntRange(16, 512), default=64, show_default=True,
+              help="Pixels per line of writing (the PNG's scale; the SVG's too).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Writer model folder [default: the shipped writer].")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def write(text, out, hand, bias, seed, height, model_dir, force, as_json):
+    """Write TEXT in handwriting (a pen-stroke LSTM, Graves 2013) to a PNG or SVG.
+
+    Lines of TEXT are separated by newlines; long lines are written in pieces
+    of a few words, side by side. Letters, digits, space and common punctuation.
+
+    \b
+    Examples:
+      suite handwriting write "The quick brown fox" -o fox.png
+      suite handwriting write "Dear Ada," -o note.svg --hand cursive --bias 2 --seed 3
+      suite handwriting read fox.png        # our reader reads it back
+    """
+    from suite.fileio import OutputExistsError, atomic_path, check_writable
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise click.BadParameter(f"{out}: give a .png or .svg file name", param_hint="-o/--out")
+    try:
+        check_writable(out, force=force)
+    except (OutputExistsError, PermissionError) as exc:
+        raise fail(exc) from None
+    from suite.apps.handwriting.strokes import HANDS, draw_png, svg
+    from suite.apps.handwriting.writer import write_text
+
+    model, card = _load_writer(model_dir)
+    t0 = time.perf_counter()
+    try:
+        strokes, pieces = write_text(model, card, text, hand=HANDS.index(hand), bias=bias, seed=seed)
+    except ValueError as exc:
+        raise fail(exc) from None
+    if not strokes:
+        raise click.ClickException("TEXT is empty: give something to write")
+    try:
+        with atomic_path(out, force=force, suffix=suffix) as tmp:
+            if suffix == ".svg":
+                tmp.write_text(svg(strokes, height=height), encoding="utf-8")
+            else:
+                from PIL import Image
+
+                Image.fromarray(draw_png(strokes, height=height)).save(tmp, format="PNG")
+    except OSError as exc:
+        raise fail(exc) from None
+    result = {"file": out, "text": text, "hand": hand, "bias": bias, "seed": seed, "strokes": len(strokes),
+              "points": int(sum(len(s) for s in strokes)), "pieces": pieces,
+              "seconds": round(time.perf_counter() - t0, 3)}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"wrote {out} ({result['strokes']} strokes, {result['points']} points)")
