@@ -280,7 +280,7 @@ def _print_results(results):
 @cli.command()
 @model_option
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
-@click.option("--split", "splits", multiple=True, default=("test", "combo", "alt"), show_default=True,
+@click.option("--split", "splits", multiple=True, default=("test", "combo", "alt", "sketch", "dark"), show_default=True,
               help="Splits to score (repeatable).")
 @click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N images of each split.")

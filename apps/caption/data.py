@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from suite.apps.caption.scenes import (
     CLEAR_MIN, CLEAR_RATIO, COLOURS, HELD_OUT_COMBOS, HOLD_MIN, HOLD_RATIO, LAYOUT_RADIUS, OPPOSITE, RELATIONS,
@@ -49,8 +49,8 @@ __all__ = [
 ]
 
 INPUT_SIZE = 64
-SPLITS = ("train", "valid", "test", "combo", "alt")
-PNG_SPLITS = ("test", "combo", "alt")  # also written as image files + captions.tsv, as a user would bring them
+SPLITS = ("train", "valid", "test", "combo", "alt", "sketch", "dark")
+PNG_SPLITS = ("test", "combo", "alt", "sketch", "dark")  # also written as image files + captions.tsv, as a user would bring them
 FORMAT_VERSION = 1
 N_REFS = 5  # references per image, as in Flickr8k and COCO (1-object scenes have only 2 wordings)
 _SPLIT_ID = {name: k for k, name in enumerate(SPLITS)}  # part of every item's seed
@@ -67,7 +67,8 @@ ALT_PALETTE = {  # other shades of the same names, only in the "alt" style
 # half-side 0.7R (its corners stay within R at any rotation), an equilateral
 # triangle of circumradius 0.98R.
 _SHAPE_SCALE = {"circle": 0.85, "square": 0.70, "triangle": 0.98}
-MIN_SIDE, MAX_SIDE, MAX_ASPECT = 48, 160, 1.25
+MIN_SIDE, MAX_SIDE, MAX_ASPECT = 32, 512, 1.4
+STYLES = ("train", "alt", "sketch", "dark")  # train draws the training splits; the others are held out
 SUPERSAMPLE = 4
 
 
@@ -77,27 +78,68 @@ class CaptionsFileError(DataError):
 
 # ----------------------------------------------------------------------------- rendering
 
-def _image_size(rng):
-    side = int(rng.integers(MIN_SIDE, MAX_SIDE + 1))
+def _image_size(rng, style):
+    """(width, height): sides log-uniform in [MIN_SIDE, MAX_SIDE] (the held-out styles keep the first renderer's
+    48-160 px), 30% non-square up to MAX_ASPECT, letterboxed by the model's input."""
+    lo, hi = (MIN_SIDE, MAX_SIDE) if style == "train" else (48, 160)
+    side = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
     if rng.random() < 0.7:
         return side, side
-    other = int(np.clip(round(side * rng.uniform(1 / MAX_ASPECT, MAX_ASPECT)), MIN_SIDE, MAX_SIDE))
+    other = int(np.clip(round(side * rng.uniform(1 / MAX_ASPECT, MAX_ASPECT)), lo, hi))
     return (side, other) if rng.random() < 0.5 else (other, side)
 
 
-def _background(rng, w, h, ss, style):
-    """PIL RGB (w*ss, h*ss): a pale, low-saturation colour; alt adds a gradient and stripes."""
-    base = rng.uniform(218, 250) + rng.uniform(-8, 8, size=3)
-    if style != "alt":
-        return Image.new("RGB", (w * ss, h * ss), tuple(int(v) for v in np.clip(base, 0, 255)))
-    other = rng.uniform(200, 245) + rng.uniform(-12, 12, size=3)
+def _gradient(rng, w, h, base, other):
+    """(h, w, 3) float: a linear blend from ``base`` to ``other`` at a random angle."""
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)  # (h, w)
     t = np.cos(angle) * xx / w + np.sin(angle) * yy / h
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)  # (h, w) in [0, 1]
-    period = rng.uniform(0.05, 0.15) * max(w, h)
-    stripes = 7 * np.sin(2 * np.pi * (xx * np.cos(angle + 1) + yy * np.sin(angle + 1)) / period)
-    bg = (1 - t)[..., None] * base + t[..., None] * other + stripes[..., None]  # (h, w, 3)
+    return (1 - t)[..., None] * base + t[..., None] * other
+
+
+def _texture(rng, w, h):
+    """(h, w) float: smooth blotches (upsampled noise) of about +-1, a paper or cloth grain."""
+    cells = int(rng.integers(3, 12))
+    small = rng.standard_normal((cells, cells)).astype(np.float32)
+    img = Image.fromarray(small, "F").resize((w, h), Image.Resampling.BICUBIC)
+    return np.asarray(img) + 0.3 * rng.standard_normal((h, w)).astype(np.float32)
+
+
+def _background(rng, w, h, ss, style):
+    """PIL RGB (w*ss, h*ss).
+
+    train: a low-saturation colour, pale (70%) or any tone from dark grey, flat (50%), a gradient (25%) or a
+    textured grain (25%);
+    alt: a gradient with stripes; sketch: cream paper with ruled blue lines; dark: a near-black or night blue.
+    """
+    if style == "dark":
+        base = rng.uniform(8, 45) + np.array([0, 0, rng.uniform(0, 30)]) + rng.uniform(-5, 5, size=3)
+        bg = _gradient(rng, w, h, base, base * rng.uniform(0.4, 1.4))
+    elif style == "sketch":
+        base = np.array([247, 242, 226]) + rng.uniform(-6, 6, size=3)
+        bg = np.broadcast_to(base, (h, w, 3)).copy()
+        gap = rng.uniform(0.08, 0.14) * h
+        for y in np.arange(rng.uniform(0, gap), h, gap):
+            bg[int(y)] = (175, 195, 230)  # a ruled line
+    elif style == "alt":
+        base = rng.uniform(218, 250) + rng.uniform(-8, 8, size=3)
+        other = rng.uniform(200, 245) + rng.uniform(-12, 12, size=3)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)  # (h, w)
+        angle = rng.uniform(0, 2 * np.pi)
+        period = rng.uniform(0.05, 0.15) * max(w, h)
+        stripes = 7 * np.sin(2 * np.pi * (xx * np.cos(angle + 1) + yy * np.sin(angle + 1)) / period)
+        bg = _gradient(rng, w, h, base, other) + stripes[..., None]
+    else:
+        tone = rng.uniform(165, 250) if rng.random() < 0.7 else rng.uniform(40, 165)  # pale, or any grey tone
+        base = tone + rng.uniform(-10, 10, size=3)
+        kind = rng.random()
+        if kind < 0.5:
+            return Image.new("RGB", (w * ss, h * ss), tuple(int(v) for v in np.clip(base, 0, 255)))
+        if kind < 0.75:
+            bg = _gradient(rng, w, h, base, np.clip(base + rng.uniform(-50, 30, size=3), 30, 255))
+        else:
+            bg = base + rng.uniform(4, 14) * _texture(rng, w, h)[..., None]
     img = Image.fromarray(np.clip(np.rint(bg), 0, 255).astype(np.uint8), "RGB")
     return img.resize((w * ss, h * ss), Image.Resampling.BILINEAR) if ss > 1 else img
 
@@ -113,6 +155,53 @@ def _polygon(shape, cx, cy, radius, degrees):
     return [(float(cx + r * np.cos(a)), float(cy + r * np.sin(a))) for a in angles]
 
 
+def _outline(shape, cx, cy, radius, degrees):
+    """The closed outline of a shape as points (a circle as 48 of them)."""
+    if shape == "circle":
+        a = np.linspace(0, 2 * np.pi, 49)
+        return list(zip(cx + radius * np.cos(a), cy + radius * np.sin(a)))
+    pts = _polygon(shape, cx, cy, radius, degrees)
+    return pts + pts[:1]
+
+
+def _shade(rgb, rng):
+    """Another shade of a named colour: brightness and per-channel changes that keep the hue's name."""
+    rgb = np.array(rgb, dtype=np.float64) * rng.uniform(0.78, 1.08) + rng.uniform(-18, 18)
+    return np.clip(rgb + rng.uniform(-14, 14, size=3), 0, 255)
+
+
+def _sketch(draw, shape, cx, cy, radius, degrees, colour, ss, rng):
+    """A coloured-pencil drawing: a wobbly outline drawn twice and hatching inside, in the object's colour."""
+    pts = np.array(_outline(shape, cx, cy, radius, degrees))  # (n, 2)
+    mask = Image.new("L", draw.im.size, 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in pts[:-1]], fill=255)
+    inside = np.asarray(mask) > 0
+    col = tuple(int(v) for v in colour)
+    angle = rng.uniform(0, np.pi)
+    step = max(radius * rng.uniform(0.16, 0.28), 2 * ss)
+    d = np.array([np.cos(angle), np.sin(angle)])
+    n = np.array([-d[1], d[0]])
+    for k in np.arange(-radius, radius, step):
+        a = np.array([cx, cy]) + k * n - 1.5 * radius * d
+        line = a[None] + np.linspace(0, 3 * radius, 60)[:, None] * d[None]  # (60, 2)
+        ij = np.clip(np.rint(line).astype(int), 0, np.array(inside.shape[::-1]) - 1)
+        keep = inside[ij[:, 1], ij[:, 0]]
+        if keep.sum() > 1:
+            seg = line[keep]
+            draw.line([tuple(seg[0]), tuple(seg[-1])], fill=col, width=max(int(ss * rng.uniform(0.8, 1.6)), 1))
+    for _ in range(2):
+        wob = pts + rng.normal(0, 0.035 * radius, pts.shape)
+        draw.line([tuple(p) for p in wob], fill=col, width=max(int(ss * rng.uniform(1.2, 2.2)), 1))
+
+
+def draw_radius(o, short, rng, style="train"):
+    """The drawn radius of object ``o`` in an image whose shorter side is ``short``: within its layout circle;
+    train draws each size across its range (0.8-1.0 of the layout radius: small up to 0.09 of the side, large
+    from 0.136), the held-out styles near the top of it (0.92-1.0)."""
+    low = 0.8 if style == "train" else 0.92
+    return LAYOUT_RADIUS[o.size] * short * _SHAPE_SCALE[o.shape] * rng.uniform(low, 1.0)
+
+
 def render(scene, rng, size=None, style="train"):
     """Draw a scene; returns a PIL RGB image.
 
@@ -122,25 +211,28 @@ def render(scene, rng, size=None, style="train"):
     rng : np.random.Generator
         Every drawing choice comes from it (same rng state, same image).
     size : None, int or (width, height)
-        None draws a size: sides in [48, 160], 30% non-square (aspect <= 1.25).
-    style : "train" or "alt"
-        train: pale background with pixel noise, anti-aliasing (supersampling)
-        on 70% of images, outlines of varying width/colour on half, fill jitter,
-        squares and triangles turned by up to +-15 degrees. alt (robustness
-        checks only, never trained on): gradient + striped background, thick
-        dark outlines, other shades of each colour, JPEG artefacts.
+        None draws a size: sides 32-512 px log-uniform for train (48-160 for the held-out styles), 30%
+        non-square (aspect <= 1.4).
+    style : one of STYLES
+        train: flat, gradient or textured backgrounds, pale (70%) or any grey tone from dark to pale, shades of each colour, shapes
+        of any size within their size's range, turned by any angle, outlines of any width (up to a third of
+        the shape) in a darker shade, grey, black or white on 60%, blur on 25%, JPEG on 25%, pixel noise.
+        The held-out styles (robustness checks only, never trained on): alt, gradient + striped background,
+        thick dark outlines, other shades, JPEG artefacts (the first renderer's held-out style; since
+        training widened, only its stripes are new); sketch, coloured-pencil outlines and hatching on ruled
+        cream paper; dark, shapes on a near-black background with light outlines.
     """
-    if style not in ("train", "alt"):
-        raise ValueError(f"style must be 'train' or 'alt', got {style!r}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if size is None:
-        w, h = _image_size(rng)
+        w, h = _image_size(rng, style)
     elif isinstance(size, (int, np.integer)):
         w = h = int(size)
     else:
         w, h = (int(v) for v in size)
     if w < 8 or h < 8:
         raise ValueError(f"image size must be at least 8x8, got {w}x{h}")
-    ss = SUPERSAMPLE if (style == "alt" or rng.random() < 0.7) else 1
+    ss = SUPERSAMPLE if (style != "train" or rng.random() < 0.7) and max(w, h) <= 200 else 1
     W, H = w * ss, h * ss
     canvas = _background(rng, w, h, ss, style)
     draw = ImageDraw.Draw(canvas)
@@ -148,37 +240,50 @@ def render(scene, rng, size=None, style="train"):
     palette = ALT_PALETTE if style == "alt" else PALETTE
     if style == "alt":
         outline_px = max(2, round(0.035 * min(w, h)))
+    elif style == "dark":
+        outline_px = int(rng.integers(1, 3))
     else:
-        outline_px = int(rng.integers(1, 4)) if rng.random() < 0.5 else 0
+        outline_px = rng.uniform(1, max(2.0, 0.04 * min(w, h))) if rng.random() < 0.6 else 0
     for o in scene.objects:
-        fill = np.clip(np.array(palette[o.colour]) + rng.integers(-12, 13, size=3), 0, 255)
+        fill = _shade(palette[o.colour], rng) if style == "train" else \
+            np.clip(np.array(palette[o.colour]) + rng.integers(-12, 13, size=3), 0, 255)
+        radius = draw_radius(o, short, rng, style)
+        degrees = rng.uniform(-15, 15) if style != "train" or rng.random() >= 0.5 else rng.uniform(-180, 180)
+        cx, cy = o.x * W, o.y * H
+        if style == "sketch":
+            _sketch(draw, o.shape, cx, cy, radius, degrees, fill * 0.85, ss, rng)
+            continue
         if style == "alt":
             line = tuple(int(v) for v in rng.integers(10, 50, size=3))
-        elif rng.random() < 0.5:
-            line = tuple(int(v) for v in fill * rng.uniform(0.35, 0.65))  # a darker shade of the fill
+        elif style == "dark":
+            line = tuple(int(v) for v in rng.integers(200, 256, size=3))
         else:
-            line = (int(rng.integers(20, 90)),) * 3  # a dark grey
-        cx, cy = o.x * W, o.y * H
-        radius = LAYOUT_RADIUS[o.size] * short * _SHAPE_SCALE[o.shape] * rng.uniform(0.92, 1.0)
-        # An outline never eats more than a quarter of the shape's inner radius, so
+            pick = rng.random()
+            line = (tuple(int(v) for v in fill * rng.uniform(0.35, 0.65)) if pick < 0.4 else  # a darker shade
+                    (int(rng.integers(20, 90)),) * 3 if pick < 0.7 else                       # a dark grey
+                    (0, 0, 0) if pick < 0.85 else (255, 255, 255))
+        # An outline never eats more than a third of the shape's inner radius, so
         # a small shape keeps its fill colour (a dark rim would turn yellow orange).
         inner = radius * (0.5 if o.shape == "triangle" else 1.0)
-        width = int(min(outline_px * ss, inner / 4)) if outline_px else 0
+        width = int(min(outline_px * ss, inner / (3 if style == "train" else 4))) if outline_px else 0
         kw = {"fill": tuple(int(v) for v in fill), "outline": line if width else None, "width": width}
         if o.shape == "circle":
             draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], **kw)
         else:
-            draw.polygon(_polygon(o.shape, cx, cy, radius, rng.uniform(-15, 15)), **kw)
+            draw.polygon(_polygon(o.shape, cx, cy, radius, degrees), **kw)
     if ss > 1:
         canvas = canvas.resize((w, h), Image.Resampling.BOX)
+    if style == "train" and rng.random() < 0.25:
+        canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.6 + 0.006 * min(w, h))))
     sigma = rng.uniform(2, 8) if style == "alt" else rng.uniform(0, 6)
     pixels = np.asarray(canvas, dtype=np.float32) + rng.normal(0, sigma, size=(h, w, 3))  # (h, w, 3)
     image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGB")
-    if style == "alt":
+    if style == "alt" or (style == "train" and rng.random() < 0.25):
         buf = io.BytesIO()
         # Chroma subsampling would turn a small shape on a small image grey: keep
         # full-resolution colour below 96 px, blocking and ringing everywhere.
-        image.save(buf, "JPEG", quality=int(rng.integers(25, 51)), subsampling=0 if min(w, h) < 96 else 2)
+        quality = int(rng.integers(25, 51)) if style == "alt" else int(rng.integers(30, 91))
+        image.save(buf, "JPEG", quality=quality, subsampling=0 if min(w, h) < 96 else 2)
         image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     return image
 
@@ -221,6 +326,8 @@ def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True):
         "test": (n_test, "test", "train", excluded, ()),
         "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS),
         "alt": (n_test, "test", "alt", excluded, ()),
+        "sketch": (n_test, "test", "sketch", excluded, ()),
+        "dark": (n_test, "test", "dark", excluded, ()),
     }
 
 

@@ -491,7 +491,7 @@ def evaluate_images(model, vocab, images_dir, captions_file, data_dir=None, beam
     return {"user": result}
 
 
-EVAL_SPLITS = ("test", "combo", "alt")  # the held-out splits a card reports
+EVAL_SPLITS = ("test", "combo", "alt", "sketch", "dark")  # the held-out splits a card reports
 
 
 def describe_model(config, grid):
@@ -501,8 +501,8 @@ def describe_model(config, grid):
 
 
 def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None):
-    """Publish a checkpoint to ``out`` with its card (suite.card): held-out metrics on the test, combo and alt
-    splits of ``data_dir`` that exist (none for data_dir None: a model trained on a user's own data).
+    """Publish a checkpoint to ``out`` with its card (suite.card): held-out metrics on the EVAL_SPLITS
+    of ``data_dir`` that exist (none for data_dir None: a model trained on a user's own data).
 
     command: the training command chain (default: the checkpoint's); export_command: the `suite caption
     export` line, or None when exported at the end of `train`. Returns the card.
@@ -531,7 +531,9 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
                 + ("colour-shape pairs never seen in training" if (data.get("report") or {}).get(
                     "held_out_combos", True) else "the red triangle, blue circle or yellow square (pairs the "
                     "compositional experiment holds out; in this model's training)")
-                + ", alt = test-like scenes in a drawing style never seen in training", **metrics},
+                + "; alt, sketch, dark = the test scenes drawn in styles training never draws (data.render: "
+                  "striped gradients with thick dark outlines; coloured-pencil outlines and hatching on ruled "
+                  "paper; near-black backgrounds with light outlines)", **metrics},
         reproduce_line(build_command, training["command"], export_command),
         vocab=vocab.to_json())
     return publish_model_with_meta(model, card["config"], meta, out, result)

@@ -250,10 +250,14 @@ def test_render_is_seeded_and_varies():
     assert a.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b))
     sizes = {render(s, np.random.default_rng(k)).size for k in range(40)}
     assert len(sizes) > 20 and any(w != h for w, h in sizes)
-    assert all(48 <= w <= 160 and 48 <= h <= 160 and max(w, h) / min(w, h) <= 1.26 for w, h in sizes)
+    assert all(32 <= w <= 512 and 32 <= h <= 512 and max(w, h) / min(w, h) <= 1.41 for w, h in sizes)
+    assert min(map(min, sizes)) < 64 and max(map(max, sizes)) > 256  # the whole range, small and large images
     assert render(s, np.random.default_rng(0), size=(80, 64)).size == (80, 64)
-    alt = render(s, np.random.default_rng(7), size=a.size, style="alt")
-    assert alt.size == a.size and not np.array_equal(np.asarray(alt), np.asarray(a))
+    for style in ("alt", "sketch", "dark"):
+        other = render(s, np.random.default_rng(7), size=a.size, style=style)
+        assert other.size == a.size and not np.array_equal(np.asarray(other), np.asarray(a))
+        held_out_sizes = {render(s, np.random.default_rng(k), style=style).size for k in range(10)}
+        assert all(48 <= w <= 160 and 48 <= h <= 160 for w, h in held_out_sizes)
     with pytest.raises(ValueError, match="style"):
         render(s, np.random.default_rng(0), style="fancy")
 
@@ -268,18 +272,34 @@ def _shape_pixels(scene, seed, size, style="train"):
 @pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
 @pytest.mark.parametrize("size", [48, 160])
 def test_small_and_large_stay_distinguishable(shape, size):
-    small = [_shape_pixels(Scene((obj("small", "blue", shape, 0.5, 0.5),)), k, size) for k in range(6)]
-    large = [_shape_pixels(Scene((obj("large", "blue", shape, 0.5, 0.5),)), k, size) for k in range(6)]
+    small = [_shape_pixels(Scene((obj("small", "blue", shape, 0.5, 0.5),)), k, size, "alt") for k in range(6)]
+    large = [_shape_pixels(Scene((obj("large", "blue", shape, 0.5, 0.5),)), k, size, "alt") for k in range(6)]
     assert min(large) > 2.2 * max(small), (small, large)
 
 
-def test_fill_colour_survives_on_small_images_in_both_styles():
-    for style in ("train", "alt"):
+@pytest.mark.parametrize("style", ["train", "alt", "sketch", "dark"])
+def test_sizes_are_relative_to_the_image_and_never_overlap(style):
+    """The widened renderer draws each size across its range, at every image size: the largest small shape
+    stays clearly smaller than the smallest large one of the same shape (radius / shorter side)."""
+    from suite.apps.caption.data import draw_radius
+
+    rng = np.random.default_rng(0)
+    for shape in ("circle", "square", "triangle"):
+        small = [draw_radius(obj("small", "red", shape, 0.5, 0.5), side, rng, style) / side
+                 for side in (32, 64, 512) for _ in range(200)]
+        large = [draw_radius(obj("large", "red", shape, 0.5, 0.5), side, rng, style) / side
+                 for side in (32, 64, 512) for _ in range(200)]
+        assert min(large) > 1.45 * max(small)
+
+
+def test_fill_colour_survives_on_small_images_in_filled_styles():
+    for style in ("train", "alt", "dark"):
         for k in range(10):
             s = Scene((obj("small", "yellow", "triangle", 0.5, 0.5),))
             img = np.asarray(render(s, np.random.default_rng(k), size=48, style=style), dtype=np.int16)
             r, g, b = img[23:26, 23:26].reshape(-1, 3).mean(axis=0)  # the triangle's centre
-            assert r > 190 and g > 170 and b < 130, (style, k, (r, g, b))  # yellow, not orange or grey
+            # yellow, not orange, olive or grey (train draws shades: brightness and each channel vary a little)
+            assert r > 150 and g > 0.78 * r and b < 130, (style, k, (r, g, b))
 
 
 # ----------------------------------------------------------------------------- images in
@@ -469,9 +489,9 @@ def test_rebuilding_into_the_same_folder_replaces_its_image_folders(built, tmp_p
 def test_build_dataset_layout_and_report(built):
     root, report, _, seen = built
     out = root / "w0"
-    assert {"train.npz", "valid.npz", "test.npz", "combo.npz", "alt.npz", "report.json"} <= {
-        p.name for p in out.iterdir()}
-    for split in ("test", "combo", "alt"):
+    assert {"train.npz", "valid.npz", "test.npz", "combo.npz", "alt.npz", "sketch.npz", "dark.npz",
+            "report.json"} <= {p.name for p in out.iterdir()}
+    for split in ("test", "combo", "alt", "sketch", "dark"):
         pngs = sorted((out / "images" / split).glob("*.png"))
         assert len(pngs) == 5
         table = read_captions_file(out / "images" / split / "captions.tsv")
@@ -481,13 +501,14 @@ def test_build_dataset_layout_and_report(built):
     assert on_disk["seed"] == 3 and on_disk["held_out_combos"] == [list(p) for p in HELD_OUT_COMBOS]
     assert on_disk["splits"]["train"]["images"] == 20 and on_disk["splits"]["alt"]["style"] == "alt"
     assert on_disk["throughput"]["images_per_second"] > 0 and "suite caption data build" in on_disk["command"]
-    assert seen[-1] == (40, 40) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    assert on_disk["counts"] == {"train": 20, "valid": 5, "test": 5, "combo": 5, "alt": 5}
+    assert on_disk["splits"]["sketch"]["style"] == "sketch" and on_disk["splits"]["dark"]["style"] == "dark"
+    assert seen[-1] == (50, 50) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert on_disk["counts"] == {"train": 20, "valid": 5, "test": 5, "combo": 5, "alt": 5, "sketch": 5, "dark": 5}
 
 
 def test_load_split_matches_scenes_and_splits(built):
     root = built[0] / "w0"
-    for split in ("train", "valid", "test", "combo", "alt"):
+    for split in ("train", "valid", "test", "combo", "alt", "sketch", "dark"):
         images, refs, split_scenes = load_split(root, split)
         n = TINY["n_train"] if split == "train" else 5
         assert images.shape == (n, 3, 64, 64) and images.dtype == np.uint8
