@@ -124,11 +124,13 @@ def data():
 @click.option("--all-combos", is_flag=True,
               help="Every colour-shape pair in train/valid/test (the shipped model's data); by default three pairs "
                    "are held out for the compositional experiment.")
+@click.option("--twins", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Chance that a scene of 2-3 objects holds two of one description (\"two large red circles\").")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, all_combos, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, all_combos, twins, seed, workers, force, as_json):
     """Render shapes-world scenes with several reference captions each.
 
     A few colour-shape combinations never appear in train/valid/test; the
@@ -136,7 +138,10 @@ def data_build(out, n_train, n_valid, n_test, all_combos, seed, workers, force, 
     is drawn in another style (robustness). With --all-combos every pair is in
     every split, and 'combo' holds scenes with those pairs all the same.
 
-    Example: suite caption data build --n 2000 --seed 1 --out data/caption-small
+    \b
+    Examples:
+      suite caption data build --n 2000 --seed 1 --out data/caption-small
+      suite caption data build --all-combos --twins 0.2 --out data/caption-count   # with counting
     """
     from suite.apps.caption.data import build_dataset
     from suite.databuild import check_data_dir
@@ -145,7 +150,7 @@ def data_build(out, n_train, n_valid, n_test, all_combos, seed, workers, force, 
         check_data_dir(out, force, "caption")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, n_combo=n_test, seed=seed,
                                workers=workers, progress=_bar("rendering"), command=command_line("caption"),
-                               hold_out=not all_combos)
+                               hold_out=not all_combos, twins=twins)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -182,7 +187,7 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     """
     from suite.apps.caption.data import INPUT_SIZE, tokenize, training_data, user_training_data
     from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, build_vocab, config_dict,
-                                          export_model)
+                                          export_model, grow_vocab)
 
     try:
         channels = [int(c) for c in channels.split(",")]
@@ -202,11 +207,9 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     vocab = build_vocab(tr_refs, tokenize)
     if init_dir:
         model, init_vocab, init_card = _load(init_dir)
-        unknown = sorted(set(vocab.words) - set(init_vocab.words))
-        if unknown:
-            raise click.ClickException(f"{init_dir}: its vocabulary lacks {', '.join(unknown[:5])} (words of these "
-                                       "captions); train from scratch without --init")
-        vocab, config = init_vocab, model.config
+        # words of these captions the model never said (e.g. "two", "circles" for counting) get new outputs
+        model, vocab = grow_vocab(model, init_vocab, [w for w in vocab.words if w not in init_vocab.index])
+        config = model.config
     else:
         config = CaptionConfig(vocab_size=vocab.size, input_size=INPUT_SIZE, channels=channels, embed=embed,
                                hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])

@@ -316,18 +316,18 @@ def _load_uint8(path_or_image, size=INPUT_SIZE):
 
 # ----------------------------------------------------------------------------- the dataset
 
-def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True):
+def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True, twins=0.0):
     """split -> (count, scene split, style, exclude, require). alt redraws the test scenes in the alt style.
     hold_out False: every colour-shape pair everywhere (combo still requires one of HELD_OUT_COMBOS per scene)."""
     excluded = HELD_OUT_COMBOS if hold_out else ()
     return {
-        "train": (n_train, "train", "train", excluded, ()),
-        "valid": (n_valid, "valid", "train", excluded, ()),
-        "test": (n_test, "test", "train", excluded, ()),
-        "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS),
-        "alt": (n_test, "test", "alt", excluded, ()),
-        "sketch": (n_test, "test", "sketch", excluded, ()),
-        "dark": (n_test, "test", "dark", excluded, ()),
+        "train": (n_train, "train", "train", excluded, (), twins),
+        "valid": (n_valid, "valid", "train", excluded, (), twins),
+        "test": (n_test, "test", "train", excluded, (), twins),
+        "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS, twins),
+        "alt": (n_test, "test", "alt", excluded, (), twins),
+        "sketch": (n_test, "test", "sketch", excluded, (), twins),
+        "dark": (n_test, "test", "dark", excluded, (), twins),
     }
 
 
@@ -335,13 +335,13 @@ def _item_name(split, index):
     return f"{split}-{index:06d}.png"
 
 
-def _make_item(seed, split, index, scene_split, style, exclude, require, n_refs, keep_png):
+def _make_item(seed, split, index, scene_split, style, exclude, require, twins, n_refs, keep_png):
     """One image: everything drawn from generators keyed by (seed, split, index), so workers never matter."""
     # alt redraws the test scenes: its scene and captions come from the scene split, its rendering from its own
     scene_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 0)
     render_rng = item_rng(seed, _SPLIT_ID[split], index, 1)
     caption_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 2)
-    scene = random_scene(scene_rng, exclude=exclude, require=require)
+    scene = random_scene(scene_rng, exclude=exclude, require=require, twins=twins)
     image = render(scene, render_rng, style=style)
     pixels = _load_uint8(image, INPUT_SIZE)  # (3, 64, 64)
     refs = captions(scene, caption_rng, n=n_refs)
@@ -369,7 +369,7 @@ def _write_png_split(out_dir, split, names, items):
 
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,
-                  progress=None, n_refs=N_REFS, command=None, hold_out=True):
+                  progress=None, n_refs=N_REFS, command=None, hold_out=True, twins=0.0):
     """Render the shapes-world dataset under out_dir; returns the report (also report.json).
 
     Writes, for each split in SPLITS, ``<split>.npz`` with
@@ -382,7 +382,8 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
 
     train/valid/test never contain HELD_OUT_COMBOS (with hold_out; without it they
     hold every pair, the shipped model's data); every combo scene has at least
-    one; alt is the test scenes drawn in the alt style (n_test images).
+    one; alt, sketch and dark are the test scenes drawn in those styles (n_test images each).
+    twins: the chance that a scene of 2 or 3 objects holds two of one description (counting).
     Every item is drawn from generators keyed by (seed, split, index), so the
     files are byte-identical for any number of workers. Files are written
     atomically, report.json last (suite.databuild.write_report).
@@ -396,16 +397,18 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
         raise ValueError(f"workers must be >= 0, got {workers}")
     if int(n_refs) < 1:
         raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    if not 0.0 <= float(twins) <= 1.0:
+        raise ValueError(f"twins must lie in [0, 1], got {twins}")
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as build:  # the whole dataset appears at once; an interrupted build leaves nothing
         return _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs,
-                           command, hold_out)
+                           command, hold_out, float(twins))
 
 
 def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command,
-                hold_out=True):
+                hold_out=True, twins=0.0):
     """build_dataset's work, written into the staged folder ``build`` that becomes ``out_dir``."""
-    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out)
+    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out, twins)
     if command is None:
         command = (f"suite caption data build --out {out_dir} --train {n_train} --valid {n_valid} "
                    f"--test {n_test} --combo {n_combo} --seed {seed}")
@@ -443,6 +446,7 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
             "scenes_from": plan[0],
             "objects_per_image": {"1": int(counts[1]), "2": int(counts[2]), "3": int(counts[3])},
             "held_out_objects": held,
+            "twin_scenes": sum(1 for sc in scenes if len({o.attrs for o in sc.objects}) < len(sc)),
             "references": sum(len(it[1]) for it in items),
             "rendered_side_px": [int(sizes.min()), int(sizes.max())],
             "file": f"{split}.npz",
@@ -459,6 +463,7 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
         "input_size": INPUT_SIZE,
         "pixels": "uint8 (N, 3, H, W); divide by 255 for the model's [0, 1] float input",
         "held_out_combos": [list(p) for p in HELD_OUT_COMBOS] if hold_out else [],
+        "twins": twins,
         "combo_pairs": [list(p) for p in HELD_OUT_COMBOS],
         "vocab": VOCAB,
         "references_per_image": n_refs,

@@ -202,6 +202,35 @@ def as_float(images):
     return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
+def grow_vocab(model, vocab, words):
+    """(model, vocab) that also know ``words`` (new words of a fine-tune's captions): the same network with
+    embedding rows and output columns added for them, every other weight copied. A new word's output bias
+    starts at the lowest old bias, so the fine-tune does not begin by saying it everywhere."""
+    from dataclasses import replace
+
+    new = [w for w in words if w not in vocab.index]
+    if not new:
+        return model, vocab
+    grown = Vocab(vocab.to_json() + new)
+    bigger = CaptionModel(replace(model.config, vocab_size=grown.size))
+    state, mine = model.state_dict(), bigger.state_dict()
+    for name, value in state.items():
+        target = mine[name]
+        if target.shape == value.shape:
+            mine[name] = value
+        elif name == "embed.W":                    # (V, E): old rows kept
+            target[:value.shape[0]] = value
+        elif name == "out.W":                      # (H, V): old columns kept
+            target[:, :value.shape[1]] = value
+        elif name == "out.b":
+            target[:value.shape[0]] = value
+            target[value.shape[0]:] = value.min()
+        else:
+            raise ValueError(f"cannot grow {name}: {value.shape} -> {target.shape}")
+    bigger.load_state_dict(mine)
+    return bigger, grown
+
+
 def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     """Beam search on one (3, S, S) image: list of dicts {caption, log_prob, tokens, attention (L, N)}."""
     from suite.beam import beam_search, reorder

@@ -15,11 +15,18 @@ other axis (within ~63 degrees), so a diagonal pair is both "left of" and
 "above", as in English, and every clear relation holds while its perpendicular
 and opposite do not.
 
-Grammar (every wording names size, colour and shape of every object; "is" and
-the relation phrase vary; D(o) = "a <size> <colour> <shape>", T(o) = "the ..."):
+Counting. A scene may hold two objects of the same description (twins, drawn
+when a build asks for them: random_scene's ``twins``): alone ("two large red
+circles") or with one other object, each twin clearly related to it in the same
+direction, so the pair is one group that a caption names once. Twins are never
+related to each other in a caption, and no description appears three times.
 
-    1 object   D(A)                     | there is D(A)
-    2 objects  D(S) [is] REL D(O)       (either object as subject)
+Grammar (every wording names size, colour and shape of every object; "is" and
+the relation phrase vary; D(o) = "a <size> <colour> <shape>", T(o) = "the ...";
+a twin pair is D = "two <size> <colour> <shape>s", its verb "are"):
+
+    1 object   D(A)                     | there is D(A)     (twins: there are D(A))
+    2 objects  D(S) [is] REL D(O)       (either object, or a twin pair, as subject)
     3 objects  one object H (the hub) is clearly related to both others X, Y:
       hub      D(H) [is] REL D(X) and REL D(Y)
       chain    D(X) [is] REL D(H) and T(H) [is] REL D(Y)
@@ -65,9 +72,12 @@ REL_PHRASES = {
 }
 _REL_WORDS = {"left": "left", "right": "right", "above": "above", "below": "below", "under": "below"}
 
+PLURALS = {shape: shape + "s" for shape in SHAPES}
+_SINGULAR = {plural: shape for shape, plural in PLURALS.items()}
+
 VOCAB = sorted({
-    "a", "the", "there", "is", "and", "which", "to", "of",
-    *SIZES, *COLOURS, *SHAPES, "left", "right", "above", "below", "under",
+    "a", "the", "there", "is", "and", "which", "to", "of", "two", "are",
+    *SIZES, *COLOURS, *SHAPES, *PLURALS.values(), "left", "right", "above", "below", "under",
 })
 
 
@@ -100,8 +110,8 @@ class Scene:
 
     @property
     def n_relations(self):
-        """How many relations a caption needs to link every object."""
-        return max(len(self.objects) - 1, 0)
+        """How many relations a caption needs to link every object (a twin pair is one group)."""
+        return max(len(groups(self.objects)) - 1, 0)
 
     def to_json(self):
         return {"objects": [
@@ -125,6 +135,32 @@ class Scene:
 class ParsedCaption:
     objects: tuple    # distinct (size, colour, shape) in order of first mention
     relations: tuple  # (i, relation, j): objects[i] <relation> objects[j], relation in RELATIONS
+    counts: tuple = ()  # how many of each object the caption says (1, or 2 for "two ..."); () = one of each
+
+    def count(self, i):
+        return self.counts[i] if self.counts else 1
+
+
+def groups(objects):
+    """Objects gathered by description, in order of first appearance: [[obj], [twin, twin], ...]."""
+    out = {}
+    for o in objects:
+        out.setdefault(o.attrs, []).append(o)
+    return list(out.values())
+
+
+def describe(group, article="a"):
+    """A group's noun phrase: 'a large red circle', or for twins 'two large red circles' ('the two ...')."""
+    o = group[0]
+    if len(group) == 1:
+        return o.describe(article)
+    return f"{'the two' if article == 'the' else 'two'} {o.size} {o.colour} {PLURALS[o.shape]}"
+
+
+def group_relation(a, b):
+    """The clear relation of group a to group b when every member of a has it to every member of b, else None."""
+    found = {clear_relation(x, y) for x in a for y in b}
+    return found.pop() if len(found) == 1 else None
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -183,13 +219,17 @@ def check_scene(scene):
             raise SceneError(f"unknown attribute in {o.attrs}")
         if not _inside(o):
             raise SceneError(f"{o.describe()} at ({o.x:.3f}, {o.y:.3f}) crosses the border")
-    if len({o.attrs for o in objs}) != len(objs):
-        raise SceneError("two objects share size, colour and shape")
+    found = groups(objs)
+    if any(len(g) > 2 for g in found) or sum(len(g) == 2 for g in found) > 1:
+        raise SceneError("at most two objects share size, colour and shape")
     for i in range(len(objs)):
         for j in range(i + 1, len(objs)):
             if _overlap(objs[i], objs[j]):
                 raise SceneError(f"objects {i} and {j} overlap")
-    if len(objs) > 1 and len(_clear_edges(objs)) < len(objs) - 1:
+    if len(found) < len(objs):  # twins: the pair is one group, clearly related to the other object if any
+        if len(found) == 2 and group_relation(*found) is None:
+            raise SceneError("the twins are not both clearly related to the other object in the same direction")
+    elif len(objs) > 1 and len(_clear_edges(objs)) < len(objs) - 1:
         raise SceneError("the clearly related pairs do not link every object")
 
 
@@ -200,7 +240,7 @@ def _pairs(exclude):
     return [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in exclude]
 
 
-def random_scene(rng, exclude=(), require=(), n_objects=None):
+def random_scene(rng, exclude=(), require=(), n_objects=None, twins=0.0):
     """A random scene whose stated relations are unambiguous.
 
     Parameters
@@ -212,6 +252,9 @@ def random_scene(rng, exclude=(), require=(), n_objects=None):
         If given, at least one object is one of these pairs (the combo split).
     n_objects : int or None
         1, 2 or 3; None draws it with probabilities OBJECT_COUNT_P.
+    twins : float
+        The chance that a scene of 2 or 3 objects holds two of one description (counting); 0 draws no
+        extra random number, so scenes without twins are those of a build before counting existed.
 
     Objects are placed one at a time, uniformly inside the frame, each clear of
     the others and clearly related to at least one earlier object, so the clear
@@ -226,15 +269,19 @@ def random_scene(rng, exclude=(), require=(), n_objects=None):
     n = int(rng.choice([1, 2, 3], p=OBJECT_COUNT_P)) if n_objects is None else int(n_objects)
     if not 1 <= n <= 3:
         raise SceneError(f"n_objects must be 1, 2 or 3, got {n}")
+    twin = twins > 0 and n >= 2 and rng.random() < twins
     for _ in range(100):
         attrs = []
-        while len(attrs) < n:
+        while len(attrs) < n - twin:
             pool = required if (required and not attrs) else (allowed + required if required else allowed)
             colour, shape = pool[rng.integers(len(pool))]
             triple = (SIZES[rng.integers(2)], colour, shape)
             if triple not in attrs:
                 attrs.append(triple)
-        attrs = [attrs[k] for k in rng.permutation(n)]  # the required object is not always first
+        if twin:
+            attrs = attrs[1:] + [attrs[0]] * 2  # the first (the required pair, if any) twice, placed last
+        else:
+            attrs = [attrs[k] for k in rng.permutation(n)]  # the required object is not always first
         objects = []
         for size, colour, shape in attrs:
             r = LAYOUT_RADIUS[size] + EDGE
@@ -242,13 +289,20 @@ def random_scene(rng, exclude=(), require=(), n_objects=None):
                 o = Obj(size, colour, shape, float(rng.uniform(r, 1 - r)), float(rng.uniform(r, 1 - r)))
                 if any(_overlap(o, p) for p in objects):
                     continue
-                if objects and not any(clear_relation(o, p) for p in objects):
+                if twin and n == 3 and len(objects) >= 1:
+                    # a twin: clearly related to the single object, in the same direction as its twin
+                    rel = clear_relation(o, objects[0])
+                    if rel is None or (len(objects) == 2 and rel != clear_relation(objects[1], objects[0])):
+                        continue
+                elif not twin and objects and not any(clear_relation(o, p) for p in objects):
                     continue
                 objects.append(o)
                 break
             else:
                 break  # no room for this object next to the others: start again
         if len(objects) == n:
+            if twin:
+                objects = [objects[k] for k in rng.permutation(n)]
             return Scene(tuple(objects))
     raise SceneError(f"could not lay out {n} objects in 100 attempts")  # pragma: no cover
 
@@ -270,9 +324,34 @@ def _order_key(o):
     return (round(o.x, 6), round(o.y, 6))
 
 
+def _group_key(group):
+    return min(_order_key(o) for o in group)
+
+
+def _twin_captions(found):
+    """(canonical, every wording) of a scene with twins: one or two groups."""
+    if len(found) == 1:
+        d = describe(found[0])
+        return d, [d, "there are " + d]
+    a, b = found
+    rel = group_relation(a, b)
+    if rel in ("right", "below"):  # subject is the left / upper group
+        a, b, rel = b, a, OPPOSITE[rel]
+    canonical = f"{describe(a)} {REL_PHRASES[rel][0]} {describe(b)}"
+    out = []
+    for s, o in ((a, b), (b, a)):
+        for p in REL_PHRASES[group_relation(s, o)]:
+            for v in ("", "are " if len(s) == 2 else "is "):
+                out.append(f"{describe(s)} {v}{p} {describe(o)}")
+    return canonical, out
+
+
 def canonical_caption(scene):
     """One fixed wording: the shortest phrases, subjects and order chosen by position."""
     objs = scene.objects
+    found = groups(objs)
+    if len(found) < len(objs):
+        return _twin_captions(found)[0]
     if len(objs) == 1:
         return objs[0].describe()
     if len(objs) == 2:
@@ -291,6 +370,9 @@ def canonical_caption(scene):
 
 def _all_captions(scene):
     objs = scene.objects
+    found = groups(objs)
+    if len(found) < len(objs):
+        return _twin_captions(found)[1]
     out = []
     if len(objs) == 1:
         return [objs[0].describe(), "there is " + objs[0].describe()]
@@ -348,6 +430,7 @@ class _Parser:
         self.w = words
         self.i = 0
         self.objects = []
+        self.counts = []
         self.relations = []
 
     def peek(self, k=0):
@@ -360,22 +443,30 @@ class _Parser:
         return False
 
     def noun(self):
-        """[a|an|the] SIZE COLOUR SHAPE -> object index (one index per distinct triple)."""
-        self.take("a", "an", "the")
+        """[a|an|the] SIZE COLOUR SHAPE | [the] two SIZE COLOUR SHAPEs -> object index (one per distinct triple)."""
+        article = self.peek()
+        if not self.take("a", "an", "the"):
+            article = None
+        count = 2 if article in (None, "the") and self.take("two") else 1
         size, colour, shape = self.peek(), self.peek(1), self.peek(2)
+        if count == 2:
+            shape = _SINGULAR.get(shape)
         if size not in SIZES or colour not in COLOURS or shape not in SHAPES:
             raise SyntaxError
         self.i += 3
         triple = (size, colour, shape)
         if triple not in self.objects:
             self.objects.append(triple)
-        return self.objects.index(triple)
+            self.counts.append(count)
+        k = self.objects.index(triple)
+        self.counts[k] = max(self.counts[k], count)
+        return k
 
     def starts_rel(self):
-        return self.peek() in ("is", "to", "left", "right", "above", "below", "under")
+        return self.peek() in ("is", "are", "to", "left", "right", "above", "below", "under")
 
     def rel(self):
-        self.take("is")
+        self.take("is", "are")
         if self.take("to"):
             if not self.take("the"):
                 raise SyntaxError
@@ -400,7 +491,7 @@ class _Parser:
     def caption(self):
         if self.peek() == "there":
             self.i += 1
-            if not self.take("is"):
+            if not self.take("is", "are"):
                 raise SyntaxError
         topic, last = self.clause()
         while self.peek() is not None:
@@ -421,14 +512,14 @@ class _Parser:
                     topic, last = self.clause()
             else:
                 raise SyntaxError
-        return ParsedCaption(tuple(self.objects), tuple(self.relations))
+        return ParsedCaption(tuple(self.objects), tuple(self.relations), tuple(self.counts))
 
 
 def parse_caption(text):
     """The objects and relations a caption states, or None if it is not in the grammar.
 
     Objects are distinct (size, colour, shape) triples in order of first mention
-    (a repeated description is the same object); relations are (i, relation, j)
+    (a repeated description is the same object; counts says 2 for "two ..."); relations are (i, relation, j)
     with relation one of RELATIONS ("under" -> "below", "to the left of" -> "left").
     """
     if not isinstance(text, str):
@@ -474,11 +565,11 @@ def score_caption(text, scene):
                            caption that leaves objects unlinked is not rewarded;
                            an unparsable caption scores 0 of the scene's count
     """
-    by_attrs = {o.attrs: o for o in scene.objects}
+    by_attrs = {g[0].attrs: g for g in groups(scene.objects)}
 
-    def holds(a, relation, b):
+    def holds(a, relation, b):  # between every member of the two groups (twins: both)
         a, b = by_attrs.get(a), by_attrs.get(b)
-        return a is not None and b is not None and relation_holds(a, relation, b)
+        return a is not None and b is not None and all(relation_holds(x, relation, y) for x in a for y in b)
 
     return _score(parse_caption(text), [o.attrs for o in scene.objects], scene.n_relations, holds)
 
@@ -491,12 +582,12 @@ def _score(parsed, truth_objects, n_relations, holds):
         return {"parsed": False, "object_set_exact": False, "objects_correct": 0, "objects_total": len(truth_objects),
                 "objects_predicted": 0, "sizes_correct": 0, "sizes_total": 0, "relations_correct": 0,
                 "relations_total": n_relations}
-    said = Counter(parsed.objects)
+    said = Counter({o: parsed.count(k) for k, o in enumerate(parsed.objects)})
     sizes_correct, sizes_total = _size_matches(truth, said)
     relations_correct = sum(1 for i, relation, j in parsed.relations
                             if i != j and holds(parsed.objects[i], relation, parsed.objects[j]))
     return {"parsed": True, "object_set_exact": truth == said, "objects_correct": sum((truth & said).values()),
-            "objects_total": len(truth_objects), "objects_predicted": len(parsed.objects),
+            "objects_total": len(truth_objects), "objects_predicted": sum(said.values()),
             "sizes_correct": sizes_correct, "sizes_total": sizes_total, "relations_correct": relations_correct,
             "relations_total": max(len(parsed.relations), n_relations)}
 
@@ -510,13 +601,14 @@ def score_against_references(text, references):
     parsed_refs = [p for p in (parse_caption(r) for r in references) if p is not None]
     if not parsed_refs:
         return None
-    truth_objects = parsed_refs[0].objects
+    first = parsed_refs[0]
+    truth_objects = [o for k, o in enumerate(first.objects) for _ in range(first.count(k))]
     stated = set()
     for p in parsed_refs:
         for i, relation, j in p.relations:
             a, b = p.objects[i], p.objects[j]
             stated |= {(a, relation, b), (b, OPPOSITE[relation], a)}
-    return _score(parse_caption(text), truth_objects, max(len(truth_objects) - 1, 0),
+    return _score(parse_caption(text), truth_objects, max(len(first.objects) - 1, 0),
                   lambda a, relation, b: (a, relation, b) in stated)
 
 

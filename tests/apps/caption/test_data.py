@@ -18,6 +18,7 @@ from suite.apps.caption.data import (
     image_to_array, load_image, load_names, load_split, load_user_split, parse_caption, random_scene,
     read_captions_file, relation_holds, render, score_caption, tokenize,
 )
+from suite.apps.caption.scenes import groups, score_against_references
 from suite.databuild import DataError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -68,8 +69,12 @@ def test_require_puts_a_held_out_combo_in_every_scene():
 def test_check_scene_rejects_broken_scenes():
     with pytest.raises(SceneError, match="overlap"):
         check_scene(Scene((obj("large", "red", "circle", 0.4, 0.5), obj("large", "blue", "square", 0.55, 0.5))))
+    twins = (obj("small", "red", "circle", 0.2, 0.5), obj("small", "red", "circle", 0.8, 0.5))
+    check_scene(Scene(twins))  # two of one description: counting
     with pytest.raises(SceneError, match="share"):
-        check_scene(Scene((obj("small", "red", "circle", 0.2, 0.5), obj("small", "red", "circle", 0.8, 0.5))))
+        check_scene(Scene(twins + (obj("small", "red", "circle", 0.5, 0.2),)))
+    with pytest.raises(SceneError, match="same direction"):  # one twin left of the square, the other right of it
+        check_scene(Scene(twins + (obj("small", "blue", "square", 0.5, 0.5),)))
     with pytest.raises(SceneError, match="border"):
         check_scene(Scene((obj("large", "red", "circle", 0.05, 0.5),)))
     with pytest.raises(SceneError, match="link"):  # a diagonal pair has no clear relation
@@ -621,3 +626,50 @@ def test_all_combos_puts_every_pair_in_training_and_keeps_the_combo_split(tmp_pa
     assert pairs & set(HELD_OUT_COMBOS)
     _, _, combo = load_split(tmp_path / "all", "combo")
     assert all(any((o.colour, o.shape) in HELD_OUT_COMBOS for o in s.objects) for s in combo)
+
+
+# ----------------------------------------------------------------------------- counting (twins)
+
+def test_twin_scenes_are_captioned_as_groups_and_every_wording_scores_perfectly():
+    rng = np.random.default_rng(5)
+    seen = {1: 0, 2: 0}
+    for _ in range(400):
+        s = random_scene(rng, twins=0.5)
+        found = groups(s.objects)
+        if len(found) == len(s):
+            continue
+        seen[len(found)] += 1
+        check_scene(s)
+        refs = captions(s)
+        assert refs[0] == canonical_caption(s) and all("two " in r for r in refs)
+        for ref in refs:
+            score = score_caption(ref, s)
+            assert score["object_set_exact"] and score["relations_correct"] == score["relations_total"], ref
+            assert score["objects_predicted"] == len(s)
+    assert seen[1] > 10 and seen[2] > 10
+
+
+def test_counting_is_scored():
+    twins = Scene((obj("large", "red", "circle", 0.2, 0.3), obj("large", "red", "circle", 0.2, 0.7),
+                   obj("small", "blue", "square", 0.75, 0.5)))
+    check_scene(twins)
+    good = score_caption("two large red circles left of a small blue square", twins)
+    assert good["object_set_exact"] and good["relations_correct"] == 1 and good["objects_predicted"] == 3
+    one = score_caption("a large red circle left of a small blue square", twins)  # misses the count
+    assert not one["object_set_exact"] and one["objects_correct"] == 2
+    said_two = score_caption("two large red circles", Scene(twins.objects[:1]))  # says two, there is one
+    assert not said_two["object_set_exact"] and said_two["objects_predicted"] == 2
+    wrong = score_caption("the two large red circles are above a small blue square", twins)
+    assert wrong["relations_correct"] == 0
+    assert parse_caption("a two large red circles") is None and parse_caption("two large red circle") is None
+    assert parse_caption("there are two small green triangles").counts == (2,)
+    refs = ["two large red circles left of a small blue square"]
+    assert score_against_references(refs[0], refs)["object_set_exact"]
+    assert not score_against_references("a large red circle left of a small blue square", refs)["object_set_exact"]
+
+
+def test_random_scene_without_twins_is_unchanged_by_counting():
+    """twins=0 draws no extra random number: builds without counting keep their scenes."""
+    a = [random_scene(np.random.default_rng(k)) for k in range(30)]
+    b = [random_scene(np.random.default_rng(k), twins=0.0) for k in range(30)]
+    assert a == b and all(len(groups(s.objects)) == len(s) for s in a)

@@ -155,3 +155,21 @@ def test_calibration_fits_a_known_logistic_and_lowers_the_error():
     assert expected_calibration_error(p, correct) < 0.03
     assert expected_calibration_error(np.exp(feats[:, 0]).clip(0, 1), correct) > 0.1  # the raw probability is not
     assert expected_calibration_error([0.0, 1.0], [False, True]) == 0.0
+
+
+def test_grow_vocab_keeps_every_old_output_and_adds_the_new_words():
+    from suite.apps.caption.model import grow_vocab
+
+    model, vocab = _tiny()
+    model.eval()
+    images, words, _ = _batch(vocab)[:3]
+    bigger, grown = grow_vocab(model, vocab, ["two", "circles", "red"])  # "red" is known: not added twice
+    bigger.eval()
+    assert grown.words[:vocab.size] == vocab.words and grown.words[vocab.size:] == ["two", "circles"]
+    memory, state = model.encode(images)
+    old, _, _ = model.decode_step(words, state, memory)
+    memory, state = bigger.encode(images)
+    new, _, _ = bigger.decode_step(words, state, memory)
+    np.testing.assert_allclose(new[..., :vocab.size], old, rtol=1e-6, atol=1e-6)
+    assert new.shape[-1] == vocab.size + 2
+    assert grow_vocab(model, vocab, ["red"]) == (model, vocab)
