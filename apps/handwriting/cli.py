@@ -522,12 +522,12 @@ def writer_export(run, out, n_texts, biases, reader_dir, force, as_json):
 @click.argument("text")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .png (black on white) or .svg (one polyline per stroke).")
-@click.option("--hand", type=click.Choice(["scripts", "scriptc", "cursive"]), default="scripts", show_default=True,
+@click.option("--hand", type=click.Choice(["scripts", "scriptc"]), default="scripts", show_default=True,
               help="Which learnt hand (the Hershey script face it learnt from).")
 @click.option("--bias", type=click.FloatRange(0, 20), default=1.0, show_default=True,
               help="Sampling bias (Graves 2013): 0 samples the model as trained; higher is neater and plainer.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--height", type=click.IntRange(16, 512), default=64, show_default=True,
+@click.option("--height", type=click.IntRange(16, 512), default=96, show_default=True,
               help="Pixels per line of writing (the PNG's scale; the SVG's too).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Writer model folder [default: the shipped writer].")
@@ -542,7 +542,7 @@ def write(text, out, hand, bias, seed, height, model_dir, force, as_json):
     \b
     Examples:
       suite handwriting write "The quick brown fox" -o fox.png
-      suite handwriting write "Dear Ada," -o note.svg --hand cursive --bias 2 --seed 3
+      suite handwriting write "Dear Ada," -o note.svg --hand scriptc --bias 2 --seed 3
       suite handwriting read fox.png        # our reader reads it back
     """
     from suite.fileio import OutputExistsError, atomic_path, check_writable

@@ -13,7 +13,10 @@ sequence starts at the first point, from the origin.
 import numpy as np
 from PIL import Image, ImageDraw
 
-HANDS = ("scripts", "scriptc", "cursive")  # Hershey script faces: the writer's hands, in style-id order
+# Hershey script faces: the writer's hands, in style-id order. Hershey-Fonts' "cursive" draws the same glyphs as
+# "scripts" (one hand under two names, learnt twice); DISTINCT_HANDS are the two different ones.
+HANDS = ("scripts", "scriptc", "cursive")
+DISTINCT_HANDS = ("scripts", "scriptc")
 EM = 20.0                                   # HersheyFonts.normalize_rendering height of one line
 MIN_STEP = 1.5                              # points closer than this (EM units) to the last kept one are dropped
 
@@ -106,13 +109,14 @@ def _bounds(strokes):
     return pts.min(axis=0), pts.max(axis=0)
 
 
-def draw_png(strokes, height=64, pen=None, margin=8):
+def draw_png(strokes, height=96, pen=None, margin=8):
     """The strokes as a (h, w) uint8 image, black ink on white, scaled so that one EM is ``height`` * 0.5 px.
 
-    Drawn at 2x and box-filtered down, with a round pen (``pen`` px at the final size; default height / 16).
+    Drawn at 2x and box-filtered down, with a round pen (``pen`` px at the final size; default height / 48, a
+    fine pen: the reader reads Hershey lines drawn so best, see writer.legibility).
     """
     scale = 2 * height * 0.5 / EM                  # px per EM unit at 2x
-    pen2 = max(int(round(2 * (pen or height / 16))), 2)
+    pen2 = max(int(round(2 * (pen or height / 48))), 2)
     (x0, y0), (x1, y1) = _bounds(strokes)
     pad = 2 * margin
     w = int((x1 - x0) * scale) + 2 * pad + 1
@@ -130,7 +134,7 @@ def draw_png(strokes, height=64, pen=None, margin=8):
     return np.asarray(small)
 
 
-def svg(strokes, height=64, margin=8):
+def svg(strokes, height=96, margin=8):
     """The strokes as an SVG document (one polyline per stroke), the same scale as draw_png."""
     scale = height * 0.5 / EM
     (x0, y0), (x1, y1) = _bounds(strokes)
@@ -139,7 +143,7 @@ def svg(strokes, height=64, margin=8):
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" '
              f'viewBox="0 0 {w:.1f} {h:.1f}">',
              f'<rect width="100%" height="100%" fill="white"/>',
-             f'<g fill="none" stroke="black" stroke-width="{height / 16:.1f}" stroke-linecap="round" '
+             f'<g fill="none" stroke="black" stroke-width="{height / 48:.1f}" stroke-linecap="round" '
              f'stroke-linejoin="round">']
     for pts in strokes:
         points = " ".join(f"{(px - x0) * scale + margin:.1f},{h - ((py - y0) * scale + margin):.1f}" for px, py in pts)

@@ -308,7 +308,8 @@ def write_text(model, card, text, hand=0, bias=1.0, seed=0):
             continue
         x0 = min(s[:, 0].min() for s in drawn)
         x1 = max(s[:, 0].max() for s in drawn)
-        shift = np.array([cursor - x0, -li * LINE_GAP * EM])
+        middle = np.median(np.concatenate([s[:, 1] for s in drawn]))  # pieces share a middle line, not a start
+        shift = np.array([cursor - x0, -li * LINE_GAP * EM - middle + 0.3 * EM])
         strokes += [s + shift for s in drawn]
         cursor += (x1 - x0) + WORD_GAP * EM
     return strokes, info
@@ -324,10 +325,10 @@ def legibility(model, card, reader, texts, biases=LEGIBILITY_BIASES, seed=0, pro
     """The reader's CER on written lines, by bias and hand, beside the Hershey faces drawn by the same pen.
 
     texts: held-out pieces; every hand writes every text. Returns {"written": {bias: {...}}, "hershey": {...}}."""
-    from suite.apps.handwriting.strokes import HANDS, draw_png, from_offsets, hershey_strokes
+    from suite.apps.handwriting.strokes import DISTINCT_HANDS, HANDS, draw_png, from_offsets, hershey_strokes
     from suite.ctc_task import error_rates, error_rates_by
 
-    hands = HANDS[:model.config.hands]
+    hands = [h for h in DISTINCT_HANDS if HANDS.index(h) < model.config.hands]
 
     def read(strokes_list):
         return [" ".join(r["text"] for r in reader.read_gray(draw_png(s), layout="line")[0]) for s in strokes_list]
@@ -344,7 +345,8 @@ def legibility(model, card, reader, texts, biases=LEGIBILITY_BIASES, seed=0, pro
     for bi, bias in enumerate(biases):
         drawn = []
         for hi, hand in enumerate(hands):
-            seqs, _ = write_lines(model, card, list(texts), hand=hi, bias=bias, seed=seed + 1000 * bi + hi)
+            seqs, _ = write_lines(model, card, list(texts), hand=HANDS.index(hand), bias=bias,
+                                  seed=seed + 1000 * bi + hi)
             drawn += [from_offsets(s) for s in seqs]
             if progress is not None:
                 progress(bi * len(hands) + hi + 1, total)
