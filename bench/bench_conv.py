@@ -16,7 +16,6 @@ kernels/__init__.py pick OpenBLAS's AVX-512 GEMMs where the CPU has them).
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -162,8 +161,10 @@ def main(argv=None):
                "ratio": round(ours / theirs, 3)}
         results.append(row | extra)
         print(json.dumps(row | extra), file=sys.stderr)
-    print(json.dumps({"threads": THREADS, "torch": torch.__version__, "cpu": platform.processor() or
-                      platform.machine(), "results": results}, indent=2))
+    from suite.info import machine
+
+    print(json.dumps({"threads": THREADS, "torch": torch.__version__, "machine": machine(), "results": results},
+                     indent=2))
 
 
 if __name__ == "__main__":

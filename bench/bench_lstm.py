@@ -9,7 +9,6 @@ ratio, not the absolute time, is the figure to compare between runs.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -173,8 +172,10 @@ def main(argv=None):
         row["meets_target"] = None if target is None else row["ratio"] <= target
         results.append(row | extra)
         print(json.dumps(row | extra), file=sys.stderr)
-    print(json.dumps({"threads": THREADS, "torch": torch.__version__, "cpu": platform.processor() or
-                      platform.machine(), "results": results}, indent=2))
+    from suite.info import machine
+
+    print(json.dumps({"threads": THREADS, "torch": torch.__version__, "machine": machine(), "results": results},
+                     indent=2))
 
 
 if __name__ == "__main__":

@@ -112,12 +112,14 @@ def main():
         return statistics.median(times)
 
     ours_ms, torch_ms = median_ms(ours), median_ms(theirs)
+    from suite.info import machine
+
     print(json.dumps({
         "recording_seconds": round(seconds, 1), "transcribe_seconds": round(elapsed, 2),
         "realtime_factor": round(seconds / elapsed, 1), "words": len(text.split()),
         "network_20s_segment": {"ours_ms": round(ours_ms, 2), "torch_ms": round(torch_ms, 2),
                                 "ratio": round(ours_ms / torch_ms, 3)},
-        "threads": 1, "python": sys.version.split()[0],
+        "threads": 1, "python": sys.version.split()[0], "machine": machine(),
     }, indent=2))
 
 

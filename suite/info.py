@@ -36,6 +36,24 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def blas_cores():
+    """The BLAS libraries loaded in this process and the CPU kernel each picked ("Haswell", "SkylakeX", ...): a
+    ratio against torch depends on it (threadpoolctl's view; [] when it is not installed)."""
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one np.dot inside @njit calls)
+        import threadpoolctl
+    except Exception:  # noqa: BLE001
+        return []
+    return [{"library": i.get("prefix"), "version": i.get("version"), "core": i.get("architecture"),
+             "threads": i.get("num_threads")} for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+
+
+def machine():
+    """What a benchmark prints about where it ran: CPU model, SIMD features, cores, BLAS kernels."""
+    return {"cpu": cpu_model(), "simd": cpu_features(), "cores": os.cpu_count(), "blas": blas_cores(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+
+
 def cuda_status():
     """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":

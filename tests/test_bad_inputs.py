@@ -121,6 +121,8 @@ def inputs(tmp_path_factory):
                lambda c: c["meta"].update(alphabet=c["meta"]["alphabet"][:-1]))
     _bad_model(models / "handwriting-decoding-str", "handwriting", lambda c: c["meta"].update(decoding="fast"))
     _nan_weights(models / "handwriting-nan", "handwriting")
+    _bad_model(models / "writer-chars-int", "handwriting-writer", lambda c: c["meta"].update(chars=5))
+    _nan_weights(models / "writer-nan", "handwriting-writer")
     _nan_weights(models / "text-nan", "text")
     _nan_weights(models / "caption-nan", "caption")
     _bad_model(models / "translate-languages-int", "translate", lambda c: c["meta"].update(languages=12))
@@ -328,6 +330,25 @@ CASES = {
                                            ["no model here"]),
     "handwriting export no run": (["handwriting", "export", "{in}/nowhere", "--out", "m"], 1, []),
     "handwriting read missing": (["handwriting", "read", "{in}/missing.png"], 1, ["missing.png"]),
+    "handwriting write a character it cannot draw": (["handwriting", "write", "na\u00efve", "-o", "w.png"], 1,
+                                                      ["cannot write"]),
+    "handwriting write nothing": (["handwriting", "write", "  ", "-o", "w.png"], 1, ["empty"]),
+    "handwriting write too long": (["handwriting", "write", "x" * 201, "-o", "w.png"], 1, ["at most 200"]),
+    "handwriting write jpg": (["handwriting", "write", "hi", "-o", "w.jpg"], 2, [".png or .svg"]),
+    "handwriting write out exists": (["handwriting", "write", "hi", "-o", "{in}/notes.png"], 1,
+                                     ["already exists", "--force"]),
+    "handwriting write out unwritable": (["handwriting", "write", "hi", "-o", "/proc/x/w.png"], 1, ["/proc/x"]),
+    "handwriting write bias nan": (["handwriting", "write", "hi", "-o", "w.png", "--bias", "nan"], 2, ["finite"]),
+    "handwriting write model a list": (["handwriting", "write", "hi", "-o", "w.png", "--model", "{in}/models/list"],
+                                       1, ["config.json"]),
+    "handwriting write model is the reader": (["handwriting", "write", "hi", "-o", "w.png", "--model",
+                                               "{models}/handwriting"], 1, ["not a handwriting model"]),
+    "handwriting write model chars int": (["handwriting", "write", "hi", "-o", "w.png", "--model",
+                                           "{in}/models/writer-chars-int"], 1, ["meta.chars"]),
+    "handwriting write model nan": (["handwriting", "write", "hi", "-o", "w.png", "--model",
+                                     "{in}/models/writer-nan"], 1, ["not finite"]),
+    "handwriting writer export no run": (["handwriting", "writer", "export", "{in}/nowhere", "--out", "m"], 1,
+                                         ["no trained model"]),
     "handwriting read not an image": (["handwriting", "read", "{in}/notes.png"], 1, ["notes.png", "not an image"]),
     "handwriting read empty": (["handwriting", "read", "{in}/empty.png"], 1, ["empty"]),
     "handwriting read truncated": (["handwriting", "read", "{in}/truncated.png"], 1, ["truncated"]),
