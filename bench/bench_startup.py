@@ -38,6 +38,8 @@ def main():
             "speech transcribe (2.6 s clip)": ["speech", "transcribe", str(EXAMPLES / "go-three-zero-four-oh.wav")],
             "caption image": ["caption", str(EXAMPLES / "shapes.png")],
             "handwriting read line": ["handwriting", "read", str(EXAMPLES / "handwriting-line.png")],
+            "handwriting write (5 words)": ["handwriting", "write", "The quick brown fox jumps", "-o",
+                                            f"{tmp}/w.png", "--force"],
             "translate one message": ["translate", "Open the file", "--to", "de"],
         }
         result = {}

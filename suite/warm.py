@@ -24,6 +24,7 @@ def commands(tmp):
         ("speech", ["speech", "transcribe", str(EXAMPLES / "go-three-zero-four-oh.wav")]),
         ("caption", ["caption", str(EXAMPLES / "shapes.png")]),
         ("handwriting", ["handwriting", "read", str(EXAMPLES / "handwriting-line.png")]),
+        ("handwriting", ["handwriting", "write", "warm", "-o", str(tmp / "warm.png")]),
         ("translate", ["translate", "Open the file", "--to", "de"]),
     ]
 
