@@ -139,3 +139,27 @@ def test_export_card_has_legibility_beside_hershey(tiny):
     assert card["app"] == "handwriting" and card["config"]["model"] == "HandwritingWriter"
     r = CliRunner().invoke(cli, ["writer", "export", str(run), "--out", str(out), "--biases", "x"])
     assert r.exit_code == 2
+
+
+def test_a_line_ends_when_the_window_passes_its_last_character():
+    from suite.apps.handwriting.writer import _past_the_end
+
+    K = 2
+    window = np.zeros((3, 3 * K))
+    window[:, :K] = 1.0        # weights
+    window[:, K:2 * K] = 4.0   # sharp bumps
+    window[0, 2 * K:] = 1.0    # row 0: at character 1 of 3
+    window[1, 2 * K:] = 3.0    # row 1: at position 3, one past its last character (0, 1, 2)
+    window[2, 2 * K:] = 3.0    # row 2: at position 3 of a 5-character text
+    assert _past_the_end(window, [3, 3, 5]).tolist() == [False, True, False]
+
+
+def test_pieces_are_laid_out_left_to_right_and_lines_top_to_bottom(tiny):
+    from suite.apps.handwriting.writer import load_writer, write_text
+
+    _, run = tiny
+    model, card = load_writer(run / "best")
+    strokes, pieces = write_text(model, card, "ab cd efgh\nij", seed=1)
+    assert [p["line"] for p in pieces] == [0, 0, 1] and [p["text"] for p in pieces] == ["ab cd", "efgh", "ij"]
+    with pytest.raises(ValueError, match="at most"):
+        write_text(model, card, "x" * 201)
