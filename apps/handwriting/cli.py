@@ -529,8 +529,7 @@ def writer_export(run, out, n_texts, biases, reader_dir, force, as_json):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--height", type=click.IntRange(16, 512), default=96, show_default=True,
               help="Pixels per line of writing (the PNG's scale; the SVG's too).")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="Writer model folder [default: the shipped writer].")
+@model_option
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def write(text, out, hand, bias, seed, height, model_dir, force, as_json):
