@@ -484,7 +484,7 @@ def _export_writer(best, out, export_command, quiet, **legibility):
 @writer.command("export")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=f"data/models/{WRITER_MODEL}", show_default=True)
-@click.option("--texts", "n_texts", type=click.IntRange(1, 1000), default=40, show_default=True,
+@click.option("--texts", "n_texts", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Held-out texts each hand writes at each bias for the legibility table.")
 @click.option("--biases", default="0,0.5,1,2,5", show_default=True, help="Sampling biases to measure, comma-separated.")
 @click.option("--reader", "reader_dir", type=click.Path(file_okay=False), default=None,

@@ -318,7 +318,7 @@ def write_text(model, card, text, hand=0, bias=1.0, seed=0):
 # -- legibility and export ----------------------------------------------------------------------------------
 
 LEGIBILITY_BIASES = (0.0, 0.5, 1.0, 2.0, 5.0)
-LEGIBILITY_TEXTS = 40  # test pieces per hand
+LEGIBILITY_TEXTS = 100  # test pieces per hand
 
 
 def legibility(model, card, reader, texts, biases=LEGIBILITY_BIASES, seed=0, progress=None):
