@@ -1,6 +1,7 @@
-"""`suite handwriting`: read handwritten lines and pages (conv blocks, a deep BiLSTM, CTC).
+"""`suite handwriting`: read handwritten lines and pages (conv blocks, a deep BiLSTM, CTC), and write text as pen
+strokes (Graves 2013 synthesis).
 
-Parses, calls apps/handwriting (data.py, model.py, lines.py), reports; the
+Parses, calls apps/handwriting (data.py, model.py, lines.py, writer.py, strokes.py), reports; the
 train command's body and the option bundles are suite.cli_common's.
 """
 import json
@@ -27,17 +28,19 @@ def _load(model_dir):
 
 @click.group()
 def cli():
-    """Read handwriting: line or page images to text (conv blocks, deep bidirectional LSTM, CTC).
+    """Read handwriting (line or page images to text: conv blocks, deep bidirectional LSTM, CTC), and write it.
 
-    The shipped model reads English lines in handwriting-like hands, digits and
+    The shipped reader reads English lines in handwriting-like hands, digits and
     punctuation, learnt from handwriting fonts with distortions and real
-    handwritten digit scans.
+    handwritten digit scans. The shipped writer draws text as pen strokes in two
+    script hands, learnt from the Hershey script fonts.
 
     \b
     Examples:
       suite handwriting read line.png                 # the text on stdout
       suite handwriting read page.jpg --json          # each line's box, words' x-ranges, confidence
       suite handwriting read scan.png --lines-out cut/    # the cut lines as PNGs, to check
+      suite handwriting write "Dear Ada," -o note.png     # text -> pen strokes (PNG or SVG)
       suite handwriting data build && suite handwriting train && suite handwriting export runs/handwriting
     """
 
