@@ -219,7 +219,7 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     meta = {"vocab": vocab.to_json(), "data": source, "train_images": len(tr_img),
             "first_caption_only": first_caption_only,
             "init": {"from": str(init_dir), "step": init_card["meta"].get("step")} if init_dir else None}
-    summary = run_training("caption", model, task, config_dict(config), meta, out=out,
+    summary = run_training("caption", model, task, config_dict(config), meta, out=out, init=init_dir,
                            describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", **opts)
     if opts["export"]:
         try:
@@ -269,8 +269,8 @@ def _print_results(results):
         return float("nan") if value is None else value
 
     for split, r in results.items():
-        for who in ("model", "baseline_nearest_neighbour", "baseline_most_frequent"):
-            if who not in r:  # a user's folder without a built train split: no baselines
+        for who in ("model", "model_twin_scenes", "baseline_nearest_neighbour", "baseline_most_frequent"):
+            if who not in r:  # a user's folder without a built train split: no baselines; no twins: no counting
                 continue
             m = r[who]
             line = f"{split:>6} {who:<27} BLEU-4 {m['bleu4']['score']:6.2f}"
