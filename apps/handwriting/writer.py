@@ -41,7 +41,7 @@ def writer_chars():
 class WriterConfig:
     vocab_size: int            # characters the window reads (meta.chars)
     hands: int = 3             # Hershey script faces (strokes.HANDS), a one-hot input
-    hidden: int = 256          # units of each LSTM
+    hidden: int = 128          # units of each LSTM (the shipped writer: 128, trained in about an hour)
     mixtures: int = 20         # bivariate Gaussians of the output (the paper's 20)
     bumps: int = 10            # Gaussians of the soft window (the paper's 10)
     scale: float = 2.5         # pen offsets are divided by this (EM units) to be about unit-sized
@@ -119,12 +119,16 @@ def pack(seqs, hands, texts, chars, config):
         x[0, b, 2] = 1.0
         x[1:len(seq), b, :3] = seq[:-1]
         x[:len(seq), b, 3 + hand] = 1.0
+    return (x, targets, np.array([len(s) for s in seqs])) + char_matrix(texts, chars)
+
+
+def char_matrix(texts, chars):
+    """(char ids (B, U) padded with 0, n_chars (B,)) of the texts; ValueError as encode."""
     ids = [encode(t, chars) for t in texts]
-    U = max(len(i) for i in ids)
-    char_ids = np.zeros((B, U), np.int64)
+    char_ids = np.zeros((len(ids), max([len(i) for i in ids] + [1])), np.int64)
     for b, i in enumerate(ids):
         char_ids[b, :len(i)] = i
-    return x, targets, np.array([len(s) for s in seqs]), char_ids, np.array([len(i) for i in ids])
+    return char_ids, np.array([len(i) for i in ids])
 
 
 def short_piece(text, rng, max_chars):
@@ -226,12 +230,8 @@ def write_lines(model, card, texts, hand=0, bias=1.0, seed=0):
     Returns (list of (N, 3) arrays, list of (N, U) window pictures phi)."""
     meta = card["meta"]
     chars, c = meta["chars"], model.config
-    ids = [encode(t, chars) for t in texts]
-    B, U = len(texts), max(max(len(i) for i in ids), 1)
-    char_ids = np.zeros((B, U), np.int64)
-    for b, i in enumerate(ids):
-        char_ids[b, :len(i)] = i
-    n_chars = np.array([len(i) for i in ids])
+    char_ids, n_chars = char_matrix(texts, chars)
+    B, U = char_ids.shape
     rng = np.random.default_rng(seed)
     x = np.zeros((1, B, 3 + c.hands), model.dtype)
     x[0, :, 2] = 1.0
