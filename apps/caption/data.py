@@ -317,7 +317,8 @@ def _load_uint8(path_or_image, size=INPUT_SIZE):
 # ----------------------------------------------------------------------------- the dataset
 
 def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True, twins=0.0):
-    """split -> (count, scene split, style, exclude, require). alt redraws the test scenes in the alt style.
+    """split -> (count, scene split, style, exclude, require, twins). alt, sketch and dark redraw the test scenes
+    in their styles.
     hold_out False: every colour-shape pair everywhere (combo still requires one of HELD_OUT_COMBOS per scene)."""
     excluded = HELD_OUT_COMBOS if hold_out else ()
     return {
@@ -446,7 +447,7 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
             "scenes_from": plan[0],
             "objects_per_image": {"1": int(counts[1]), "2": int(counts[2]), "3": int(counts[3])},
             "held_out_objects": held,
-            "twin_scenes": sum(1 for sc in scenes if len({o.attrs for o in sc.objects}) < len(sc)),
+            "twin_scenes": sum(1 for sc in scenes if sc.has_twins),
             "references": sum(len(it[1]) for it in items),
             "rendered_side_px": [int(sizes.min()), int(sizes.max())],
             "file": f"{split}.npz",

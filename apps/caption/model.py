@@ -486,7 +486,7 @@ def evaluate(model, vocab, data_dir, splits, beam=5, limit=None, progress_for=No
         results[split] = {"model": score_split(hyps, refs, scenes) | {"seconds_per_image": round(seconds / len(images), 4)},
                           **baselines(train, images, refs, scenes),
                           "examples": [{"hyp": h, "refs": r[:2]} for h, r in zip(hyps[:5], refs[:5])]}
-        counted = [k for k, scene in enumerate(scenes or []) if len({o.attrs for o in scene.objects}) < len(scene)]
+        counted = [k for k, scene in enumerate(scenes or []) if scene.has_twins]
         if counted:  # the scenes with two of one description: the counting part of the split, scored alone
             results[split]["model_twin_scenes"] = score_split([hyps[k] for k in counted], [refs[k] for k in counted],
                                                               [scenes[k] for k in counted])

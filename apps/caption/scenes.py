@@ -109,6 +109,11 @@ class Scene:
         return len(self.objects)
 
     @property
+    def has_twins(self):
+        """Whether two objects share a description (counting: "two large red circles")."""
+        return len({o.attrs for o in self.objects}) < len(self.objects)
+
+    @property
     def n_relations(self):
         """How many relations a caption needs to link every object (a twin pair is one group)."""
         return max(len(groups(self.objects)) - 1, 0)
@@ -324,10 +329,6 @@ def _order_key(o):
     return (round(o.x, 6), round(o.y, 6))
 
 
-def _group_key(group):
-    return min(_order_key(o) for o in group)
-
-
 def _twin_captions(found):
     """(canonical, every wording) of a scene with twins: one or two groups."""
     if len(found) == 1:
@@ -349,9 +350,8 @@ def _twin_captions(found):
 def canonical_caption(scene):
     """One fixed wording: the shortest phrases, subjects and order chosen by position."""
     objs = scene.objects
-    found = groups(objs)
-    if len(found) < len(objs):
-        return _twin_captions(found)[0]
+    if scene.has_twins:
+        return _twin_captions(groups(objs))[0]
     if len(objs) == 1:
         return objs[0].describe()
     if len(objs) == 2:
@@ -370,9 +370,8 @@ def canonical_caption(scene):
 
 def _all_captions(scene):
     objs = scene.objects
-    found = groups(objs)
-    if len(found) < len(objs):
-        return _twin_captions(found)[1]
+    if scene.has_twins:
+        return _twin_captions(groups(objs))[1]
     out = []
     if len(objs) == 1:
         return [objs[0].describe(), "there is " + objs[0].describe()]

@@ -143,6 +143,13 @@ def short_piece(text, rng, max_chars):
     return piece
 
 
+def draw_piece(texts, rng, chars, max_chars):
+    """A short piece (short_piece) of a text drawn from ``texts``, keeping only the writer's characters; may be
+    empty."""
+    return "".join(ch for ch in short_piece(texts[int(rng.integers(len(texts)))], rng, max_chars)
+                   if ch in chars).strip()
+
+
 class WriterTask:
     """Training lines drawn fresh each step: a short piece of English in a random Hershey script hand, jittered."""
 
@@ -158,8 +165,7 @@ class WriterTask:
         from suite.apps.handwriting.strokes import training_line
 
         while True:
-            text = short_piece(texts[int(rng.integers(len(texts)))], rng, self.max_chars)
-            text = "".join(ch for ch in text if ch in self.chars).strip()
+            text = draw_piece(texts, rng, self.chars, self.max_chars)
             hand = int(rng.integers(len(self.hands)))
             seq = training_line(text, self.hands[hand], rng) if text else None
             if seq is not None and len(seq) > 1:
@@ -227,7 +233,7 @@ def _past_the_end(window, n_chars):
 def write_lines(model, card, texts, hand=0, bias=1.0, seed=0):
     """Pen offsets (N, 3) in EM units for each text, all written side by side as one batch.
 
-    Returns (list of (N, 3) arrays, list of (N, U) window pictures phi)."""
+    Returns a list of (N, 3) arrays."""
     meta = card["meta"]
     chars, c = meta["chars"], model.config
     char_ids, n_chars = char_matrix(texts, chars)
@@ -237,17 +243,16 @@ def write_lines(model, card, texts, hand=0, bias=1.0, seed=0):
     x[0, :, 2] = 1.0
     x[0, :, 3 + hand] = 1.0
     active = n_chars > 0
-    points, phis = [[] for _ in range(B)], [[] for _ in range(B)]
+    points = [[] for _ in range(B)]
     state = None
     for step in range(MAX_STEPS_PER_CHAR * U):
         if not active.any():
             break
-        out, state, (phi, window) = model.forward(x, active.astype(np.int64), char_ids, n_chars, state)
+        out, state, (_, window) = model.forward(x, active.astype(np.int64), char_ids, n_chars, state)
         pts = sample_points(out[0], bias, rng)
         done = _past_the_end(window[0].astype(np.float64), n_chars)
         for b in np.flatnonzero(active):
             points[b].append(pts[b])
-            phis[b].append(phi[0, b, :n_chars[b]])
         x[0, :, :3] = pts
         active &= ~done
     lines = []
@@ -257,7 +262,7 @@ def write_lines(model, card, texts, hand=0, bias=1.0, seed=0):
         if len(seq):
             seq[-1, 2] = 1.0
         lines.append(seq)
-    return lines, [np.array(p).reshape(len(p), -1) for p in phis]
+    return lines
 
 
 def chunks(line, max_chars):
@@ -297,7 +302,7 @@ def write_text(model, card, text, hand=0, bias=1.0, seed=0):
     flat = [(li, piece) for li, pieces in enumerate(lines) for piece in pieces]
     if not flat:
         return [], []
-    seqs, _ = write_lines(model, card, [piece for _, piece in flat], hand=hand, bias=bias, seed=seed)
+    seqs = write_lines(model, card, [piece for _, piece in flat], hand=hand, bias=bias, seed=seed)
     strokes, cursor, current, info = [], 0.0, 0, []
     for (li, piece), seq in zip(flat, seqs):
         if li != current:
@@ -345,8 +350,8 @@ def legibility(model, card, reader, texts, biases=LEGIBILITY_BIASES, seed=0, pro
     for bi, bias in enumerate(biases):
         drawn = []
         for hi, hand in enumerate(hands):
-            seqs, _ = write_lines(model, card, list(texts), hand=HANDS.index(hand), bias=bias,
-                                  seed=seed + 1000 * bi + hi)
+            seqs = write_lines(model, card, list(texts), hand=HANDS.index(hand), bias=bias,
+                               seed=seed + 1000 * bi + hi)
             drawn += [from_offsets(s) for s in seqs]
             if progress is not None:
                 progress(bi * len(hands) + hi + 1, total)
@@ -367,8 +372,7 @@ def test_texts(n, max_chars, seed=0):
     pool = text_pieces()["test"]
     out = []
     while len(out) < n:
-        text = "".join(ch for ch in short_piece(pool[int(rng.integers(len(pool)))], rng, max_chars)
-                       if ch in chars).strip()
+        text = draw_piece(pool, rng, chars, max_chars)
         if text:
             out.append(text)
     return out
