@@ -98,8 +98,7 @@ def _forward(gates, lengths, chars, n_chars, h0, c0, w0, kappa0, W_rec, W_win, b
 
 
 @njit(**JIT)
-def _backward(dy, dw, lengths, chars, n_chars, W_rec, W_win, gates, y, acts, kappas, cs, r_prev,
-              dG, dP):
+def _backward(dy, dw, lengths, chars, n_chars, W_rec, W_win, gates, acts, kappas, cs, r_prev, dG, dP):
     """Backprop through time from dy (T, B, H) and dw (T, B, V), the gradients of the outputs
     (no gradient reaches the final state). Writes dG (T, B, 4H), the gradient of the gate
     pre-activations (= of x @ W_x + b), and dP (T, B, 3K), of the window pre-activations."""
@@ -239,7 +238,7 @@ def window_lstm_backward(dy, dw, cache):
     dG = np.zeros((T, B, GH), dt)
     dP = np.zeros((T, B, 3 * K), dt)
     _backward(np.ascontiguousarray(dy), np.ascontiguousarray(dw), c.lengths, c.chars, c.n_chars, c.W_rec, c.W_win,
-              c.gates, c.y, c.acts, c.kappas, c.cs, c.r_prev, dG, dP)
+              c.gates, c.acts, c.kappas, c.cs, c.r_prev, dG, dP)
     flat_g, flat_p = dG.reshape(T * B, GH), dP.reshape(T * B, 3 * K)
     grads = {"W_rec": c.r_prev.reshape(T * B, -1).T @ flat_g,       # (H+V, 4H)
              "W_win": c.y.reshape(T * B, -1).T @ flat_p,            # (H, 3K)

@@ -142,7 +142,7 @@ def svg(strokes, height=96, margin=8):
     h = max((y1 - y0) * scale, height) + 2 * margin
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" '
              f'viewBox="0 0 {w:.1f} {h:.1f}">',
-             f'<rect width="100%" height="100%" fill="white"/>',
+             '<rect width="100%" height="100%" fill="white"/>',
              f'<g fill="none" stroke="black" stroke-width="{height / 48:.1f}" stroke-linecap="round" '
              f'stroke-linejoin="round">']
     for pts in strokes:
