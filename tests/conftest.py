@@ -10,6 +10,11 @@ already loaded to the same count. Numba's own threads are left as they are.
 """
 import os
 
+# numba's CUDA simulator for the GPU kernels' tests (tests/kernels/cuda/), unless SUITE_TEST_GPU=1 asks for the
+# real device; numba reads this once, when it is first imported, so it is set before anything imports numba.
+if os.environ.get("SUITE_TEST_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 BLAS_THREADS = int(os.environ["OPENBLAS_NUM_THREADS"])
 

@@ -114,11 +114,49 @@ def augment(columns, rng):
     return np.clip(x, 0, 255)
 
 
-class HandwritingTask(CTCTask):
-    """The CTC task (suite.ctc_task) over prepared lines, with ``augment`` on training lines."""
+def ctc_min_steps(labels):
+    """Model steps CTC needs to emit ``labels``: one a label, plus a blank between each pair of repeats."""
+    labels = np.asarray(labels)
+    return len(labels) + int(np.count_nonzero(labels[1:] == labels[:-1])) if len(labels) else 1
 
-    def __init__(self, train, valid, alphabet, batch_size=24, augment_lines=True):
+
+def reshape_line(columns, rng, labels):
+    """A training line's (W, height) columns at another width and glyph height (geometry augmentation).
+
+    Width x0.65-1.5 (log-uniform; never so narrow that CTC could not emit
+    ``labels``): fonts are narrower or wider than the training fonts. Glyphs
+    0.6-1 of the rows, placed at a random height: a hand with tall ascenders
+    and descenders leaves a small body once the line is scaled to its ink box.
+    """
+    w, h = columns.shape
+    step = 2 ** POOLED_BLOCKS
+    fx = float(np.exp(rng.uniform(np.log(0.65), np.log(1.5))))
+    fx = max(fx, (ctc_min_steps(labels) + 2) * step / w)
+    fy = float(rng.uniform(0.6, 1.0)) if rng.random() < 0.5 else 1.0
+    new_w, new_h = max(int(round(w * fx)), 8), max(int(round(h * fy)), 4)
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(columns.T, dtype=np.float32), "F")
+    small = np.asarray(img.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32).T  # (new_w, new_h)
+    out = np.zeros((new_w, h), np.float32)
+    top = int(rng.integers(0, h - new_h + 1))
+    out[:, top:top + new_h] = small
+    return out
+
+
+class HandwritingTask(CTCTask):
+    """The CTC task (suite.ctc_task) over prepared lines, with ``augment`` on training lines, and with
+    probability ``geometry`` a line reshaped first (``reshape_line``)."""
+
+    def __init__(self, train, valid, alphabet, batch_size=24, augment_lines=True, geometry=0.0):
         super().__init__(train, valid, alphabet, batch_size=batch_size, augment=augment if augment_lines else None)
+        self.geometry = geometry
+
+    def batch_items(self, idx, rng):
+        feats, labels = super().batch_items(idx, rng)
+        if self.geometry:
+            feats = [reshape_line(f, rng, lab) if rng.random() < self.geometry else f for f, lab in zip(feats, labels)]
+        return feats, labels
 
 
 def build_model(config, meta):

@@ -84,3 +84,36 @@ def test_ctc_loss_falls_on_a_few_lines():
         trainer.fit()
     last = task.evaluate(model)["loss"]
     assert last < 0.5 * first, (first, last)
+
+
+def test_reshape_line_changes_width_and_glyph_height_but_keeps_ctc_feasible():
+    from suite.apps.handwriting.model import ctc_min_steps, reshape_line
+
+    rng = np.random.default_rng(0)
+    columns = np.zeros((60, 32), np.uint8)
+    columns[10:50, 8:24] = 255  # one block of ink rows 8-23
+    labels = [1, 2, 2, 3, 4, 5, 6, 7, 8, 9]  # a repeat: CTC needs 11 steps, the line gives 15
+    assert ctc_min_steps(labels) == 11 and ctc_min_steps([]) == 1
+    widths, heights = set(), set()
+    for _ in range(200):
+        out = reshape_line(columns, rng, labels)
+        assert out.shape[1] == 32 and out.dtype == np.float32
+        assert out.shape[0] // 4 >= ctc_min_steps(labels)  # never too narrow for its text
+        widths.add(out.shape[0])
+        rows = np.flatnonzero(out.max(axis=0) > 128)
+        heights.add(rows[-1] - rows[0] + 1)
+    assert min(widths) < 60 < max(widths) and max(widths) >= 80  # both narrower and wider than the original
+    assert min(heights) < 12 and max(heights) >= 15             # glyphs shrunk on some lines, kept on others
+
+
+def test_geometry_reshapes_only_training_batches_and_only_when_asked():
+    rng = np.random.default_rng(1)
+    feats = [np.full((40 + 4 * i, 32), 200, np.uint8) for i in range(6)]
+    split = {"features": feats, "texts": ["ab", "abc", "a b", "cab", "bca", "ab c"]}
+    alphabet = Alphabet.from_chars(["_", " ", "a", "b", "c"])
+    plain = HandwritingTask(split, split, alphabet, batch_size=6, augment_lines=False)
+    wide = HandwritingTask(split, split, alphabet, batch_size=6, augment_lines=False, geometry=1.0)
+    got_plain, _ = plain.batch_items(np.arange(6), rng)
+    got_wide, _ = wide.batch_items(np.arange(6), rng)
+    assert [len(f) for f in got_plain] == [len(f) for f in feats]
+    assert [len(f) for f in got_wide] != [len(f) for f in feats]

@@ -1,0 +1,49 @@
+"""The tiled GEMM against NumPy: transposes, strided views, beta, tile edges, float32 and float64."""
+import numpy as np
+import pytest
+
+from tests.kernels.cuda.gpu import cuda_or_skip
+
+kc = cuda_or_skip()
+from suite.kernels.cuda.gemm import gemm  # noqa: E402
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_gemm_matches_numpy(trans_a, trans_b, dtype, tol):
+    rng = np.random.default_rng(0)
+    M, K, N = 5, 7, 6  # not multiples of the tile: partial tiles on every edge
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
+    want = 0.5 * (A.T if trans_a else A) @ (B.T if trans_b else B) + 2.0 * C0
+    C = kc.to_device(C0)
+    got = gemm(A, B, C, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=2.0)
+    np.testing.assert_allclose(kc.to_host(got), want, rtol=tol, atol=tol)
+
+
+def test_gemm_beta_zero_ignores_nan_output_and_views_work():
+    rng = np.random.default_rng(1)
+    big = np.full((3, 4, 5), np.nan, np.float32)
+    dev = kc.to_device(big)
+    A = rng.standard_normal((4, 3)).astype(np.float32)
+    B = rng.standard_normal((3, 5)).astype(np.float32)
+    gemm(A, B, dev[1], beta=0.0)  # a view: one "time step" of a (T, B, N) buffer
+    host = kc.to_host(dev)
+    np.testing.assert_allclose(host[1], A @ B, rtol=1e-5, atol=1e-5)
+    assert np.isnan(host[0]).all() and np.isnan(host[2]).all()
+
+
+def test_gemm_other_tile_and_new_output():
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((3, 9))
+    B = rng.standard_normal((9, 2))
+    np.testing.assert_allclose(kc.to_host(gemm(A, B, tile=8)), A @ B, rtol=1e-12)
+
+
+def test_gemm_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="op\\(A\\) is 2x3 but op\\(B\\) is 4x2"):
+        gemm(np.zeros((2, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="one dtype"):
+        gemm(np.zeros((2, 3), np.float32), np.zeros((3, 2)))
