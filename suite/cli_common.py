@@ -214,7 +214,10 @@ def default_command_group(name):
 
 
 def model_option(fn):
-    """--model DIR (as model_dir): a model folder, default the app's shipped model."""
+    """--model DIR (as model_dir): a model folder, default the app's shipped model; and --device."""
+    from suite.device import device_option
+
+    fn = device_option(fn)
     return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
                         help="Model folder [default: the shipped model].")(fn)
 
@@ -245,6 +248,9 @@ def training_options(steps, eval_every=500, lr=2e-3, data=None, data_help=None, 
     ]
 
     def decorate(fn):
+        from suite.device import device_option
+
+        fn = device_option(fn)
         for option in reversed(options):
             fn = option(fn)
         return fn
@@ -276,6 +282,12 @@ def run_training(app, model, task, model_config, meta, *, out, steps, minutes, l
         if describe_eval is not None and not quiet:
             click.echo(f"step {record['step']}: {describe_eval(record)}", err=True)
 
+    from suite.device import current
+
+    device = current()  # --device, resolved while parsing (a GPU only for apps in suite.device.GPU_APPS)
+    if device != "cpu":
+        model.to_device(device)
+    meta["device"] = device
     trainer = Trainer(model, task, tcfg, out, model_config=model_config, meta=meta, quiet=quiet, on_eval=on_eval,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
     try:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.kernels.losses import softmax_cross_entropy
+from suite.device import kernels
 from suite.kernels.sampling import input_table, lstm_generate, new_rng
 from suite.nn.layers import Embedding, Linear
 from suite.nn.module import Module
@@ -115,6 +115,11 @@ class StreamTask:
         return {"loss": nats, "bpc": nats / LN2}
 
 
+def softmax_cross_entropy(logits, targets, ignore_index=-100):
+    """suite.kernels.losses.softmax_cross_entropy, or its GPU twin for device logits (the same results)."""
+    return kernels("losses", logits).softmax_cross_entropy(logits, targets, ignore_index=ignore_index)
+
+
 def score_ids(model, ids, streams=16, window=256):
     """Mean negative log-likelihood (nats per token) of ids[1:] given the history, state carried.
 
@@ -142,7 +147,7 @@ def score_ids(model, ids, streams=16, window=256):
     rest = ids[streams * per:]
     if len(rest) >= 2:
         logits, _ = model.forward(rest[:-1, None])
-        loss, n, _ = softmax_cross_entropy(logits[:, 0], rest[1:])
+        loss, n, _ = softmax_cross_entropy(logits.reshape(logits.shape[0], logits.shape[2]), rest[1:])
         total += loss * n
         count += n
     model.train(was_training)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.kernels.optim import adam_update, clip_grad_norm
+from suite.device import host, kernels, on_device, zeros_like
 from suite.fileio import replace_dir, write_json
 from suite.nn.checkpoint import load_checkpoint, save_checkpoint
 from suite.nn.layers import Dropout
@@ -141,8 +141,8 @@ class Trainer:
         self.stop_when = stop_when
         self.on_eval = on_eval
         self.params = dict(model.named_parameters())
-        self.m = {name: np.zeros_like(p.value) for name, p in self.params.items()}
-        self.v = {name: np.zeros_like(p.value) for name, p in self.params.items()}
+        self.m = {name: zeros_like(p.value) for name, p in self.params.items()}  # where the parameters live
+        self.v = {name: zeros_like(p.value) for name, p in self.params.items()}
         self.step = 0
         self.best = {"loss": float("inf"), "step": None}
         self.bad_evals = 0
@@ -169,7 +169,8 @@ class Trainer:
     def save_last(self):
         def write(tmp):
             save_checkpoint(tmp, self.model.state_dict(), self.model_config, meta=self.meta)
-            optim_state = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
+            optim_state = ({f"m.{k}": host(a) for k, a in self.m.items()}
+                           | {f"v.{k}": host(a) for k, a in self.v.items()})  # host arrays from either device
             save_checkpoint(tmp / "optimizer", optim_state, {"kind": "adam"})
             write_json(tmp / "trainer.json", self._trainer_state())
         self._save_dir("last", write)
@@ -207,8 +208,12 @@ class Trainer:
                 from None
         self.model.load_state_dict(state)
         for name, (m, v) in moments.items():
-            self.m[name][...] = m
-            self.v[name][...] = v
+            if on_device(self.m[name]):
+                self.m[name].copy_to_device(np.ascontiguousarray(m, dtype=self.m[name].dtype))
+                self.v[name].copy_to_device(np.ascontiguousarray(v, dtype=self.v[name].dtype))
+            else:
+                self.m[name][...] = m
+                self.v[name][...] = v
         self.step, self.best, self.bad_evals, self.evals = step, best, bad_evals, evals
 
     # -- the loop ------------------------------------------------------------------
@@ -242,9 +247,10 @@ class Trainer:
 
     def _update(self, lr):
         grads = [p.grad for p in self.params.values()]
-        norm = clip_grad_norm(grads, self.config.clip) if self.config.clip > 0 else float("nan")
+        optim = kernels("optim", grads[0]) if grads else None  # suite.kernels.optim, or its twin on the GPU
+        norm = optim.clip_grad_norm(grads, self.config.clip) if self.config.clip > 0 else float("nan")
         for name, p in self.params.items():
-            adam_update(p.value, p.grad, self.m[name], self.v[name], self.step + 1, lr,
+            optim.adam_update(p.value, p.grad, self.m[name], self.v[name], self.step + 1, lr,
                         weight_decay=self.config.weight_decay)
         return norm
 

@@ -7,6 +7,7 @@ numpy's global state, so a model is reproducible from its config alone.
 """
 import numpy as np
 
+from suite.device import host, on_device, to_device
 from suite.nn.module import Module, Parameter
 
 
@@ -38,6 +39,8 @@ class Linear(Module):
         self._x = None
 
     def forward(self, x):
+        if on_device(self.W.value):
+            return self._forward_device(x)
         x = np.asarray(x, dtype=self.W.value.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: input has shape {x.shape}, "
@@ -48,8 +51,37 @@ class Linear(Module):
             y += self.b.value
         return y
 
+    def _forward_device(self, x):
+        from suite.kernels.cuda import to_device
+        from suite.kernels.cuda.elementwise import add_row
+        from suite.kernels.cuda.gemm import gemm
+
+        x = to_device(x if on_device(x) else np.asarray(x, dtype=self.W.value.dtype))
+        if tuple(x.shape)[-1] != self.in_features:
+            raise ValueError(f"Linear: input has shape {tuple(x.shape)}, expected (..., {self.in_features})")
+        self._x = x if self.training else None
+        x2 = x.reshape(x.size // self.in_features, self.in_features)
+        y = gemm(x2, self.W.value)  # (N, out)
+        if self.b is not None:
+            add_row(y, self.b.value)
+        return y.reshape(tuple(x.shape)[:-1] + (self.out_features,))
+
+    def _backward_device(self, x, dy):
+        from suite.kernels.cuda import to_device
+        from suite.kernels.cuda.elementwise import col_sum_into
+        from suite.kernels.cuda.gemm import gemm
+
+        x2 = x.reshape(x.size // self.in_features, self.in_features)
+        dy2 = to_device(dy).reshape(x2.shape[0], self.out_features)
+        gemm(x2, dy2, self.W.grad, trans_a=True, beta=1.0)  # W.grad += x^T dy
+        if self.b is not None:
+            col_sum_into(self.b.grad, dy2)
+        return gemm(dy2, self.W.value, trans_b=True).reshape(x.shape)
+
     def backward(self, dy):
         x = _need_cache(self, self._x)
+        if on_device(self.W.value):
+            return self._backward_device(x, dy)
         x2 = x.reshape(-1, self.in_features)  # (N, in)
         dy2 = np.asarray(dy, dtype=x.dtype).reshape(-1, self.out_features)  # (N, out)
         self.W.grad += x2.T @ dy2
@@ -72,17 +104,26 @@ class Embedding(Module):
         self._ids = None
 
     def forward(self, ids):
-        ids = np.asarray(ids)
+        ids = host(ids)
         if ids.dtype.kind not in "iu":
             raise ValueError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"Embedding: ids must lie in [0, {self.num_embeddings}), "
                              f"got [{ids.min()}, {ids.max()}]")
         self._ids = ids if self.training else None
+        if on_device(self.W.value):
+            from suite.kernels.cuda.elementwise import gather_rows
+
+            return gather_rows(self.W.value, ids.reshape(-1)).reshape(ids.shape + (self.embedding_dim,))
         return self.W.value[ids]  # (*ids.shape, E)
 
     def backward(self, dy):
         ids = _need_cache(self, self._ids)
+        if on_device(self.W.value):
+            from suite.kernels.cuda.elementwise import scatter_add_rows
+
+            scatter_add_rows(self.W.grad, ids.reshape(-1), dy.reshape(ids.size, self.embedding_dim))
+            return None
         # a repeated id gets the sum of its rows' gradients: np.add.at does not
         # drop duplicates the way fancy-index += would
         np.add.at(self.W.grad, ids.reshape(-1),
@@ -107,11 +148,21 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape) >= self.p
-        self._mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)  # (x.shape)
+        keep = self.rng.random(tuple(x.shape)) >= self.p  # drawn on the host on either device: same masks
+        self._mask = keep.astype(x.dtype) / np.dtype(x.dtype).type(1.0 - self.p)  # (x.shape)
+        if on_device(x):
+            from suite.kernels.cuda.elementwise import multiply
+
+            self._mask = to_device(self._mask)
+            return multiply(x, self._mask)
         return x * self._mask
 
     def backward(self, dy):
         if self.p == 0.0:
             return dy
-        return dy * _need_cache(self, self._mask)
+        mask = _need_cache(self, self._mask)
+        if on_device(mask):
+            from suite.kernels.cuda.elementwise import multiply
+
+            return multiply(dy, mask)
+        return dy * mask

@@ -14,6 +14,8 @@ after an eval forward is an error.
 """
 import numpy as np
 
+from suite.device import host, on_device
+
 
 class Parameter:
     """A trainable array and its gradient (same shape and dtype, zero at start).
@@ -86,7 +88,12 @@ class Module:
     # -- training ------------------------------------------------------------------
     def zero_grad(self):
         for p in self.parameters():
-            p.grad[...] = 0
+            if on_device(p.grad):
+                from suite.kernels.cuda import fill
+
+                fill(p.grad, 0.0)
+            else:
+                p.grad[...] = 0
 
     def train(self, mode=True):
         for m in self.modules():
@@ -97,10 +104,35 @@ class Module:
         return self.train(False)
 
     def to(self, dtype):
-        """Cast every parameter (value and grad) to dtype, e.g. float64 for gradient checks."""
+        """Cast every parameter (value and grad) to dtype, e.g. float64 for gradient checks (on the host)."""
+        if self.device != "cpu":
+            raise ValueError("Module.to(dtype) casts host parameters: call to_device('cpu') first")
         for p in self.parameters():
             p.value = np.ascontiguousarray(p.value, dtype=dtype)
             p.grad = np.ascontiguousarray(p.grad, dtype=dtype)
+        return self
+
+    @property
+    def device(self):
+        """"cuda" when the parameters are device arrays (to_device), else "cpu"."""
+        for p in self.parameters():
+            return "cuda" if on_device(p.value) else "cpu"
+        return "cpu"
+
+    def to_device(self, device):
+        """Move every parameter (value and grad) to "cuda" (device arrays: the layers then run the
+        suite.kernels.cuda twins) or back to "cpu". State dicts and checkpoints are host arrays either way."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"Module.to_device: device must be 'cpu' or 'cuda', got {device!r}")
+        for p in self.parameters():
+            if device == "cuda":
+                from suite.kernels.cuda import to_device, zeros
+
+                p.value = to_device(p.value)
+                p.grad = zeros(p.value.shape, p.value.dtype)
+            else:
+                p.value = np.ascontiguousarray(host(p.value))
+                p.grad = np.ascontiguousarray(host(p.grad))
         return self
 
     def __call__(self, *args, **kwargs):
@@ -109,7 +141,7 @@ class Module:
     # -- state dicts ---------------------------------------------------------------
     def state_dict(self):
         """{dotted name: copy of the parameter array}, in parameter order."""
-        return {name: p.value.copy() for name, p in self.named_parameters()}
+        return {name: host(p.value).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters (cast to each parameter's dtype).
@@ -124,9 +156,9 @@ class Module:
         unexpected = [k for k in state if k not in params]
         problems = []
         for name, p in params.items():
-            if name in state and np.shape(state[name]) != p.value.shape:
+            if name in state and np.shape(state[name]) != tuple(p.value.shape):
                 problems.append(f"{name} has shape {tuple(np.shape(state[name]))}, "
-                                f"model expects {p.value.shape}")
+                                f"model expects {tuple(p.value.shape)}")
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
@@ -135,7 +167,12 @@ class Module:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for name, p in params.items():
             if name in state:
-                p.value = np.array(state[name], dtype=p.value.dtype, order="C")
+                value = np.array(host(state[name]), dtype=p.value.dtype, order="C")
+                if on_device(p.value):
+                    from suite.kernels.cuda import to_device
+
+                    value = to_device(value)
+                p.value = value
         return missing, unexpected
 
     def __repr__(self):

@@ -35,8 +35,7 @@ multiplies it by r), W_ih/W_hh/b for the RNN.
 """
 import numpy as np
 
-from suite.kernels.gru import gru_backward, gru_forward, gru_infer, rnn_backward, rnn_forward, rnn_infer
-from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer
+from suite.device import add_into, host, kernels, on_device
 from suite.nn.layers import Dropout, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -81,7 +80,11 @@ class _Direction(Module):
 
     def _accumulate(self, grads):
         for name, g in grads.items():
-            getattr(self, name).grad += g
+            add_into(getattr(self, name).grad, g)
+
+    def _kernels(self, family):
+        """suite.kernels.FAMILY, or its @cuda.jit twin when the weights are on the device."""
+        return kernels(family, self.W_ih.value)
 
 
 class LSTMLayer(_Direction):
@@ -123,14 +126,14 @@ class LSTMLayer(_Direction):
                   W_hr=self.W_hr.value if self.W_hr is not None else None,
                   cifg=self.cifg, reverse=self.reverse)
         if self.training or return_cells:
-            y, hT, cT, cache = lstm_forward(*args, **kw)
+            y, hT, cT, cache = self._kernels("lstm").lstm_forward(*args, **kw)
             self._cache = cache if self.training else None
         else:
             self._cache = None
-            y, hT, cT = lstm_infer(*args, **kw)
+            y, hT, cT = self._kernels("lstm").lstm_infer(*args, **kw)
         if not return_cells:
             return y, (hT, cT)
-        return y, (hT, cT), self._cells(cache.cs, lengths)
+        return y, (hT, cT), self._cells(host(cache.cs), lengths)
 
     def _cells(self, cs, lengths):
         """The kernel's (T+1, B, H) cell slots -> (T, B, H), row t the state after reading x[t].
@@ -149,7 +152,7 @@ class LSTMLayer(_Direction):
 
     def backward(self, dy, dstate):
         dhT, dcT = dstate
-        dx, dh0, dc0, grads = lstm_backward(dy, dhT, dcT, self._take_cache())
+        dx, dh0, dc0, grads = self._kernels("lstm").lstm_backward(dy, dhT, dcT, self._take_cache())
         self._accumulate(grads)
         return dx, (dh0, dc0)
 
@@ -175,14 +178,14 @@ class GRULayer(_Direction):
         args = (x, lengths, h0, self.W_ih.value, self.W_hh.value, self.b_ih.value,
                 self.b_hh.value)
         if self.training:
-            y, hT, self._cache = gru_forward(*args, reverse=self.reverse)
+            y, hT, self._cache = self._kernels("gru").gru_forward(*args, reverse=self.reverse)
         else:
             self._cache = None
-            y, hT = gru_infer(*args, reverse=self.reverse)
+            y, hT = self._kernels("gru").gru_infer(*args, reverse=self.reverse)
         return y, (hT,)
 
     def backward(self, dy, dstate):
-        dx, dh0, grads = gru_backward(dy, dstate[0], self._take_cache())
+        dx, dh0, grads = self._kernels("gru").gru_backward(dy, dstate[0], self._take_cache())
         self._accumulate(grads)
         return dx, (dh0,)
 
@@ -201,14 +204,14 @@ class RNNLayer(_Direction):
         (h0,) = state
         args = (x, lengths, h0, self.W_ih.value, self.W_hh.value, self.b.value)
         if self.training:
-            y, hT, self._cache = rnn_forward(*args, reverse=self.reverse)
+            y, hT, self._cache = self._kernels("gru").rnn_forward(*args, reverse=self.reverse)
         else:
             self._cache = None
-            y, hT = rnn_infer(*args, reverse=self.reverse)
+            y, hT = self._kernels("gru").rnn_infer(*args, reverse=self.reverse)
         return y, (hT,)
 
     def backward(self, dy, dstate):
-        dx, dh0, grads = rnn_backward(dy, dstate[0], self._take_cache())
+        dx, dh0, grads = self._kernels("gru").rnn_backward(dy, dstate[0], self._take_cache())
         self._accumulate(grads)
         return dx, (dh0,)
 
@@ -240,7 +243,14 @@ class RecurrentLayer(Module):
         [, list of (T, B, H) cell-state sequences per direction (LSTM kinds, with return_cells)]."""
         kw = {"return_cells": True} if return_cells else {}
         outs = [d.forward(x, lengths, s, **kw) for d, s in zip(self.directions(), states)]
-        y = outs[0][0] if len(outs) == 1 else np.concatenate([o[0] for o in outs], axis=2)
+        if len(outs) == 1:
+            y = outs[0][0]
+        elif on_device(outs[0][0]):
+            from suite.kernels.cuda.elementwise import concat_last
+
+            y = concat_last([o[0] for o in outs])
+        else:
+            y = np.concatenate([o[0] for o in outs], axis=2)
         if return_cells:
             return y, [o[1] for o in outs], [o[2] for o in outs]
         return y, [o[1] for o in outs]
@@ -251,9 +261,19 @@ class RecurrentLayer(Module):
         R = dy.shape[2] // len(dirs)
         dx, dstate0 = None, []
         for k, (d, ds) in enumerate(zip(dirs, dstates)):
-            dy_k = np.ascontiguousarray(dy[:, :, k * R:(k + 1) * R])  # (T, B, R)
+            if len(dirs) == 1:
+                dy_k = dy
+            elif on_device(dy):
+                from suite.kernels.cuda.elementwise import take_last
+
+                dy_k = take_last(dy, k * R, (k + 1) * R)
+            else:
+                dy_k = np.ascontiguousarray(dy[:, :, k * R:(k + 1) * R])  # (T, B, R)
             dx_k, ds0 = d.backward(dy_k, ds)
-            dx = dx_k if dx is None else dx + dx_k
+            if dx is None:
+                dx = dx_k
+            else:
+                add_into(dx, dx_k)
             dstate0.append(ds0)
         return dx, dstate0
 
@@ -327,11 +347,10 @@ class Recurrent(Module):
         if return_cells and not self.has_cell:
             raise ValueError(f"Recurrent: cell states exist for the LSTM kinds ({', '.join(LSTM_KINDS)}) only; "
                              f"this one is kind={self.kind!r}")
-        x = np.asarray(x)
+        x = self._move(x)
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"Recurrent: x has shape {x.shape}, expected (T, B, "
+            raise ValueError(f"Recurrent: x has shape {tuple(x.shape)}, expected (T, B, "
                              f"{self.input_size})")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
         T, B, _ = x.shape
         lengths = self._check_lengths(lengths, T, B)
         rows = self._split_state(state, B, "state")  # one tuple (or Nones) per (layer, dir)
@@ -356,9 +375,9 @@ class Recurrent(Module):
         B = getattr(self, "_B", None)
         if B is None or not self.training:
             raise RuntimeError("Recurrent.backward needs a forward in training mode first")
-        dy = np.ascontiguousarray(dy, dtype=self.dtype)
-        if dy.ndim != 3 or dy.shape[1:] != (B, self.output_size):
-            raise ValueError(f"Recurrent.backward: dy has shape {dy.shape}, expected "
+        dy = self._move(dy)
+        if dy.ndim != 3 or tuple(dy.shape[1:]) != (B, self.output_size):
+            raise ValueError(f"Recurrent.backward: dy has shape {tuple(dy.shape)}, expected "
                              f"(T, {B}, {self.output_size})")
         if dstate is None:
             dstate = self.zero_state(B)
@@ -375,6 +394,14 @@ class Recurrent(Module):
         return dy
 
     # -- helpers -------------------------------------------------------------------
+    def _move(self, a):
+        """A sequence as the kernels take it: C-contiguous in the parameters' dtype, on their device."""
+        if self.device == "cuda":
+            from suite.kernels.cuda import to_device
+
+            return to_device(a if on_device(a) else np.asarray(a, dtype=self.dtype))
+        return np.ascontiguousarray(host(a), dtype=self.dtype)
+
     @staticmethod
     def _check_lengths(lengths, T, B):
         if lengths is None:
@@ -409,8 +436,8 @@ class Recurrent(Module):
         """Per-row state tuples -> tuple of stacked arrays (None parts become zeros)."""
         out = []
         for j, shape in enumerate(self.state_shapes(B)):
-            out.append(np.stack([r[j] if r[j] is not None else np.zeros(shape[1:], self.dtype)
-                                 for r in rows]))
+            out.append(np.stack([host(r[j]) if r[j] is not None else np.zeros(shape[1:], self.dtype)
+                                 for r in rows]))  # host arrays on either device: one copy a call
         return tuple(out)
 
 

@@ -1,0 +1,175 @@
+"""Small device kernels the layers glue together with: y += a*x, bias rows, column sums, row gathers and
+scatter-adds (embeddings), masks (dropout), and feature-axis concatenation and splitting (bidirectional layers).
+
+Each is one launch over the elements of its output, a thread an element
+(column sums: a thread a column, looping over the rows). Arrays are C-contiguous
+device arrays of one float dtype; the public functions check shapes and raise
+ValueError with the two shapes.
+"""
+import numpy as np
+
+from suite.kernels.cuda import blocks, cuda, to_device
+
+THREADS = 128
+
+
+def _flat(a):
+    return a.reshape(a.size)
+
+
+@cuda.jit
+def _axpy(y, x, alpha):
+    i = cuda.grid(1)
+    if i < y.size:
+        y[i] += alpha * x[i]
+
+
+def axpy(y, x, alpha=1.0):
+    """y += alpha * x in place (device arrays of one shape); returns y."""
+    x = to_device(x)
+    if tuple(y.shape) != tuple(x.shape):
+        raise ValueError(f"axpy: y has shape {tuple(y.shape)}, x {tuple(x.shape)}")
+    if y.size:
+        _axpy[blocks(y.size, THREADS), THREADS](_flat(y), _flat(x), y.dtype.type(alpha))
+    return y
+
+
+@cuda.jit
+def _mul(out, a, b):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = a[i] * b[i]
+
+
+def multiply(a, b):
+    """a * b elementwise, a new device array (dropout: x times its scaled keep-mask)."""
+    a, b = to_device(a), to_device(b)
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"multiply: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+    out = cuda.device_array(a.shape, a.dtype)
+    if a.size:
+        _mul[blocks(a.size, THREADS), THREADS](_flat(out), _flat(a), _flat(b))
+    return out
+
+
+@cuda.jit
+def _add_row(y, b):
+    i = cuda.grid(1)
+    n = b.size
+    if i < y.size:
+        y[i] += b[i % n]
+
+
+def add_row(y, b):
+    """y (N, C) += b (C,) on every row, in place; returns y."""
+    b = to_device(b)
+    if y.ndim != 2 or b.shape != (y.shape[1],):
+        raise ValueError(f"add_row: y has shape {tuple(y.shape)}, b {tuple(b.shape)}")
+    if y.size:
+        _add_row[blocks(y.size, THREADS), THREADS](_flat(y), b)
+    return y
+
+
+@cuda.jit
+def _col_sum_into(out, x):
+    j = cuda.grid(1)
+    if j < x.shape[1]:
+        acc = out[j] * 0.0
+        for i in range(x.shape[0]):
+            acc += x[i, j]
+        out[j] += acc
+
+
+def col_sum_into(out, x):
+    """out (C,) += x (N, C).sum(axis=0), in place; returns out."""
+    x = to_device(x)
+    if x.ndim != 2 or tuple(out.shape) != (x.shape[1],):
+        raise ValueError(f"col_sum_into: out has shape {tuple(out.shape)}, x {tuple(x.shape)}")
+    if out.size:
+        _col_sum_into[blocks(out.size, THREADS), THREADS](out, x)
+    return out
+
+
+@cuda.jit
+def _gather_rows(out, table, ids):
+    i = cuda.grid(1)
+    E = table.shape[1]
+    if i < out.shape[0] * E:
+        r = i // E
+        out[r, i - r * E] = table[ids[r], i - r * E]
+
+
+def gather_rows(table, ids):
+    """table (V, E)[ids (N,)] -> (N, E) device array (an embedding lookup); ids already checked in range."""
+    ids = to_device(np.ascontiguousarray(ids, dtype=np.int64)) if not hasattr(ids, "copy_to_host") else ids
+    out = cuda.device_array((ids.shape[0], table.shape[1]), table.dtype)
+    if out.size:
+        _gather_rows[blocks(out.size, THREADS), THREADS](out, table, ids)
+    return out
+
+
+@cuda.jit
+def _scatter_add_rows(table, ids, rows):
+    i = cuda.grid(1)
+    E = table.shape[1]
+    if i < rows.shape[0] * E:
+        r = i // E
+        cuda.atomic.add(table, (ids[r], i - r * E), rows[r, i - r * E])
+
+
+def scatter_add_rows(table, ids, rows):
+    """table[ids[r]] += rows[r] for every r, repeated ids summed (atomics); in place, returns table."""
+    ids = to_device(np.ascontiguousarray(ids, dtype=np.int64)) if not hasattr(ids, "copy_to_host") else ids
+    rows = to_device(rows)
+    if rows.ndim != 2 or rows.shape != (ids.shape[0], table.shape[1]):
+        raise ValueError(f"scatter_add_rows: rows has shape {tuple(rows.shape)}, expected "
+                         f"({ids.shape[0]}, {table.shape[1]})")
+    if rows.size:
+        _scatter_add_rows[blocks(rows.size, THREADS), THREADS](table, ids, rows)
+    return table
+
+
+@cuda.jit
+def _copy_cols(dst, src, offset):
+    i = cuda.grid(1)
+    n = src.shape[1]
+    if i < src.shape[0] * n:
+        r = i // n
+        dst[r, offset + i - r * n] = src[r, i - r * n]
+
+
+@cuda.jit
+def _take_cols(dst, src, offset):
+    i = cuda.grid(1)
+    n = dst.shape[1]
+    if i < dst.shape[0] * n:
+        r = i // n
+        dst[r, i - r * n] = src[r, offset + i - r * n]
+
+
+def concat_last(parts):
+    """Device arrays (..., F_k) of one leading shape -> (..., sum F_k), joined on the last axis."""
+    lead = tuple(parts[0].shape)[:-1]
+    widths = [tuple(p.shape)[-1] for p in parts]
+    out = cuda.device_array(lead + (sum(widths),), parts[0].dtype)
+    rows = int(np.prod(lead, dtype=np.int64))
+    flat_out = out.reshape(rows, sum(widths))
+    offset = 0
+    for p, w in zip(parts, widths):
+        if tuple(p.shape)[:-1] != lead:
+            raise ValueError(f"concat_last: shapes {tuple(parts[0].shape)} and {tuple(p.shape)} do not join")
+        if rows * w:
+            _copy_cols[blocks(rows * w, THREADS), THREADS](flat_out, p.reshape(rows, w), offset)
+        offset += w
+    return out
+
+
+def take_last(a, start, stop):
+    """a[..., start:stop] as a new C-contiguous device array."""
+    lead = tuple(a.shape)[:-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    out = cuda.device_array(lead + (stop - start,), a.dtype)
+    if rows * (stop - start):
+        _take_cols[blocks(rows * (stop - start), THREADS), THREADS](
+            out.reshape(rows, stop - start), a.reshape(rows, tuple(a.shape)[-1]), start)
+    return out

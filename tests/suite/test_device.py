@@ -1,0 +1,107 @@
+"""--device: resolution and its errors, and suite.nn layers on the device (numba's CUDA simulator, set by
+tests/conftest.py) giving the host's numbers."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from suite import device as dev
+from suite.nn import Dropout, Embedding, Linear
+
+
+def test_resolve_cpu_auto_and_unknown(monkeypatch):
+    assert dev.resolve("cpu", "caption", "describe") == "cpu"
+    assert dev.resolve("auto", "caption", "describe") == "cpu"  # not a GPU command: auto stays on the CPU
+    assert dev.resolve("auto", "text", "train") == "cpu"        # the simulator is never picked by auto
+    with pytest.raises(dev.DeviceError, match="unknown device 'tpu'"):
+        dev.resolve("tpu")
+
+
+def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")
+    monkeypatch.setattr(dev, "_driver_present", lambda: False)
+    with pytest.raises(dev.DeviceError, match="needs a usable NVIDIA GPU: no NVIDIA driver found.*--device cpu"):
+        dev.resolve("cuda", "text", "train")
+    assert dev.resolve("auto", "text", "train") == "cpu"
+
+
+def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
+    assert dev.resolve("cuda", "text", "train") == "cuda"  # the simulator stands in for a GPU here
+    with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
+        dev.resolve("cuda", "caption", "describe")
+
+
+def test_cli_device_cuda_without_gpu_is_one_line_and_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver")
+    for args in (["text", "train", "--device", "cuda", "--out", str(tmp_path / "run")],
+                 ["caption", str(tmp_path / "x.png"), "--device", "cuda"]):
+        r = subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: --device cuda needs a usable NVIDIA GPU"), r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+# -- layers on the device ----------------------------------------------------------------
+
+kc = pytest.importorskip("suite.kernels.cuda")
+
+
+def _pair(make):
+    """(host module, device module) with the same weights."""
+    a, b = make(), make()
+    b.to_device("cuda")
+    assert b.device == "cuda" and a.device == "cpu"
+    return a, b
+
+
+def test_linear_forward_backward_match_the_host():
+    rng = np.random.default_rng(0)
+    cpu, gpu = _pair(lambda: Linear(5, 3, seed=1))
+    x = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    dy = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(dev.host(gpu.forward(x)), cpu.forward(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dev.host(gpu.backward(dy)), cpu.backward(dy), rtol=1e-5, atol=1e-6)
+    gpu.backward(dy), cpu.backward(dy)  # gradients accumulate on both sides
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_embedding_sums_repeated_ids_on_the_device():
+    cpu, gpu = _pair(lambda: Embedding(6, 3, seed=2))
+    ids = np.array([[1, 4], [1, 1], [5, 0]])
+    dy = np.random.default_rng(3).standard_normal((3, 2, 3)).astype(np.float32)
+    np.testing.assert_allclose(dev.host(gpu.forward(ids)), cpu.forward(ids))
+    gpu.backward(dev.to_device(dy))
+    cpu.backward(dy)
+    np.testing.assert_allclose(dev.host(gpu.W.grad), cpu.W.grad, rtol=1e-6, atol=1e-7)
+    assert np.abs(cpu.W.grad[1]).sum() > 0  # id 1 three times: a real sum was compared
+
+
+def test_dropout_draws_the_same_masks_on_both_sides():
+    x = np.ones((4, 5), np.float32)
+    a, b = Dropout(0.5, seed=7), Dropout(0.5, seed=7)
+    ya, yb = a.forward(x), dev.host(b.forward(dev.to_device(x)))
+    np.testing.assert_array_equal(ya, yb)
+    assert 0 < (ya == 0).sum() < x.size
+    np.testing.assert_array_equal(a.backward(x), dev.host(b.backward(dev.to_device(x))))
+
+
+def test_state_dict_is_host_arrays_and_loads_onto_the_device():
+    cpu, gpu = _pair(lambda: Linear(3, 2, seed=4))
+    state = gpu.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    other = Linear(3, 2, seed=99).to_device("cuda")
+    other.load_state_dict(cpu.state_dict())
+    assert dev.on_device(other.W.value)
+    np.testing.assert_array_equal(dev.host(other.W.value), cpu.W.value)
+    other.to_device("cpu")
+    assert isinstance(other.W.value, np.ndarray) and other.device == "cpu"
+    with pytest.raises(ValueError, match="to_device\\('cpu'\\) first"):
+        gpu.to(np.float64)
