@@ -44,11 +44,20 @@ def ctc_loss_mean(logits, targets, input_lengths, target_lengths, blank=0, zero_
         mean_b -log p(target_b | x_b) (items with no alignment count 0 under zero_infinity).
     dlogits : np.ndarray [shape=(T, B, C), dtype=logits.dtype]
     """
-    nll, dlogits = ctc_loss(logits, targets, input_lengths, target_lengths, blank, zero_infinity)
+    from suite.device import host, kernels, on_device
+
+    loss = kernels("ctc", logits).ctc_loss  # suite.kernels.ctc's, or its GPU twin for device logits
+    nll, dlogits = loss(logits, targets, input_lengths, target_lengths, blank, zero_infinity)
+    nll = host(nll)
     B = len(nll)
     if B == 0:
         return 0.0, dlogits
-    dlogits *= dlogits.dtype.type(1.0 / B)
+    if on_device(dlogits):
+        from suite.kernels.cuda.elementwise import scale
+
+        scale(dlogits, 1.0 / B)
+    else:
+        dlogits *= dlogits.dtype.type(1.0 / B)
     return float(nll.mean()), dlogits
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suite.device import host
+
 from suite.batching import BucketSampler, iterate_in_order, pad_time_major
 
 LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the grid tune_decoding searches on the validation split
@@ -130,7 +132,7 @@ def forward_by_length(model, features, batch_size=64, indices=None):
         idx = order[batch]
         x, lengths = pad_time_major([np.asarray(features[i], np.float32) for i in idx], dtype=np.float32)
         logits, steps = model.forward(x, lengths)
-        yield idx, logits, steps
+        yield idx, host(logits), steps  # decoding and scoring run on the host whichever device ran the model
 
 
 def evaluate_features(model, features, texts, alphabet, batch_size=64):

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
-GPU_APPS = {"text": ("train",)}
+GPU_APPS = {"text": ("train",), "speech": ("train",)}
 """The commands whose models run on a GPU so far: the layers of suite.nn
 (Linear, Embedding, Dropout, every Recurrent kind, stacked and bidirectional),
 the trainer (Adam, clipping) and the softmax loss are device-aware; the models

@@ -55,20 +55,12 @@ def machine():
 
 
 def cuda_status():
-    """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels."""
+    """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels (suite.device; the simulator is no GPU)."""
+    from suite.device import gpu_status
+
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return False, "NUMBA_ENABLE_CUDASIM=1 (simulator, not a GPU)"
-    try:
-        from numba import cuda
-    except Exception as exc:  # noqa: BLE001
-        return False, f"numba.cuda unavailable: {exc}"
-    try:
-        if cuda.is_available():
-            name = cuda.get_current_device().name
-            return True, name.decode() if isinstance(name, bytes) else str(name)
-        return False, "no CUDA driver or GPU found"
-    except Exception as exc:  # noqa: BLE001
-        return False, f"CUDA check failed: {exc}"
+    return gpu_status()
 
 
 def collect():
@@ -76,6 +68,8 @@ def collect():
     from numba.core.config import NUMBA_NUM_THREADS
 
     import suite
+
+    from suite.device import GPU_APPS
 
     cuda_ok, cuda_reason = cuda_status()
     cache_dir = os.environ.get("NUMBA_CACHE_DIR") or "(beside each module, in __pycache__)"  # set by kernels/
@@ -94,4 +88,5 @@ def collect():
         "numba_cache_dir": cache_dir,
         "cuda_usable": cuda_ok,
         "cuda": cuda_reason,
+        "gpu_commands": [f"{app} {cmd}" for app, cmds in GPU_APPS.items() for cmd in cmds],
     }

@@ -1,4 +1,4 @@
-"""Small device kernels the layers glue together with: y += a*x, bias rows, column sums, row gathers and
+"""Small device kernels the layers glue together with: y += a*x, y *= s, bias rows, column sums, row gathers and
 scatter-adds (embeddings), masks (dropout), and feature-axis concatenation and splitting (bidirectional layers).
 
 Each is one launch over the elements of its output, a thread an element
@@ -31,6 +31,20 @@ def axpy(y, x, alpha=1.0):
         raise ValueError(f"axpy: y has shape {tuple(y.shape)}, x {tuple(x.shape)}")
     if y.size:
         _axpy[blocks(y.size, THREADS), THREADS](_flat(y), _flat(x), y.dtype.type(alpha))
+    return y
+
+
+@cuda.jit
+def _scale(y, s):
+    i = cuda.grid(1)
+    if i < y.size:
+        y[i] *= s
+
+
+def scale(y, s):
+    """y *= s in place (a device array); returns y."""
+    if y.size:
+        _scale[blocks(y.size, THREADS), THREADS](_flat(y), y.dtype.type(s))
     return y
 
 

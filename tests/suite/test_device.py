@@ -105,3 +105,65 @@ def test_state_dict_is_host_arrays_and_loads_onto_the_device():
     assert isinstance(other.W.value, np.ndarray) and other.device == "cpu"
     with pytest.raises(ValueError, match="to_device\\('cpu'\\) first"):
         gpu.to(np.float64)
+
+
+# -- whole models and the trainer on the device ------------------------------------------
+
+
+def _train_tiny_lm(out, device, steps=2):
+    from suite.lm import LMConfig, StreamTask, TokenLM
+    from suite.train import TrainConfig, Trainer
+
+    ids = np.random.default_rng(5).integers(0, 5, 200)
+    model = TokenLM(LMConfig(vocab_size=5, embed=3, hidden=4, layers=2, dropout=0.2, seed=1))
+    if device == "cuda":
+        model.to_device("cuda")
+    task = StreamTask(ids[:188], ids[188:], seq_len=4, batch_size=3)  # 12 validation ids: the simulator is slow
+    trainer = Trainer(model, task, TrainConfig(steps=steps, lr=0.05, warmup=0, eval_every=steps, seed=0), out,
+                      model_config={"model": "TokenLM"}, meta={}, quiet=True)
+    trainer.fit()
+    return model, trainer
+
+
+def test_a_language_model_trains_on_the_device_as_on_the_host_and_its_checkpoint_loads_on_the_host(tmp_path):
+    from suite.lm import LMConfig, TokenLM
+    from suite.nn.checkpoint import load_checkpoint
+
+    cpu, cpu_trainer = _train_tiny_lm(tmp_path / "cpu", "cpu")
+    gpu, gpu_trainer = _train_tiny_lm(tmp_path / "gpu", "cuda")
+    assert gpu.device == "cuda"
+    # same data, dropout masks, Adam steps and validation: the same weights and scores to float32 rounding
+    np.testing.assert_allclose(gpu_trainer.evals[-1]["loss"], cpu_trainer.evals[-1]["loss"], rtol=1e-5)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        np.testing.assert_allclose(dev.host(q.value), p.value, rtol=1e-4, atol=1e-5, err_msg=name)
+    start = TokenLM(LMConfig(vocab_size=5, embed=3, hidden=4, layers=2, dropout=0.2, seed=1))
+    assert any(not np.allclose(p.value, q.value) for p, q in zip(start.parameters(), cpu.parameters()))
+    # the trained weights were compared, not the initial ones; and the device's checkpoint is host arrays
+    state, _ = load_checkpoint(tmp_path / "gpu" / "last")
+    for name, value in gpu.state_dict().items():
+        assert isinstance(state[name], np.ndarray)
+        np.testing.assert_array_equal(state[name], value)
+    optim, _ = load_checkpoint(tmp_path / "gpu" / "last" / "optimizer")
+    assert optim and all(isinstance(v, np.ndarray) for v in optim.values())
+
+
+def test_the_speech_network_and_ctc_loss_give_the_hosts_gradients_on_the_device():
+    from suite.apps.speech.model import SpeechConfig, SpeechModel
+    from suite.ctc import ctc_loss_mean
+
+    rng = np.random.default_rng(6)
+    config = SpeechConfig(feature_dim=3, vocab_size=4, stack=2, hidden=3, layers=2, proj=2, dropout=0.0, seed=2)
+    cpu, gpu = _pair(lambda: SpeechModel(config))
+    feats = rng.standard_normal((8, 2, 3)).astype(np.float32)
+    lengths = np.array([8, 5])
+    targets, target_lengths = np.array([[1, 2], [3, 0]]), np.array([2, 1])
+    losses = []
+    for model in (cpu, gpu):
+        logits, steps = model.forward(feats, lengths)
+        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
+        model.backward(dlogits)
+        losses.append(loss)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        assert np.abs(p.grad).sum() > 0, name
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
