@@ -15,11 +15,11 @@ import os
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
-GPU_APPS = {"text": ("train",), "speech": ("train",)}
-"""The commands whose models run on a GPU so far: the layers of suite.nn
-(Linear, Embedding, Dropout, every Recurrent kind, stacked and bidirectional),
-the trainer (Adam, clipping) and the softmax loss are device-aware; the models
-of the other apps still do NumPy work between layers."""
+GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train",), "handwriting": ("train",)}
+"""The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
+Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d), the trainer (Adam, clipping) and the
+softmax and CTC losses are device-aware, and these apps' models are built of them alone; caption's and
+translate's attention decoders, and every inference command, still run NumPy between layers (CPU only)."""
 
 
 class DeviceError(RuntimeError):

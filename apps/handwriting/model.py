@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from suite import ctc_task
+from suite.device import on_device
 from suite.ctc_task import CTCDecoder, CTCTask, error_rates, error_rates_by, split_logits
 from suite.nn import Linear, Module, Recurrent
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU
@@ -69,8 +70,13 @@ class HandwritingModel(Module):
         for layer in self.conv:
             x = layer.forward(x)  # ends (B, C, rows, T')
         _, C, R, Tp = x.shape
-        self._shape = x.shape
-        seq = np.ascontiguousarray(x.transpose(3, 0, 1, 2).reshape(Tp, B, C * R))  # (T', B, C*rows)
+        self._shape = tuple(x.shape)
+        if on_device(x):
+            from suite.kernels.cuda.elementwise import permute
+
+            seq = permute(x, (3, 0, 1, 2)).reshape(Tp, B, C * R)
+        else:
+            seq = np.ascontiguousarray(x.transpose(3, 0, 1, 2).reshape(Tp, B, C * R))  # (T', B, C*rows)
         steps = np.minimum(self.steps(lengths), Tp)
         y, _ = self.rnn.forward(seq, steps)  # (T', B, 2H)
         return self.out.forward(y), steps
@@ -78,7 +84,12 @@ class HandwritingModel(Module):
     def backward(self, dlogits):
         B, C, R, Tp = self._shape
         dseq = self.rnn.backward(self.out.backward(dlogits))  # (T', B, C*rows)
-        dx = np.ascontiguousarray(dseq.reshape(Tp, B, C, R).transpose(1, 2, 3, 0))  # (B, C, rows, T')
+        if on_device(dseq):
+            from suite.kernels.cuda.elementwise import permute
+
+            dx = permute(dseq.reshape(Tp, B, C, R), (1, 2, 3, 0))
+        else:
+            dx = np.ascontiguousarray(dseq.reshape(Tp, B, C, R).transpose(1, 2, 3, 0))  # (B, C, rows, T')
         for layer in reversed(self.conv):
             dx = layer.backward(dx)
             if dx is None:  # the first conv has no input gradient

@@ -187,3 +187,35 @@ def take_last(a, start, stop):
         _take_cols[blocks(rows * (stop - start), THREADS), THREADS](
             out.reshape(rows, stop - start), a.reshape(rows, tuple(a.shape)[-1]), start)
     return out
+
+
+@cuda.jit
+def _permute4(out, a, p0, p1, p2, p3):
+    i = cuda.grid(1)
+    if i < out.size:
+        n3 = out.shape[3]
+        n2 = out.shape[2]
+        n1 = out.shape[1]
+        k3 = i % n3
+        k2 = (i // n3) % n2
+        k1 = (i // (n3 * n2)) % n1
+        k0 = i // (n3 * n2 * n1)
+        src = cuda.local.array(4, np.int64)
+        src[p0] = k0
+        src[p1] = k1
+        src[p2] = k2
+        src[p3] = k3
+        out[k0, k1, k2, k3] = a[src[0], src[1], src[2], src[3]]
+
+
+def permute(a, axes):
+    """np.transpose(a, axes) of a 4-D device array, as a new C-contiguous device array (e.g. conv features
+    (B, C, R, T) -> (T, B, C, R) for a recurrent layer, and back)."""
+    axes = tuple(int(k) for k in axes)
+    if a.ndim != 4 or sorted(axes) != [0, 1, 2, 3]:
+        raise ValueError(f"permute takes a 4-D array and a permutation of (0, 1, 2, 3), got {a.ndim}-D, {axes}")
+    shape = tuple(a.shape)
+    out = cuda.device_array(tuple(shape[k] for k in axes), a.dtype)
+    if out.size:
+        _permute4[blocks(out.size, THREADS), THREADS](out, a, *axes)
+    return out

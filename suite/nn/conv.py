@@ -7,8 +7,7 @@ does not compute.
 """
 import numpy as np
 
-from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward,
-                          relu_backward, relu_forward)
+from suite.device import add_into, kernels, on_device
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -55,19 +54,25 @@ class Conv2d(Module):
         self._x = None
 
     def forward(self, x):
-        x = np.asarray(x, dtype=self.W.value.dtype)
+        if on_device(self.W.value):
+            from suite.kernels.cuda import to_device
+
+            x = to_device(x if on_device(x) else np.asarray(x, dtype=self.W.value.dtype))
+        else:
+            x = np.asarray(x, dtype=self.W.value.dtype)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d: input has shape {x.shape}, expected "
+            raise ValueError(f"Conv2d: input has shape {tuple(x.shape)}, expected "
                              f"(B, {self.in_channels}, H, W)")
         self._x = x if self.training else None
-        return conv2d_forward(x, self.W.value, self.b.value, self.stride, self.padding)
+        return kernels("conv", x).conv2d_forward(x, self.W.value, self.b.value, self.stride, self.padding)
 
     def backward(self, dy):
         x = _need_cache(self, self._x)
-        dx, dW, db = conv2d_backward(np.asarray(dy, dtype=x.dtype), x, self.W.value,
-                                     self.stride, self.padding, need_dx=self.input_grad)
-        self.W.grad += dW
-        self.b.grad += db
+        dy = dy if on_device(x) else np.asarray(dy, dtype=x.dtype)
+        dx, dW, db = kernels("conv", x).conv2d_backward(dy, x, self.W.value, self.stride, self.padding,
+                                                         need_dx=self.input_grad)
+        add_into(self.W.grad, dW)
+        add_into(self.b.grad, db)
         return dx
 
 
@@ -78,13 +83,13 @@ class ReLU(Module):
         self._y = None
 
     def forward(self, x):
-        y = relu_forward(x)
+        y = kernels("conv", x).relu_forward(x)
         self._y = y if self.training else None
         return y
 
     def backward(self, dy):
         y = _need_cache(self, self._y)
-        return relu_backward(np.asarray(dy, dtype=y.dtype), y)
+        return kernels("conv", y).relu_backward(dy if on_device(y) else np.asarray(dy, dtype=y.dtype), y)
 
 
 class MaxPool2d(Module):
@@ -100,11 +105,11 @@ class MaxPool2d(Module):
         self._cache = None
 
     def forward(self, x):
-        x = np.asarray(x)
-        y, argmax = maxpool2d_forward(x, self.kernel, self.stride)
-        self._cache = (argmax, x.shape) if self.training else None
+        x = x if on_device(x) else np.asarray(x)
+        y, argmax = kernels("conv", x).maxpool2d_forward(x, self.kernel, self.stride)
+        self._cache = (argmax, tuple(x.shape)) if self.training else None
         return y
 
     def backward(self, dy):
         argmax, x_shape = _need_cache(self, self._cache)
-        return maxpool2d_backward(dy, argmax, x_shape)
+        return kernels("conv", argmax).maxpool2d_backward(dy, argmax, x_shape)

@@ -28,7 +28,8 @@ def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
 
 
 def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
-    assert dev.resolve("cuda", "text", "train") == "cuda"  # the simulator stands in for a GPU here
+    for app in ("text", "music", "speech", "handwriting"):
+        assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
     with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
         dev.resolve("cuda", "caption", "describe")
 
@@ -167,3 +168,33 @@ def test_the_speech_network_and_ctc_loss_give_the_hosts_gradients_on_the_device(
     for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert np.abs(p.grad).sum() > 0, name
         np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_the_handwriting_network_conv_to_bilstm_gives_the_hosts_gradients_on_the_device():
+    from suite.apps.handwriting.model import HandwritingConfig, HandwritingModel
+    from suite.ctc import ctc_loss_mean
+
+    rng = np.random.default_rng(7)
+    config = HandwritingConfig(vocab_size=4, height=8, channels=[2, 2], hidden=2, layers=1, dropout=0.0, seed=3)
+    cpu, gpu = _pair(lambda: HandwritingModel(config))
+    feats = rng.uniform(0, 255, (12, 2, 8)).astype(np.float32)  # (W, B, rows) ink columns
+    lengths = np.array([12, 9])
+    targets, target_lengths = np.array([[1, 2], [3, 0]]), np.array([2, 1])
+    losses = []
+    for model in (cpu, gpu):
+        logits, steps = model.forward(feats, lengths)
+        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
+        model.backward(dlogits)
+        losses.append(loss)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        assert np.abs(p.grad).sum() > 0, name
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_permute_matches_numpy_transpose():
+    from suite.kernels.cuda.elementwise import permute
+
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    for axes in ((3, 0, 1, 2), (1, 2, 3, 0), (0, 1, 2, 3), (2, 0, 3, 1)):
+        np.testing.assert_array_equal(dev.host(permute(dev.to_device(a), axes)), a.transpose(axes))
