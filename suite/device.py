@@ -15,11 +15,13 @@ import os
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
-GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train",), "handwriting": ("train",)}
+GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train", "transcribe", "evaluate"),
+            "handwriting": ("train", "read", "evaluate")}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
 Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d), the trainer (Adam, clipping) and the
-softmax and CTC losses are device-aware, and these apps' models are built of them alone; caption's and
-translate's attention decoders, and every inference command, still run NumPy between layers (CPU only)."""
+softmax and CTC losses are device-aware, and these apps' models are built of them alone (a loaded model
+moves in suite.shipped.load_app_model; CTC decoding runs on the host). Caption's and translate's attention
+decoders, text and music generation, scoring and exporting still run NumPy between layers (CPU only)."""
 
 
 class DeviceError(RuntimeError):

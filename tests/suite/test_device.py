@@ -30,6 +30,7 @@ def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
 def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
     for app in ("text", "music", "speech", "handwriting"):
         assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
+    assert dev.resolve("cuda", "handwriting", "read") == dev.resolve("cuda", "speech", "transcribe") == "cuda"
     with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
         dev.resolve("cuda", "caption", "describe")
 
@@ -190,6 +191,13 @@ def test_the_handwriting_network_conv_to_bilstm_gives_the_hosts_gradients_on_the
     for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert np.abs(p.grad).sum() > 0, name
         np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+    # reading (`handwriting read` on a GPU): eval mode, the inference kernels, each line's own steps on the host
+    from suite.ctc_task import split_logits
+
+    lines = [feats[:12, 0], feats[:5, 1]]
+    for want, got in zip(split_logits(cpu.eval(), lines), split_logits(gpu.eval(), lines)):
+        assert isinstance(got, np.ndarray) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_permute_matches_numpy_transpose():
