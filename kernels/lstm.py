@@ -38,6 +38,49 @@ and WIDE_STEPS steps on. Below, its faster GEMM does not pay for transposing
 the weights once per call (~0.35 ms at H=256; measured break-even T ~ 12)."""
 
 
+SPLIT_BATCH = 32
+"""From this many rows (and where BLAS may use two or more threads), the
+training forward, the backward and the wide inference kernel run the two halves
+of the batch side by side, one thread each with BLAS on one thread meanwhile:
+the rows of an LSTM are independent through time, so each half is a whole
+recurrence, and the per-step GEMM and gate loop, which one BLAS call cannot
+spread over two cores, use both. Whole-sequence GEMMs keep BLAS's threads."""
+
+_POOL = None
+_BLAS = None
+
+
+def _halves(B):
+    """[(b0, b1), ...] row ranges to run side by side, or None to run the batch whole."""
+    global _BLAS
+    if B < SPLIT_BATCH:
+        return None
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        _BLAS = ThreadpoolController().select(user_api="blas")  # after a kernel ran: SciPy's BLAS is loaded
+    threads = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
+    if threads < 2:
+        return None  # the caller limited BLAS to one thread (tests, one-item work): keep to one core
+    m = B // 2
+    return [(0, m), (m, B)]
+
+
+def _run_halves(fn, halves):
+    """fn(b0, b1) for every row range at once (the compiled kernels release the GIL), BLAS on one thread."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suite-lstm")
+    with _BLAS.limit(limits=1):
+        other = _POOL.submit(fn, *halves[1])
+        fn(*halves[0])
+        other.result()
+
+
 class LSTMCache(NamedTuple):
     """What lstm_backward needs from lstm_forward. Opaque to callers.
 
@@ -352,21 +395,23 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 
 
 @njit(**JIT)
-def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
-              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr):
-    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated."""
+def _backward_steps(dy, dhT, dcT, lengths, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+                    reverse, gates, cs, dG, dR, dh0, dc0, dpeep):
+    """Backprop through time, step by step, for the rows given (all, or one half of the batch).
+
+    Writes dG (T, B, G*H) d loss / d gate pre-activations and, for LSTMP, dR
+    (T, B, P) d loss / d r by time index (both zero on entry), dh0, dc0 and
+    dpeep; ``_backward_weights`` then makes the weight gradients of all steps.
+    """
     T, B, GH = gates.shape
-    D = x.shape[2]
     H = cs.shape[2]
     R = dhT.shape[1]
     rev = 1 if reverse else 0
-    dG = np.zeros((T, B, GH), dtype=gates.dtype)   # (T, B, G*H) d loss / d gate pre-activations
     dr = dhT.copy()                                # (B, R) d loss / d recurrent state, carried back
     dc = dcT.copy()                                # (B, H) d loss / d cell state, carried back
     dr_rec = np.empty((B, R), dtype=gates.dtype)   # (B, R) dG_step @ W_hh^T
     dh_step = np.empty((B, H), dtype=gates.dtype)  # (B, H) LSTMP: dr_step @ W_hr^T
     dr_step = np.zeros((B, R), dtype=gates.dtype)  # (B, R) LSTMP: dr of one step, 0 for padded rows
-    dR = np.zeros((T if use_proj else 0, B, R), dtype=gates.dtype)  # (T, B, P) LSTMP: dr by time
     dG_step = np.zeros((B, GH), dtype=gates.dtype)  # (B, G*H) reverse with mixed lengths: gathered dG
     # one step's rows share one time index (so dG[t] is the step's (B, G*H)
     # block for the GEMM) unless reverse with mixed lengths: then gather them
@@ -422,7 +467,15 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
                 dr[bi] = dr_rec[bi]
     dh0[:] = dr
     dc0[:] = dc
-    # the weight gradients of all steps at once, now that dG is complete
+
+
+@njit(**JIT)
+def _backward_weights(x, W_ih, r_prev, h_pre, dG, dR, use_proj, dx, dW_ih, dW_hh, db, dW_hr):
+    """The weight gradients of all steps at once, and dx, once dG (and dR) are complete."""
+    T, B, GH = dG.shape
+    D = x.shape[2]
+    H = h_pre.shape[2]
+    R = r_prev.shape[2]
     dG2 = dG.reshape((T * B, GH))                  # (T*B, G*H)
     np.dot(x.reshape((T * B, D)).T, dG2, dW_ih)    # (D, G*H)
     np.dot(r_prev.reshape((T * B, R)).T, dG2, dW_hh)  # (R, G*H)
@@ -555,8 +608,17 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
         gates = _project(x.reshape(T * B, D), W_ih, b).reshape(T, B, -1)  # (T, B, G*H)
         hT = np.empty((B, R), dtype)
         cT = np.empty((B, H), dtype)
-        _forward_train(gates, lengths, h0, c0, W_hh, peep_k, use_peep, bool(cifg), W_hr_k,
-                       use_proj, bool(reverse), y, hT, cT, cs, r_prev, h_pre)
+
+        def run(b0, b1):
+            _forward_train(gates[:, b0:b1], lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_hh, peep_k, use_peep,
+                           bool(cifg), W_hr_k, use_proj, bool(reverse), y[:, b0:b1], hT[b0:b1], cT[b0:b1],
+                           cs[:, b0:b1], r_prev[:, b0:b1], h_pre[:, b0:b1] if use_proj else h_pre)
+
+        halves = _halves(B)
+        if halves is None:
+            run(0, B)
+        else:
+            _run_halves(run, halves)
     cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, r_prev, h_pre,
                       use_peep, bool(cifg), use_proj, bool(reverse))
     return y, hT, cT, cache
@@ -604,10 +666,25 @@ def lstm_backward(dy, dhT, dcT, cache):
     else:
         dh0 = np.empty((B, R), dtype)
         dc0 = np.empty((B, H), dtype)
-        _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
-                  cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
-                  cache.gates, cache.cs, cache.r_prev, cache.h_pre,
-                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr)
+        dG = np.zeros((T, B, GH), dtype)                           # (T, B, G*H)
+        dR = np.zeros((T if cache.use_proj else 0, B, R), dtype)   # (T, B, P) LSTMP: dr by time
+        halves = _halves(B) or [(0, B)]
+        dpeeps = [dpeep] + [np.zeros_like(dpeep) for _ in halves[1:]]  # summed over the halves below
+
+        def run(b0, b1):
+            k = 0 if b0 == 0 else 1
+            _backward_steps(dy[:, b0:b1], dhT[b0:b1], dcT[b0:b1], cache.lengths[b0:b1], cache.W_hh, cache.peep,
+                            cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
+                            cache.gates[:, b0:b1], cache.cs[:, b0:b1], dG[:, b0:b1],
+                            dR[:, b0:b1] if cache.use_proj else dR, dh0[b0:b1], dc0[b0:b1], dpeeps[k])
+
+        if len(halves) == 1:
+            run(0, B)
+        else:
+            _run_halves(run, halves)
+            dpeep += dpeeps[1]
+        _backward_weights(x, cache.W_ih, cache.r_prev, cache.h_pre, dG, dR, cache.use_proj,
+                          dx, grads["W_ih"], grads["W_hh"], grads["b"], dW_hr)
     if cache.use_peep:
         grads["peep"] = dpeep
     if cache.use_proj:
@@ -641,9 +718,16 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     cT = np.empty((B, H), dtype)
     W_hr_k = W_hr if use_proj else _unused(dtype)
     if B >= WIDE_BATCH and T >= WIDE_STEPS:
-        peep_b = np.repeat(peep, B, axis=1) if use_peep else _unused(dtype)  # (3, H*B)
-        _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, bool(cifg), W_hr_k,
-                    use_proj, bool(reverse), y, hT, cT)
+        def run(b0, b1):
+            peep_b = np.repeat(peep, b1 - b0, axis=1) if use_peep else _unused(dtype)  # (3, H*rows)
+            _infer_wide(x[:, b0:b1], lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, b, W_hh, peep_b, use_peep,
+                        bool(cifg), W_hr_k, use_proj, bool(reverse), y[:, b0:b1], hT[b0:b1], cT[b0:b1])
+
+        halves = _halves(B)
+        if halves is None:
+            run(0, B)
+        else:
+            _run_halves(run, halves)
     else:
         _infer(x, lengths, h0, c0, W_ih, b, W_hh, peep if use_peep else _unused(dtype), use_peep,
                bool(cifg), W_hr_k, use_proj, bool(reverse), min(INFER_CHUNK, T), y, hT, cT)

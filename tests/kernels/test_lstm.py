@@ -367,3 +367,64 @@ def test_empty_time_and_batch():
         assert dx.shape == (T_, B_, D)
         np.testing.assert_array_equal(dh0, np.ones((B_, H)))
         assert lstm_infer(lengths=None, **args)[0].shape == (T_, B_, H)
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "cifg_peephole_lstmp", "peephole_lstmp"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant, reverse, monkeypatch):
+    """The two-core path (SPLIT_BATCH): the batch's halves run in two threads, BLAS on one thread each; the
+    results are those of the batch run whole, to rounding (each row's arithmetic is the same and the
+    whole-sequence weight GEMMs run on the full arrays either way; the peephole gradient, a sum over rows,
+    is summed in two parts)."""
+    import suite.kernels.lstm as lstm
+
+    args = make_args(variant, np.float64, seed=3)
+    rng = np.random.default_rng(4)
+    dy = rng.standard_normal((T, B, args["W_hh"].shape[0]))
+    dhT = rng.standard_normal((B, args["W_hh"].shape[0]))
+    dcT = rng.standard_normal((B, H))
+    lengths = np.array([5, 2, 0, 4])  # each half mixed, and the halves unlike each other
+
+    def run():
+        y, hT, cT, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
+        monkeypatch.setattr(lstm, "WIDE_BATCH", 1)
+        monkeypatch.setattr(lstm, "WIDE_STEPS", 1)
+        y_inf, _, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
+        dx, dh0, dc0, grads = lstm_backward(dy, dhT, dcT, cache)
+        return [y, hT, cT, y_inf, cT_inf, dx, dh0, dc0] + [grads[k] for k in sorted(grads)]
+
+    whole = run()
+    calls = []
+    monkeypatch.setattr(lstm, "_halves", lambda batch: calls.append(batch) or [(0, batch // 2), (batch // 2, batch)])
+    monkeypatch.setattr(lstm, "_BLAS", _NoLimit())
+    split = run()
+    assert calls == [B, B, B]  # forward, inference and backward each ran split
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15)
+
+
+class _NoLimit:
+    """Stands in for threadpoolctl's BLAS selection (the tests already run BLAS on one thread)."""
+
+    def limit(self, limits):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
+    import suite.kernels.lstm as lstm
+
+    class Lib:
+        def __init__(self, n):
+            self.num_threads = n
+
+    class Blas:
+        def __init__(self, n):
+            self.lib_controllers = [Lib(n)]
+
+    monkeypatch.setattr(lstm, "_BLAS", Blas(2))
+    assert lstm._halves(lstm.SPLIT_BATCH) == [(0, lstm.SPLIT_BATCH // 2), (lstm.SPLIT_BATCH // 2, lstm.SPLIT_BATCH)]
+    assert lstm._halves(lstm.SPLIT_BATCH - 1) is None
+    monkeypatch.setattr(lstm, "_BLAS", Blas(1))
+    assert lstm._halves(64) is None
