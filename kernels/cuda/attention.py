@@ -33,6 +33,7 @@ import numpy as np
 from numba import float32, float64
 
 from suite.kernels.cuda import blocks, cuda, fill, is_device, simulated, to_device, to_host
+from suite.kernels.cuda.reduce import block_max, block_sum, column_sums
 
 THREADS = 4 if simulated() else 128
 """Threads a block (a power of two, for the tree reductions). The simulator runs
@@ -62,40 +63,8 @@ class AttentionCache(NamedTuple):
 
 @lru_cache(maxsize=None)
 def _kernels(threads, dtype):
-    """(forward, backward, column sum) kernels for one block size and float dtype."""
+    """(forward, backward) kernels for one block size and float dtype."""
     nb_type = float32 if dtype == np.float32 else float64
-
-    @cuda.jit(device=True)
-    def block_max(red, x):
-        """The max of x over the block's threads (every thread gets it)."""
-        tid = cuda.threadIdx.x
-        red[tid] = x
-        cuda.syncthreads()
-        s = threads // 2
-        while s > 0:
-            if tid < s:
-                red[tid] = max(red[tid], red[tid + s])
-            cuda.syncthreads()
-            s //= 2
-        out = red[0]
-        cuda.syncthreads()  # red is reused by the next reduction
-        return out
-
-    @cuda.jit(device=True)
-    def block_sum(red, x):
-        """The sum of x over the block's threads (every thread gets it)."""
-        tid = cuda.threadIdx.x
-        red[tid] = x
-        cuda.syncthreads()
-        s = threads // 2
-        while s > 0:
-            if tid < s:
-                red[tid] += red[tid + s]
-            cuda.syncthreads()
-            s //= 2
-        out = red[0]
-        cuda.syncthreads()
-        return out
 
     @cuda.jit
     def forward(qp, keys, values, v, lengths, context, alpha):
@@ -188,17 +157,7 @@ def _kernels(threads, dtype):
                 dv_rows[b, a] += dva
             cuda.syncthreads()  # ds[b] read by all before the next t overwrites it
 
-    @cuda.jit
-    def column_sum(rows, out):
-        """out[a] = sum_b rows[b, a]."""
-        a = cuda.grid(1)
-        if a < out.shape[0]:
-            acc = nb_type(0.0)
-            for b in range(rows.shape[0]):
-                acc += rows[b, a]
-            out[a] = acc
-
-    return forward, backward, column_sum
+    return forward, backward
 
 
 # ----------------------------------------------------------------------------
@@ -297,7 +256,7 @@ def additive_attention_forward(qp, keys, values, v, lengths=None):
     context = cuda.device_array((T, B, V), dtype)  # (T, B, V)
     alpha = cuda.device_array((T, B, N), dtype)    # (T, B, N)
     if T and B:
-        forward, _, _ = _kernels(THREADS, dtype.type)
+        forward, _ = _kernels(THREADS, dtype.type)
         forward[(T, B), THREADS](qp, keys, values, v, lengths, context, alpha)
     return context, alpha, AttentionCache(host, lengths, (T, B, N, A, V))
 
@@ -348,8 +307,8 @@ def additive_attention_backward(dcontext, qp, keys, values, v, lengths, alpha, c
         return dqp, dkeys, dvalues, dv
     dv_rows = cuda.device_array((B, A), dtype)  # (B, A) each row's share of dv
     ds = cuda.device_array((B, N), dtype)       # (B, N) softmax gradient of the current step
-    _, backward, column_sum = _kernels(THREADS, dtype.type)
+    _, backward = _kernels(THREADS, dtype.type)
     backward[B, THREADS](dcontext, qp, keys, values, v, cache.device_lengths, alpha,
                          dqp, dkeys, dvalues, dv_rows, ds)
-    column_sum[blocks(A, THREADS), THREADS](dv_rows, dv)
+    column_sums[blocks(A, THREADS), THREADS](dv_rows, dv)
     return dqp, dkeys, dvalues, dv

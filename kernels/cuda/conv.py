@@ -35,6 +35,7 @@ from numba import float64
 from suite.kernels.conv import _geometry, _positive_int, conv_output_size
 from suite.kernels.cuda import blocks, cuda, is_device, simulated, to_device, zeros
 from suite.kernels.cuda.gemm import gemm
+from suite.kernels.cuda.reduce import block_sum
 
 _FLOATS = (np.float32, np.float64)
 
@@ -54,6 +55,25 @@ float32. A batch whose columns need more is done in chunks of whole images."""
 # compiled kernels
 
 
+@cuda.jit(device=True)
+def _column_place(n, Ho, Wo):
+    """(b, oh, ow) of column n of the GEMM layout: images*Ho*Wo columns, image by image, row-major."""
+    L = Ho * Wo
+    b = n // L
+    oh = (n - b * L) // Wo
+    return b, oh, n - b * L - oh * Wo
+
+
+@cuda.jit(device=True)
+def _nchw_place(i, C, H, W):
+    """(b, c, h, w) of element i of a C-contiguous (B, C, H, W) array."""
+    w = i % W
+    r = i // W
+    h = r % H
+    r = r // H
+    return r // C, r % C, h, w
+
+
 @cuda.jit
 def _im2col(x, b0, KH, KW, s, p, Ho, Wo, cols):
     """cols[(c*KH + kh)*KW + kw, b*Ho*Wo + oh*Wo + ow] = x[b0 + b, c, oh*s + kh - p, ow*s + kw - p],
@@ -63,10 +83,7 @@ def _im2col(x, b0, KH, KW, s, p, Ho, Wo, cols):
     if i < K * N:
         k = i // N
         n = i - k * N
-        L = Ho * Wo
-        b = n // L
-        oh = (n - b * L) // Wo
-        ow = n - b * L - oh * Wo
+        b, oh, ow = _column_place(n, Ho, Wo)
         c = k // (KH * KW)
         kh = (k - c * KH * KW) // KW
         kw = k - c * KH * KW - kh * KW
@@ -87,12 +104,7 @@ def _col2im(dcols, b0, KH, KW, s, p, Ho, Wo, dx):
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     nb = dcols.shape[1] // (Ho * Wo)
     if i < nb * C * H * W:
-        w = i % W
-        r = i // W
-        h = r % H
-        r = r // H
-        c = r % C
-        b = r // C
+        b, c, h, w = _nchw_place(i, C, H, W)
         acc = dx.dtype.type(0)
         for kh in range(KH):
             hh = h + p - kh                                   # oh*s, if some oh read (h, .) with kh
@@ -121,11 +133,8 @@ def _add_bias(out, bias, b0, y):
     if i < F * N:
         f = i // N
         n = i - f * N
-        Wo = y.shape[3]
-        L = y.shape[2] * Wo
-        b = n // L
-        oh = (n - b * L) // Wo
-        y[b0 + b, f, oh, n - b * L - oh * Wo] = out[f, n] + bias[f]
+        b, oh, ow = _column_place(n, y.shape[2], y.shape[3])
+        y[b0 + b, f, oh, ow] = out[f, n] + bias[f]
 
 
 @cuda.jit
@@ -137,11 +146,8 @@ def _to_columns(dy, b0, dyc):
     if i < F * N:
         f = i // N
         n = i - f * N
-        Wo = dy.shape[3]
-        L = dy.shape[2] * Wo
-        b = n // L
-        oh = (n - b * L) // Wo
-        dyc[f, n] = dy[b0 + b, f, oh, n - b * L - oh * Wo]
+        b, oh, ow = _column_place(n, dy.shape[2], dy.shape[3])
+        dyc[f, n] = dy[b0 + b, f, oh, ow]
 
 
 @cuda.jit
@@ -151,23 +157,14 @@ def _bias_grad(dy, db):
     f = cuda.blockIdx.x
     t = cuda.threadIdx.x
     Ho, Wo = dy.shape[2], dy.shape[3]
-    L = Ho * Wo
     acc = 0.0
-    for j in range(t, dy.shape[0] * L, _REDUCE):
-        b = j // L
-        oh = (j - b * L) // Wo
-        acc += dy[b, f, oh, j - b * L - oh * Wo]
-    part = cuda.shared.array(_REDUCE, float64)
-    part[t] = acc
-    cuda.syncthreads()
-    step = _REDUCE // 2
-    while step > 0:
-        if t < step:
-            part[t] += part[t + step]
-        cuda.syncthreads()
-        step //= 2
+    for j in range(t, dy.shape[0] * Ho * Wo, _REDUCE):
+        b, oh, ow = _column_place(j, Ho, Wo)
+        acc += dy[b, f, oh, ow]
+    red = cuda.shared.array(_REDUCE, float64)
+    total = block_sum(red, acc)
     if t == 0:
-        db[f] = part[0]
+        db[f] = total
 
 
 @cuda.jit
@@ -197,14 +194,8 @@ def _maxpool_forward(x, k, s, y, arg):
     first maximum wins ties, the first NaN wins over any number (the CPU's and
     torch's choices). One thread per element of y."""
     i = cuda.grid(1)
-    C, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
     if i < y.size:
-        ow = i % Wo
-        r = i // Wo
-        oh = r % Ho
-        r = r // Ho
-        c = r % C
-        b = r // C
+        b, c, oh, ow = _nchw_place(i, y.shape[1], y.shape[2], y.shape[3])
         W = x.shape[3]
         h0 = oh * s
         w0 = ow * s
@@ -226,14 +217,8 @@ def _maxpool_backward(dy, arg, dx):
     atomically (overlapping windows may share one). A winner index outside the
     plane is skipped rather than written out of bounds. One thread per element of dy."""
     i = cuda.grid(1)
-    C, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     if i < dy.size:
-        ow = i % Wo
-        r = i // Wo
-        oh = r % Ho
-        r = r // Ho
-        c = r % C
-        b = r // C
+        b, c, oh, ow = _nchw_place(i, dy.shape[1], dy.shape[2], dy.shape[3])
         a = arg[b, c, oh, ow]
         if a >= 0 and a < dx.shape[2]:
             cuda.atomic.add(dx, (b, c, a), dy[b, c, oh, ow])
@@ -270,6 +255,16 @@ def _contiguous(name, a):
     return a
 
 
+def _conv_args(x, w, stride, padding):
+    """x and w as device arrays, stride, padding and their _geometry: conv2d_forward's and
+    conv2d_backward's common checks, in kernels/conv.py's order."""
+    x = _float_array("x", x, ndim=4)
+    w = _float_array("w", w, x.dtype, ndim=4)
+    stride = _positive_int("stride", stride)
+    padding = _positive_int("padding", padding, 0)
+    return x, w, stride, padding, _geometry(x.shape, w.shape, stride, padding)
+
+
 def _images_per_chunk(B, per_image):
     """How many images' columns fit in _COLS_BUDGET elements (at least one)."""
     return max(1, min(B, _COLS_BUDGET // max(per_image, 1)))
@@ -296,11 +291,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     y : device array [shape=(B, F, Ho, Wo), dtype=x.dtype]
         Ho = (H + 2 padding - KH) // stride + 1, Wo likewise.
     """
-    x = _float_array("x", x, ndim=4)
-    w = _float_array("w", w, x.dtype, ndim=4)
-    stride = _positive_int("stride", stride)
-    padding = _positive_int("padding", padding, 0)
-    g = _geometry(x.shape, w.shape, stride, padding)
+    x, w, stride, padding, g = _conv_args(x, w, stride, padding)
     F, C, KH, KW = w.shape
     b = _float_array("b", b, x.dtype, (F,))
     B = x.shape[0]
@@ -342,11 +333,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dw : device array [shape=(F, C, KH, KW)]
     db : device array [shape=(F,)]
     """
-    x = _float_array("x", x, ndim=4)
-    w = _float_array("w", w, x.dtype, ndim=4)
-    stride = _positive_int("stride", stride)
-    padding = _positive_int("padding", padding, 0)
-    g = _geometry(x.shape, w.shape, stride, padding)
+    x, w, stride, padding, g = _conv_args(x, w, stride, padding)
     F, C, KH, KW = w.shape
     B = x.shape[0]
     dy = _float_array("dy", dy, x.dtype, (B, F, g.Ho, g.Wo))

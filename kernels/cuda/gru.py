@@ -27,6 +27,7 @@ from numba import float32, float64
 
 from suite.kernels.cuda import blocks, cuda, is_device, simulated, to_device, to_host, zeros
 from suite.kernels.cuda.gemm import gemm
+from suite.kernels.cuda.reduce import column_sums
 
 THREADS = 4 if simulated() else 128
 """Threads per block of the elementwise kernels. The simulator runs each thread
@@ -64,7 +65,6 @@ class _Kernels(NamedTuple):
     gru_back_step: object
     rnn_step: object
     rnn_back_step: object
-    column_sums: object
     copy: object
 
 
@@ -204,17 +204,6 @@ def _kernels(dtype):
         dh[b, j] = zero
 
     @cuda.jit
-    def column_sums(a, out):
-        """out[j] = sum over rows of a (N, G); a thread per column (the bias gradients)."""
-        j = cuda.grid(1)
-        if j >= a.shape[1]:
-            return
-        acc = nb_type(0.0)
-        for k in range(a.shape[0]):
-            acc += a[k, j]
-        out[j] = acc
-
-    @cuda.jit
     def copy(a, out):
         """out = a for 2-D arrays of one shape, either of them possibly strided."""
         B, H = a.shape
@@ -222,7 +211,7 @@ def _kernels(dtype):
         if i < B * H:
             out[i // H, i % H] = a[i // H, i % H]
 
-    return _Kernels(gru_step, gru_back_step, rnn_step, rnn_back_step, column_sums, copy)
+    return _Kernels(gru_step, gru_back_step, rnn_step, rnn_back_step, copy)
 
 
 def _launch(kernel, n, *args):
@@ -233,7 +222,7 @@ def _launch(kernel, n, *args):
 def _column_sums(a):
     """Column sums of a 2-D device array, as a new (G,) device array."""
     out = cuda.device_array(a.shape[1], a.dtype)
-    _launch(_kernels(np.dtype(a.dtype).type).column_sums, a.shape[1], a, out)
+    _launch(column_sums, a.shape[1], a, out)
     return out
 
 
@@ -264,8 +253,9 @@ def _float_array(name, a, dtype, shape, what=""):
     return to_device(a)
 
 
-def _check_common(x, lengths, h0, W_ih, W_hh, n_gates):
-    """Validate x, lengths, h0 and the weights as the CPU does; return device arrays, max(lengths), H."""
+def _check_common(x, lengths, h0, W_ih, W_hh, n_gates, **biases):
+    """Validate x, lengths, h0, the weights and then the biases (name=array, each (n_gates*H,)) as the
+    CPU does; return device arrays, max(lengths), H and the biases in the order given."""
     x = _as_checkable(x)
     dtype = np.dtype(x.dtype)
     if dtype not in (np.float32, np.float64):
@@ -301,7 +291,8 @@ def _check_common(x, lengths, h0, W_ih, W_hh, n_gates):
                              f"got min {lengths.min()} max {lengths.max()}")
     n_steps = int(lengths.max())
     lengths = to_device(np.asarray(lengths, np.int64))
-    return x, lengths, n_steps, h0, W_ih, W_hh, H
+    biases = [_float_array(name, b, dtype, (G,), f" for hidden_size={H}") for name, b in biases.items()]
+    return (x, lengths, n_steps, h0, W_ih, W_hh, H, *biases)
 
 
 def _check_grads(dy, dhT, cache, H):
@@ -345,10 +336,9 @@ def gru_forward(x, lengths, h0, W_ih, W_hh, b_ih, b_hh, reverse=False):
         State after the row's last consumed input (h0 where len is 0).
     cache : GRUCache
     """
-    x, lengths, S, h0, W_ih, W_hh, H = _check_common(x, lengths, h0, W_ih, W_hh, 3)
+    x, lengths, S, h0, W_ih, W_hh, H, b_ih, b_hh = _check_common(x, lengths, h0, W_ih, W_hh, 3,
+                                                                 b_ih=b_ih, b_hh=b_hh)
     dtype = np.dtype(x.dtype)
-    b_ih = _float_array("b_ih", b_ih, dtype, (3 * H,), f" for hidden_size={H}")
-    b_hh = _float_array("b_hh", b_hh, dtype, (3 * H,), f" for hidden_size={H}")
     T, B, _ = x.shape
     k = _kernels(dtype.type)
     reverse = bool(reverse)
@@ -406,10 +396,9 @@ def gru_backward(dy, dhT, cache):
 
 def gru_infer(x, lengths, h0, W_ih, W_hh, b_ih, b_hh, reverse=False):
     """GRU forward on the device without per-step caches. Arguments as gru_forward; returns y, hT."""
-    x, lengths, S, h0, W_ih, W_hh, H = _check_common(x, lengths, h0, W_ih, W_hh, 3)
+    x, lengths, S, h0, W_ih, W_hh, H, b_ih, b_hh = _check_common(x, lengths, h0, W_ih, W_hh, 3,
+                                                                 b_ih=b_ih, b_hh=b_hh)
     dtype = np.dtype(x.dtype)
-    b_ih = _float_array("b_ih", b_ih, dtype, (3 * H,), f" for hidden_size={H}")
-    b_hh = _float_array("b_hh", b_hh, dtype, (3 * H,), f" for hidden_size={H}")
     T, B, _ = x.shape
     k = _kernels(dtype.type)
     reverse = bool(reverse)
@@ -432,9 +421,8 @@ def rnn_forward(x, lengths, h0, W_ih, W_hh, b, reverse=False):
     W_ih (D, H), W_hh (H, H), b (H,); the other arguments and the returns
     (y, hT, cache; device arrays) as gru_forward.
     """
-    x, lengths, S, h0, W_ih, W_hh, H = _check_common(x, lengths, h0, W_ih, W_hh, 1)
+    x, lengths, S, h0, W_ih, W_hh, H, b = _check_common(x, lengths, h0, W_ih, W_hh, 1, b=b)
     dtype = np.dtype(x.dtype)
-    b = _float_array("b", b, dtype, (H,), f" for hidden_size={H}")
     T, B, _ = x.shape
     k = _kernels(dtype.type)
     reverse = bool(reverse)
@@ -483,9 +471,8 @@ def rnn_backward(dy, dhT, cache):
 
 def rnn_infer(x, lengths, h0, W_ih, W_hh, b, reverse=False):
     """Tanh RNN forward on the device without per-step caches. Returns y (T, B, H), hT (B, H)."""
-    x, lengths, S, h0, W_ih, W_hh, H = _check_common(x, lengths, h0, W_ih, W_hh, 1)
+    x, lengths, S, h0, W_ih, W_hh, H, b = _check_common(x, lengths, h0, W_ih, W_hh, 1, b=b)
     dtype = np.dtype(x.dtype)
-    b = _float_array("b", b, dtype, (H,), f" for hidden_size={H}")
     T, B, _ = x.shape
     k = _kernels(dtype.type)
     reverse = bool(reverse)

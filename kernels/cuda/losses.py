@@ -20,6 +20,7 @@ import numpy as np
 from numba import float64
 
 from suite.kernels.cuda import cuda, fill, is_device, simulated, to_device, to_host
+from suite.kernels.cuda.reduce import block_max, block_sum
 from suite.kernels.losses import _check_float
 
 THREADS = 4 if simulated() else 128
@@ -32,44 +33,17 @@ def _kernels(threads):
     """The kernels for blocks of ``threads`` (a compile-time shape of their shared memory)."""
 
     @cuda.jit(device=True)
-    def block_max(buf, tid):
-        """Max of buf[:threads] into buf[0] (every thread calls it; buf is shared)."""
-        half = threads // 2
-        while half > 0:
-            cuda.syncthreads()
-            if tid < half:
-                buf[tid] = max(buf[tid], buf[tid + half])
-            half //= 2
-        cuda.syncthreads()
-        return buf[0]
-
-    @cuda.jit(device=True)
-    def block_sum(buf, tid):
-        """Sum of buf[:threads] in a fixed order, returned to every thread (buf is shared)."""
-        half = threads // 2
-        while half > 0:
-            cuda.syncthreads()
-            if tid < half:
-                buf[tid] += buf[tid + half]
-            half //= 2
-        cuda.syncthreads()
-        return buf[0]
-
-    @cuda.jit(device=True)
     def row_lse(x, n, buf, tid):
         """log sum_v exp(x[n, v]) of row n, max-shifted, in float64, to every thread of the block."""
         V = x.shape[1]
         m = -math.inf
         for v in range(tid, V, threads):
             m = max(m, float64(x[n, v]))
-        buf[tid] = m
-        m = block_max(buf, tid)
-        cuda.syncthreads()  # every thread has read buf[0] before it is overwritten
+        m = block_max(buf, m)
         z = 0.0
         for v in range(tid, V, threads):
             z += math.exp(float64(x[n, v]) - m)
-        buf[tid] = z
-        z = block_sum(buf, tid)
+        z = block_sum(buf, z)
         return m + math.log(z)
 
     @cuda.jit
@@ -103,8 +77,7 @@ def _kernels(threads):
         s = 0.0
         for i in range(tid, values.shape[0], threads):
             s += values[i]
-        buf[tid] = s
-        s = block_sum(buf, tid)
+        s = block_sum(buf, s)
         if tid == 0:
             out[0] = s * inv
 

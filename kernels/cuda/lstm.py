@@ -32,6 +32,7 @@ import numpy as np
 
 from suite.kernels.cuda import blocks, cuda, is_device, to_device, to_host, zeros
 from suite.kernels.cuda.gemm import gemm
+from suite.kernels.cuda.reduce import column_sums
 from suite.kernels.lstm_cell import n_gates
 
 THREADS = 256
@@ -373,17 +374,6 @@ def _first_dh(lengths, dhT, dr_rec, dh0):
 
 
 @cuda.jit
-def _column_sums(a, out):
-    """out[k] = sum of column k of a (N, K), a thread per column."""
-    k = cuda.grid(1)
-    if k < a.shape[1]:
-        acc = out.dtype.type(0.0)
-        for m in range(a.shape[0]):
-            acc += a[m, k]
-        out[k] = acc
-
-
-@cuda.jit
 def _peep_grad(reverse, cifg, dG, cs, dpeep):
     """dpeep, a thread per (gate, unit): i and f peeked at c_prev (slot t + rev),
     o at c_t (slot t + 1 - rev). dG is 0 at padded steps, so they add nothing."""
@@ -629,7 +619,7 @@ def lstm_backward(dy, dhT, dcT, cache):
              "b": cuda.device_array(GH, dtype)}
     dx = cuda.device_array((T, B, D), dtype)
     gemm(dG2, W_ih, dx.reshape(T * B, D), trans_b=True)  # (T*B, D)
-    _column_sums[_grid(GH)](dG2, grads["b"])
+    column_sums[_grid(GH)](dG2, grads["b"])
     if cache.use_peep:
         grads["peep"] = cuda.device_array((3, H), dtype)
         _peep_grad[_grid(3 * H)](cache.reverse, cache.cifg, dG, cache.cs, grads["peep"])

@@ -18,6 +18,7 @@ import numpy as np
 from numba import float64
 
 from suite.kernels.cuda import blocks, cuda, is_device, simulated, to_device, zeros
+from suite.kernels.cuda.reduce import block_sum
 
 THREADS = 8 if simulated() else 256
 """Threads a block (a power of two, for the reduction). The simulator runs each
@@ -47,21 +48,6 @@ def _adam(param, grad, m, v, step_size, bias2_sqrt, beta1, one_minus_beta1, beta
         param[k] = p - step_size * mk / (math.sqrt(vk) / bias2_sqrt + eps)
 
 
-@cuda.jit(device=True)
-def _block_sum(red, x):
-    """The sum of x over the block's THREADS threads (every thread gets it)."""
-    tid = cuda.threadIdx.x
-    red[tid] = x
-    cuda.syncthreads()
-    s = THREADS // 2
-    while s > 0:
-        if tid < s:
-            red[tid] += red[tid + s]
-        cuda.syncthreads()
-        s //= 2
-    return red[0]
-
-
 @cuda.jit
 def _sum_squares(x, partials, row):
     """partials[row, block] = this block's share of sum x**2, in float64."""
@@ -70,7 +56,7 @@ def _sum_squares(x, partials, row):
     for k in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         xk = float64(x[k])  # square in float64 too: float32 squares lose ~1e-8
         acc += xk * xk
-    total = _block_sum(red, acc)
+    total = block_sum(red, acc)
     if cuda.threadIdx.x == 0:
         partials[row, cuda.blockIdx.x] = total
 
@@ -82,7 +68,7 @@ def _sum_all(partials, out):
     acc = float64(0.0)
     for k in range(cuda.threadIdx.x, partials.size, THREADS):
         acc += partials[k]
-    total = _block_sum(red, acc)
+    total = block_sum(red, acc)
     if cuda.threadIdx.x == 0:
         out[0] = total
 
@@ -102,15 +88,21 @@ def _contiguous(a):
     return a.is_c_contiguous() if callable(getattr(a, "is_c_contiguous", None)) else a.flags.c_contiguous
 
 
+def _in_place(name, a, what):
+    """a, checked to be a C-contiguous float device array: a kernel changes it in place
+    (``what`` says how, in the messages)."""
+    if not is_device(a):
+        raise ValueError(f"{name} must be a device array (to_device), got {type(a).__name__}: "
+                         f"it is {what} in place")
+    if np.dtype(a.dtype) not in _FLOATS:
+        raise ValueError(f"{name} has dtype {a.dtype}, expected float32 or float64")
+    if not _contiguous(a):
+        raise ValueError(f"{name} must be C-contiguous: it is {what} in place")
+    return a
+
+
 def _flat_param(param):
-    if not is_device(param):
-        raise ValueError(f"param must be a device array (to_device), got {type(param).__name__}: "
-                         "it is updated in place")
-    if np.dtype(param.dtype) not in _FLOATS:
-        raise ValueError(f"param has dtype {param.dtype}, expected float32 or float64")
-    if not _contiguous(param):
-        raise ValueError("param must be C-contiguous: it is updated in place")
-    return param.reshape(param.size)
+    return _in_place("param", param, "updated").reshape(param.size)
 
 
 def _flat_state(name, a, ref):
@@ -202,13 +194,7 @@ def clip_grad_norm(grads, max_norm):
         raise ValueError(f"max_norm is {max_norm}, expected >= 0")
     flats = []
     for i, g in enumerate(grads):
-        if not is_device(g):
-            raise ValueError(f"grads[{i}] must be a device array (to_device), got {type(g).__name__}: "
-                             "it is scaled in place")
-        if np.dtype(g.dtype) not in _FLOATS:
-            raise ValueError(f"grads[{i}] has dtype {g.dtype}, expected float32 or float64")
-        if not _contiguous(g):
-            raise ValueError(f"grads[{i}] must be C-contiguous: it is scaled in place")
+        _in_place(f"grads[{i}]", g, "scaled")
         if g.size:
             flats.append(g.reshape(g.size))
     if not flats:

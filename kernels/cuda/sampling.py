@@ -34,6 +34,7 @@ import numpy as np
 from numba import float64, int64
 
 from suite.kernels.cuda import cuda, is_device, simulated, to_device
+from suite.kernels.cuda.reduce import block_max, block_min, block_sum
 from suite.kernels.sampling import _check_rng, _check_temperature_top_k, _next_uniform
 
 THREADS = 4 if simulated() else 128
@@ -53,57 +54,6 @@ block reduction). Read at each call, not compiled in."""
 
 # ----------------------------------------------------------------------------
 # compiled kernels
-
-
-@cuda.jit(device=True)
-def _sum_i(red, x):
-    """The sum of int64 x over the block (every thread gets it)."""
-    tid = cuda.threadIdx.x
-    red[tid] = x
-    cuda.syncthreads()
-    s = THREADS // 2
-    while s > 0:
-        if tid < s:
-            red[tid] += red[tid + s]
-        cuda.syncthreads()
-        s //= 2
-    out = red[0]
-    cuda.syncthreads()
-    return out
-
-
-@cuda.jit(device=True)
-def _min_i(red, x):
-    """The min of int64 x over the block (every thread gets it)."""
-    tid = cuda.threadIdx.x
-    red[tid] = x
-    cuda.syncthreads()
-    s = THREADS // 2
-    while s > 0:
-        if tid < s:
-            red[tid] = min(red[tid], red[tid + s])
-        cuda.syncthreads()
-        s //= 2
-    out = red[0]
-    cuda.syncthreads()
-    return out
-
-
-@cuda.jit(device=True)
-def _max_i(red, x):
-    """The max of int64 x over the block (every thread gets it)."""
-    tid = cuda.threadIdx.x
-    red[tid] = x
-    cuda.syncthreads()
-    s = THREADS // 2
-    while s > 0:
-        if tid < s:
-            red[tid] = max(red[tid], red[tid + s])
-        cuda.syncthreads()
-        s //= 2
-    out = red[0]
-    cuda.syncthreads()
-    return out
 
 
 @cuda.jit(device=True)
@@ -159,8 +109,8 @@ def _threshold(logits, bits, flip, r, top_k, redi):
         key = _key(logits[r, j], bits[r, j], flip)
         low = min(low, key)
         high = max(high, key)
-    lo = _min_i(redi, low)   # count(key >= lo) = C >= top_k
-    hi = _max_i(redi, high)  # count(key > hi) = 0 < top_k: the answer lies in [lo, hi]
+    lo = block_min(redi, low)   # count(key >= lo) = C >= top_k
+    hi = block_max(redi, high)  # count(key > hi) = 0 < top_k: the answer lies in [lo, hi]
     while lo < hi:
         # the upper mid, floor((lo + hi + 1) / 2), without overflowing int64
         mid = (lo >> 1) + (hi >> 1) + ((lo | hi) & 1)
@@ -168,7 +118,7 @@ def _threshold(logits, bits, flip, r, top_k, redi):
         for j in range(tid, C, THREADS):
             if _key(logits[r, j], bits[r, j], flip) >= mid:
                 n += 1
-        if _sum_i(redi, n) >= top_k:
+        if block_sum(redi, n) >= top_k:
             lo = mid
         else:
             hi = mid - 1
@@ -176,7 +126,7 @@ def _threshold(logits, bits, flip, r, top_k, redi):
     for j in range(tid, C, THREADS):
         if _key(logits[r, j], bits[r, j], flip) > lo:
             n += 1
-    ties = top_k - _sum_i(redi, n)  # >= 1 ids at the threshold to keep, lowest first
+    ties = top_k - block_sum(redi, n)  # >= 1 ids at the threshold to keep, lowest first
     ilo = int64(0)
     ihi = int64(C - 1)  # the smallest cut with count(key == lo, id <= cut) >= ties
     while ilo < ihi:
@@ -185,7 +135,7 @@ def _threshold(logits, bits, flip, r, top_k, redi):
         for j in range(tid, mid + 1, THREADS):
             if _key(logits[r, j], bits[r, j], flip) == lo:
                 n += 1
-        if _sum_i(redi, n) >= ties:
+        if block_sum(redi, n) >= ties:
             ihi = mid
         else:
             ilo = mid + 1
@@ -267,9 +217,9 @@ def _sample(logits, bits, flip, temperature, top_k, bisect, u, ids):
             if target < acc:
                 found = j
                 break
-    found = _min_i(redi, found)
+    found = block_min(redi, found)
     if found == C:  # target rounded up to total: the last id of positive weight
-        found = _max_i(redi, last)
+        found = block_max(redi, last)
     if tid == 0:
         ids[r] = found
 
