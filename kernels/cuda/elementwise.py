@@ -219,3 +219,22 @@ def permute(a, axes):
     if out.size:
         _permute4[blocks(out.size, THREADS), THREADS](out, a, *axes)
     return out
+
+
+@cuda.jit
+def _copy2d(src, dst):
+    i = cuda.grid(1)
+    n = src.shape[1]
+    if i < src.shape[0] * n:
+        dst[i // n, i % n] = src[i // n, i % n]
+
+
+def copy2d(a, out=None):
+    """out[:] = a for 2-D device arrays of one shape, either possibly a strided view; out None: a new array."""
+    if out is None:
+        out = cuda.device_array(tuple(a.shape), a.dtype)
+    elif tuple(out.shape) != tuple(a.shape):
+        raise ValueError(f"copy2d: a has shape {tuple(a.shape)}, out {tuple(out.shape)}")
+    if a.size:
+        _copy2d[blocks(a.size, THREADS), THREADS](a, out)
+    return out

@@ -26,6 +26,7 @@ import numpy as np
 from numba import float32, float64
 
 from suite.kernels.cuda import blocks, cuda, is_device, simulated, to_device, to_host, zeros
+from suite.kernels.cuda.elementwise import copy2d
 from suite.kernels.cuda.gemm import gemm
 from suite.kernels.cuda.reduce import column_sums
 
@@ -65,7 +66,6 @@ class _Kernels(NamedTuple):
     gru_back_step: object
     rnn_step: object
     rnn_back_step: object
-    copy: object
 
 
 @lru_cache(maxsize=None)
@@ -203,15 +203,7 @@ def _kernels(dtype):
         dax[t, b, j] = a
         dh[b, j] = zero
 
-    @cuda.jit
-    def copy(a, out):
-        """out = a for 2-D arrays of one shape, either of them possibly strided."""
-        B, H = a.shape
-        i = cuda.grid(1)
-        if i < B * H:
-            out[i // H, i % H] = a[i // H, i % H]
-
-    return _Kernels(gru_step, gru_back_step, rnn_step, rnn_back_step, copy)
+    return _Kernels(gru_step, gru_back_step, rnn_step, rnn_back_step)
 
 
 def _launch(kernel, n, *args):
@@ -223,14 +215,6 @@ def _column_sums(a):
     """Column sums of a 2-D device array, as a new (G,) device array."""
     out = cuda.device_array(a.shape[1], a.dtype)
     _launch(column_sums, a.shape[1], a, out)
-    return out
-
-
-def _copy(a, out=None):
-    """out (a new device array when None) = 2-D device array a, either possibly a strided view."""
-    if out is None:
-        out = cuda.device_array(tuple(a.shape), a.dtype)
-    _launch(_kernels(np.dtype(a.dtype).type).copy, a.size, a, out)
     return out
 
 
@@ -308,7 +292,7 @@ def _check_grads(dy, dhT, cache, H):
     if dhT is None:
         dh = zeros((B, H), dtype)
     else:
-        dh = _copy(_float_array("dhT", dhT, dtype, (B, H), " (the shape of hT)"))
+        dh = copy2d(_float_array("dhT", dhT, dtype, (B, H), " (the shape of hT)"))
     return dy, has_dy, dh
 
 
@@ -344,7 +328,7 @@ def gru_forward(x, lengths, h0, W_ih, W_hh, b_ih, b_hh, reverse=False):
     reverse = bool(reverse)
     y = zeros((T, B, H), dtype)  # (T, B, H)
     states = cuda.device_array((T + 1, B, H), dtype)  # (T+1, B, H)
-    _copy(h0, states[0])
+    copy2d(h0, states[0])
     gates = cuda.device_array((T, B, 3 * H), dtype)  # (T, B, 3H)
     hn = cuda.device_array((T, B, H), dtype)  # (T, B, H)
     xp = _projection(x, W_ih)  # (T, B, 3H)
@@ -352,7 +336,7 @@ def gru_forward(x, lengths, h0, W_ih, W_hh, b_ih, b_hh, reverse=False):
         gemm(states[s], W_hh, gates[s])  # (B, 3H), b_hh is added in the cell
         _launch(k.gru_step, B * H, s, lengths, reverse, xp, b_ih, b_hh,
                 states[s], states[s + 1], gates[s], hn[s], y)
-    hT = _copy(states[S])  # every row has stopped changing by then
+    hT = copy2d(states[S])  # every row has stopped changing by then
     return y, hT, GRUCache(x, lengths, S, reverse, W_ih, W_hh, states, gates, hn)
 
 
@@ -403,7 +387,7 @@ def gru_infer(x, lengths, h0, W_ih, W_hh, b_ih, b_hh, reverse=False):
     k = _kernels(dtype.type)
     reverse = bool(reverse)
     y = zeros((T, B, H), dtype)  # (T, B, H)
-    h = _copy(h0)  # (B, H) updated in place, step by step
+    h = copy2d(h0)  # (B, H) updated in place, step by step
     act = cuda.device_array((B, 3 * H), dtype)  # (B, 3H)
     hn = cuda.device_array((B, H), dtype)  # (B, H) the cell's cache output, unused here
     xp = _projection(x, W_ih)  # (T, B, 3H)
@@ -428,13 +412,13 @@ def rnn_forward(x, lengths, h0, W_ih, W_hh, b, reverse=False):
     reverse = bool(reverse)
     y = zeros((T, B, H), dtype)  # (T, B, H)
     states = cuda.device_array((T + 1, B, H), dtype)  # (T+1, B, H)
-    _copy(h0, states[0])
+    copy2d(h0, states[0])
     hp = cuda.device_array((B, H), dtype)  # (B, H)
     xp = _projection(x, W_ih)  # (T, B, H)
     for s in range(S):
         gemm(states[s], W_hh, hp)  # (B, H)
         _launch(k.rnn_step, B * H, s, lengths, reverse, xp, b, hp, states[s], states[s + 1], y)
-    hT = _copy(states[S])
+    hT = copy2d(states[S])
     return y, hT, RNNCache(x, lengths, S, reverse, W_ih, W_hh, states)
 
 
@@ -477,7 +461,7 @@ def rnn_infer(x, lengths, h0, W_ih, W_hh, b, reverse=False):
     k = _kernels(dtype.type)
     reverse = bool(reverse)
     y = zeros((T, B, H), dtype)  # (T, B, H)
-    h = _copy(h0)  # (B, H)
+    h = copy2d(h0)  # (B, H)
     hp = cuda.device_array((B, H), dtype)  # (B, H)
     xp = _projection(x, W_ih)  # (T, B, H)
     for s in range(S):

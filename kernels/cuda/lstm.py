@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from suite.kernels.cuda import blocks, cuda, is_device, to_device, to_host, zeros
+from suite.kernels.cuda.elementwise import copy2d
 from suite.kernels.cuda.gemm import gemm
 from suite.kernels.cuda.reduce import column_sums
 from suite.kernels.lstm_cell import n_gates
@@ -120,15 +121,6 @@ def _cell(z, j, H, c_prev, peep, use_peep, cifg):
         z[2 * H + j] = g
         z[3 * H + j] = o
     return c, o * math.tanh(c)
-
-
-@cuda.jit
-def _copy2d(src, dst):
-    """dst[:] = src for 2-D arrays of any strides."""
-    i = cuda.grid(1)
-    n = src.shape[1]
-    if i < src.shape[0] * n:
-        dst[i // n, i % n] = src[i // n, i % n]
 
 
 @cuda.jit
@@ -421,9 +413,7 @@ def _fresh(a, shape, dtype):
     if a is None:
         return zeros(shape, dtype)
     out = cuda.device_array(shape, dtype)
-    if out.size:
-        _copy2d[_grid(out.size)](a, out)
-    return out
+    return copy2d(a, out)
 
 
 def _placeholder(dtype, ndim=2):
