@@ -39,22 +39,32 @@ the weights once per call (~0.35 ms at H=256; measured break-even T ~ 12)."""
 
 
 SPLIT_BATCH = 32
-"""From this many rows (and where BLAS may use two or more threads), the
-training forward, the backward and the wide inference kernel run the two halves
-of the batch side by side, one thread each with BLAS on one thread meanwhile:
-the rows of an LSTM are independent through time, so each half is a whole
-recurrence, and the per-step GEMM and gate loop, which one BLAS call cannot
-spread over two cores, use both. Whole-sequence GEMMs keep BLAS's threads."""
+"""From this many rows (and where BLAS may use two or more threads), lstm_forward,
+lstm_backward and lstm_infer run the two halves of the batch side by side, one
+thread each with BLAS on one thread meanwhile. The rows of an LSTM are
+independent through time, so each half is a whole layer call on its own
+contiguous copy (views of the batch would leave the compiled gate loops unable
+to assume unit strides: measured 40 against 28 ms a half); the per-step GEMM
+and gate loop, which one BLAS call cannot spread over two cores, then use both.
+The halves' weight gradients are summed."""
 
 _POOL = None
 _BLAS = None
+_SPLITTING = False
 
 
-def _halves(B):
-    """[(b0, b1), ...] row ranges to run side by side, or None to run the batch whole."""
+SPLIT_MAX_WEIGHT_BYTES = 2 << 20
+"""...and while W_hh fits in 2 MiB: both halves read all of it every step, where
+BLAS's two threads on the whole batch read half each; at H=512 (4 MiB) the split
+measured no faster (training 1.22-1.34 x torch against 1.15-1.29 whole; at
+H=256, 1 MiB, 1.01-1.04 against 1.28-1.42)."""
+
+
+def _halves(B, W_hh=None):
+    """[(b0, b1), (b1, B)] row ranges to run side by side, or None to run the batch whole."""
     global _BLAS
-    if B < SPLIT_BATCH:
-        return None
+    if B < SPLIT_BATCH or _SPLITTING or (W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES):
+        return None  # small, or already inside a half (its pool thread must not wait on itself)
     if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -63,22 +73,60 @@ def _halves(B):
         _BLAS = ThreadpoolController().select(user_api="blas")  # after a kernel ran: SciPy's BLAS is loaded
     threads = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
     if threads < 2:
-        return None  # the caller limited BLAS to one thread (tests, one-item work): keep to one core
+        return None  # one BLAS thread (the caller's choice, or inside a half): keep to one core
     m = B // 2
     return [(0, m), (m, B)]
 
 
-def _run_halves(fn, halves):
-    """fn(b0, b1) for every row range at once (the compiled kernels release the GIL), BLAS on one thread."""
-    global _POOL
+def _by_halves(halves, fn):
+    """[fn(b0, b1) for each half], the halves at once (the compiled kernels release the GIL), BLAS on one
+    thread meanwhile (which also keeps the calls inside from splitting again)."""
+    global _POOL, _SPLITTING
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
         _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suite-lstm")
-    with _BLAS.limit(limits=1):
-        other = _POOL.submit(fn, *halves[1])
-        fn(*halves[0])
-        other.result()
+    _SPLITTING = True
+    try:
+        with _BLAS.limit(limits=1):
+            other = _POOL.submit(fn, *halves[1])
+            try:
+                first = fn(*halves[0])
+            finally:
+                second = other.result()  # waited for even when the first half failed
+            return [first, second]
+    finally:
+        _SPLITTING = False
+
+
+class SplitCache(NamedTuple):
+    """lstm_forward's cache when the batch ran as halves side by side (SPLIT_BATCH): one LSTMCache a half."""
+
+    halves: list   # [(b0, b1), ...]
+    caches: list   # the LSTMCache of each half
+
+
+def _split_backward(dy, dhT, dcT, cache):
+    """lstm_backward of a SplitCache: each half's backward side by side, dx and the initial-state gradients
+    joined, the weight gradients summed."""
+    first = cache.caches[0]
+    T, dtype = first.x.shape[0], first.x.dtype
+    B = cache.halves[-1][1]
+    H, R = first.cs.shape[2], first.W_hh.shape[0]
+    dy = None if dy is None else _check_float("dy", dy, dtype, (T, B, R))
+    dhT = None if dhT is None else _check_float("dhT", dhT, dtype, (B, R))
+    dcT = None if dcT is None else _check_float("dcT", dcT, dtype, (B, H))
+
+    def rows(a, b0, b1, axis):
+        return None if a is None else np.ascontiguousarray(a[:, b0:b1] if axis else a[b0:b1])
+
+    parts = _by_halves(cache.halves, lambda b0, b1: lstm_backward(
+        rows(dy, b0, b1, 1), rows(dhT, b0, b1, 0), rows(dcT, b0, b1, 0), cache.caches[cache.halves.index((b0, b1))]))
+    dx, dh0, dc0 = (np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+    grads = parts[0][3]
+    for name in grads:
+        grads[name] += parts[1][3][name]
+    return dx, dh0, dc0, grads
 
 
 class LSTMCache(NamedTuple):
@@ -593,6 +641,13 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
     """
     x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
+    halves = _halves(B, W_hh) if T else None
+    if halves is not None:
+        parts = _by_halves(halves, lambda b0, b1: lstm_forward(
+            np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, W_hh, b, peep, W_hr,
+            cifg, reverse))
+        y, hT, cT = (np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+        return y, hT, cT, SplitCache(halves, [p[3] for p in parts])
     dtype = x.dtype
     use_peep, use_proj = peep is not None, W_hr is not None
     peep_k = peep if use_peep else _unused(dtype)
@@ -608,17 +663,8 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
         gates = _project(x.reshape(T * B, D), W_ih, b).reshape(T, B, -1)  # (T, B, G*H)
         hT = np.empty((B, R), dtype)
         cT = np.empty((B, H), dtype)
-
-        def run(b0, b1):
-            _forward_train(gates[:, b0:b1], lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_hh, peep_k, use_peep,
-                           bool(cifg), W_hr_k, use_proj, bool(reverse), y[:, b0:b1], hT[b0:b1], cT[b0:b1],
-                           cs[:, b0:b1], r_prev[:, b0:b1], h_pre[:, b0:b1] if use_proj else h_pre)
-
-        halves = _halves(B)
-        if halves is None:
-            run(0, B)
-        else:
-            _run_halves(run, halves)
+        _forward_train(gates, lengths, h0, c0, W_hh, peep_k, use_peep, bool(cifg), W_hr_k,
+                       use_proj, bool(reverse), y, hT, cT, cs, r_prev, h_pre)
     cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, r_prev, h_pre,
                       use_peep, bool(cifg), use_proj, bool(reverse))
     return y, hT, cT, cache
@@ -645,6 +691,8 @@ def lstm_backward(dy, dhT, dcT, cache):
     grads : dict
         'W_ih', 'W_hh', 'b', and 'peep' / 'W_hr' when the forward used them.
     """
+    if isinstance(cache, SplitCache):
+        return _split_backward(dy, dhT, dcT, cache)
     if not isinstance(cache, LSTMCache):
         raise ValueError(f"cache must be the LSTMCache from lstm_forward, got {type(cache).__name__}")
     x = cache.x
@@ -668,21 +716,8 @@ def lstm_backward(dy, dhT, dcT, cache):
         dc0 = np.empty((B, H), dtype)
         dG = np.zeros((T, B, GH), dtype)                           # (T, B, G*H)
         dR = np.zeros((T if cache.use_proj else 0, B, R), dtype)   # (T, B, P) LSTMP: dr by time
-        halves = _halves(B) or [(0, B)]
-        dpeeps = [dpeep] + [np.zeros_like(dpeep) for _ in halves[1:]]  # summed over the halves below
-
-        def run(b0, b1):
-            k = 0 if b0 == 0 else 1
-            _backward_steps(dy[:, b0:b1], dhT[b0:b1], dcT[b0:b1], cache.lengths[b0:b1], cache.W_hh, cache.peep,
-                            cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
-                            cache.gates[:, b0:b1], cache.cs[:, b0:b1], dG[:, b0:b1],
-                            dR[:, b0:b1] if cache.use_proj else dR, dh0[b0:b1], dc0[b0:b1], dpeeps[k])
-
-        if len(halves) == 1:
-            run(0, B)
-        else:
-            _run_halves(run, halves)
-            dpeep += dpeeps[1]
+        _backward_steps(dy, dhT, dcT, cache.lengths, cache.W_hh, cache.peep, cache.use_peep, cache.cifg,
+                        cache.W_hr, cache.use_proj, cache.reverse, cache.gates, cache.cs, dG, dR, dh0, dc0, dpeep)
         _backward_weights(x, cache.W_ih, cache.r_prev, cache.h_pre, dG, dR, cache.use_proj,
                           dx, grads["W_ih"], grads["W_hh"], grads["b"], dW_hr)
     if cache.use_peep:
@@ -709,6 +744,12 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     """
     x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
+    halves = _halves(B, W_hh) if T >= WIDE_STEPS else None
+    if halves is not None:
+        parts = _by_halves(halves, lambda b0, b1: lstm_infer(
+            np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, W_hh, b, peep, W_hr,
+            cifg, reverse))
+        return tuple(np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
     dtype = x.dtype
     use_peep, use_proj = peep is not None, W_hr is not None
     y = np.zeros((T, B, R), dtype)
@@ -718,16 +759,9 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     cT = np.empty((B, H), dtype)
     W_hr_k = W_hr if use_proj else _unused(dtype)
     if B >= WIDE_BATCH and T >= WIDE_STEPS:
-        def run(b0, b1):
-            peep_b = np.repeat(peep, b1 - b0, axis=1) if use_peep else _unused(dtype)  # (3, H*rows)
-            _infer_wide(x[:, b0:b1], lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, b, W_hh, peep_b, use_peep,
-                        bool(cifg), W_hr_k, use_proj, bool(reverse), y[:, b0:b1], hT[b0:b1], cT[b0:b1])
-
-        halves = _halves(B)
-        if halves is None:
-            run(0, B)
-        else:
-            _run_halves(run, halves)
+        peep_b = np.repeat(peep, B, axis=1) if use_peep else _unused(dtype)  # (3, H*B)
+        _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, bool(cifg), W_hr_k,
+                    use_proj, bool(reverse), y, hT, cT)
     else:
         _infer(x, lengths, h0, c0, W_ih, b, W_hh, peep if use_peep else _unused(dtype), use_peep,
                bool(cifg), W_hr_k, use_proj, bool(reverse), min(INFER_CHUNK, T), y, hT, cT)

@@ -372,10 +372,9 @@ def test_empty_time_and_batch():
 @pytest.mark.parametrize("variant", ["vanilla", "cifg_peephole_lstmp", "peephole_lstmp"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant, reverse, monkeypatch):
-    """The two-core path (SPLIT_BATCH): the batch's halves run in two threads, BLAS on one thread each; the
-    results are those of the batch run whole, to rounding (each row's arithmetic is the same and the
-    whole-sequence weight GEMMs run on the full arrays either way; the peephole gradient, a sum over rows,
-    is summed in two parts)."""
+    """The two-core path (SPLIT_BATCH): the batch's halves run as two layer calls in two threads; outputs are
+    the whole batch's to the last bit (each row's arithmetic is the same), gradients to rounding (the weight
+    gradients are summed over the halves)."""
     import suite.kernels.lstm as lstm
 
     args = make_args(variant, np.float64, seed=3)
@@ -384,27 +383,39 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     dhT = rng.standard_normal((B, args["W_hh"].shape[0]))
     dcT = rng.standard_normal((B, H))
     lengths = np.array([5, 2, 0, 4])  # each half mixed, and the halves unlike each other
+    monkeypatch.setattr(lstm, "WIDE_BATCH", 1)
+    monkeypatch.setattr(lstm, "WIDE_STEPS", 1)
 
     def run():
         y, hT, cT, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
-        monkeypatch.setattr(lstm, "WIDE_BATCH", 1)
-        monkeypatch.setattr(lstm, "WIDE_STEPS", 1)
         y_inf, _, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
         dx, dh0, dc0, grads = lstm_backward(dy, dhT, dcT, cache)
-        return [y, hT, cT, y_inf, cT_inf, dx, dh0, dc0] + [grads[k] for k in sorted(grads)]
+        return [y, hT, cT, y_inf, cT_inf], [dx, dh0, dc0] + [grads[k] for k in sorted(grads)], cache
 
-    whole = run()
+    outputs, gradients, cache = run()
+    assert isinstance(cache, lstm.LSTMCache)
     calls = []
-    monkeypatch.setattr(lstm, "_halves", lambda batch: calls.append(batch) or [(0, batch // 2), (batch // 2, batch)])
-    monkeypatch.setattr(lstm, "_BLAS", _NoLimit())
-    split = run()
-    assert calls == [B, B, B]  # forward, inference and backward each ran split
-    for a, b in zip(whole, split):
+    by_halves = lstm._by_halves
+    monkeypatch.setattr(lstm, "_by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
+    monkeypatch.setattr(lstm, "SPLIT_BATCH", 2)
+    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    split_outputs, split_gradients, split_cache = run()
+    assert isinstance(split_cache, lstm.SplitCache)
+    assert calls == [[(0, 2), (2, 4)]] * 3  # forward, inference, backward; the calls inside a half ran whole
+    for a, b in zip(outputs, split_outputs):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(gradients, split_gradients):
         np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="dy"):
+        lstm_backward(dy[:, :2], None, None, split_cache)
 
 
-class _NoLimit:
-    """Stands in for threadpoolctl's BLAS selection (the tests already run BLAS on one thread)."""
+class _FakeBlas:
+    """Stands in for threadpoolctl's BLAS selection: ``threads`` threads, and limit() changes nothing (the
+    tests already run BLAS on one thread)."""
+
+    def __init__(self, threads):
+        self.lib_controllers = [type("Lib", (), {"num_threads": threads})()]
 
     def limit(self, limits):
         import contextlib
@@ -415,16 +426,20 @@ class _NoLimit:
 def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
     import suite.kernels.lstm as lstm
 
-    class Lib:
-        def __init__(self, n):
-            self.num_threads = n
-
-    class Blas:
-        def __init__(self, n):
-            self.lib_controllers = [Lib(n)]
-
-    monkeypatch.setattr(lstm, "_BLAS", Blas(2))
-    assert lstm._halves(lstm.SPLIT_BATCH) == [(0, lstm.SPLIT_BATCH // 2), (lstm.SPLIT_BATCH // 2, lstm.SPLIT_BATCH)]
-    assert lstm._halves(lstm.SPLIT_BATCH - 1) is None
-    monkeypatch.setattr(lstm, "_BLAS", Blas(1))
+    n = lstm.SPLIT_BATCH
+    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    assert lstm._halves(n) == [(0, n // 2), (n // 2, n)]
+    assert lstm._halves(n - 1) is None
+    monkeypatch.setattr(lstm, "_SPLITTING", True)
+    assert lstm._halves(n) is None  # inside a half
+    monkeypatch.setattr(lstm, "_SPLITTING", False)
+    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(1))
     assert lstm._halves(64) is None
+
+
+def test_no_halves_for_recurrent_weights_over_the_limit(monkeypatch):
+    import suite.kernels.lstm as lstm
+
+    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    small, big = np.zeros((256, 1024), np.float32), np.zeros((512, 2048), np.float32)
+    assert lstm._halves(64, small) is not None and lstm._halves(64, big) is None
