@@ -24,6 +24,12 @@ moves in suite.shipped.load_app_model; CTC decoding runs on the host). Caption's
 decoders, text and music generation, scoring and exporting still run NumPy between layers (CPU only)."""
 
 
+AUTO_COMMANDS = ("train",)
+"""Where "auto" picks a GPU by itself. Not reading one file: our @cuda.jit kernels
+are compiled in every new process (numba does not cache them), which would cost a
+one-file command more than the GPU saves; `--device cuda` still runs it there."""
+
+
 class DeviceError(RuntimeError):
     """A device was asked for that cannot be used here: the message says why and what to do."""
 
@@ -61,7 +67,7 @@ def resolve(name, app=None, command=None):
         return "cpu"
     supported = app is None or command in GPU_APPS.get(app, ())
     if name == "auto":
-        if not supported or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        if not supported or command not in AUTO_COMMANDS or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             return "cpu"
         return "cuda" if gpu_status()[0] else "cpu"
     ok, reason = gpu_status()
@@ -93,8 +99,8 @@ def device_option(fn):
 
     return click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                         expose_value=False, callback=callback, is_eager=False,
-                        help="Where the model runs: cuda (an NVIDIA GPU), cpu, or auto (cuda when a usable GPU "
-                             "is found and this command runs there).")(fn)
+                        help="Where the model runs: cuda (an NVIDIA GPU), cpu, or auto (cuda for training when a "
+                             "usable GPU is found).")(fn)
 
 
 _META_KEY = "suite.device"

@@ -247,7 +247,7 @@ class Trainer:
 
     def _update(self, lr):
         grads = [p.grad for p in self.params.values()]
-        optim = kernels("optim", grads[0]) if grads else None  # suite.kernels.optim, or its twin on the GPU
+        optim = kernels("optim", grads[0] if grads else None)  # suite.kernels.optim, or its twin on the GPU
         norm = optim.clip_grad_norm(grads, self.config.clip) if self.config.clip > 0 else float("nan")
         for name, p in self.params.items():
             optim.adam_update(p.value, p.grad, self.m[name], self.v[name], self.step + 1, lr,
