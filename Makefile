@@ -154,6 +154,13 @@ models: install apt
 	  --out runs/handwriting-wide --steps 9000 --minutes 62 --lr 7e-4 --eval-every 1000 --lm-order 6 --quiet --force
 	$(BIN)/suite handwriting export runs/handwriting-wide --out data/models/handwriting --data data/handwriting-wide \
 	  --force
+	# stage 4 (shipped): from stage 3's exported model, the same corpus with half the lines drawn narrower or wider
+	# and with smaller glyphs (--geometry); stopped by its time limit at step 6,000, also its best
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-wide \
+	  --init data/models/handwriting --out runs/handwriting-geo --geometry 0.5 --steps 8500 --minutes 62 --lr 5e-4 \
+	  --eval-every 1000 --lm-order 6 --force
+	$(BIN)/suite handwriting export runs/handwriting-geo --out data/models/handwriting --data data/handwriting-wide \
+	  --force
 	# handwriting writer (Graves 2013 synthesis): Hershey script strokes jittered afresh every step, English pieces
 	# of the reader's training texts; its legibility is read by the reader exported above
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite handwriting writer train --steps 12000 --minutes 70 --quiet --force
