@@ -105,6 +105,11 @@ class SplitCache(NamedTuple):
     halves: list   # [(b0, b1), ...]
     caches: list   # the LSTMCache of each half
 
+    @property
+    def cs(self):
+        """(T+1, B, H) cell states of the whole batch, as LSTMCache.cs (for looking inside a model)."""
+        return np.concatenate([c.cs for c in self.caches], axis=1)
+
 
 def _split_backward(dy, dhT, dcT, cache):
     """lstm_backward of a SplitCache: each half's backward side by side, dx and the initial-state gradients

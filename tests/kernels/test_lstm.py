@@ -401,6 +401,7 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
+    np.testing.assert_array_equal(split_cache.cs, cache.cs)  # what Recurrent(return_cells=True) reads
     assert calls == [[(0, 2), (2, 4)]] * 3  # forward, inference, backward; the calls inside a half ran whole
     for a, b in zip(outputs, split_outputs):
         np.testing.assert_array_equal(a, b)
