@@ -15,7 +15,7 @@ The memory is both the keys' source and the values, so dmemory sums both paths.
 """
 import numpy as np
 
-from suite.kernels.attention import additive_attention_backward, additive_attention_forward
+from suite.device import add_into, kernels, on_device
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -64,9 +64,9 @@ class AdditiveAttention(Module):
             Valid items per row, 1 <= len <= N (items beyond get zero weight);
             None means all N.
         """
-        memory = np.asarray(memory, dtype=self.Wk.value.dtype)
+        memory = self._move(memory)
         if memory.ndim != 3 or memory.shape[2] != self.memory_size or memory.shape[1] == 0:
-            raise ValueError(f"AdditiveAttention: memory has shape {memory.shape}, expected "
+            raise ValueError(f"AdditiveAttention: memory has shape {tuple(memory.shape)}, expected "
                              f"(B, N, {self.memory_size}) with N >= 1")
         B, N, K = memory.shape
         if lengths is not None:
@@ -77,9 +77,9 @@ class AdditiveAttention(Module):
             if lengths.size and (lengths.min() < 1 or lengths.max() > N):
                 raise ValueError(f"AdditiveAttention: lengths must lie in [1, N={N}], got min "
                                  f"{lengths.min()} and max {lengths.max()}")
-        self._memory = np.ascontiguousarray(memory)
-        keys = self._memory.reshape(B * N, K) @ self.Wk.value  # (B*N, A)
-        keys += self.bk.value
+        self._memory = memory
+        keys = self._matmul(memory.reshape(B * N, K), self.Wk.value)  # (B*N, A)
+        self._add_row(keys, self.bk.value)
         self._keys = keys.reshape(B, N, self.attn_size)        # (B, N, A)
         self._lengths = lengths
         self._cache = None
@@ -99,15 +99,15 @@ class AdditiveAttention(Module):
         """
         if self._memory is None:
             raise RuntimeError("AdditiveAttention.forward needs set_memory(memory) first")
-        query = np.asarray(query, dtype=self.Wq.value.dtype)
+        query = self._move(query)
         B = self._memory.shape[0]
-        if query.ndim != 3 or query.shape[1:] != (B, self.query_size):
-            raise ValueError(f"AdditiveAttention: query has shape {query.shape}, expected "
+        if query.ndim != 3 or tuple(query.shape)[1:] != (B, self.query_size):
+            raise ValueError(f"AdditiveAttention: query has shape {tuple(query.shape)}, expected "
                              f"(T, {B}, {self.query_size}) for memory of {B} rows")
         T = query.shape[0]
-        qp = (query.reshape(T * B, self.query_size) @ self.Wq.value).reshape(T, B, -1)  # (T, B, A)
-        context, alpha, cache = additive_attention_forward(qp, self._keys, self._memory,
-                                                           self.v.value, self._lengths)
+        qp = self._matmul(query.reshape(T * B, self.query_size), self.Wq.value).reshape(T, B, self.attn_size)
+        context, alpha, cache = kernels("attention", qp).additive_attention_forward(
+            qp, self._keys, self._memory, self.v.value, self._lengths)  # (T, B, A) queries projected
         self._cache = (query, qp, alpha, cache) if self.training else None
         return context, alpha
 
@@ -115,14 +115,25 @@ class AdditiveAttention(Module):
         """Backprop the latest training forward: adds every parameter's gradient,
         sets self.dmemory (B, N, K), returns dquery (T, B, Q)."""
         query, qp, alpha, cache = _need_cache(self, self._cache)
-        dqp, dkeys, dvalues, dv = additive_attention_backward(
-            np.asarray(dcontext, dtype=qp.dtype), qp, self._keys, self._memory, self.v.value,
-            self._lengths, alpha, cache)
+        dqp, dkeys, dvalues, dv = kernels("attention", qp).additive_attention_backward(
+            self._move(dcontext), qp, self._keys, self._memory, self.v.value, self._lengths, alpha, cache)
         T, B, Q = query.shape
         N, K, A = self._memory.shape[1], self.memory_size, self.attn_size
         dqp2 = dqp.reshape(T * B, A)    # (T*B, A)
         dkeys2 = dkeys.reshape(B * N, A)  # (B*N, A)
         mem2 = self._memory.reshape(B * N, K)  # (B*N, K)
+        if on_device(qp):
+            from suite.kernels.cuda.elementwise import col_sum_into
+            from suite.kernels.cuda.gemm import gemm
+
+            gemm(query.reshape(T * B, Q), dqp2, self.Wq.grad, trans_a=True, beta=1.0)
+            gemm(mem2, dkeys2, self.Wk.grad, trans_a=True, beta=1.0)
+            col_sum_into(self.bk.grad, dkeys2)
+            add_into(self.v.grad, dv)
+            # the memory feeds the keys (through Wk) and is the values itself
+            self.dmemory = gemm(dkeys2, self.Wk.value, trans_b=True).reshape(B, N, K)
+            add_into(self.dmemory, dvalues)
+            return gemm(dqp2, self.Wq.value, trans_b=True).reshape(T, B, Q)
         self.Wq.grad += query.reshape(T * B, Q).T @ dqp2
         self.Wk.grad += mem2.T @ dkeys2
         self.bk.grad += dkeys2.sum(axis=0)
@@ -130,3 +141,29 @@ class AdditiveAttention(Module):
         # the memory feeds the keys (through Wk) and is the values itself
         self.dmemory = dvalues + (dkeys2 @ self.Wk.value.T).reshape(B, N, K)
         return (dqp2 @ self.Wq.value.T).reshape(T, B, Q)
+
+    # -- on either device ----------------------------------------------------------------
+    def _move(self, a):
+        """a C-contiguous array in the parameters' dtype, where the parameters are."""
+        if on_device(self.Wq.value):
+            from suite.kernels.cuda import to_device
+
+            return to_device(a if on_device(a) else np.asarray(a, dtype=self.Wq.value.dtype))
+        return np.ascontiguousarray(a, dtype=self.Wq.value.dtype)
+
+    @staticmethod
+    def _matmul(a, W):
+        if on_device(W):
+            from suite.kernels.cuda.gemm import gemm
+
+            return gemm(a, W)
+        return a @ W
+
+    @staticmethod
+    def _add_row(y, b):
+        if on_device(y):
+            from suite.kernels.cuda.elementwise import add_row
+
+            add_row(y, b)
+        else:
+            y += b

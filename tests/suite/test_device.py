@@ -206,3 +206,25 @@ def test_permute_matches_numpy_transpose():
     a = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     for axes in ((3, 0, 1, 2), (1, 2, 3, 0), (0, 1, 2, 3), (2, 0, 3, 1)):
         np.testing.assert_array_equal(dev.host(permute(dev.to_device(a), axes)), a.transpose(axes))
+
+
+def test_attention_layer_gives_the_hosts_context_and_gradients_on_the_device():
+    from suite.nn import AdditiveAttention
+
+    rng = np.random.default_rng(8)
+    cpu, gpu = _pair(lambda: AdditiveAttention(3, 4, 5, seed=9))
+    memory = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    lengths = np.array([6, 3])
+    query = rng.standard_normal((3, 2, 3)).astype(np.float32)
+    dcontext = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    outs = []
+    for layer in (cpu, gpu):
+        layer.set_memory(memory, lengths)
+        context, alpha = layer.forward(query)
+        dquery = layer.backward(dcontext)
+        outs.append([dev.host(a) for a in (context, alpha, dquery, layer.dmemory)])
+    for name, a, b in zip(("context", "alpha", "dquery", "dmemory"), *outs):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        assert np.abs(p.grad).sum() > 0, name
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
