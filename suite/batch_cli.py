@@ -46,7 +46,7 @@ class BatchGroup(click.Group):
             return None
         except Exception as exc:  # noqa: BLE001 - one broken app never breaks the others
             raise click.ClickException(f"batch job {name!r} failed to load: {exc}") from None
-        options = [o.name for o in job.options]
+        options = [o.name for o in job.options if o.expose_value]  # --device is resolved, not passed on
 
         def callback(**kwargs):
             app_options = {k: kwargs.pop(k) for k in options}

@@ -16,12 +16,13 @@ import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
 GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train", "transcribe", "evaluate"),
-            "handwriting": ("train", "read", "evaluate")}
+            "handwriting": ("train", "read", "evaluate"), "caption": ("train",)}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
-Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d), the trainer (Adam, clipping) and the
-softmax and CTC losses are device-aware, and these apps' models are built of them alone (a loaded model
-moves in suite.shipped.load_app_model; CTC decoding runs on the host). Caption's and translate's attention
-decoders, text and music generation, scoring and exporting still run NumPy between layers (CPU only)."""
+Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d, AdditiveAttention, the attention decoder),
+the trainer (Adam, clipping) and the softmax and CTC losses are device-aware, and these models are built of
+them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on the host). Not yet: caption's
+beam search, translate (its encoder glue, label smoothing and validation decoding), text and music
+generation, scoring and exporting (NumPy between layers: CPU only)."""
 
 
 AUTO_COMMANDS = ("train",)
@@ -158,3 +159,10 @@ def kernels(name, like):
     import importlib
 
     return importlib.import_module(f"suite.kernels.{'cuda.' if on_device(like) else ''}{name}")
+
+
+def softmax_cross_entropy(logits, targets, ignore_index=-100):
+    """suite.kernels.losses.softmax_cross_entropy (loss, count, dlogits), or its GPU twin for device logits
+    (dlogits then stays on the device; the loss is a float either way)."""
+    loss, count, dlogits = kernels("losses", logits).softmax_cross_entropy(logits, targets, ignore_index=ignore_index)
+    return (float(host(loss).reshape(-1)[0]) if on_device(loss) else loss), count, dlogits

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.device import host, kernels, on_device
+from suite.device import softmax_cross_entropy
 from suite.kernels.sampling import input_table, lstm_generate, new_rng
 from suite.nn.layers import Embedding, Linear
 from suite.nn.module import Module
@@ -113,12 +113,6 @@ class StreamTask:
     def evaluate(self, model):
         nats = score_ids(model, self.valid_ids)
         return {"loss": nats, "bpc": nats / LN2}
-
-
-def softmax_cross_entropy(logits, targets, ignore_index=-100):
-    """suite.kernels.losses.softmax_cross_entropy, or its GPU twin for device logits (the same results)."""
-    loss, count, dlogits = kernels("losses", logits).softmax_cross_entropy(logits, targets, ignore_index=ignore_index)
-    return float(host(loss).reshape(-1)[0]) if on_device(loss) else loss, count, dlogits  # the GPU's: (1,) array
 
 
 def score_ids(model, ids, streams=16, window=256):

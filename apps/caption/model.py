@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from suite.batching import pad_time_major
-from suite.kernels.losses import log_softmax, softmax_cross_entropy
+from suite.device import on_device, softmax_cross_entropy
+from suite.kernels.losses import log_softmax
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU
-from suite.nn.decoder import AttentionDecoder
+from suite.nn.decoder import AttentionDecoder, tanh, tanh_backward
 
 MODEL_NAME = "ShowAttendTell"
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -121,21 +122,38 @@ class CaptionModel(AttentionDecoder, Module):
         for layer in self.encoder:
             x = layer.forward(x)  # ends (B, C, g, g)
         C, g = x.shape[1], self.grid
-        feats = x.transpose(0, 2, 3, 1).reshape(B, g * g, C)  # (B, N, C)
-        memory = np.concatenate([feats, np.broadcast_to(self._coords_mem, (B, g * g, 2))], axis=2)
-        pooled = x.reshape(B, C, g // 2, 2, g // 2, 2).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*(g/2)^2)
-        z = np.tanh(self.init.forward(pooled))  # (B, 2H)
-        self._enc = (x.shape, z) if self.training else None
         H = self.config.hidden
-        return np.ascontiguousarray(memory, dtype=self.dtype), (z[None, :, :H].copy(), z[None, :, H:].copy())
+        coords = np.broadcast_to(self._coords_mem, (B, g * g, 2))
+        if on_device(x):  # the same steps on the device's kernels
+            from suite.kernels.cuda import to_device
+            from suite.kernels.cuda.elementwise import avg_pool2, concat_last, permute, take_last
+
+            feats = permute(x, (0, 2, 3, 1)).reshape(B, g * g, C)  # (B, N, C)
+            memory = concat_last([feats, to_device(np.ascontiguousarray(coords, dtype=self.dtype))])
+            z = tanh(self.init.forward(avg_pool2(x).reshape(B, C * (g // 2) ** 2)))  # (B, 2H)
+            state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
+        else:
+            feats = x.transpose(0, 2, 3, 1).reshape(B, g * g, C)  # (B, N, C)
+            memory = np.ascontiguousarray(np.concatenate([feats, coords], axis=2), dtype=self.dtype)
+            pooled = x.reshape(B, C, g // 2, 2, g // 2, 2).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*(g/2)^2)
+            z = np.tanh(self.init.forward(pooled))  # (B, 2H)
+            state = (z[None, :, :H].copy(), z[None, :, H:].copy())
+        self._enc = (tuple(x.shape), z) if self.training else None
+        return memory, state
 
     def encode_backward(self, dmemory, dstate0):
         shape, z = self._enc
         B, C, g, _ = shape
-        dz = np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1) * (1.0 - z * z)  # (B, 2H)
-        dpooled = self.init.backward(dz).reshape(B, C, g // 2, 1, g // 2, 1)
-        dx = np.broadcast_to(dpooled / 4.0, (B, C, g // 2, 2, g // 2, 2)).reshape(B, C, g, g).copy()
-        dx += dmemory[:, :, :C].reshape(B, g, g, C).transpose(0, 3, 1, 2)
+        dz = tanh_backward(np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1), z)  # (B, 2H)
+        if on_device(z):
+            from suite.kernels.cuda.elementwise import avg_pool2_backward_into, permute, take_last
+
+            dx = permute(take_last(dmemory, 0, C).reshape(B, g, g, C), (0, 3, 1, 2))
+            avg_pool2_backward_into(dx, self.init.backward(dz).reshape(B, C, g // 2, g // 2))
+        else:
+            dpooled = self.init.backward(dz).reshape(B, C, g // 2, 1, g // 2, 1)
+            dx = np.broadcast_to(dpooled / 4.0, (B, C, g // 2, 2, g // 2, 2)).reshape(B, C, g, g).copy()
+            dx += dmemory[:, :, :C].reshape(B, g, g, C).transpose(0, 3, 1, 2)
         for layer in reversed(self.encoder):
             dx = layer.backward(dx)
 

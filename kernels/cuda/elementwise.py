@@ -6,6 +6,8 @@ Each is one launch over the elements of its output, a thread an element
 device arrays of one float dtype; the public functions check shapes and raise
 ValueError with the two shapes.
 """
+import math
+
 import numpy as np
 
 from suite.kernels.cuda import blocks, cuda, to_device
@@ -238,3 +240,83 @@ def copy2d(a, out=None):
     if a.size:
         _copy2d[blocks(a.size, THREADS), THREADS](a, out)
     return out
+
+
+@cuda.jit
+def _tanh(out, x):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = math.tanh(x[i])
+
+
+def tanh(x):
+    """np.tanh(x) of a device array, a new device array."""
+    out = cuda.device_array(tuple(x.shape), x.dtype)
+    if x.size:
+        _tanh[blocks(x.size, THREADS), THREADS](_flat(out), _flat(x))
+    return out
+
+
+@cuda.jit
+def _tanh_backward(out, g, a):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = g[i] * (1.0 - a[i] * a[i])
+
+
+def tanh_backward(g, a):
+    """g * (1 - a * a): the gradient through a = tanh(z), a new device array."""
+    g = to_device(g)
+    if tuple(g.shape) != tuple(a.shape):
+        raise ValueError(f"tanh_backward: g has shape {tuple(g.shape)}, a {tuple(a.shape)}")
+    out = cuda.device_array(tuple(a.shape), a.dtype)
+    if a.size:
+        _tanh_backward[blocks(a.size, THREADS), THREADS](_flat(out), _flat(g), _flat(a))
+    return out
+
+
+@cuda.jit
+def _avg_pool2(out, x):
+    i = cuda.grid(1)
+    if i < out.size:
+        W2 = out.shape[3]
+        H2 = out.shape[2]
+        C = out.shape[1]
+        w = i % W2
+        h = (i // W2) % H2
+        c = (i // (W2 * H2)) % C
+        b = i // (W2 * H2 * C)
+        out[b, c, h, w] = 0.25 * (x[b, c, 2 * h, 2 * w] + x[b, c, 2 * h, 2 * w + 1]
+                                  + x[b, c, 2 * h + 1, 2 * w] + x[b, c, 2 * h + 1, 2 * w + 1])
+
+
+@cuda.jit
+def _avg_pool2_backward(dx, dy):
+    i = cuda.grid(1)
+    if i < dx.size:
+        W = dx.shape[3]
+        H = dx.shape[2]
+        C = dx.shape[1]
+        w = i % W
+        h = (i // W) % H
+        c = (i // (W * H)) % C
+        b = i // (W * H * C)
+        dx[b, c, h, w] += 0.25 * dy[b, c, h // 2, w // 2]
+
+
+def avg_pool2(x):
+    """(B, C, H, W) -> (B, C, H/2, W/2): the mean of each 2x2 block (H, W even)."""
+    B, C, H, W = tuple(x.shape)
+    if H % 2 or W % 2:
+        raise ValueError(f"avg_pool2 needs even H and W, got {tuple(x.shape)}")
+    out = cuda.device_array((B, C, H // 2, W // 2), x.dtype)
+    if out.size:
+        _avg_pool2[blocks(out.size, THREADS), THREADS](out, x)
+    return out
+
+
+def avg_pool2_backward_into(dx, dy):
+    """dx (B, C, H, W) += each 2x2 block's share (a quarter) of dy (B, C, H/2, W/2), in place; returns dx."""
+    if dx.size:
+        _avg_pool2_backward[blocks(dx.size, THREADS), THREADS](dx, to_device(dy))
+    return dx

@@ -18,6 +18,44 @@ the vocabulary).
 """
 import numpy as np
 
+from suite.device import add_into, on_device
+
+
+def _join(a, b):
+    """[a; b] on the feature (last) axis, where they live."""
+    if on_device(a):
+        from suite.kernels.cuda.elementwise import concat_last
+
+        return concat_last([a, b])
+    return np.concatenate([a, b], axis=2)
+
+
+def _split(a, H):
+    """(a[..., :H], a[..., H:]) as C-contiguous arrays, where a lives."""
+    if on_device(a):
+        from suite.kernels.cuda.elementwise import take_last
+
+        return take_last(a, 0, H), take_last(a, H, tuple(a.shape)[-1])
+    return np.ascontiguousarray(a[..., :H]), np.ascontiguousarray(a[..., H:])
+
+
+def tanh(z):
+    """np.tanh, or its device kernel."""
+    if on_device(z):
+        from suite.kernels.cuda.elementwise import tanh as device_tanh
+
+        return device_tanh(z)
+    return np.tanh(z)
+
+
+def tanh_backward(g, a):
+    """g * (1 - a * a) for a = tanh(z), where a lives."""
+    if on_device(a):
+        from suite.kernels.cuda.elementwise import tanh_backward as device_tanh_backward
+
+        return device_tanh_backward(g, a)
+    return g * (1.0 - a * a)
+
 
 class AttentionDecoder:
     def decode_step(self, words, state, memory, lengths=None):
@@ -33,21 +71,20 @@ class AttentionDecoder:
         y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
         context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
         if self.rnn2 is not None:
-            y, state2 = self.rnn2.forward(np.concatenate([y, context], axis=2), state=state2)  # (T, B, H)
-        a = np.tanh(self.combine.forward(np.concatenate([y, context], axis=2)))  # (T, B, H)
-        self._dec = (y.shape, a) if self.training else None
+            y, state2 = self.rnn2.forward(_join(y, context), state=state2)  # (T, B, H)
+        a = tanh(self.combine.forward(_join(y, context)))  # (T, B, H)
+        self._dec = (tuple(y.shape), a) if self.training else None
         logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
         return logits, (state1, state2), alpha
 
     def decoder_backward(self, dlogits):
         """Backprop the latest training decode_step: (dmemory (B, N, K), d initial state of the first LSTM)."""
         (T, B, H), a = self._dec
-        da = self.drop.backward(self.out.backward(dlogits)) * (1.0 - a * a)
-        dcat = self.combine.backward(da)  # (T, B, H + K)
-        dy, dcontext = dcat[:, :, :H], dcat[:, :, H:]
+        da = tanh_backward(self.drop.backward(self.out.backward(dlogits)), a)
+        dy, dcontext = _split(self.combine.backward(da), H)  # from (T, B, H + K)
         if self.rnn2 is not None:
-            dcat2 = self.rnn2.backward(np.ascontiguousarray(dy))  # (T, B, H + K)
-            dy, dcontext = dcat2[:, :, :H], dcontext + dcat2[:, :, H:]
-        dy = dy + self.attention.backward(np.ascontiguousarray(dcontext))
-        self.embed.backward(self.rnn.backward(np.ascontiguousarray(dy)))
+            dy, dcontext2 = _split(self.rnn2.backward(dy), H)  # from (T, B, H + K)
+            add_into(dcontext, dcontext2)
+        add_into(dy, self.attention.backward(dcontext))
+        self.embed.backward(self.rnn.backward(dy))
         return self.attention.dmemory, self.rnn.dstate0

@@ -426,10 +426,10 @@ class Recurrent(Module):
         if len(state) != len(shapes):
             raise ValueError(f"Recurrent: {what} must be a tuple of {len(shapes)} arrays "
                              f"for kind={self.kind!r}, got {len(state)}")
-        state = [np.ascontiguousarray(s, dtype=self.dtype) for s in state]
+        state = [self._move(s) for s in state]  # on the parameters' device
         for name, s, shape in zip(("h", "c"), state, shapes):
-            if s.shape != shape:
-                raise ValueError(f"Recurrent: {what} {name} has shape {s.shape}, expected {shape}")
+            if tuple(s.shape) != shape:
+                raise ValueError(f"Recurrent: {what} {name} has shape {tuple(s.shape)}, expected {shape}")
         return [tuple(s[k] for s in state) for k in range(n)]
 
     def _join_state(self, rows, B):

@@ -28,7 +28,7 @@ def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
 
 
 def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
-    for app in ("text", "music", "speech", "handwriting"):
+    for app in ("text", "music", "speech", "handwriting", "caption"):
         assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
     assert dev.resolve("cuda", "handwriting", "read") == dev.resolve("cuda", "speech", "transcribe") == "cuda"
     with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
@@ -225,6 +225,22 @@ def test_attention_layer_gives_the_hosts_context_and_gradients_on_the_device():
         outs.append([dev.host(a) for a in (context, alpha, dquery, layer.dmemory)])
     for name, a, b in zip(("context", "alpha", "dquery", "dmemory"), *outs):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        assert np.abs(p.grad).sum() > 0, name
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_the_caption_network_cnn_attention_decoder_gives_the_hosts_loss_and_gradients_on_the_device():
+    from suite.apps.caption.model import CaptionConfig, CaptionModel
+
+    rng = np.random.default_rng(10)
+    config = CaptionConfig(vocab_size=6, input_size=8, channels=[2], embed=3, hidden=3, attn=3, dropout=0.2, seed=4)
+    cpu, gpu = _pair(lambda: CaptionModel(config))
+    images = rng.uniform(0, 1, (2, 3, 8, 8)).astype(np.float32)
+    inputs = np.array([[1, 1], [3, 4], [5, 0]])
+    targets = np.array([[3, 4], [5, 2], [2, 0]])
+    losses = [model.loss_and_grad(images, inputs, targets)[0] for model in (cpu, gpu)]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert np.abs(p.grad).sum() > 0, name
         np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
