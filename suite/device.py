@@ -16,12 +16,12 @@ import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
 GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train", "transcribe", "evaluate"),
-            "handwriting": ("train", "read", "evaluate"), "caption": ("train",)}
+            "handwriting": ("train", "read", "evaluate"), "caption": ("train",), "translate": ("train",)}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
 Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d, AdditiveAttention, the attention decoder),
 the trainer (Adam, clipping) and the softmax and CTC losses are device-aware, and these models are built of
-them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on the host). Not yet: caption's
-beam search, translate (its encoder glue, label smoothing and validation decoding), text and music
+them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on the host; translate's
+validation chrF decodes a host copy). Not yet: caption's and translate's beam searches, text and music
 generation, scoring and exporting (NumPy between layers: CPU only)."""
 
 

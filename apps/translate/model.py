@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.kernels.losses import softmax_cross_entropy
+from suite.device import on_device, softmax_cross_entropy
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
-from suite.nn.decoder import AttentionDecoder
+from suite.nn.decoder import AttentionDecoder, tanh, tanh_backward
 
 MODEL_NAME = "AttentionSeq2Seq"
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -70,19 +70,33 @@ class TranslateModel(AttentionDecoder, Module):
         """src (S, B) ids, lengths (B,) -> memory (B, S, 2E), initial decoder state ((1,B,H), (1,B,H))."""
         x = self.src_drop.forward(self.src_embed.forward(src))
         y, _ = self.encoder.forward(x, lengths)  # (S, B, 2E), zero at padded steps
-        memory = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, S, 2E)
-        mean = y.sum(axis=0) / lengths[:, None].astype(y.dtype)  # (B, 2E)
-        z = np.tanh(self.init.forward(mean))  # (B, 2H)
-        self._enc = (y.shape, lengths, z) if self.training else None
         H = self.config.hidden
-        return memory, (z[None, :, :H].copy(), z[None, :, H:].copy())
+        if on_device(y):  # the same steps on the device's kernels
+            from suite.kernels.cuda.elementwise import permute, take_last, time_mean
+
+            S, B, E2 = tuple(y.shape)
+            memory = permute(y.reshape(S, B, E2, 1), (1, 0, 2, 3)).reshape(B, S, E2)  # (B, S, 2E)
+            z = tanh(self.init.forward(time_mean(y, lengths)))  # (B, 2H)
+            state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
+        else:
+            memory = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, S, 2E)
+            mean = y.sum(axis=0) / lengths[:, None].astype(y.dtype)  # (B, 2E)
+            z = np.tanh(self.init.forward(mean))  # (B, 2H)
+            state = (z[None, :, :H].copy(), z[None, :, H:].copy())
+        self._enc = (tuple(y.shape), lengths, z) if self.training else None
+        return memory, state
 
     def encode_backward(self, dmemory, dstate0):
         (S, B, _), lengths, z = self._enc
-        dz = np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1) * (1.0 - z * z)  # (B, 2H)
-        dmean = self.init.backward(dz) / lengths[:, None].astype(z.dtype)  # (B, 2E)
-        dy = dmemory.transpose(1, 0, 2) + dmean[None]  # (S, B, 2E); padded steps' outputs were 0: the kernel ignores
-        dx = self.encoder.backward(np.ascontiguousarray(dy, dtype=self.dtype))
+        dz = tanh_backward(np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1), z)  # (B, 2H)
+        if on_device(z):
+            from suite.kernels.cuda.elementwise import batch_major_plus
+
+            dy = batch_major_plus(dmemory, self.init.backward(dz), lengths)  # (S, B, 2E)
+        else:
+            dmean = self.init.backward(dz) / lengths[:, None].astype(z.dtype)  # (B, 2E)
+            dy = dmemory.transpose(1, 0, 2) + dmean[None]  # (S, B, 2E); padded steps' outputs were 0: the kernel ignores
+        dx = self.encoder.backward(dy if on_device(dy) else np.ascontiguousarray(dy, dtype=self.dtype))
         self.src_embed.backward(self.src_drop.backward(dx))
 
     def loss_and_grad(self, src, src_len, inputs, targets):
@@ -98,7 +112,11 @@ class TranslateModel(AttentionDecoder, Module):
         loss, count, dlogits = softmax_cross_entropy(logits.reshape(-1, V), flat_t, ignore_index=PAD)
         if self.training:
             eps = self.config.label_smoothing
-            if eps > 0 and count:
+            if eps > 0 and count and on_device(dlogits):
+                from suite.kernels.cuda.elementwise import smooth_labels
+
+                smooth_labels(dlogits, flat_t, PAD, eps, count)
+            elif eps > 0 and count:
                 rows = np.flatnonzero(flat_t != PAD)
                 dlogits[rows] -= eps / V / count
                 dlogits[rows, flat_t[rows]] += eps / count
@@ -209,7 +227,11 @@ class TranslateTask:
         out = {"loss": total / max(count, 1)}
         if self.valid_rows:
             rows = self.valid_rows[:200]
-            hyps = Translator(model, self.sub, beam=1).translate([r["src"] for r in rows], [r["lang"] for r in rows])
+            reader = model
+            if model.device != "cpu":  # decoding runs on the host: a host copy of the weights of this moment
+                reader = TranslateModel(model.config)
+                reader.load_state_dict(model.state_dict())
+            hyps = Translator(reader, self.sub, beam=1).translate([r["src"] for r in rows], [r["lang"] for r in rows])
             out["chrf"] = chrf([h["text"] for h in hyps], [r["tgt"] for r in rows])
         return out
 

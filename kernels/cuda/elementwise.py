@@ -320,3 +320,73 @@ def avg_pool2_backward_into(dx, dy):
     if dx.size:
         _avg_pool2_backward[blocks(dx.size, THREADS), THREADS](dx, to_device(dy))
     return dx
+
+
+@cuda.jit
+def _time_mean(out, y, lengths):
+    i = cuda.grid(1)
+    F = out.shape[1]
+    if i < out.size:
+        b = i // F
+        f = i - b * F
+        acc = out[b, f] * 0.0
+        for t in range(y.shape[0]):
+            acc += y[t, b, f]
+        out[b, f] = acc / lengths[b]
+
+
+def time_mean(y, lengths):
+    """(T, B, F) outputs, zero past each row's length -> (B, F): each row's mean over its own steps."""
+    T, B, F = tuple(y.shape)
+    out = cuda.device_array((B, F), y.dtype)
+    if out.size:
+        _time_mean[blocks(out.size, THREADS), THREADS](out, y, to_device(np.asarray(lengths, np.int64)))
+    return out
+
+
+@cuda.jit
+def _batch_major_plus(out, dmemory, drow, lengths):
+    i = cuda.grid(1)
+    if i < out.size:
+        F = out.shape[2]
+        B = out.shape[1]
+        f = i % F
+        b = (i // F) % B
+        t = i // (F * B)
+        out[t, b, f] = dmemory[b, t, f] + drow[b, f] / lengths[b]
+
+
+def batch_major_plus(dmemory, drow, lengths):
+    """(B, T, F) dmemory -> (T, B, F) time-major, plus drow[b] / lengths[b] at every step of row b (the gradient
+    of a per-row mean over time; steps past a row's length are ignored by the recurrent kernels)."""
+    B, T, F = tuple(dmemory.shape)
+    out = cuda.device_array((T, B, F), dmemory.dtype)
+    if out.size:
+        _batch_major_plus[blocks(out.size, THREADS), THREADS](out, dmemory, to_device(drow),
+                                                             to_device(np.asarray(lengths, np.int64)))
+    return out
+
+
+@cuda.jit
+def _smooth_labels(dlogits, targets, pad, low, high):
+    i = cuda.grid(1)
+    V = dlogits.shape[1]
+    if i < dlogits.size:
+        r = i // V
+        t = targets[r]
+        if t != pad:
+            v = i - r * V
+            dlogits[r, v] -= low
+            if v == t:
+                dlogits[r, v] += high
+
+
+def smooth_labels(dlogits, targets, pad, eps, count):
+    """Label smoothing's share of the gradient, in place on (N, V) dlogits: on rows whose target is not ``pad``,
+    -eps / V / count everywhere and +eps / count at the target."""
+    N, V = tuple(dlogits.shape)
+    if dlogits.size:
+        _smooth_labels[blocks(dlogits.size, THREADS), THREADS](
+            dlogits, to_device(np.asarray(targets, np.int64)), int(pad), dlogits.dtype.type(eps / V / count),
+            dlogits.dtype.type(eps / count))
+    return dlogits

@@ -28,7 +28,7 @@ def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
 
 
 def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
-    for app in ("text", "music", "speech", "handwriting", "caption"):
+    for app in ("text", "music", "speech", "handwriting", "caption", "translate"):
         assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
     assert dev.resolve("cuda", "handwriting", "read") == dev.resolve("cuda", "speech", "transcribe") == "cuda"
     with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
@@ -240,6 +240,23 @@ def test_the_caption_network_cnn_attention_decoder_gives_the_hosts_loss_and_grad
     inputs = np.array([[1, 1], [3, 4], [5, 0]])
     targets = np.array([[3, 4], [5, 2], [2, 0]])
     losses = [model.loss_and_grad(images, inputs, targets)[0] for model in (cpu, gpu)]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        assert np.abs(p.grad).sum() > 0, name
+        np.testing.assert_allclose(dev.host(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_the_translate_network_gives_the_hosts_loss_and_smoothed_gradients_on_the_device():
+    from suite.apps.translate.model import TranslateConfig, TranslateModel
+
+    config = TranslateConfig(vocab_size=7, embed=3, enc_hidden=2, enc_layers=1, hidden=3, attn=3, dropout=0.2,
+                             label_smoothing=0.1, seed=5)
+    cpu, gpu = _pair(lambda: TranslateModel(config))
+    src = np.array([[3, 4], [5, 6], [4, 0]])  # (S, B), the second source one token shorter
+    src_len = np.array([3, 2])
+    inputs = np.array([[1, 1], [3, 4], [5, 0]])
+    targets = np.array([[3, 4], [5, 2], [2, 0]])
+    losses = [model.loss_and_grad(src, src_len, inputs, targets)[0] for model in (cpu, gpu)]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert np.abs(p.grad).sum() > 0, name
