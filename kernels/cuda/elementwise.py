@@ -90,7 +90,7 @@ def add_row(y, b):
 def _col_sum_into(out, x):
     j = cuda.grid(1)
     if j < x.shape[1]:
-        acc = out[j] * 0.0
+        acc = out.dtype.type(0.0)
         for i in range(x.shape[0]):
             acc += x[i, j]
         out[j] += acc
@@ -329,7 +329,7 @@ def _time_mean(out, y, lengths):
     if i < out.size:
         b = i // F
         f = i - b * F
-        acc = out[b, f] * 0.0
+        acc = out.dtype.type(0.0)  # out is uninitialised: never read it
         for t in range(y.shape[0]):
             acc += y[t, b, f]
         out[b, f] = acc / lengths[b]
