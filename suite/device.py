@@ -1,8 +1,8 @@
 """Where a model runs: `--device cpu|cuda|auto`, and the few array helpers layers need to work on either.
 
-- ``resolve(name)``: "auto" is "cuda" when a usable NVIDIA GPU is found, else
-  "cpu" (finding none costs no CUDA import: the driver's files are looked for
-  first); "cuda" without a usable GPU raises DeviceError naming what is
+- ``resolve(name)``: "auto" is "cuda" for training when a usable NVIDIA GPU is
+  found, else "cpu" (finding none costs no CUDA import: the driver's files are
+  looked for first); "cuda" without a usable GPU raises DeviceError naming what is
   missing (the CLI prints it as one line and exits 2).
 - A model moves with ``Module.to_device``: its parameters become device arrays,
   the layers then call the @cuda.jit twins in suite.kernels.cuda (imported only
@@ -27,7 +27,7 @@ generation, scoring and exporting (NumPy between layers: CPU only)."""
 
 AUTO_COMMANDS = ("train",)
 """Where "auto" picks a GPU by itself. Not reading one file: our @cuda.jit kernels
-are compiled in every new process (numba does not cache them), which would cost a
+are compiled in every new process (they are not cached on disk), which would cost a
 one-file command more than the GPU saves; `--device cuda` still runs it there."""
 
 
@@ -132,6 +132,18 @@ def to_device(a):
     from suite.kernels.cuda import to_device as move
 
     return move(a)
+
+
+def like(a, ref):
+    """``a`` in ref's dtype, where ref lives (a host array cast and copied to the device for a device ref; a
+    device array as it is)."""
+    if on_device(ref):
+        if on_device(a):
+            return a
+        from suite.kernels.cuda import to_device as move
+
+        return move(np.asarray(a, dtype=ref.dtype))
+    return np.asarray(host(a), dtype=ref.dtype)
 
 
 def add_into(dst, src):

@@ -7,7 +7,7 @@ does not compute.
 """
 import numpy as np
 
-from suite.device import add_into, kernels, on_device
+from suite.device import add_into, kernels, like, on_device
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -68,7 +68,7 @@ class Conv2d(Module):
 
     def backward(self, dy):
         x = _need_cache(self, self._x)
-        dy = dy if on_device(x) else np.asarray(dy, dtype=x.dtype)
+        dy = like(dy, x)
         dx, dW, db = kernels("conv", x).conv2d_backward(dy, x, self.W.value, self.stride, self.padding,
                                                          need_dx=self.input_grad)
         add_into(self.W.grad, dW)
@@ -89,7 +89,7 @@ class ReLU(Module):
 
     def backward(self, dy):
         y = _need_cache(self, self._y)
-        return kernels("conv", y).relu_backward(dy if on_device(y) else np.asarray(dy, dtype=y.dtype), y)
+        return kernels("conv", y).relu_backward(like(dy, y), y)
 
 
 class MaxPool2d(Module):

@@ -7,7 +7,7 @@ numpy's global state, so a model is reproducible from its config alone.
 """
 import numpy as np
 
-from suite.device import host, on_device, to_device
+from suite.device import host, like, on_device, to_device
 from suite.nn.module import Module, Parameter
 
 
@@ -72,7 +72,7 @@ class Linear(Module):
         from suite.kernels.cuda.gemm import gemm
 
         x2 = x.reshape(x.size // self.in_features, self.in_features)
-        dy2 = to_device(dy).reshape(x2.shape[0], self.out_features)
+        dy2 = like(dy, x).reshape(x2.shape[0], self.out_features)
         gemm(x2, dy2, self.W.grad, trans_a=True, beta=1.0)  # W.grad += x^T dy
         if self.b is not None:
             col_sum_into(self.b.grad, dy2)
@@ -122,7 +122,7 @@ class Embedding(Module):
         if on_device(self.W.value):
             from suite.kernels.cuda.elementwise import scatter_add_rows
 
-            scatter_add_rows(self.W.grad, ids.reshape(-1), dy.reshape(ids.size, self.embedding_dim))
+            scatter_add_rows(self.W.grad, ids.reshape(-1), like(dy, self.W.grad).reshape(ids.size, self.embedding_dim))
             return None
         # a repeated id gets the sum of its rows' gradients: np.add.at does not
         # drop duplicates the way fancy-index += would
@@ -164,5 +164,5 @@ class Dropout(Module):
         if on_device(mask):
             from suite.kernels.cuda.elementwise import multiply
 
-            return multiply(dy, mask)
+            return multiply(like(dy, mask), mask)
         return dy * mask
