@@ -86,23 +86,17 @@ def add_row(y, b):
     return y
 
 
-@cuda.jit
-def _col_sum_into(out, x):
-    j = cuda.grid(1)
-    if j < x.shape[1]:
-        acc = out.dtype.type(0.0)
-        for i in range(x.shape[0]):
-            acc += x[i, j]
-        out[j] += acc
-
-
 def col_sum_into(out, x):
     """out (C,) += x (N, C).sum(axis=0), in place; returns out."""
     x = to_device(x)
     if x.ndim != 2 or tuple(out.shape) != (x.shape[1],):
         raise ValueError(f"col_sum_into: out has shape {tuple(out.shape)}, x {tuple(x.shape)}")
     if out.size:
-        _col_sum_into[blocks(out.size, THREADS), THREADS](out, x)
+        from suite.kernels.cuda.reduce import column_sums
+
+        sums = cuda.device_array(tuple(out.shape), out.dtype)
+        column_sums[blocks(out.size, THREADS), THREADS](x, sums)
+        axpy(out, sums)
     return out
 
 

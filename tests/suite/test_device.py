@@ -162,44 +162,39 @@ def test_a_language_model_trains_on_the_device_as_on_the_host_and_its_checkpoint
     assert optim and all(isinstance(v, np.ndarray) for v in optim.values())
 
 
-def test_the_speech_network_and_ctc_loss_give_the_hosts_gradients_on_the_device():
-    from suite.apps.speech.model import SpeechConfig, SpeechModel
+def _same_ctc_training_step(cpu, gpu, feats, lengths):
+    """One CTC training step of a (host, device) pair of models: the same loss and every gradient alike."""
     from suite.ctc import ctc_loss_mean
 
+    targets, target_lengths = np.array([[1, 2], [3, 0]]), np.array([2, 1])
+    losses = []
+    for model in (cpu, gpu):
+        logits, steps = model.forward(feats, lengths)
+        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
+        model.backward(dlogits)
+        losses.append(loss)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
+    _same_gradients(cpu, gpu)
+
+
+def test_the_speech_network_and_ctc_loss_give_the_hosts_gradients_on_the_device():
+    from suite.apps.speech.model import SpeechConfig, SpeechModel
     rng = np.random.default_rng(6)
     config = SpeechConfig(feature_dim=3, vocab_size=4, stack=2, hidden=3, layers=2, proj=2, dropout=0.0, seed=2)
     cpu, gpu = _pair(lambda: SpeechModel(config))
     feats = rng.standard_normal((8, 2, 3)).astype(np.float32)
     lengths = np.array([8, 5])
-    targets, target_lengths = np.array([[1, 2], [3, 0]]), np.array([2, 1])
-    losses = []
-    for model in (cpu, gpu):
-        logits, steps = model.forward(feats, lengths)
-        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
-        model.backward(dlogits)
-        losses.append(loss)
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
-    _same_gradients(cpu, gpu)
+    _same_ctc_training_step(cpu, gpu, feats, lengths)
 
 
 def test_the_handwriting_network_conv_to_bilstm_gives_the_hosts_gradients_on_the_device():
     from suite.apps.handwriting.model import HandwritingConfig, HandwritingModel
-    from suite.ctc import ctc_loss_mean
-
     rng = np.random.default_rng(7)
     config = HandwritingConfig(vocab_size=4, height=8, channels=[2, 2], hidden=2, layers=1, dropout=0.0, seed=3)
     cpu, gpu = _pair(lambda: HandwritingModel(config))
     feats = rng.uniform(0, 255, (12, 2, 8)).astype(np.float32)  # (W, B, rows) ink columns
     lengths = np.array([12, 9])
-    targets, target_lengths = np.array([[1, 2], [3, 0]]), np.array([2, 1])
-    losses = []
-    for model in (cpu, gpu):
-        logits, steps = model.forward(feats, lengths)
-        loss, dlogits = ctc_loss_mean(logits, targets, steps, target_lengths)
-        model.backward(dlogits)
-        losses.append(loss)
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
-    _same_gradients(cpu, gpu)
+    _same_ctc_training_step(cpu, gpu, feats, lengths)
     # reading (`handwriting read` on a GPU): eval mode, the inference kernels, each line's own steps on the host
     from suite.ctc_task import split_logits
 
