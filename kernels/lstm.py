@@ -450,23 +450,21 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 
 
 @njit(**JIT)
-def _backward_steps(dy, dhT, dcT, lengths, W_hh, peep, use_peep, cifg, W_hr, use_proj,
-                    reverse, gates, cs, dG, dR, dh0, dc0, dpeep):
-    """Backprop through time, step by step, for the rows given (all, or one half of the batch).
-
-    Writes dG (T, B, G*H) d loss / d gate pre-activations and, for LSTMP, dR
-    (T, B, P) d loss / d r by time index (both zero on entry), dh0, dc0 and
-    dpeep; ``_backward_weights`` then makes the weight gradients of all steps.
-    """
+def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr):
+    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated."""
     T, B, GH = gates.shape
+    D = x.shape[2]
     H = cs.shape[2]
     R = dhT.shape[1]
     rev = 1 if reverse else 0
+    dG = np.zeros((T, B, GH), dtype=gates.dtype)   # (T, B, G*H) d loss / d gate pre-activations
     dr = dhT.copy()                                # (B, R) d loss / d recurrent state, carried back
     dc = dcT.copy()                                # (B, H) d loss / d cell state, carried back
     dr_rec = np.empty((B, R), dtype=gates.dtype)   # (B, R) dG_step @ W_hh^T
     dh_step = np.empty((B, H), dtype=gates.dtype)  # (B, H) LSTMP: dr_step @ W_hr^T
     dr_step = np.zeros((B, R), dtype=gates.dtype)  # (B, R) LSTMP: dr of one step, 0 for padded rows
+    dR = np.zeros((T if use_proj else 0, B, R), dtype=gates.dtype)  # (T, B, P) LSTMP: dr by time
     dG_step = np.zeros((B, GH), dtype=gates.dtype)  # (B, G*H) reverse with mixed lengths: gathered dG
     # one step's rows share one time index (so dG[t] is the step's (B, G*H)
     # block for the GEMM) unless reverse with mixed lengths: then gather them
@@ -522,15 +520,7 @@ def _backward_steps(dy, dhT, dcT, lengths, W_hh, peep, use_peep, cifg, W_hr, use
                 dr[bi] = dr_rec[bi]
     dh0[:] = dr
     dc0[:] = dc
-
-
-@njit(**JIT)
-def _backward_weights(x, W_ih, r_prev, h_pre, dG, dR, use_proj, dx, dW_ih, dW_hh, db, dW_hr):
-    """The weight gradients of all steps at once, and dx, once dG (and dR) are complete."""
-    T, B, GH = dG.shape
-    D = x.shape[2]
-    H = h_pre.shape[2]
-    R = r_prev.shape[2]
+    # the weight gradients of all steps at once, now that dG is complete
     dG2 = dG.reshape((T * B, GH))                  # (T*B, G*H)
     np.dot(x.reshape((T * B, D)).T, dG2, dW_ih)    # (D, G*H)
     np.dot(r_prev.reshape((T * B, R)).T, dG2, dW_hh)  # (R, G*H)
@@ -721,12 +711,10 @@ def lstm_backward(dy, dhT, dcT, cache):
     else:
         dh0 = np.empty((B, R), dtype)
         dc0 = np.empty((B, H), dtype)
-        dG = np.zeros((T, B, GH), dtype)                           # (T, B, G*H)
-        dR = np.zeros((T if cache.use_proj else 0, B, R), dtype)   # (T, B, P) LSTMP: dr by time
-        _backward_steps(dy, dhT, dcT, cache.lengths, cache.W_hh, cache.peep, cache.use_peep, cache.cifg,
-                        cache.W_hr, cache.use_proj, cache.reverse, cache.gates, cache.cs, dG, dR, dh0, dc0, dpeep)
-        _backward_weights(x, cache.W_ih, cache.r_prev, cache.h_pre, dG, dR, cache.use_proj,
-                          dx, grads["W_ih"], grads["W_hh"], grads["b"], dW_hr)
+        _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
+                  cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
+                  cache.gates, cache.cs, cache.r_prev, cache.h_pre,
+                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr)
     if cache.use_peep:
         grads["peep"] = dpeep
     if cache.use_proj:

@@ -135,15 +135,15 @@ def to_device(a):
 
 
 def like(a, ref):
-    """``a`` in ref's dtype, where ref lives (a host array cast and copied to the device for a device ref; a
-    device array as it is)."""
+    """``a`` C-contiguous in ref's dtype, where ref lives (a host array cast and copied to the device for a
+    device ref; a device array as it is): what a layer does to its input before calling a kernel."""
     if on_device(ref):
         if on_device(a):
             return a
         from suite.kernels.cuda import to_device as move
 
         return move(np.asarray(a, dtype=ref.dtype))
-    return np.asarray(host(a), dtype=ref.dtype)
+    return np.ascontiguousarray(host(a), dtype=ref.dtype)
 
 
 def add_into(dst, src):

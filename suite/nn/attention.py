@@ -15,7 +15,7 @@ The memory is both the keys' source and the values, so dmemory sums both paths.
 """
 import numpy as np
 
-from suite.device import add_into, kernels, on_device
+from suite.device import add_into, kernels, like, on_device
 from suite.nn.layers import _need_cache, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -145,11 +145,7 @@ class AdditiveAttention(Module):
     # -- on either device ----------------------------------------------------------------
     def _move(self, a):
         """a C-contiguous array in the parameters' dtype, where the parameters are."""
-        if on_device(self.Wq.value):
-            from suite.kernels.cuda import to_device
-
-            return to_device(a if on_device(a) else np.asarray(a, dtype=self.Wq.value.dtype))
-        return np.ascontiguousarray(a, dtype=self.Wq.value.dtype)
+        return like(a, self.Wq.value)
 
     @staticmethod
     def _matmul(a, W):

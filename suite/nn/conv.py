@@ -54,12 +54,7 @@ class Conv2d(Module):
         self._x = None
 
     def forward(self, x):
-        if on_device(self.W.value):
-            from suite.kernels.cuda import to_device
-
-            x = to_device(x if on_device(x) else np.asarray(x, dtype=self.W.value.dtype))
-        else:
-            x = np.asarray(x, dtype=self.W.value.dtype)
+        x = like(x, self.W.value)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: input has shape {tuple(x.shape)}, expected "
                              f"(B, {self.in_channels}, H, W)")

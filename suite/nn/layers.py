@@ -52,11 +52,10 @@ class Linear(Module):
         return y
 
     def _forward_device(self, x):
-        from suite.kernels.cuda import to_device
         from suite.kernels.cuda.elementwise import add_row
         from suite.kernels.cuda.gemm import gemm
 
-        x = to_device(x if on_device(x) else np.asarray(x, dtype=self.W.value.dtype))
+        x = like(x, self.W.value)
         if tuple(x.shape)[-1] != self.in_features:
             raise ValueError(f"Linear: input has shape {tuple(x.shape)}, expected (..., {self.in_features})")
         self._x = x if self.training else None
@@ -67,7 +66,6 @@ class Linear(Module):
         return y.reshape(tuple(x.shape)[:-1] + (self.out_features,))
 
     def _backward_device(self, x, dy):
-        from suite.kernels.cuda import to_device
         from suite.kernels.cuda.elementwise import col_sum_into
         from suite.kernels.cuda.gemm import gemm
 

@@ -35,7 +35,7 @@ multiplies it by r), W_ih/W_hh/b for the RNN.
 """
 import numpy as np
 
-from suite.device import add_into, host, kernels, on_device
+from suite.device import add_into, host, kernels, like, on_device
 from suite.nn.layers import Dropout, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -396,11 +396,7 @@ class Recurrent(Module):
     # -- helpers -------------------------------------------------------------------
     def _move(self, a):
         """A sequence as the kernels take it: C-contiguous in the parameters' dtype, on their device."""
-        if self.device == "cuda":
-            from suite.kernels.cuda import to_device
-
-            return to_device(a if on_device(a) else np.asarray(a, dtype=self.dtype))
-        return np.ascontiguousarray(host(a), dtype=self.dtype)
+        return like(a, self.layers[0].fwd.W_ih.value)
 
     @staticmethod
     def _check_lengths(lengths, T, B):
