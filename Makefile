@@ -18,7 +18,7 @@ HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-
   fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo \
   fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto fonts-tlwg-purisa-ttf fonts-fantasque-sans \
   fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks fonts-urw-base35 fonts-ecolier-lignes-court \
-  fonts-aenigma
+  fonts-aenigma fonts-nanum-extra fonts-kiloji fonts-aoyagi-kouzan-t
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
   tesseract-ocr tesseract-ocr-eng gettext zstd xz-utils bzip2 $(HANDWRITING_FONTS)
 

@@ -126,11 +126,14 @@ def data():
                    "are held out for the compositional experiment.")
 @click.option("--twins", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Chance that a scene of 2-3 objects holds two of one description (\"two large red circles\").")
+@click.option("--outlines", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Chance that a train image draws its shapes hollow (a coloured outline, no fill), as drawn with "
+                   "a pen; the other splits never do, so they are those built without it.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, all_combos, twins, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, seed, workers, force, as_json):
     """Render shapes-world scenes with several reference captions each.
 
     A few colour-shape combinations never appear in train/valid/test; the
@@ -142,6 +145,7 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, seed, workers, 
     Examples:
       suite caption data build --n 2000 --seed 1 --out data/caption-small
       suite caption data build --all-combos --twins 0.2 --out data/caption-count   # with counting
+      suite caption data build --all-combos --twins 0.2 --outlines 0.2 --out data/caption-hollow
     """
     from suite.apps.caption.data import build_dataset
     from suite.databuild import check_data_dir
@@ -150,7 +154,7 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, seed, workers, 
         check_data_dir(out, force, "caption")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, n_combo=n_test, seed=seed,
                                workers=workers, progress=_bar("rendering"), command=command_line("caption"),
-                               hold_out=not all_combos, twins=twins)
+                               hold_out=not all_combos, twins=twins, outlines=outlines)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:

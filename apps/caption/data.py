@@ -202,7 +202,7 @@ def draw_radius(o, short, rng, style="train"):
     return LAYOUT_RADIUS[o.size] * short * _SHAPE_SCALE[o.shape] * rng.uniform(low, 1.0)
 
 
-def render(scene, rng, size=None, style="train"):
+def render(scene, rng, size=None, style="train", outlines=0.0):
     """Draw a scene; returns a PIL RGB image.
 
     Parameters
@@ -221,6 +221,10 @@ def render(scene, rng, size=None, style="train"):
         thick dark outlines, other shades, JPEG artefacts (the first renderer's held-out style; since
         training widened, only its stripes are new); sketch, coloured-pencil outlines and hatching on ruled
         cream paper; dark, shapes on a near-black background with light outlines.
+    outlines : float
+        train only: the chance that the image's shapes are drawn hollow, an outline in the shape's colour
+        (6-24 % of its radius wide, and at least 0.8 of an input pixel) and no fill, as people draw shapes with a pen. 0 draws every shape filled
+        and takes no extra draw from ``rng`` (so data built before the option existed rebuilds unchanged).
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
@@ -244,6 +248,7 @@ def render(scene, rng, size=None, style="train"):
         outline_px = int(rng.integers(1, 3))
     else:
         outline_px = rng.uniform(1, max(2.0, 0.04 * min(w, h))) if rng.random() < 0.6 else 0
+    hollow = style == "train" and outlines > 0 and rng.random() < outlines
     for o in scene.objects:
         fill = _shade(palette[o.colour], rng) if style == "train" else \
             np.clip(np.array(palette[o.colour]) + rng.integers(-12, 13, size=3), 0, 255)
@@ -252,6 +257,15 @@ def render(scene, rng, size=None, style="train"):
         cx, cy = o.x * W, o.y * H
         if style == "sketch":
             _sketch(draw, o.shape, cx, cy, radius, degrees, fill * 0.85, ss, rng)
+            continue
+        if hollow:
+            pen = {"fill": None, "outline": tuple(int(v) for v in fill),
+                   # at least ~a pixel of the model's 64-px input, so a hollow shape in a large image stays visible
+                   "width": max(ss, int(round(max(radius * rng.uniform(0.06, 0.24), 0.8 * short / INPUT_SIZE))))}
+            if o.shape == "circle":
+                draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], **pen)
+            else:
+                draw.polygon(_polygon(o.shape, cx, cy, radius, degrees), **pen)
             continue
         if style == "alt":
             line = tuple(int(v) for v in rng.integers(10, 50, size=3))
@@ -316,19 +330,20 @@ def _load_uint8(path_or_image, size=INPUT_SIZE):
 
 # ----------------------------------------------------------------------------- the dataset
 
-def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True, twins=0.0):
-    """split -> (count, scene split, style, exclude, require, twins). alt, sketch and dark redraw the test scenes
-    in their styles.
+def _split_plan(n_train, n_valid, n_test, n_combo, hold_out=True, twins=0.0, outlines=0.0):
+    """split -> (count, scene split, style, exclude, require, twins, outlines). alt, sketch and dark redraw the
+    test scenes in their styles; outlines (hollow shapes) is drawn in the train split only, so every other split
+    is the one built without it.
     hold_out False: every colour-shape pair everywhere (combo still requires one of HELD_OUT_COMBOS per scene)."""
     excluded = HELD_OUT_COMBOS if hold_out else ()
     return {
-        "train": (n_train, "train", "train", excluded, (), twins),
-        "valid": (n_valid, "valid", "train", excluded, (), twins),
-        "test": (n_test, "test", "train", excluded, (), twins),
-        "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS, twins),
-        "alt": (n_test, "test", "alt", excluded, (), twins),
-        "sketch": (n_test, "test", "sketch", excluded, (), twins),
-        "dark": (n_test, "test", "dark", excluded, (), twins),
+        "train": (n_train, "train", "train", excluded, (), twins, outlines),
+        "valid": (n_valid, "valid", "train", excluded, (), twins, 0.0),
+        "test": (n_test, "test", "train", excluded, (), twins, 0.0),
+        "combo": (n_combo, "combo", "train", (), HELD_OUT_COMBOS, twins, 0.0),
+        "alt": (n_test, "test", "alt", excluded, (), twins, 0.0),
+        "sketch": (n_test, "test", "sketch", excluded, (), twins, 0.0),
+        "dark": (n_test, "test", "dark", excluded, (), twins, 0.0),
     }
 
 
@@ -336,14 +351,14 @@ def _item_name(split, index):
     return f"{split}-{index:06d}.png"
 
 
-def _make_item(seed, split, index, scene_split, style, exclude, require, twins, n_refs, keep_png):
+def _make_item(seed, split, index, scene_split, style, exclude, require, twins, outlines, n_refs, keep_png):
     """One image: everything drawn from generators keyed by (seed, split, index), so workers never matter."""
     # alt redraws the test scenes: its scene and captions come from the scene split, its rendering from its own
     scene_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 0)
     render_rng = item_rng(seed, _SPLIT_ID[split], index, 1)
     caption_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 2)
     scene = random_scene(scene_rng, exclude=exclude, require=require, twins=twins)
-    image = render(scene, render_rng, style=style)
+    image = render(scene, render_rng, style=style, outlines=outlines)
     pixels = _load_uint8(image, INPUT_SIZE)  # (3, 64, 64)
     refs = captions(scene, caption_rng, n=n_refs)
     png = None
@@ -370,7 +385,7 @@ def _write_png_split(out_dir, split, names, items):
 
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,
-                  progress=None, n_refs=N_REFS, command=None, hold_out=True, twins=0.0):
+                  progress=None, n_refs=N_REFS, command=None, hold_out=True, twins=0.0, outlines=0.0):
     """Render the shapes-world dataset under out_dir; returns the report (also report.json).
 
     Writes, for each split in SPLITS, ``<split>.npz`` with
@@ -385,6 +400,7 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     hold every pair, the shipped model's data); every combo scene has at least
     one; alt, sketch and dark are the test scenes drawn in those styles (n_test images each).
     twins: the chance that a scene of 2 or 3 objects holds two of one description (counting).
+    outlines: the chance that a train image draws its shapes hollow (``render``); the other splits never do.
     Every item is drawn from generators keyed by (seed, split, index), so the
     files are byte-identical for any number of workers. Files are written
     atomically, report.json last (suite.databuild.write_report).
@@ -398,18 +414,19 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
         raise ValueError(f"workers must be >= 0, got {workers}")
     if int(n_refs) < 1:
         raise ValueError(f"n_refs must be >= 1, got {n_refs}")
-    if not 0.0 <= float(twins) <= 1.0:
-        raise ValueError(f"twins must lie in [0, 1], got {twins}")
+    for name, share in (("twins", twins), ("outlines", outlines)):
+        if not 0.0 <= float(share) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {share}")
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as build:  # the whole dataset appears at once; an interrupted build leaves nothing
         return _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs,
-                           command, hold_out, float(twins))
+                           command, hold_out, float(twins), float(outlines))
 
 
 def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command,
-                hold_out=True, twins=0.0):
+                hold_out=True, twins=0.0, outlines=0.0):
     """build_dataset's work, written into the staged folder ``build`` that becomes ``out_dir``."""
-    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out, twins)
+    plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out, twins, outlines)
     if command is None:
         command = (f"suite caption data build --out {out_dir} --train {n_train} --valid {n_valid} "
                    f"--test {n_test} --combo {n_combo} --seed {seed}")
@@ -465,6 +482,7 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
         "pixels": "uint8 (N, 3, H, W); divide by 255 for the model's [0, 1] float input",
         "held_out_combos": [list(p) for p in HELD_OUT_COMBOS] if hold_out else [],
         "twins": twins,
+        "outlines": outlines,
         "combo_pairs": [list(p) for p in HELD_OUT_COMBOS],
         "vocab": VOCAB,
         "references_per_image": n_refs,

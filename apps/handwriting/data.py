@@ -76,6 +76,10 @@ HANDS = (
      "train", None),
     ("z003", ("Z003-MediumItalic.otf",), "train", None),
     ("ecolier-lignes", ("Ecolier-lignes-court.ttf",), "train", None),
+    ("nanum-brush", ("NanumBrush.ttf",), "train", None),
+    ("nanum-pen", ("NanumPen.ttf",), "train", None),
+    ("kiloji", ("kiloji.ttf", "kiloji_b.ttf"), "train", None),
+    ("kouzan", ("AoyagiKouzanT.ttf",), "train", None),
     ("delphine", ("Delphine.ttf",), "valid", None),
     ("domestic-manners", ("Domestic_Manners.ttf",), "valid", None),
     ("femkeklaver", ("femkeklaver.ttf",), "test", None),
@@ -88,7 +92,8 @@ DEBIAN_FONTS = ("fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-hand
                 "fonts-kaushanscript fonts-klee fonts-rufscript fonts-leckerli-one fonts-lobster fonts-lobstertwo "
                 "fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto fonts-tlwg-purisa-ttf "
                 "fonts-fantasque-sans fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks "
-                "fonts-urw-base35 fonts-ecolier-lignes-court fonts-aenigma")
+                "fonts-urw-base35 fonts-ecolier-lignes-court fonts-aenigma fonts-nanum-extra fonts-kiloji "
+                "fonts-aoyagi-kouzan-t")
 # Display faces (training only): Brian Kent's 465 fonts in fonts-aenigma, those a standard OCR reads when drawn
 # plainly (``legible_display_fonts``). Hand fonts alone are ~30 families; these add the variety of letter shapes
 # (square, slanted, stencilled, outlined) that a hand never seen needs. DISPLAY_SHARE of the font lines use one.

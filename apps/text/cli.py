@@ -215,13 +215,14 @@ def score(file, adapt, model_dir, as_json):
       suite text score some_module.py --adapt
     """
     from suite.apps.text.model import LN2, score_ids
+    from suite.lm import SCORE_STREAMS
 
     text = _read_text(file)
     model, vocab, card = _load(model_dir)
     ids = vocab.encode(text)
     unk = int((ids == vocab.unk_id).sum())
     if not adapt:
-        bpc = score_ids(model, ids) / LN2
+        bpc = score_ids(model, ids, **SCORE_STREAMS) / LN2
         if as_json:
             click.echo(json.dumps({"file": file, "chars": len(text), "bits_per_char": bpc, "unknown_chars": unk}))
         else:
@@ -389,11 +390,12 @@ def _batch_load(model_dir=None):
 def _batch_run(state, path):
     from suite.apps.text.data import read_text_file
     from suite.apps.text.model import LN2, score_ids
+    from suite.lm import SCORE_STREAMS
 
     model, vocab = state
     text = read_text_file(path)
     ids = vocab.encode(text)
-    return {"chars": len(text), "bits_per_char": score_ids(model, ids) / LN2,
+    return {"chars": len(text), "bits_per_char": score_ids(model, ids, **SCORE_STREAMS) / LN2,
             "unknown_chars": int((ids == vocab.unk_id).sum())}
 
 

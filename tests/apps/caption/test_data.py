@@ -307,6 +307,28 @@ def test_fill_colour_survives_on_small_images_in_filled_styles():
             assert r > 150 and g > 0.78 * r and b < 130, (style, k, (r, g, b))
 
 
+def test_hollow_shapes_are_outlines_in_their_colour_and_off_by_default():
+    """--outlines draws shapes hollow in the training style only; outlines=0 draws as before, rng for rng."""
+    s = Scene((obj("large", "blue", "square", 0.5, 0.5),))
+    for k in range(8):
+        plain = np.asarray(render(s, np.random.default_rng(k), size=128))
+        assert np.array_equal(plain, np.asarray(render(s, np.random.default_rng(k), size=128, outlines=0.0)))
+        hollow = np.asarray(render(s, np.random.default_rng(k), size=128, outlines=1.0), dtype=np.int16)
+        centre = hollow[60:68, 60:68].reshape(-1, 3).mean(axis=0)
+        corner = hollow[2:10, 2:10].reshape(-1, 3).mean(axis=0)  # background
+        assert np.abs(centre - corner).sum() < 60, (k, centre, corner)  # no fill: the centre is background
+        diff = hollow - np.median(hollow.reshape(-1, 3), axis=0)
+        ink = np.abs(diff).sum(axis=2) > 40  # the outline: pixels clearly off the background
+        assert ink.sum() > 100, k
+        red, _, blue = diff[ink].mean(axis=0)
+        assert blue > red + 20, (k, red, blue)  # drawn in the shape's colour
+        assert not np.array_equal(plain, hollow)
+        for style in ("alt", "sketch", "dark"):  # held-out styles never draw hollow shapes
+            a = render(s, np.random.default_rng(k), size=96, style=style)
+            assert np.array_equal(np.asarray(a), np.asarray(render(s, np.random.default_rng(k), size=96,
+                                                                   style=style, outlines=1.0)))
+
+
 # ----------------------------------------------------------------------------- images in
 
 from tests.suite.test_images import _save, picture  # noqa: E402,F401  (the same picture as the loader's tests)

@@ -133,3 +133,30 @@ def test_load_model_round_trip(trained, tmp_path):
     assert v2 == vocab
     for (n, p), q in zip(model.named_parameters(), loaded.parameters()):
         np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+
+
+@pytest.mark.parametrize("length", [30, 200, 517, 1333])
+def test_warm_streams_score_every_target_once(trained, length):
+    """With no recurrence (W_hh = 0) a token's prediction depends on itself only, so any cutting into streams
+    must give the one-stream figure exactly, if every target is scored once and warm-up steps not at all."""
+    model, vocab, _, _ = trained
+    memoryless = _tiny(vocab, seed=1)
+    for layer in memoryless.rnn.layers:
+        layer.fwd.W_hh.value[:] = 0.0
+    ids = vocab.encode((TEXT * 2)[:length])
+    exact = score_ids(memoryless, ids, streams=1)
+    for streams, window, warm in ((4, 7, 16), (8, 50, 64), (64, 512, 512)):
+        assert score_ids(memoryless, ids, streams=streams, window=window, warm=warm) == \
+            pytest.approx(exact, rel=1e-6)
+
+
+def test_warm_streams_agree_with_one_stream(trained):
+    model, vocab, _, _ = trained
+    rng = np.random.default_rng(0)
+    text = "".join(TEXT[i:i + 60] for i in rng.integers(0, len(TEXT) - 60, 40))  # not periodic
+    ids = vocab.encode(text)
+    exact = score_ids(model, ids, streams=1)
+    warmed = score_ids(model, ids, streams=16, window=64, warm=100)
+    cold = score_ids(model, ids, streams=16, window=64)
+    assert abs(warmed - exact) / LN2 < 1e-4
+    assert abs(warmed - exact) < abs(cold - exact)
