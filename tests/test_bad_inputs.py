@@ -120,6 +120,8 @@ def inputs(tmp_path_factory):
     _bad_model(models / "handwriting-alphabet-short", "handwriting",
                lambda c: c["meta"].update(alphabet=c["meta"]["alphabet"][:-1]))
     _bad_model(models / "handwriting-decoding-str", "handwriting", lambda c: c["meta"].update(decoding="fast"))
+    _bad_model(models / "handwriting-width-zero", "handwriting",
+               lambda c: c["meta"].update(decoding=dict(c["meta"]["decoding"], width_scale=0)))
     _nan_weights(models / "handwriting-nan", "handwriting")
     _bad_model(models / "writer-chars-int", "handwriting-writer", lambda c: c["meta"].update(chars=5))
     _nan_weights(models / "writer-nan", "handwriting-writer")
@@ -365,6 +367,8 @@ CASES = {
                                           "{in}/models/handwriting-alphabet-short"], 1, ["alphabet"]),
     "handwriting model decoding str": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
                                         "{in}/models/handwriting-decoding-str"], 1, ["decoding"]),
+    "handwriting model width zero": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
+                                      "{in}/models/handwriting-width-zero"], 1, ["width_scale"]),
     "handwriting model nan weights": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
                                        "{in}/models/handwriting-nan"], 1, ["finite"]),
     "handwriting model is caption": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",

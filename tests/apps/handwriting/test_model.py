@@ -40,6 +40,46 @@ def test_reader_scores_only_the_lines_own_steps():
     np.testing.assert_allclose(ours, split_logits(model, [columns])[0], rtol=1e-5, atol=1e-6)
 
 
+def test_reader_reads_at_the_models_width_and_maps_words_back_to_the_image():
+    """meta.decoding.width_scale stretches the columns before the network; word x-ranges stay in image pixels."""
+    from suite.apps.handwriting.lines import prepare_line
+    from suite.apps.handwriting.model import Reader, widen
+    from suite.ctc_task import split_logits
+
+    model = _tiny(height=32)
+    gray = np.full((40, 200), 255, np.uint8)
+    gray[10:30, 20:180:6] = 0  # ink across the line
+    line = prepare_line(gray)
+    card = {"config": {"vocab_size": ALPHA.size}, "meta": {"alphabet": list(ALPHA.chars)}}
+    plain = Reader(model, card, beam=1, use_lm=False)
+    wide = Reader(model, card | {"meta": card["meta"] | {"decoding": {"width_scale": 1.5}}}, beam=1, use_lm=False)
+    assert wide.width_scale == 1.5 and plain.width_scale == 1.0
+    n = len(line.columns)
+    assert len(widen(line.columns, 1.5)) == round(1.5 * n) and widen(line.columns, 1.0) is line.columns
+    np.testing.assert_allclose(wide.logits(line.columns), split_logits(model, [widen(line.columns, 1.5)])[0],
+                               rtol=1e-5, atol=1e-6)
+    assert len(wide.logits(line.columns)) > len(plain.logits(line.columns))
+    wide.decode = lambda logits: ("ab", [], [{"word": "ab", "start": 0, "end": len(logits)}])
+    x1 = wide.read_line(line)["words"][0]["x1"]
+    plain.decode = lambda logits: ("ab", [], [{"word": "ab", "start": 0, "end": len(logits)}])
+    assert abs(x1 - plain.read_line(line)["words"][0]["x1"]) <= 8  # the line's end, either way
+
+
+def test_tune_decoding_chooses_a_reading_width_on_validation():
+    from suite.apps.handwriting.model import WIDTH_SCALES, tune_decoding
+
+    model = _tiny(height=32)
+    rng = np.random.default_rng(0)
+    split = {"features": [rng.integers(0, 256, (40, 32)).astype(np.float32) for _ in range(4)],
+             "texts": ["ab", "ba c", "1", "2"], "hands": ["x", "x", "digits", "digits"]}
+    card = {"config": {"vocab_size": ALPHA.size}, "meta": {"alphabet": list(ALPHA.chars)}}
+    chosen = tune_decoding(model, card, split, beam=2)
+    assert chosen["width_scale"] in WIDTH_SCALES
+    assert [w["width_scale"] for w in chosen["width_grid"]] == list(WIDTH_SCALES)
+    best = min(w["greedy_cer"] for w in chosen["width_grid"])
+    assert chosen["width_grid"][WIDTH_SCALES.index(chosen["width_scale"])]["greedy_cer"] == best
+
+
 def test_whole_model_gradient_matches_finite_differences():
     model = _tiny(np.float64)
     rng = np.random.default_rng(1)
