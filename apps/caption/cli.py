@@ -178,9 +178,12 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, seed,
               help="Learn each image's first reference only (shapes world: the canonical wording).")
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
               help="Fine-tune: start from this caption model's weights (its architecture and vocabulary).")
+@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Chance that an input word is fed as unknown while training, so the next word must come from "
+                   "the image (helps unseen colour-shape pairs).")
 @training_options(steps=8000, data=DEFAULT_DATA, data_help="A built shapes-world dataset.", out=DEFAULT_RUN_DIR)
 def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, attn, dropout, batch_size,
-          first_caption_only, init_dir, **opts):
+          first_caption_only, init_dir, word_dropout, **opts):
     """Train the captioner; the best model by validation loss per word is kept.
 
     \b
@@ -188,6 +191,7 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
       suite caption train --minutes 60 --export data/models/caption
       suite caption train --images photos/ --captions captions.tsv --out runs/mine
       suite caption train --data data/caption-all --init data/models/caption --lr 5e-4 --out runs/ft
+      suite caption train --first-caption-only --word-dropout 0.25 --out runs/combo-wd
     """
     from suite.apps.caption.data import INPUT_SIZE, tokenize, training_data, user_training_data
     from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, build_vocab, config_dict,
@@ -219,9 +223,9 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
                                hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])
         model = CaptionModel(config)
     task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize,
-                       first_only=first_caption_only)
+                       first_only=first_caption_only, word_dropout=word_dropout)
     meta = {"vocab": vocab.to_json(), "data": source, "train_images": len(tr_img),
-            "first_caption_only": first_caption_only,
+            "first_caption_only": first_caption_only, "word_dropout": word_dropout,
             "init": {"from": str(init_dir), "step": init_card["meta"].get("step")} if init_dir else None}
     summary = run_training("caption", model, task, config_dict(config), meta, out=out, init=init_dir,
                            describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", **opts)

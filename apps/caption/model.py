@@ -185,8 +185,12 @@ class CaptionTask:
     """Trainer task: random (image, one of its reference captions) batches; valid loss per word."""
 
     def __init__(self, vocab, train_images, train_refs, valid_images, valid_refs, batch_size=32,
-                 tokenize=str.split, first_only=False):
+                 tokenize=str.split, first_only=False, word_dropout=0.0):
         self.vocab = vocab
+        # word_dropout: the chance that an input word (never BOS, never a target) is fed as UNK, so the decoder
+        # must name what the image shows rather than what usually follows the previous word (a colour word
+        # followed by the shapes it was trained with): a known help for unseen combinations
+        self.word_dropout = float(word_dropout)
         # first_only: learn one wording per image (shapes world: the canonical one, whose subject
         # is the left/upper object) instead of a random reference each time
         self.images = train_images
@@ -198,7 +202,11 @@ class CaptionTask:
     def train_batch(self, rng):
         idx = rng.choice(len(self.images), size=min(self.batch_size, len(self.images)), replace=False)
         caps = [self.refs[i][rng.integers(len(self.refs[i]))] for i in idx]
-        return as_float(self.images[idx]), *teacher_batch(self.vocab, caps)
+        inputs, targets = teacher_batch(self.vocab, caps)
+        if self.word_dropout > 0:  # no draw otherwise: runs without it repeat exactly
+            drop = (rng.random(inputs.shape) < self.word_dropout) & (inputs > 2)  # words only: not PAD/BOS/EOS
+            inputs = np.where(drop, self.vocab.index[UNK], inputs)
+        return as_float(self.images[idx]), inputs, targets
 
     def loss_and_grad(self, model, batch):
         return model.loss_and_grad(*batch)

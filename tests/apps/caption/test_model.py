@@ -173,3 +173,26 @@ def test_grow_vocab_keeps_every_old_output_and_adds_the_new_words():
     np.testing.assert_allclose(new[..., :vocab.size], old, rtol=1e-6, atol=1e-6)
     assert new.shape[-1] == vocab.size + 2
     assert grow_vocab(model, vocab, ["red"]) == (model, vocab)
+
+
+def test_word_dropout_hides_input_words_only():
+    from suite.apps.caption.model import CaptionTask, Vocab, teacher_batch
+
+    vocab = Vocab("a small red circle left of large blue square".split())
+    refs = [["a small red circle left of a large blue square"], ["a large blue square"]] * 8
+    images = np.zeros((16, 3, 8, 8), np.uint8)
+    plain = CaptionTask(vocab, images, refs, images, refs, batch_size=16, first_only=True)
+    dropped = CaptionTask(vocab, images, refs, images, refs, batch_size=16, first_only=True, word_dropout=0.5)
+    _, inputs, targets = plain.train_batch(np.random.default_rng(0))
+    _, inputs_d, targets_d = dropped.train_batch(np.random.default_rng(0))
+    np.testing.assert_array_equal(targets, targets_d)  # the targets are untouched
+    unk = vocab.index["<unk>"]
+    hidden = inputs_d != inputs
+    assert hidden.any() and np.all(inputs_d[hidden] == unk)
+    assert np.all(inputs_d[0] == 1) and not np.any(hidden & (inputs <= 2))  # BOS and padding never hidden
+    assert 0.3 < hidden.sum() / (inputs > 2).sum() < 0.7
+    # without word dropout the batch is what it always was (no extra draw from the generator)
+    _, again, _ = CaptionTask(vocab, images, refs, images, refs, batch_size=16, first_only=True,
+                              word_dropout=0.0).train_batch(np.random.default_rng(0))
+    np.testing.assert_array_equal(again, inputs)
+    assert teacher_batch(vocab, [["a"]])[0].shape == (2, 1)
