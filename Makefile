@@ -169,6 +169,18 @@ models: install apt
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-geo --out data/models/handwriting --data data/handwriting-wide \
 	  --force
+	# stage 5 (shipped): four more training hands (Nanum Brush and Pen Script, kiloji, Aoyagi Kouzan; validation and
+	# test files unchanged), from stage 4's exported model; its time limit stopped it, and --resume ran it to its end.
+	# Export refits the character LM at order 7 (chosen on validation) and chooses the reading width on validation
+	$(BIN)/suite handwriting data build --out data/handwriting-hands --force
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-hands \
+	  --init data/models/handwriting --out runs/handwriting-hands --geometry 0.5 --steps 8500 --minutes 62 --lr 5e-4 \
+	  --eval-every 1000 --lm-order 6 --force
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-hands \
+	  --init data/models/handwriting --out runs/handwriting-hands --geometry 0.5 --steps 8500 --minutes 30 --lr 5e-4 \
+	  --eval-every 1000 --lm-order 6 --resume
+	$(BIN)/suite handwriting export runs/handwriting-hands --out data/models/handwriting --data data/handwriting-hands \
+	  --lm-order 7 --force
 	# handwriting writer (Graves 2013 synthesis): Hershey script strokes jittered afresh every step, English pieces
 	# of the reader's training texts; its legibility is read by the reader exported above
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite handwriting writer train --steps 12000 --minutes 70 --quiet --force
