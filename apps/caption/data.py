@@ -223,8 +223,9 @@ def render(scene, rng, size=None, style="train", outlines=0.0):
         cream paper; dark, shapes on a near-black background with light outlines.
     outlines : float
         train only: the chance that the image's shapes are drawn hollow, an outline in the shape's colour
-        (6-24 % of its radius wide, and at least 0.8 of an input pixel) and no fill, as people draw shapes with a pen. 0 draws every shape filled
-        and takes no extra draw from ``rng`` (so data built before the option existed rebuilds unchanged).
+        (6-24 % of its radius wide, and at least 0.8 of an input pixel) and no fill, as people draw shapes
+        with a pen. 0 draws every shape filled and takes no extra draw from ``rng`` (so data built before the
+        option existed rebuilds unchanged).
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")

@@ -163,8 +163,9 @@ def resize_columns(columns, width, height=None):
 
 def widen(columns, scale):
     """Columns stretched ``scale`` times in width (the reading width of meta.decoding.width_scale)."""
-    return columns if scale == 1.0 or not len(columns) else resize_columns(columns, max(int(round(len(columns) * scale)),
-                                                                                       8))
+    if scale == 1.0 or not len(columns):
+        return columns
+    return resize_columns(columns, max(int(round(len(columns) * scale)), 8))
 
 
 class HandwritingTask(CTCTask):
