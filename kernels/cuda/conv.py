@@ -34,6 +34,7 @@ from numba import float64
 
 from suite.kernels.conv import _geometry, _positive_int, conv_output_size
 from suite.kernels.cuda import blocks, cuda, is_device, simulated, to_device, zeros
+from suite.kernels.cuda.elementwise import nchw_place
 from suite.kernels.cuda.gemm import gemm
 from suite.kernels.cuda.reduce import block_sum
 
@@ -62,16 +63,6 @@ def _column_place(n, Ho, Wo):
     b = n // L
     oh = (n - b * L) // Wo
     return b, oh, n - b * L - oh * Wo
-
-
-@cuda.jit(device=True)
-def _nchw_place(i, C, H, W):
-    """(b, c, h, w) of element i of a C-contiguous (B, C, H, W) array."""
-    w = i % W
-    r = i // W
-    h = r % H
-    r = r // H
-    return r // C, r % C, h, w
 
 
 @cuda.jit
@@ -104,7 +95,7 @@ def _col2im(dcols, b0, KH, KW, s, p, Ho, Wo, dx):
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     nb = dcols.shape[1] // (Ho * Wo)
     if i < nb * C * H * W:
-        b, c, h, w = _nchw_place(i, C, H, W)
+        b, c, h, w = nchw_place(i, C, H, W)
         acc = dx.dtype.type(0)
         for kh in range(KH):
             hh = h + p - kh                                   # oh*s, if some oh read (h, .) with kh
@@ -195,7 +186,7 @@ def _maxpool_forward(x, k, s, y, arg):
     torch's choices). One thread per element of y."""
     i = cuda.grid(1)
     if i < y.size:
-        b, c, oh, ow = _nchw_place(i, y.shape[1], y.shape[2], y.shape[3])
+        b, c, oh, ow = nchw_place(i, y.shape[1], y.shape[2], y.shape[3])
         W = x.shape[3]
         h0 = oh * s
         w0 = ow * s
@@ -218,7 +209,7 @@ def _maxpool_backward(dy, arg, dx):
     plane is skipped rather than written out of bounds. One thread per element of dy."""
     i = cuda.grid(1)
     if i < dy.size:
-        b, c, oh, ow = _nchw_place(i, dy.shape[1], dy.shape[2], dy.shape[3])
+        b, c, oh, ow = nchw_place(i, dy.shape[1], dy.shape[2], dy.shape[3])
         a = arg[b, c, oh, ow]
         if a >= 0 and a < dx.shape[2]:
             cuda.atomic.add(dx, (b, c, a), dy[b, c, oh, ow])

@@ -185,17 +185,21 @@ def take_last(a, start, stop):
     return out
 
 
+@cuda.jit(device=True)
+def nchw_place(i, C, H, W):
+    """(b, c, h, w) of element i of a C-contiguous (B, C, H, W) array (any 4-D array: (k0, k1, k2, k3))."""
+    w = i % W
+    r = i // W
+    h = r % H
+    r = r // H
+    return r // C, r % C, h, w
+
+
 @cuda.jit
 def _permute4(out, a, p0, p1, p2, p3):
     i = cuda.grid(1)
     if i < out.size:
-        n3 = out.shape[3]
-        n2 = out.shape[2]
-        n1 = out.shape[1]
-        k3 = i % n3
-        k2 = (i // n3) % n2
-        k1 = (i // (n3 * n2)) % n1
-        k0 = i // (n3 * n2 * n1)
+        k0, k1, k2, k3 = nchw_place(i, out.shape[1], out.shape[2], out.shape[3])
         src = cuda.local.array(4, np.int64)
         src[p0] = k0
         src[p1] = k1
@@ -273,13 +277,7 @@ def tanh_backward(g, a):
 def _avg_pool2(out, x):
     i = cuda.grid(1)
     if i < out.size:
-        W2 = out.shape[3]
-        H2 = out.shape[2]
-        C = out.shape[1]
-        w = i % W2
-        h = (i // W2) % H2
-        c = (i // (W2 * H2)) % C
-        b = i // (W2 * H2 * C)
+        b, c, h, w = nchw_place(i, out.shape[1], out.shape[2], out.shape[3])
         out[b, c, h, w] = 0.25 * (x[b, c, 2 * h, 2 * w] + x[b, c, 2 * h, 2 * w + 1]
                                   + x[b, c, 2 * h + 1, 2 * w] + x[b, c, 2 * h + 1, 2 * w + 1])
 
@@ -288,13 +286,7 @@ def _avg_pool2(out, x):
 def _avg_pool2_backward(dx, dy):
     i = cuda.grid(1)
     if i < dx.size:
-        W = dx.shape[3]
-        H = dx.shape[2]
-        C = dx.shape[1]
-        w = i % W
-        h = (i // W) % H
-        c = (i // (W * H)) % C
-        b = i // (W * H * C)
+        b, c, h, w = nchw_place(i, dx.shape[1], dx.shape[2], dx.shape[3])
         dx[b, c, h, w] += 0.25 * dy[b, c, h // 2, w // 2]
 
 
