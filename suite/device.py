@@ -7,8 +7,8 @@
 - A model moves with ``Module.to_device``: its parameters become device arrays,
   the layers then call the @cuda.jit twins in suite.kernels.cuda (imported only
   then), and checkpoints stay host arrays (train on a GPU, run on the CPU).
-- ``on_device``, ``host``, ``add_into``, ``zeros_like``: what layer code uses
-  so one forward/backward serves both places.
+- ``on_device``, ``host``, ``add_into``, ``zeros_like``, ``concat_last``,
+  ``take_last``: what layer code uses so one forward/backward serves both places.
 """
 import os
 
@@ -163,6 +163,24 @@ def zeros_like(a):
 
         return zeros(a.shape, a.dtype)
     return np.zeros_like(a)
+
+
+def concat_last(arrays):
+    """The arrays joined on their last axis, where they live (a device kernel for device arrays)."""
+    if on_device(arrays[0]):
+        from suite.kernels.cuda.elementwise import concat_last as join
+
+        return join(list(arrays))
+    return np.concatenate(arrays, axis=-1)
+
+
+def take_last(a, start, stop):
+    """a[..., start:stop] as a C-contiguous array, where ``a`` lives."""
+    if on_device(a):
+        from suite.kernels.cuda.elementwise import take_last as take
+
+        return take(a, start, stop)
+    return np.ascontiguousarray(a[..., start:stop])
 
 
 def kernels(name, like):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.batching import pad_time_major
-from suite.device import on_device, softmax_cross_entropy
+from suite.device import concat_last, on_device, softmax_cross_entropy, take_last
 from suite.kernels.losses import log_softmax
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
@@ -126,18 +126,17 @@ class CaptionModel(AttentionDecoder, Module):
         coords = np.broadcast_to(self._coords_mem, (B, g * g, 2))
         if on_device(x):  # the same steps on the device's kernels
             from suite.kernels.cuda import to_device
-            from suite.kernels.cuda.elementwise import avg_pool2, concat_last, permute, take_last
+            from suite.kernels.cuda.elementwise import avg_pool2, permute
 
             feats = permute(x, (0, 2, 3, 1)).reshape(B, g * g, C)  # (B, N, C)
             memory = concat_last([feats, to_device(np.ascontiguousarray(coords, dtype=self.dtype))])
             z = tanh(self.init.forward(avg_pool2(x).reshape(B, C * (g // 2) ** 2)))  # (B, 2H)
-            state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
         else:
             feats = x.transpose(0, 2, 3, 1).reshape(B, g * g, C)  # (B, N, C)
             memory = np.ascontiguousarray(np.concatenate([feats, coords], axis=2), dtype=self.dtype)
             pooled = x.reshape(B, C, g // 2, 2, g // 2, 2).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*(g/2)^2)
             z = np.tanh(self.init.forward(pooled))  # (B, 2H)
-            state = (z[None, :, :H].copy(), z[None, :, H:].copy())
+        state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
         self._enc = (tuple(x.shape), z) if self.training else None
         return memory, state
 
@@ -146,7 +145,7 @@ class CaptionModel(AttentionDecoder, Module):
         B, C, g, _ = shape
         dz = tanh_backward(np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1), z)  # (B, 2H)
         if on_device(z):
-            from suite.kernels.cuda.elementwise import avg_pool2_backward_into, permute, take_last
+            from suite.kernels.cuda.elementwise import avg_pool2_backward_into, permute
 
             dx = permute(take_last(dmemory, 0, C).reshape(B, g, g, C), (0, 3, 1, 2))
             avg_pool2_backward_into(dx, self.init.backward(dz).reshape(B, C, g // 2, g // 2))

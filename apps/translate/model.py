@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.device import on_device, softmax_cross_entropy
+from suite.device import on_device, softmax_cross_entropy, take_last
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.decoder import AttentionDecoder, tanh, tanh_backward
@@ -71,18 +71,17 @@ class TranslateModel(AttentionDecoder, Module):
         x = self.src_drop.forward(self.src_embed.forward(src))
         y, _ = self.encoder.forward(x, lengths)  # (S, B, 2E), zero at padded steps
         H = self.config.hidden
+        S, B, E2 = tuple(y.shape)
         if on_device(y):  # the same steps on the device's kernels
-            from suite.kernels.cuda.elementwise import permute, take_last, time_mean
+            from suite.kernels.cuda.elementwise import permute, time_mean
 
-            S, B, E2 = tuple(y.shape)
             memory = permute(y.reshape(S, B, E2, 1), (1, 0, 2, 3)).reshape(B, S, E2)  # (B, S, 2E)
             z = tanh(self.init.forward(time_mean(y, lengths)))  # (B, 2H)
-            state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
         else:
             memory = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, S, 2E)
             mean = y.sum(axis=0) / lengths[:, None].astype(y.dtype)  # (B, 2E)
             z = np.tanh(self.init.forward(mean))  # (B, 2H)
-            state = (z[None, :, :H].copy(), z[None, :, H:].copy())
+        state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
         self._enc = (tuple(y.shape), lengths, z) if self.training else None
         return memory, state
 

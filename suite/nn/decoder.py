@@ -18,25 +18,12 @@ the vocabulary).
 """
 import numpy as np
 
-from suite.device import add_into, on_device
-
-
-def _join(a, b):
-    """[a; b] on the feature (last) axis, where they live."""
-    if on_device(a):
-        from suite.kernels.cuda.elementwise import concat_last
-
-        return concat_last([a, b])
-    return np.concatenate([a, b], axis=2)
+from suite.device import add_into, concat_last, on_device, take_last
 
 
 def _split(a, H):
     """(a[..., :H], a[..., H:]) as C-contiguous arrays, where a lives."""
-    if on_device(a):
-        from suite.kernels.cuda.elementwise import take_last
-
-        return take_last(a, 0, H), take_last(a, H, tuple(a.shape)[-1])
-    return np.ascontiguousarray(a[..., :H]), np.ascontiguousarray(a[..., H:])
+    return take_last(a, 0, H), take_last(a, H, tuple(a.shape)[-1])
 
 
 def tanh(z):
@@ -71,8 +58,8 @@ class AttentionDecoder:
         y, state1 = self.rnn.forward(self.embed.forward(words), state=state1)  # (T, B, H)
         context, alpha = self.attention.forward(y)  # (T, B, K), (T, B, N)
         if self.rnn2 is not None:
-            y, state2 = self.rnn2.forward(_join(y, context), state=state2)  # (T, B, H)
-        a = tanh(self.combine.forward(_join(y, context)))  # (T, B, H)
+            y, state2 = self.rnn2.forward(concat_last([y, context]), state=state2)  # (T, B, H)
+        a = tanh(self.combine.forward(concat_last([y, context])))  # (T, B, H)
         self._dec = (tuple(y.shape), a) if self.training else None
         logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
         return logits, (state1, state2), alpha

@@ -35,7 +35,7 @@ multiplies it by r), W_ih/W_hh/b for the RNN.
 """
 import numpy as np
 
-from suite.device import add_into, host, kernels, like, on_device
+from suite.device import add_into, concat_last, host, kernels, like, take_last
 from suite.nn.layers import Dropout, make_rng
 from suite.nn.module import Module, Parameter
 
@@ -243,14 +243,7 @@ class RecurrentLayer(Module):
         [, list of (T, B, H) cell-state sequences per direction (LSTM kinds, with return_cells)]."""
         kw = {"return_cells": True} if return_cells else {}
         outs = [d.forward(x, lengths, s, **kw) for d, s in zip(self.directions(), states)]
-        if len(outs) == 1:
-            y = outs[0][0]
-        elif on_device(outs[0][0]):
-            from suite.kernels.cuda.elementwise import concat_last
-
-            y = concat_last([o[0] for o in outs])
-        else:
-            y = np.concatenate([o[0] for o in outs], axis=2)
+        y = outs[0][0] if len(outs) == 1 else concat_last([o[0] for o in outs])
         if return_cells:
             return y, [o[1] for o in outs], [o[2] for o in outs]
         return y, [o[1] for o in outs]
@@ -261,14 +254,7 @@ class RecurrentLayer(Module):
         R = dy.shape[2] // len(dirs)
         dx, dstate0 = None, []
         for k, (d, ds) in enumerate(zip(dirs, dstates)):
-            if len(dirs) == 1:
-                dy_k = dy
-            elif on_device(dy):
-                from suite.kernels.cuda.elementwise import take_last
-
-                dy_k = take_last(dy, k * R, (k + 1) * R)
-            else:
-                dy_k = np.ascontiguousarray(dy[:, :, k * R:(k + 1) * R])  # (T, B, R)
+            dy_k = dy if len(dirs) == 1 else take_last(dy, k * R, (k + 1) * R)  # (T, B, R)
             dx_k, ds0 = d.backward(dy_k, ds)
             if dx is None:
                 dx = dx_k
