@@ -57,15 +57,21 @@ def _mul(out, a, b):
         out[i] = a[i] * b[i]
 
 
-def multiply(a, b):
-    """a * b elementwise, a new device array (dropout: x times its scaled keep-mask)."""
+def _binary(kernel, name, a, b):
+    """kernel(out, a, b) over the flat elements of two arrays of one shape: out, a new device array of a's shape
+    and dtype."""
     a, b = to_device(a), to_device(b)
     if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"multiply: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
-    out = cuda.device_array(a.shape, a.dtype)
+        raise ValueError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+    out = cuda.device_array(tuple(a.shape), a.dtype)
     if a.size:
-        _mul[blocks(a.size, THREADS), THREADS](_flat(out), _flat(a), _flat(b))
+        kernel[blocks(a.size, THREADS), THREADS](_flat(out), _flat(a), _flat(b))
     return out
+
+
+def multiply(a, b):
+    """a * b elementwise, a new device array (dropout: x times its scaled keep-mask)."""
+    return _binary(_mul, "multiply", a, b)
 
 
 @cuda.jit
@@ -256,21 +262,15 @@ def tanh(x):
 
 
 @cuda.jit
-def _tanh_backward(out, g, a):
+def _tanh_backward(out, a, g):
     i = cuda.grid(1)
     if i < out.size:
         out[i] = g[i] * (1.0 - a[i] * a[i])
 
 
 def tanh_backward(g, a):
-    """g * (1 - a * a): the gradient through a = tanh(z), a new device array."""
-    g = to_device(g)
-    if tuple(g.shape) != tuple(a.shape):
-        raise ValueError(f"tanh_backward: g has shape {tuple(g.shape)}, a {tuple(a.shape)}")
-    out = cuda.device_array(tuple(a.shape), a.dtype)
-    if a.size:
-        _tanh_backward[blocks(a.size, THREADS), THREADS](_flat(out), _flat(g), _flat(a))
-    return out
+    """g * (1 - a * a): the gradient through a = tanh(z), a new device array (a's dtype)."""
+    return _binary(_tanh_backward, "tanh_backward", a, g)
 
 
 @cuda.jit
