@@ -54,12 +54,13 @@ def publish_model_with_meta(model, config, meta, export_dir, card):
         return publish_model(tmp, export_dir, card)
 
 
-def load_app_model(model_dir, app, model_name, build):
+def load_app_model(model_dir, app, model_name, build, limits=None):
     """(model, card) from a model folder written for ``app``; one-line CheckpointError otherwise.
 
     build(config: dict, meta: dict) -> Module makes the untrained model from the
     folder's config (its "model" field, which must equal ``model_name``, removed);
     its weights are then loaded, checked against the config, and it is put in eval mode.
+    limits: {config key: largest value} for sizes that no weight's shape shows (check_sizes).
     """
     from suite.nn.checkpoint import load_checkpoint, read_card
 
@@ -74,7 +75,7 @@ def load_app_model(model_dir, app, model_name, build):
     meta = card["meta"]
     if config.pop("model", None) != model_name or meta.get("app") != app:
         raise CheckpointError(f"{config_file}: not a {app} model ({model_name})")
-    check_sizes(config, card["tensors"], config_file)  # before anything is allocated
+    check_sizes(config, card["tensors"], config_file, limits)  # before anything is allocated
     try:
         model = build(config, meta)
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
@@ -97,14 +98,15 @@ MAX_ELEMENTS = 2**28  # 1 GiB of float32: far above any model of ours, far below
 SMALL = 64            # counts (layers, frames stacked) and small sizes need not appear in a weight's shape
 
 
-def check_sizes(config, tensors, where):
+def check_sizes(config, tensors, where, limits=None):
     """Bound a model's memory from its config before building it (CheckpointError, one line).
 
     The checkpoint lists every tensor's shape: their total must stay under
     MAX_ELEMENTS, and every size in the config (an int, or a list of ints;
     seeds aside) must be at most SMALL or divide one of the listed
     dimensions. So a config edited to ask for hidden=10**7 is refused at once
-    instead of allocating hundreds of GiB.
+    instead of allocating hundreds of GiB. A key in ``limits`` (a size no weight
+    shows, such as an image side) must instead be at most its limit there.
     """
     dims = set()
     total = 0
@@ -119,6 +121,11 @@ def check_sizes(config, tensors, where):
                               "this suite loads; not a model of ours")
     for key, value in config.items():
         if "seed" in key or isinstance(value, bool):
+            continue
+        if key in (limits or {}):
+            if not isinstance(value, int) or not 0 <= value <= limits[key]:
+                raise CheckpointError(f"{where}: config {key}={value} is out of range (0 to {limits[key]}); "
+                                      "use the model folder as it was saved")
             continue
         values = value if isinstance(value, list) else [value]
         for v in values:

@@ -115,6 +115,8 @@ def inputs(tmp_path_factory):
                lambda c: c["meta"].update(decoding={"lm_weight": "heavy", "bonus": 0, "lexicon": False}))
     _bad_model(models / "speech-lm-other", "speech", lambda c: c["meta"].update(lm={"format": "arpa"}))
     _bad_model(models / "caption-vocab-int", "caption", lambda c: c["meta"].update(vocab=5))
+    _bad_model(models / "caption-input-huge", "caption", lambda c: c["config"].update(input_size=10**6))
+    _bad_model(models / "caption-init-grid-odd", "caption", lambda c: c["config"].update(init_grid=3))
     _bad_model(models / "music-as-text", "music", lambda c: c["meta"].update(app="text"))
     _bad_model(models / "handwriting-alphabet-int", "handwriting", lambda c: c["meta"].update(alphabet=5))
     _bad_model(models / "handwriting-alphabet-short", "handwriting",
@@ -263,6 +265,10 @@ CASES = {
     "speech lm other format": (["speech", "transcribe", "{ex}/go-three-zero-four-oh.wav", "--model",
                                 "{in}/models/speech-lm-other"], 1, ["lm"]),
     "caption vocab int": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-vocab-int"], 1, ["vocab"]),
+    "caption input huge": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-input-huge"], 1,
+                           ["input_size=1000000 is out of range"]),
+    "caption init grid odd": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-init-grid-odd"], 1,
+                              ["cannot be average-pooled"]),
     "caption nan weights": (["caption", "{ex}/shapes.png", "--model", "{in}/models/caption-nan"], 1, ["finite"]),
     "speech train init not a model": (["speech", "train", "--init", "{in}/a-folder", "--out", "run"], 1,
                                       ["no model here"]),

@@ -129,11 +129,15 @@ def data():
 @click.option("--outlines", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Chance that a train image draws its shapes hollow (a coloured outline, no fill), as drawn with "
                    "a pen; the other splits never do, so they are those built without it.")
+@click.option("--input-size", type=click.IntRange(16, 512), default=64, show_default=True,
+              help="Side of the stored (letterboxed, square) images, a multiple of 16; a model trained on them "
+                   "reads this many pixels (128 gives a small shape in a small image four times the pixels).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, input_size, seed, workers, force,
+               as_json):
     """Render shapes-world scenes with several reference captions each.
 
     A few colour-shape combinations never appear in train/valid/test; the
@@ -146,6 +150,7 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, seed,
       suite caption data build --n 2000 --seed 1 --out data/caption-small
       suite caption data build --all-combos --twins 0.2 --out data/caption-count   # with counting
       suite caption data build --all-combos --twins 0.2 --outlines 0.2 --out data/caption-hollow
+      suite caption data build --all-combos --twins 0.2 --outlines 0.25 --input-size 128 --out data/caption-128
     """
     from suite.apps.caption.data import build_dataset
     from suite.databuild import check_data_dir
@@ -154,7 +159,7 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, seed,
         check_data_dir(out, force, "caption")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, n_combo=n_test, seed=seed,
                                workers=workers, progress=_bar("rendering"), command=command_line("caption"),
-                               hold_out=not all_combos, twins=twins, outlines=outlines)
+                               hold_out=not all_combos, twins=twins, outlines=outlines, input_size=input_size)
     except (ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -194,8 +199,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
       suite caption train --first-caption-only --word-dropout 0.25 --out runs/combo-wd
     """
     from suite.apps.caption.data import INPUT_SIZE, tokenize, training_data, user_training_data
-    from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, build_vocab, config_dict,
-                                          export_model, grow_vocab)
+    from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, at_input_size, build_vocab,
+                                          config_dict, export_model, grow_vocab)
 
     try:
         channels = [int(c) for c in channels.split(",")]
@@ -204,24 +209,32 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
     if (images_dir is None) != (captions_file is None):
         raise click.UsageError("--images and --captions go together")
     out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
+    model = init_vocab = init_card = None
+    if init_dir:
+        model, init_vocab, init_card = _load(init_dir)
     try:
-        if images_dir:
+        if images_dir:  # read at the size of the model fine-tuned, else the default
             (tr_img, tr_refs), (va_img, va_refs), source = user_training_data(
-                images_dir, captions_file, INPUT_SIZE, progress=_bar("loading images", opts["quiet"]))
+                images_dir, captions_file, model.config.input_size if model else INPUT_SIZE,
+                progress=_bar("loading images", opts["quiet"]))
         else:
             (tr_img, tr_refs), (va_img, va_refs), source = training_data(data_dir)
     except (ValueError, OSError, KeyError) as exc:
         raise fail(exc) from None
     vocab = build_vocab(tr_refs, tokenize)
+    size = int(tr_img.shape[-1])  # the model reads images at the size the data holds them
     if init_dir:
-        model, init_vocab, init_card = _load(init_dir)
         # words of these captions the model never said (e.g. "two", "circles" for counting) get new outputs
         model, vocab = grow_vocab(model, init_vocab, [w for w in vocab.words if w not in init_vocab.index])
+        model = at_input_size(model, size)  # e.g. a 64-px model fine-tuned on a 128-px dataset
         config = model.config
     else:
-        config = CaptionConfig(vocab_size=vocab.size, input_size=INPUT_SIZE, channels=channels, embed=embed,
+        config = CaptionConfig(vocab_size=vocab.size, input_size=size, channels=channels, embed=embed,
                                hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])
-        model = CaptionModel(config)
+        try:
+            model = CaptionModel(config)
+        except ValueError as exc:
+            raise fail(exc) from None
     task = CaptionTask(vocab, tr_img, tr_refs, va_img, va_refs, batch_size=batch_size, tokenize=tokenize,
                        first_only=first_caption_only, word_dropout=word_dropout)
     meta = {"vocab": vocab.to_json(), "data": source, "train_images": len(tr_img),

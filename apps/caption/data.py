@@ -352,7 +352,8 @@ def _item_name(split, index):
     return f"{split}-{index:06d}.png"
 
 
-def _make_item(seed, split, index, scene_split, style, exclude, require, twins, outlines, n_refs, keep_png):
+def _make_item(seed, split, index, scene_split, style, exclude, require, twins, outlines, n_refs, keep_png,
+               size=INPUT_SIZE):
     """One image: everything drawn from generators keyed by (seed, split, index), so workers never matter."""
     # alt redraws the test scenes: its scene and captions come from the scene split, its rendering from its own
     scene_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 0)
@@ -360,7 +361,7 @@ def _make_item(seed, split, index, scene_split, style, exclude, require, twins, 
     caption_rng = item_rng(seed, _SPLIT_ID[scene_split], index, 2)
     scene = random_scene(scene_rng, exclude=exclude, require=require, twins=twins)
     image = render(scene, render_rng, style=style, outlines=outlines)
-    pixels = _load_uint8(image, INPUT_SIZE)  # (3, 64, 64)
+    pixels = _load_uint8(image, size)  # (3, size, size)
     refs = captions(scene, caption_rng, n=n_refs)
     png = None
     if keep_png:
@@ -371,8 +372,8 @@ def _make_item(seed, split, index, scene_split, style, exclude, require, twins, 
 
 
 def _make_chunk(args):
-    seed, split, start, stop, plan, n_refs, keep_png = args
-    return [_make_item(seed, split, i, *plan, n_refs, keep_png) for i in range(start, stop)]
+    seed, split, start, stop, plan, n_refs, keep_png, size = args
+    return [_make_item(seed, split, i, *plan, n_refs, keep_png, size) for i in range(start, stop)]
 
 
 def _write_png_split(out_dir, split, names, items):
@@ -386,11 +387,13 @@ def _write_png_split(out_dir, split, names, items):
 
 
 def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=1000, seed=0, workers=2,
-                  progress=None, n_refs=N_REFS, command=None, hold_out=True, twins=0.0, outlines=0.0):
+                  progress=None, n_refs=N_REFS, command=None, hold_out=True, twins=0.0, outlines=0.0,
+                  input_size=INPUT_SIZE):
     """Render the shapes-world dataset under out_dir; returns the report (also report.json).
 
     Writes, for each split in SPLITS, ``<split>.npz`` with
-        images     uint8 (N, 3, 64, 64), the model's input (load_image's pixels x 255)
+        images     uint8 (N, 3, S, S), S = input_size (64 by default), the model's input (load_image's
+                   pixels x 255); the rendering is the same at every input_size, only the letterboxed copy differs
         captions   str (N,), each a JSON list of reference captions (first = canonical)
         scenes     str (N,), each a JSON scene (Scene.from_json)
         names      str (N,), the image file names
@@ -402,6 +405,7 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
     one; alt, sketch and dark are the test scenes drawn in those styles (n_test images each).
     twins: the chance that a scene of 2 or 3 objects holds two of one description (counting).
     outlines: the chance that a train image draws its shapes hollow (``render``); the other splits never do.
+    input_size: the side of the stored images (a multiple of 16).
     Every item is drawn from generators keyed by (seed, split, index), so the
     files are byte-identical for any number of workers. Files are written
     atomically, report.json last (suite.databuild.write_report).
@@ -415,17 +419,19 @@ def build_dataset(out_dir, n_train=20000, n_valid=1000, n_test=1000, n_combo=100
         raise ValueError(f"workers must be >= 0, got {workers}")
     if int(n_refs) < 1:
         raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    if int(input_size) < 16 or int(input_size) % 16:
+        raise ValueError(f"input_size must be a multiple of 16 (at least 16), got {input_size}")
     for name, share in (("twins", twins), ("outlines", outlines)):
         if not 0.0 <= float(share) <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {share}")
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as build:  # the whole dataset appears at once; an interrupted build leaves nothing
         return _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs,
-                           command, hold_out, float(twins), float(outlines))
+                           command, hold_out, float(twins), float(outlines), int(input_size))
 
 
 def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers, progress, n_refs, command,
-                hold_out=True, twins=0.0, outlines=0.0):
+                hold_out=True, twins=0.0, outlines=0.0, input_size=INPUT_SIZE):
     """build_dataset's work, written into the staged folder ``build`` that becomes ``out_dir``."""
     plans = _split_plan(int(n_train), int(n_valid), int(n_test), int(n_combo), hold_out, twins, outlines)
     if command is None:
@@ -437,14 +443,15 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
     for split in SPLITS:
         n, *plan = plans[split]
         keep_png = split in PNG_SPLITS
-        tasks = [(seed, split, start, stop, tuple(plan), n_refs, keep_png) for start, stop in chunks(n, 64)]
+        tasks = [(seed, split, start, stop, tuple(plan), n_refs, keep_png, input_size)
+                 for start, stop in chunks(n, 64)]
         t0 = time.perf_counter()
         shown = None if progress is None else (lambda d, _total, before=done: progress(before + d, grand_total))
         items = [item for part in parallel_map(_make_chunk, tasks, workers, progress=shown) for item in part]
         done += len(items)
         render_s = time.perf_counter() - t0
         names = [_item_name(split, i) for i in range(n)]
-        images = np.stack([it[0] for it in items])  # (N, 3, 64, 64)
+        images = np.stack([it[0] for it in items])  # (N, 3, S, S)
         scene_json = [it[2] for it in items]
         arrays = {
             "images": images,
@@ -479,7 +486,7 @@ def _build_into(build, out_dir, n_train, n_valid, n_test, n_combo, seed, workers
     report = {
         "seed": seed,
         "command": command,
-        "input_size": INPUT_SIZE,
+        "input_size": input_size,
         "pixels": "uint8 (N, 3, H, W); divide by 255 for the model's [0, 1] float input",
         "held_out_combos": [list(p) for p in HELD_OUT_COMBOS] if hold_out else [],
         "twins": twins,
@@ -511,10 +518,26 @@ def _load_npz(out_dir, split):
     return z
 
 
-def load_split(out_dir, split):
+def at_size(images, size):
+    """uint8 (N, 3, S, S) images -> (N, 3, size, size): as they are when S == size, else each resized
+    (box filter down, bicubic up), as a model reading ``size`` pixels sees a dataset built at another size."""
+    images = np.asarray(images)
+    if size is None or images.shape[-1] == size:
+        return images
+    out = np.empty(images.shape[:2] + (size, size), dtype=np.uint8)  # (N, 3, size, size)
+    down = images.shape[-1] > size
+    for k, image in enumerate(images):
+        pil = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
+        pil = pil.resize((size, size), Image.Resampling.BOX if down else Image.Resampling.BICUBIC)
+        out[k] = np.asarray(pil).transpose(2, 0, 1)
+    return out
+
+
+def load_split(out_dir, split, size=None):
     """(images, references, scenes) of one split.
 
-    images : uint8 (N, 3, 64, 64) (divide by 255: load_image's float32 [0, 1] pixels)
+    images : uint8 (N, 3, S, S) (divide by 255: load_image's float32 [0, 1] pixels); S is the size the
+             dataset was built at (report.json's input_size), or ``size`` when given (at_size)
     references : list of N lists of caption strings
     scenes : list of N Scene, or None for user data
 
@@ -528,10 +551,10 @@ def load_split(out_dir, split):
         z = _load_npz(out_dir, split)
         refs = [json.loads(s) for s in z["captions"]]
         scenes = [Scene.from_json(json.loads(s)) for s in z["scenes"]]
-        return z["images"], refs, scenes
+        return at_size(z["images"], size), refs, scenes
     for candidate in (Path(split), out_dir / split, out_dir / split / "captions.tsv"):
         if candidate.is_file():
-            images, refs, _ = load_user_split(candidate)
+            images, refs, _ = load_user_split(candidate, size=size or INPUT_SIZE)
             return images, refs, None
     if split in SPLITS:
         _load_npz(out_dir, split)  # raises: no such file, build the dataset first

@@ -1,13 +1,13 @@
 """The caption model: CNN encoder -> additive attention -> LSTM decoder (Luong-style output).
 
-Encoder: conv3x3 + ReLU + 2x2 max-pool blocks turn a (3, 64, 64) image (plus
-two coordinate channels, "CoordConv", Liu et al. 2018, so features know where
-they are) into an 8x8 grid of feature vectors: the memory the decoder attends
+Encoder: conv3x3 + ReLU + 2x2 max-pool blocks turn a (3, S, S) image (S = 64 or
+128; plus two coordinate channels, "CoordConv", Liu et al. 2018, so features know
+where they are) into an S/8 x S/8 grid of feature vectors: the memory the decoder attends
 over. Each memory vector also carries its own (x, y), so an attended context
 says *where* the attended thing is, which relations ("left of", "above") need.
 
 Decoder: an LSTM over the previous words, started from a summary of the whole
-image (the grid average-pooled to 4x4, flattened, projected: a layout sketch,
+image (the grid average-pooled to 4x4 (init_grid), flattened, projected: a layout sketch,
 as Show, Attend and Tell start from the mean annotation); at every step the
 additive attention (kernels/attention.py) reads the memory with the LSTM
 output as the query; a second LSTM reads [h; context] (attention between
@@ -35,6 +35,7 @@ from suite.nn.decoder import AttentionDecoder, tanh, tanh_backward
 
 MODEL_NAME = "ShowAttendTell"
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+MAX_INPUT_SIZE = 512  # the largest image side a model may read (`caption data build --input-size` allows up to it)
 SPECIALS = [PAD, BOS, EOS, UNK]
 
 
@@ -50,6 +51,8 @@ class CaptionConfig:
     context_lstm: bool = True                         # a 2nd LSTM over [h; context] remembers where earlier
                                                       # words looked (relations compare two places)
     seed: int = 0
+    init_grid: int = 0                                # the grid is average-pooled to init_grid^2 for the
+                                                      # initial state; 0: half the grid's side
 
 
 class Vocab:
@@ -97,11 +100,14 @@ class CaptionModel(AttentionDecoder, Module):
             c_in = c_out
         self.encoder = layers
         self.grid = config.input_size // 2 ** len(config.channels)  # memory is grid x grid
-        if self.grid < 2 or self.grid % 2:
+        self.init_grid = config.init_grid or self.grid // 2
+        if self.grid < 2 or self.init_grid < 1 or self.grid % self.init_grid:
             raise ValueError(f"input_size {config.input_size} with {len(config.channels)} pooling blocks "
-                             f"leaves a {self.grid}x{self.grid} grid; need an even grid >= 2")
+                             f"leaves a {self.grid}x{self.grid} grid, which cannot be average-pooled to "
+                             f"{self.init_grid}x{self.init_grid}; need an even grid >= 2 (init_grid dividing it)")
+        self.pool = self.grid // self.init_grid  # side of the blocks averaged for the initial state
         self.mem_size = c_in + 2  # features + (x, y)
-        self.init = Linear((self.grid // 2) ** 2 * c_in, 2 * config.hidden, rng=rng)
+        self.init = Linear(self.init_grid ** 2 * c_in, 2 * config.hidden, rng=rng)
         self.embed = Embedding(config.vocab_size, config.embed, rng=rng)
         self.rnn = Recurrent(config.embed, config.hidden, seed=int(rng.integers(2**31)))
         self.attention = AdditiveAttention(config.hidden, self.mem_size, config.attn, rng=rng)
@@ -121,20 +127,20 @@ class CaptionModel(AttentionDecoder, Module):
                             np.broadcast_to(self._coords_in, (B,) + self._coords_in.shape)], axis=1)
         for layer in self.encoder:
             x = layer.forward(x)  # ends (B, C, g, g)
-        C, g = x.shape[1], self.grid
+        C, g, k, p = x.shape[1], self.grid, self.pool, self.init_grid
         H = self.config.hidden
         coords = np.broadcast_to(self._coords_mem, (B, g * g, 2))
         if on_device(x):  # the same steps on the device's kernels
             from suite.kernels.cuda import to_device
-            from suite.kernels.cuda.elementwise import avg_pool2, permute
+            from suite.kernels.cuda.elementwise import avg_pool, permute
 
             feats = permute(x, (0, 2, 3, 1)).reshape(B, g * g, C)  # (B, N, C)
             memory = concat_last([feats, to_device(np.ascontiguousarray(coords, dtype=self.dtype))])
-            z = tanh(self.init.forward(avg_pool2(x).reshape(B, C * (g // 2) ** 2)))  # (B, 2H)
+            z = tanh(self.init.forward(avg_pool(x, k).reshape(B, C * p * p)))  # (B, 2H)
         else:
             feats = x.transpose(0, 2, 3, 1).reshape(B, g * g, C)  # (B, N, C)
             memory = np.ascontiguousarray(np.concatenate([feats, coords], axis=2), dtype=self.dtype)
-            pooled = x.reshape(B, C, g // 2, 2, g // 2, 2).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*(g/2)^2)
+            pooled = x.reshape(B, C, p, k, p, k).mean(axis=(3, 5)).reshape(B, -1)  # (B, C*p^2)
             z = np.tanh(self.init.forward(pooled))  # (B, 2H)
         state = (take_last(z, 0, H).reshape(1, B, H), take_last(z, H, 2 * H).reshape(1, B, H))
         self._enc = (tuple(x.shape), z) if self.training else None
@@ -143,15 +149,16 @@ class CaptionModel(AttentionDecoder, Module):
     def encode_backward(self, dmemory, dstate0):
         shape, z = self._enc
         B, C, g, _ = shape
+        k, p = self.pool, self.init_grid
         dz = tanh_backward(np.concatenate([dstate0[0][0], dstate0[1][0]], axis=1), z)  # (B, 2H)
         if on_device(z):
-            from suite.kernels.cuda.elementwise import avg_pool2_backward_into, permute
+            from suite.kernels.cuda.elementwise import avg_pool_backward_into, permute
 
             dx = permute(take_last(dmemory, 0, C).reshape(B, g, g, C), (0, 3, 1, 2))
-            avg_pool2_backward_into(dx, self.init.backward(dz).reshape(B, C, g // 2, g // 2))
+            avg_pool_backward_into(dx, self.init.backward(dz).reshape(B, C, p, p), k)
         else:
-            dpooled = self.init.backward(dz).reshape(B, C, g // 2, 1, g // 2, 1)
-            dx = np.broadcast_to(dpooled / 4.0, (B, C, g // 2, 2, g // 2, 2)).reshape(B, C, g, g).copy()
+            dpooled = self.init.backward(dz).reshape(B, C, p, 1, p, 1)
+            dx = np.broadcast_to(dpooled / float(k * k), (B, C, p, k, p, k)).reshape(B, C, g, g).copy()
             dx += dmemory[:, :, :C].reshape(B, g, g, C).transpose(0, 3, 1, 2)
         for layer in reversed(self.encoder):
             dx = layer.backward(dx)
@@ -256,6 +263,19 @@ def grow_vocab(model, vocab, words):
     return bigger, grown
 
 
+def at_input_size(model, size):
+    """The same network reading (3, size, size) images: every weight is the same at any input size (convolutions,
+    attention over however many memory cells, the decoder) as long as the initial state pools the grid to the
+    same init_grid x init_grid, which the new config fixes. ``model`` itself when it already reads ``size``."""
+    from dataclasses import replace
+
+    if size == model.config.input_size:
+        return model
+    other = CaptionModel(replace(model.config, input_size=int(size), init_grid=model.init_grid)).to(model.dtype)
+    other.load_state_dict(model.state_dict())
+    return other
+
+
 def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     """Beam search on one (3, S, S) image: list of dicts {caption, log_prob, tokens, attention (L, N)}."""
     from suite.beam import beam_search, reorder
@@ -303,7 +323,7 @@ def load_model(model_dir):
 
     from suite.nn.checkpoint import CheckpointError
 
-    model, card = load_app_model(model_dir, "caption", MODEL_NAME, build_model)
+    model, card = load_app_model(model_dir, "caption", MODEL_NAME, build_model, limits={"input_size": MAX_INPUT_SIZE})
     try:
         vocab = Vocab.from_json(card["meta"].get("vocab") or [])
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
@@ -414,7 +434,7 @@ def calibration_report(model, vocab, data_dir, splits, beam=5, beams_by_split=No
     evaluate, not searched again. Returns (meta.calibration, the card's entry)."""
     from suite.apps.caption.data import load_split
 
-    images, _, scenes = load_split(data_dir, "valid")
+    images, _, scenes = load_split(data_dir, "valid", size=model.config.input_size)
     feats, correct = split_confidence(model, vocab, images, scenes, beam)
     half = len(feats) // 2
     held_platt = expected_calibration_error(calibrated(fit_calibration(feats[:half], correct[:half]), feats[half:]),
@@ -429,7 +449,7 @@ def calibration_report(model, vocab, data_dir, splits, beam=5, beams_by_split=No
              "chosen": chosen, "valid_half_ece": {"platt": round(held_platt, 4), "raw": round(held_raw, 4)},
              "valid_accuracy": round(float(correct.mean()), 4)}
     for split in splits:
-        images, _, scenes = load_split(data_dir, split)
+        images, _, scenes = load_split(data_dir, split, size=model.config.input_size)
         feats, correct = split_confidence(model, vocab, images, scenes, beam, (beams_by_split or {}).get(split))
         probs = confidence_of_features(chosen, feats)
         entry[split] = {"accuracy": round(float(correct.mean()), 4),
@@ -440,11 +460,15 @@ def calibration_report(model, vocab, data_dir, splits, beam=5, beams_by_split=No
 
 def nearest_neighbour_captions(train_images, train_refs, images, size=16):
     """Baseline: the first reference caption of the train image nearest in pixels (images shrunk to size^2)."""
-    def small(x):
-        x = as_float(x)
-        B, C, S, _ = x.shape
-        f = S // size
-        return x[:, :, :f * size, :f * size].reshape(B, C, size, f, size, f).mean(axis=(3, 5)).reshape(B, -1)
+    def small(x):  # in chunks: 80,000 train images as float32 at 128 px would be 16 GB
+        parts = []
+        for start in range(0, len(x), 2048):
+            part = as_float(x[start:start + 2048])
+            B, C, S, _ = part.shape
+            f = S // size
+            parts.append(part[:, :, :f * size, :f * size].reshape(B, C, size, f, size, f).mean(axis=(3, 5))
+                         .reshape(B, -1))
+        return np.concatenate(parts) if parts else np.zeros((0, 3 * size * size), np.float32)
 
     train = small(train_images)  # (N, D)
     sq = (train * train).sum(axis=1)
@@ -497,7 +521,7 @@ def evaluate(model, vocab, data_dir, splits, beam=5, limit=None, progress_for=No
     train = load_split(data_dir, "train")[:2]
     results = {}
     for split in splits:
-        images, refs, scenes = load_split(data_dir, split)
+        images, refs, scenes = load_split(data_dir, split, size=model.config.input_size)
         images, refs = images[:limit], refs[:limit]
         scenes = scenes[:limit] if scenes is not None else None
         t0 = time.perf_counter()

@@ -274,37 +274,40 @@ def tanh_backward(g, a):
 
 
 @cuda.jit
-def _avg_pool2(out, x):
+def _avg_pool(out, x, k):
     i = cuda.grid(1)
     if i < out.size:
         b, c, h, w = nchw_place(i, out.shape[1], out.shape[2], out.shape[3])
-        out[b, c, h, w] = 0.25 * (x[b, c, 2 * h, 2 * w] + x[b, c, 2 * h, 2 * w + 1]
-                                  + x[b, c, 2 * h + 1, 2 * w] + x[b, c, 2 * h + 1, 2 * w + 1])
+        acc = out.dtype.type(0.0)  # out is uninitialised: never read it
+        for dh in range(k):
+            for dw in range(k):
+                acc += x[b, c, k * h + dh, k * w + dw]
+        out[b, c, h, w] = acc / (k * k)
 
 
 @cuda.jit
-def _avg_pool2_backward(dx, dy):
+def _avg_pool_backward(dx, dy, k):
     i = cuda.grid(1)
     if i < dx.size:
         b, c, h, w = nchw_place(i, dx.shape[1], dx.shape[2], dx.shape[3])
-        dx[b, c, h, w] += 0.25 * dy[b, c, h // 2, w // 2]
+        dx[b, c, h, w] += dy[b, c, h // k, w // k] / (k * k)
 
 
-def avg_pool2(x):
-    """(B, C, H, W) -> (B, C, H/2, W/2): the mean of each 2x2 block (H, W even)."""
+def avg_pool(x, k=2):
+    """(B, C, H, W) -> (B, C, H/k, W/k): the mean of each k x k block (H, W multiples of k)."""
     B, C, H, W = tuple(x.shape)
-    if H % 2 or W % 2:
-        raise ValueError(f"avg_pool2 needs even H and W, got {tuple(x.shape)}")
-    out = cuda.device_array((B, C, H // 2, W // 2), x.dtype)
+    if k < 1 or H % k or W % k:
+        raise ValueError(f"avg_pool with {k}x{k} blocks needs H and W multiples of {k}, got {tuple(x.shape)}")
+    out = cuda.device_array((B, C, H // k, W // k), x.dtype)
     if out.size:
-        _avg_pool2[blocks(out.size, THREADS), THREADS](out, x)
+        _avg_pool[blocks(out.size, THREADS), THREADS](out, x, k)
     return out
 
 
-def avg_pool2_backward_into(dx, dy):
-    """dx (B, C, H, W) += each 2x2 block's share (a quarter) of dy (B, C, H/2, W/2), in place; returns dx."""
+def avg_pool_backward_into(dx, dy, k=2):
+    """dx (B, C, H, W) += each k x k block's share (1/k^2) of dy (B, C, H/k, W/k), in place; returns dx."""
     if dx.size:
-        _avg_pool2_backward[blocks(dx.size, THREADS), THREADS](dx, to_device(dy))
+        _avg_pool_backward[blocks(dx.size, THREADS), THREADS](dx, to_device(dy), k)
     return dx
 
 

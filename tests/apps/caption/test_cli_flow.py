@@ -44,14 +44,20 @@ def test_build_train_export_evaluate_describe(tmp_path):
                                  "--steps", "2", "--eval-every", "2", "--batch-size", "4", "--quiet", "--json"])
     assert r.exit_code == 0, r.output  # a fine-tune keeps the init model's architecture and vocabulary
     assert json.loads((tmp_path / "ft" / "best" / "config.json").read_text())["config"]["hidden"] == 8
-    counted = tmp_path / "counted"  # counting: captions with words the model never said ("two", plurals)
+    counted = tmp_path / "counted"  # counting: captions with words the model never said ("two", plurals),
     r = CliRunner().invoke(cli, ["data", "build", "--out", str(counted), "--n", "24", "--n-valid", "6", "--n-test",
-                                 "4", "--workers", "1", "--twins", "1", "--json"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["splits"]["train"]["twin_scenes"] > 10, r.output
+                                 "4", "--workers", "1", "--twins", "1", "--input-size", "128", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["splits"]["train"]["twin_scenes"] > 10, r.output  # at 128 px
     r = CliRunner().invoke(cli, ["train", "--data", str(counted), "--init", str(model), "--out", str(tmp_path / "ft2"),
                                  "--steps", "2", "--eval-every", "2", "--batch-size", "4", "--quiet", "--json"])
     assert r.exit_code == 0, r.output
     grown = json.loads((tmp_path / "ft2" / "best" / "config.json").read_text())
     assert grown["config"]["vocab_size"] > card["config"]["vocab_size"] and "two" in grown["meta"]["vocab"]
+    assert grown["config"]["input_size"] == 128 and grown["config"]["init_grid"] == 4  # reads the data's size
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "ft2" / "best"), "--data", str(data),
+                                 "--split", "test", "--beam", "1", "--json"])  # 64-px images, resized for it
+    assert r.exit_code == 0 and json.loads(r.stdout)["test"]["model"]["images"] == 4, r.output
+    r = CliRunner().invoke(cli, [str(png), "--model", str(tmp_path / "ft2" / "best")])
+    assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "data build" in r.output

@@ -695,3 +695,27 @@ def test_random_scene_without_twins_is_unchanged_by_counting():
     a = [random_scene(np.random.default_rng(k)) for k in range(30)]
     b = [random_scene(np.random.default_rng(k), twins=0.0) for k in range(30)]
     assert a == b and all(len(groups(s.objects)) == len(s) for s in a)
+
+
+def test_input_size_stores_the_same_renderings_at_another_size_and_load_split_resizes(built, tmp_path):
+    """--input-size changes only the letterboxed copy: the PNGs (the renderings) are byte-identical to the
+    64-px build's, the arrays are what load_image makes of them at that size; load_split(size=) resizes."""
+    from suite.apps.caption.data import at_size
+
+    root = built[0] / "w0"
+    report = build_dataset(tmp_path / "s32", workers=0, input_size=32, **TINY)
+    assert report["input_size"] == 32
+    for split in ("test", "alt"):
+        assert (_files(tmp_path / "s32" / "images" / split) == _files(root / "images" / split))
+    images, refs, scenes = load_split(tmp_path / "s32", "test")
+    assert images.shape == (5, 3, 32, 32)
+    name = load_names(tmp_path / "s32", "test")[0]
+    assert np.array_equal(load_image(root / "images" / "test" / name, size=32), images[0] / np.float32(255))
+    big, _, _ = load_split(tmp_path / "s32", "test", size=64)
+    assert big.shape == (5, 3, 64, 64) and big.dtype == np.uint8
+    assert load_split(root, "test", size=64)[0] is not None and at_size(images, 32) is images
+    small = at_size(load_split(root, "test")[0], 32)  # box-filtered down from 64: close to the 32-px letterbox
+    assert np.abs(small.astype(int) - images.astype(int)).mean() < 8
+    with pytest.raises(ValueError, match="input_size must be a multiple of 16"):
+        build_dataset(tmp_path / "bad", input_size=40, **TINY)
+    assert not (tmp_path / "bad").exists()

@@ -25,9 +25,9 @@ def _batch(vocab, B=2, size=16, seed=0):
     return images, *teacher_batch(vocab, caps)
 
 
-def test_whole_model_gradient_matches_finite_differences():
-    model, vocab = _tiny(np.float64)
-    images, inputs, targets = _batch(vocab)
+def _check_gradients_by_differences(model, images, inputs, targets, per_array=3):
+    """Every parameter's gradient, at per_array random entries, against central differences (float64 model)."""
+    model.train()
     model.zero_grad()
     model.loss_and_grad(images, inputs, targets)
     grads = {name: p.grad.copy() for name, p in model.named_parameters()}
@@ -36,7 +36,7 @@ def test_whole_model_gradient_matches_finite_differences():
     checked = 0
     for name, p in model.named_parameters():
         flat = p.value.reshape(-1)
-        for i in rng.choice(flat.size, size=min(3, flat.size), replace=False):
+        for i in rng.choice(flat.size, size=min(per_array, flat.size), replace=False):
             old = flat[i]
             flat[i] = old + 1e-6
             up, _ = model.loss_and_grad(images, inputs, targets)
@@ -47,6 +47,11 @@ def test_whole_model_gradient_matches_finite_differences():
             assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
             checked += 1
     assert checked > 20
+
+
+def test_whole_model_gradient_matches_finite_differences():
+    model, vocab = _tiny(np.float64)
+    _check_gradients_by_differences(model, *_batch(vocab))
 
 
 def test_loss_falls_when_training():
@@ -196,3 +201,29 @@ def test_word_dropout_hides_input_words_only():
                               word_dropout=0.0).train_batch(np.random.default_rng(0))
     np.testing.assert_array_equal(again, inputs)
     assert teacher_batch(vocab, [["a"]])[0].shape == (2, 1)
+
+
+def test_a_model_reads_a_larger_input_with_the_same_weights_and_pools_to_the_same_init_grid():
+    """at_input_size: a 16-px model (grid 4, initial state from the grid pooled to 2x2) reading 32 px keeps every
+    weight; its grid is 8x8 and its initial state the mean of 4x4 blocks; gradients still match differences."""
+    from suite.apps.caption.model import at_input_size
+
+    model, vocab = _tiny(np.float64)
+    assert at_input_size(model, 16) is model
+    big = at_input_size(model, 32)
+    assert big.config.input_size == 32 and big.config.init_grid == 2 and big.grid == 8 and big.pool == 4
+    for name, value in model.state_dict().items():
+        assert np.array_equal(big.state_dict()[name], value), name
+    images, inputs, targets = _batch(vocab, size=32)
+    big.eval()
+    memory, state = big.encode(images)
+    assert memory.shape == (2, 64, 4 + 2)
+    x = np.concatenate([images, np.broadcast_to(big._coords_in, (2,) + big._coords_in.shape)], axis=1)
+    for layer in big.encoder:
+        x = layer.forward(x)  # (2, 4, 8, 8)
+    pooled = np.stack([x[:, :, i:i + 4, j:j + 4].mean(axis=(2, 3)) for i in (0, 4) for j in (0, 4)], axis=2)
+    z = np.tanh(pooled.reshape(2, -1) @ big.init.W.value + big.init.b.value)
+    np.testing.assert_allclose(np.concatenate([state[0][0], state[1][0]], axis=1), z, rtol=1e-12, atol=1e-12)
+    _check_gradients_by_differences(big, images, inputs, targets)
+    with pytest.raises(ValueError, match="cannot be average-pooled to 3x3"):
+        CaptionModel(CaptionConfig(vocab_size=13, input_size=32, channels=[3, 4], init_grid=3))

@@ -268,3 +268,20 @@ def test_maxpool_backward_skips_device_argmax_out_of_range():
     arg = kc.to_device(np.array([[[[3, 99]]]]))
     dx = host(gpu.maxpool2d_backward(dy, arg, (1, 1, 2, 2)))
     assert dx.ravel().tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_avg_pool_and_its_backward_match_numpy(k):
+    """elementwise.avg_pool (the caption encoder's initial-state pooling, any k x k blocks) and its backward."""
+    from suite.kernels.cuda.elementwise import avg_pool, avg_pool_backward_into
+
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((2, 3, 2 * k, 2 * k))
+    want = x.reshape(2, 3, 2, k, 2, k).mean(axis=(3, 5))
+    np.testing.assert_allclose(host(avg_pool(kc.to_device(x), k)), want, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal((2, 3, 2, 2))
+    dx0 = rng.standard_normal(x.shape)
+    got = host(avg_pool_backward_into(kc.to_device(dx0), dy, k))
+    np.testing.assert_allclose(got, dx0 + np.repeat(np.repeat(dy, k, axis=2), k, axis=3) / k ** 2, rtol=1e-12)
+    with pytest.raises(ValueError, match="multiples of 3"):
+        avg_pool(kc.to_device(np.zeros((1, 1, 4, 4))), 3)
