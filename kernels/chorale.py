@@ -126,6 +126,45 @@ def _mask(logits, masked, v, prev, cur, cur_onset, bass_pc, upper_pcs, tonic, mi
 
 
 @njit(**JIT)
+def ruled_token(j, logits, forced, voice, step, bass_pc, upper_pcs, fermata, tonic, minor, rules, token_pitch,
+                token_onset, temperature, top_k, state, masked, probs, prev, cur, cur_onset, prev_len, cur_len,
+                dropped):
+    """Position j's id: forced[j], or drawn from logits (V,) (read only then) under the rules; then the
+    voices' bookkeeping (prev, cur, cur_onset (4,), prev_len, cur_len (4,), updated in place) moves on.
+
+    One step of ``_generate_ruled`` after its LSTM step, so a loop that computes logits elsewhere (a model on
+    the GPU, apps/music/compose.py) makes the same choices; masked (V,) and probs (V,) float64 are scratch.
+    """
+    v = voice[j]
+    if v == 0:  # a new step begins with its soprano
+        prev[:] = cur
+        prev_len[:] = cur_len
+        cur[:] = -1
+        cur_onset[:] = False
+    if forced[j] >= 0:
+        tok = forced[j]
+    elif v >= 0:
+        s = step[j]
+        rank = _mask(logits, masked, v, prev, cur, cur_onset, bass_pc[s], upper_pcs[s], tonic, minor, rules,
+                     token_pitch, token_onset, prev_len[v], fermata[s])
+        dropped[j] = 3 - max(rank, 0)
+        tok = _sample_core(masked, temperature, top_k, state, probs)
+    else:
+        tok = _sample_core(logits, temperature, top_k, state, probs)
+    if v >= 0:
+        cur[v] = token_pitch[tok] if token_pitch[tok] >= 0 else -1
+        cur_onset[v] = token_onset[tok] == 1
+        cur_len[v] = 1 if cur_onset[v] else prev_len[v] + 1
+    return tok
+
+
+def voice_state():
+    """Fresh (prev, cur, cur_onset, prev_len, cur_len) for ``ruled_token``: no voice sounding yet."""
+    return (np.full(4, -1, dtype=np.int64), np.full(4, -1, dtype=np.int64), np.zeros(4, dtype=np.bool_),
+            np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64))
+
+
+@njit(**JIT)
 def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, temperature, top_k, state, cifg,
                     forced, voice, step, bass_pc, upper_pcs, fermata, tonic, minor, rules, token_pitch, token_onset, ids,
                     dropped):
@@ -149,29 +188,11 @@ def _generate_ruled(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c, t
         if t < P - 1:
             continue
         j = t - (P - 1)
-        v = voice[j]
-        if v == 0:  # a new step begins with its soprano
-            prev[:] = cur
-            prev_len[:] = cur_len
-            cur[:] = -1
-            cur_onset[:] = False
-        if forced[j] >= 0:
-            tok = forced[j]
-        else:
+        if forced[j] < 0:
             output_logits(h[L - 1], W_out, b_out, logits)
-            if v >= 0:
-                s = step[j]
-                rank = _mask(logits, masked, v, prev, cur, cur_onset, bass_pc[s], upper_pcs[s], tonic, minor, rules,
-                             token_pitch, token_onset, prev_len[v], fermata[s])
-                dropped[j] = 3 - max(rank, 0)
-                tok = _sample_core(masked, temperature, top_k, state, probs)
-            else:
-                tok = _sample_core(logits, temperature, top_k, state, probs)
-        ids[j] = tok
-        if v >= 0:
-            cur[v] = token_pitch[tok] if token_pitch[tok] >= 0 else -1
-            cur_onset[v] = token_onset[tok] == 1
-            cur_len[v] = 1 if cur_onset[v] else prev_len[v] + 1
+        ids[j] = ruled_token(j, logits, forced, voice, step, bass_pc, upper_pcs, fermata, tonic, minor, rules,
+                             token_pitch, token_onset, temperature, top_k, state, masked, probs, prev, cur, cur_onset,
+                             prev_len, cur_len, dropped)
 
 
 def generate_ruled(prime, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, forced, voice, step, bass_pc, upper_pcs,

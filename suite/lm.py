@@ -5,14 +5,17 @@ music. Training on a stream reads random windows (truncated backprop through
 time, each window from the zero state); scoring reads a stream as parallel
 contiguous pieces and carries the state across windows, so every token is
 predicted from everything before it in its piece. Generation runs the
-compiled sampling loop (kernels.sampling.lstm_generate).
+compiled sampling loop (kernels.sampling.lstm_generate) on the host; a model on
+the device (Module.to_device) runs the same loop one token at a time through
+its layers (``step_loop``), and the step's draw on the device's sampling
+kernel, so the same seed gives the same ids on either side.
 """
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from suite.device import softmax_cross_entropy
+from suite.device import on_device, softmax_cross_entropy
 from suite.kernels.sampling import input_table, lstm_generate, new_rng
 from suite.nn.layers import Embedding, Linear
 from suite.nn.module import Module
@@ -68,6 +71,9 @@ class TokenLM(Module):
         forced: optional ids, one per generated step: -1 samples, any other id is
         emitted (and fed back) as if sampled. Shorter than length: the rest samples.
         """
+        if on_device(self.head.W.value):
+            yield from self._generate_device(prime_ids, length, temperature, top_k, seed, chunk, forced)
+            return
         w = self.generation_weights()
         L, H = self.config.layers, self.config.hidden
         h = np.zeros((L, H), np.float32)
@@ -86,6 +92,83 @@ class TokenLM(Module):
             yield ids
             prime = ids[-1:]
             done += n
+
+    def _generate_device(self, prime_ids, length, temperature, top_k, seed, chunk, forced):
+        """generate() for a model on the device: device_generate in the same chunks, from the same rng."""
+        if self.config.kind not in ("lstm", "cifg"):  # as generation_weights says on the host
+            raise ValueError(f"generation needs an lstm or cifg model, this one is {self.config.kind!r}")
+        rng = new_rng(seed)
+        prime = np.asarray(prime_ids, dtype=np.int64)
+        state, done = None, 0
+        while done < length:
+            n = min(chunk, length - done)
+            want = None if forced is None else np.asarray(forced, np.int64)[done:done + n]
+            if want is not None and len(want) < n:
+                want = np.concatenate([want, np.full(n - len(want), -1, np.int64)])
+            ids, state = device_generate(self, prime, n, state, temperature, top_k, rng, want)
+            yield ids
+            prime = ids[-1:]
+            done += n
+
+
+# -- one token at a time through the layers (the device's generation loop) -------------------
+
+
+class Steps:
+    """A TokenLM read one token at a time through its own layers (embedding, recurrent stack, output layer),
+    where its weights are: the network half of the compiled sampling loop (kernels.sampling's feed_token and
+    output_logits) for a model on the device. ``state`` is the recurrent state as Recurrent returns it (None:
+    zeros)."""
+
+    def __init__(self, model, state=None):
+        self.model, self.state, self._top = model, state, None
+
+    def feed(self, ids):
+        """Read ids (T,) in order, from the current state."""
+        ids = np.asarray(ids, np.int64).reshape(-1, 1)  # (T, 1)
+        y, self.state = self.model.rnn.forward(self.model.embed.forward(ids), state=self.state)  # (T, 1, H)
+        self._top = y[len(ids) - 1]  # (1, H): the last layer's output after the last id
+
+    def logits(self):
+        """(1, V) the output layer's logits after the last id fed, where the weights are."""
+        return self.model.head.forward(self._top)
+
+
+def step_loop(model, prime, n_steps, state, choose):
+    """The sampling loop's order through ``Steps``: read prime, then ids[j] = choose(j, logits) for j < n_steps,
+    each id read before the next is chosen; ``logits()`` gives step j's (1, V) logits (call it only when they
+    are needed: a forced id needs none). Returns (ids (n_steps,), the state before the last id of prime + ids
+    is read), as kernels.sampling.lstm_generate chunks: a next call primed with ids[-1:] continues exactly."""
+    prime = np.asarray(prime, np.int64)
+    steps = Steps(model, state)
+    if len(prime) > 1:
+        steps.feed(prime[:-1])
+    last = int(prime[-1])
+    ids = np.empty(int(n_steps), np.int64)  # (n_steps,)
+    for j in range(int(n_steps)):
+        steps.feed([last])
+        last = ids[j] = int(choose(j, steps.logits))
+    return ids, steps.state
+
+
+def device_generate(model, prime, n_steps, state, temperature, top_k, rng, forced=None):
+    """kernels.sampling.lstm_generate for a TokenLM on the device: the network steps on the device, each draw
+    on the device's sampling kernel (kernels/cuda/sampling.py) with the uniform the CPU loop would draw from
+    ``rng`` (advanced in place: one draw per sampled id, none at temperature 0 or for a forced id), so the
+    ids are the host's for the same logits. Only the drawn id comes back each step. forced (n_steps,): -1
+    samples, an id is emitted and read as if sampled. Returns (ids (n_steps,), state); see step_loop."""
+    from suite.kernels.cuda.sampling import sample_logits, uniforms
+    from suite.kernels.sampling import _check_temperature_top_k
+
+    temperature, top_k = _check_temperature_top_k(temperature, top_k)
+
+    def choose(j, logits):
+        if forced is not None and forced[j] >= 0:
+            return forced[j]
+        u = uniforms(rng, 1) if temperature > 0 else np.zeros(1)  # (1,): argmax draws nothing
+        return sample_logits(logits(), temperature, top_k, u).copy_to_host()[0]
+
+    return step_loop(model, prime, n_steps, state, choose)
 
 
 @dataclass

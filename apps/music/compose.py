@@ -6,7 +6,9 @@ requested key when written. The compiled loop (TokenLM.generate ->
 kernels.sampling.lstm_generate) samples every token; tokens that must take a
 given value (the soprano when harmonising, a primer melody) are *forced* in
 that loop: emitted and fed back as if sampled, so the other voices are
-conditioned on them.
+conditioned on them. A model on the GPU runs the same loops one token at a time
+through its layers there (suite.lm.step_loop), with each step's draw (and the
+rules' mask) made as the compiled loop makes it, so a seed gives the same piece.
 
 Under the rules (the default): a phrase plan (apps/music/rules.py) fixes the
 bars, the fermatas and the end, forced into the stream; kernels/chorale.py masks
@@ -37,6 +39,7 @@ import numpy as np
 from suite.apps.music.data import (
     BAR, END, FERMATA, REST, STEP, STEPS_PER_QUARTER, Chorale, decode_tokens, key_name, key_token, parse_key,
 )
+from suite.device import host
 
 NORMALISED_TONIC = {"major": 0, "minor": 9}
 MAX_CANDIDATES = 6  # draws per composition at most; a fixed number (never a time limit) keeps --seed exact
@@ -327,10 +330,24 @@ def _draw(model, vocab, prime, forced, slot, budget, temperature, seed, target_s
     """
     from suite.kernels.sampling import lstm_generate, new_rng
 
-    w = model.generation_weights()
-    h = np.zeros((model.config.layers, model.config.hidden), np.float32)  # (L, H)
-    c = np.zeros_like(h)
     rng = new_rng(seed)
+    if model.device == "cuda":  # the same loop through the layers on the device (suite.lm.device_generate)
+        from suite.lm import device_generate
+
+        state = None  # zeros
+
+        def run(feed, n, want):
+            return device_generate(model, feed, n, state, temperature, 0, rng, want)
+    else:
+        w = model.generation_weights()
+        h = np.zeros((model.config.layers, model.config.hidden), np.float32)  # (L, H)
+        state = (h, np.zeros_like(h))
+
+        def run(feed, n, want):
+            out, h_next, c_next, _ = lstm_generate(feed, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
+                                                   w["b_out"], *state, temperature=temperature, rng=rng,
+                                                   cifg=w["cifg"], forced=want)
+            return out, (h_next, c_next)
     forced_all = np.full(budget, -1, np.int64)  # (budget,)
     if forced is not None:
         forced_all[:min(len(forced), budget)] = forced[:budget]
@@ -343,9 +360,7 @@ def _draw(model, vocab, prime, forced, slot, budget, temperature, seed, target_s
         n = min(chunk, budget - pos)
         want = forced_all[pos:pos + n].copy()
         for attempt in range(retries + 1):
-            out, h_next, c_next, _ = lstm_generate(feed, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
-                                                   w["b_out"], h, c, temperature=temperature, rng=rng,
-                                                   cifg=w["cifg"], forced=want)
+            out, state_next = run(feed, n, want)
             early = _early_end(vocab, out, pos, n_forced, steps, min_steps)
             if early is None or attempt == retries:
                 break
@@ -361,7 +376,7 @@ def _draw(model, vocab, prime, forced, slot, budget, temperature, seed, target_s
                 continue  # the primer's structure is fixed: no ending inside it
             if tok == vocab.end_id or (delimiter and steps > target_steps):
                 return np.array(ids, np.int64), repair.count
-        feed, h, c = out[-1:], h_next, c_next
+        feed, state = out[-1:], state_next
     return np.array(ids, np.int64), repair.count
 
 
@@ -413,7 +428,7 @@ def mean_log_likelihood(model, sequences, first):
     for n, seq in enumerate(sequences):
         batch[:len(seq), n] = seq
     logits, _ = model.forward(batch[:-1])  # (T-1, N, V)
-    logits = logits.astype(np.float64)
+    logits = host(logits).astype(np.float64)  # a model on the device: its logits copied back
     logits -= logits.max(axis=-1, keepdims=True)
     log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
     picked = np.take_along_axis(log_probs, batch[1:, :, None], axis=-1)[..., 0]  # (T-1, N)
@@ -544,7 +559,7 @@ class _RuledSampler:
 
         self.model, self.vocab, self.home, self.mode, self.plan = model, vocab, home, mode, plan
         self.forced, self.voice, self.step, self.temperature = forced, voice, step, temperature
-        self.w = model.generation_weights()
+        self.w = None if model.device == "cuda" else model.generation_weights()  # device: _draw_on_device
         self.h = np.zeros((model.config.layers, model.config.hidden), np.float32)
         self.prefix = np.array([vocab.start_id, vocab.index[key_token(home, mode)]], np.int64)
         self.token_pitch, self.token_onset = token_tables(vocab)
@@ -554,11 +569,42 @@ class _RuledSampler:
         """(ids with the prefix, ranks dropped per position after it) of one draw with ``forced`` fixed."""
         from suite.kernels.chorale import generate_ruled
 
+        if self.w is None:
+            return self._draw_on_device(forced, seed)
         w, plan = self.w, self.plan
         ids, dropped = generate_ruled(self.prefix, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"], w["b_out"],
                                       self.h, self.h, forced, self.voice, self.step, plan.bass_pc, plan.upper_pcs,
                                       plan.fermata, self.home, self.mode == "minor", self.rules, self.token_pitch,
                                       self.token_onset, temperature=self.temperature, rng=seed, cifg=w["cifg"])
+        return np.concatenate([self.prefix, ids]), dropped
+
+    def _draw_on_device(self, forced, seed):
+        """draw() for a model on the device: the network steps there (suite.lm.step_loop); each voice slot's
+        logits come back and are masked and drawn on the host by the compiled loop's own step
+        (kernels.chorale.ruled_token), from the same rng, so a seed gives the host's ids for the same logits."""
+        from suite.kernels.chorale import ruled_token, voice_state
+        from suite.kernels.sampling import _check_temperature_top_k, new_rng
+        from suite.lm import step_loop
+
+        plan, V = self.plan, self.model.config.vocab_size
+        temperature, top_k = _check_temperature_top_k(self.temperature, 0)
+        forced = np.ascontiguousarray(forced, np.int64)
+        rng = new_rng(seed)
+        dtype = self.model.dtype
+        scratch = np.empty(V, dtype), np.empty(V, np.float64)  # masked logits, probabilities
+        voices = voice_state()
+        dropped = np.zeros(len(forced), np.int64)
+        unused = np.zeros(V, dtype)  # a forced position reads no logits
+        chords = (np.ascontiguousarray(plan.bass_pc, np.int64), np.ascontiguousarray(plan.upper_pcs, np.int64),
+                  np.ascontiguousarray(plan.fermata, np.bool_))
+
+        def choose(j, logits):
+            row = host(logits())[0] if forced[j] < 0 else unused  # (V,)
+            return ruled_token(j, row, forced, self.voice, self.step, *chords, self.home, self.mode == "minor",
+                               self.rules, self.token_pitch, self.token_onset, temperature, top_k, rng, *scratch,
+                               *voices, dropped)
+
+        ids, _ = step_loop(self.model, self.prefix, len(forced), None, choose)
         return np.concatenate([self.prefix, ids]), dropped
 
     def decode(self, ids):

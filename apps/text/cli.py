@@ -215,8 +215,12 @@ def score(file, adapt, model_dir, as_json):
       suite text score some_module.py --adapt
     """
     from suite.apps.text.model import LN2, score_ids
+    from suite.device import current
     from suite.lm import SCORE_STREAMS
 
+    if adapt and current() == "cuda":
+        raise click.UsageError("--adapt runs on the CPU only so far (dynamic evaluation updates the weights with "
+                               "host arithmetic); use --device cpu")
     text = _read_text(file)
     model, vocab, card = _load(model_dir)
     ids = vocab.encode(text)
