@@ -1,6 +1,10 @@
 """Beam search for step-by-step decoders: one input at a time (``beam_search``, caption) or many inputs at
 once through an attention decoder (``attention_beam_search``, translate).
 
+Either runs a model on the GPU too: the decoder's layers run there, and each step's logits (and attention
+weights) are copied back, so the bookkeeping here (log-softmax, the top candidates, the hypotheses) is the
+host's, the same code on either side.
+
 The decoder is a function of the current tokens of K live hypotheses:
 
     step(tokens (K,), state, rows (K,)) -> (log_probs (K, V), new_state, extra)
@@ -100,6 +104,7 @@ def attention_beam_search(model, memory, state, lengths=None, beam=5, max_len=30
     hypotheses are finished and no live one can still beat them. Returns, per input, up to ``nbest``
     (tokens, log_prob, score, attention (len + 1, N)) best first.
     """
+    from suite.device import host, take_rows
     from suite.kernels.losses import log_softmax
     from suite.kernels.sampling import top_k_rows
 
@@ -108,8 +113,8 @@ def attention_beam_search(model, memory, state, lengths=None, beam=5, max_len=30
     lengths = np.full(B, S, np.int64) if lengths is None else np.asarray(lengths)
     max_len = np.broadcast_to(np.asarray(max_len), (B,))
     rows = np.repeat(np.arange(B), K)  # input of each of the B*K rows
-    memory, lengths = memory[rows], lengths[rows]
-    state = tuple(s[:, rows] for s in state)
+    memory, lengths = take_rows(memory, rows), lengths[rows]  # memory stays where the model is
+    state = tuple(host(s)[:, rows] for s in state)  # the recurrent layers keep their state on the host between calls
     scores = np.full((B, K), -np.inf)
     scores[:, 0] = 0.0  # one live hypothesis per sentence at the start
     words = np.full((1, B * K), BOS, np.int64)
@@ -121,6 +126,7 @@ def attention_beam_search(model, memory, state, lengths=None, beam=5, max_len=30
     model.attention.set_memory(memory, lengths)  # every row keeps its sentence's memory: project the keys once
     for t in range(int(max_len.max())):
         logits, state, alpha = model.decode_step(words, state, None)
+        logits, alpha = host(logits), host(alpha)  # a model on the device: this step's logits come back
         logp = log_softmax(logits[0]).astype(np.float64).reshape(B, K, -1)  # (B, K, V)
         V = logp.shape[2]
         total = (scores[:, :, None] + logp).reshape(B, K * V)

@@ -8,21 +8,28 @@
   the layers then call the @cuda.jit twins in suite.kernels.cuda (imported only
   then), and checkpoints stay host arrays (train on a GPU, run on the CPU).
 - ``on_device``, ``host``, ``add_into``, ``zeros_like``, ``concat_last``,
-  ``take_last``: what layer code uses so one forward/backward serves both places.
+  ``take_last``, ``take_rows``: what layer code uses so one forward/backward (and
+  one decoding loop) serves both places.
 """
 import os
 
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
-GPU_APPS = {"text": ("train",), "music": ("train",), "speech": ("train", "transcribe", "evaluate"),
-            "handwriting": ("train", "read", "evaluate"), "caption": ("train",), "translate": ("train",)}
+GPU_APPS = {"text": ("train", "generate", "score"), "music": ("train", "compose", "harmonize", "evaluate"),
+            "speech": ("train", "transcribe", "evaluate"), "handwriting": ("train", "read", "evaluate"),
+            "caption": ("train",), "translate": ("train", "text", "po", "evaluate")}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
 Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d, AdditiveAttention, the attention decoder),
 the trainer (Adam, clipping) and the softmax and CTC losses are device-aware, and these models are built of
 them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on the host; translate's
-validation chrF decodes a host copy). Not yet: caption's and translate's beam searches, text and music
-generation, scoring and exporting (NumPy between layers: CPU only)."""
+validation chrF decodes a host copy). Generation (text generate, music compose and harmonize) reads one token
+at a time through the layers on the device (suite.lm.step_loop): text draws on the device's sampling kernel,
+music copies each voice slot's logits back to mask them under its rules and draw on the host, as the compiled
+loop does. Translate's beam search (suite.beam.attention_beam_search) runs the encoder and each decoder step
+on the device and copies each step's logits and attention back for the beam's bookkeeping. Not yet:
+caption's beam search; text score --adapt (dynamic evaluation), compress, decompress and cells; exporting
+(CPU only)."""
 
 
 AUTO_COMMANDS = ("train",)
@@ -181,6 +188,17 @@ def take_last(a, start, stop):
 
         return take(a, start, stop)
     return np.ascontiguousarray(a[..., start:stop])
+
+
+def take_rows(a, rows):
+    """a[rows] (rows: host ints, indexing the first axis) as a C-contiguous array, where ``a`` lives."""
+    if on_device(a):
+        from suite.kernels.cuda.elementwise import gather_rows
+
+        shape = tuple(a.shape)
+        n = int(np.prod(shape[1:], dtype=np.int64))
+        return gather_rows(a.reshape(shape[0], n), np.asarray(rows)).reshape((len(rows),) + shape[1:])
+    return a[rows]
 
 
 def kernels(name, like):
