@@ -18,7 +18,7 @@ import numpy as np
 DEVICES = ("auto", "cpu", "cuda")
 GPU_APPS = {"text": ("train", "generate", "score"), "music": ("train", "compose", "harmonize", "evaluate"),
             "speech": ("train", "transcribe", "evaluate"), "handwriting": ("train", "read", "evaluate"),
-            "caption": ("train",), "translate": ("train", "text", "po", "evaluate")}
+            "caption": ("train", "describe", "evaluate"), "translate": ("train", "text", "po", "evaluate")}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
 Recurrent kind stacked and bidirectional, Conv2d, ReLU, MaxPool2d, AdditiveAttention, the attention decoder),
 the trainer (Adam, clipping) and the softmax and CTC losses are device-aware, and these models are built of
@@ -26,10 +26,11 @@ them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on
 validation chrF decodes a host copy). Generation (text generate, music compose and harmonize) reads one token
 at a time through the layers on the device (suite.lm.step_loop): text draws on the device's sampling kernel,
 music copies each voice slot's logits back to mask them under its rules and draw on the host, as the compiled
-loop does. Translate's beam search (suite.beam.attention_beam_search) runs the encoder and each decoder step
-on the device and copies each step's logits and attention back for the beam's bookkeeping. Not yet:
-caption's beam search; text score --adapt (dynamic evaluation), compress, decompress and cells; exporting
-(CPU only)."""
+loop does. Translate's and caption's beam searches (suite.beam) and caption's batched greedy decoding run the
+encoders and each decoder step on the device and copy each step's logits and attention back for the choices.
+Still on the CPU: text score --adapt (dynamic evaluation updates the weights with host arithmetic), compress
+and decompress (the arithmetic coder must see the same probabilities on the machine that decodes), cells,
+and every export."""
 
 
 AUTO_COMMANDS = ("train",)

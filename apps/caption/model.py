@@ -18,7 +18,9 @@ the attentional hidden state tanh(W [h2; context]) predicts the next word
 (teacher forcing), so it uses the sequence kernels.
 
 Also here: the vocabulary built from training captions, decoding (beam search,
-batched greedy), evaluation beside two baselines, and export with the model card.
+batched greedy; a model on the GPU runs its layers there and sends each step's
+logits back for the choices), evaluation beside two baselines, and export with
+the model card.
 """
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.batching import pad_time_major
-from suite.device import concat_last, on_device, softmax_cross_entropy, take_last
+from suite.device import concat_last, host, on_device, softmax_cross_entropy, take_last, take_rows
 from suite.kernels.losses import log_softmax
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
@@ -281,12 +283,14 @@ def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     from suite.beam import beam_search, reorder
 
     memory, state = model.encode(as_float(image)[None])
+    state = tuple(host(s) for s in state)  # reordered on the host, as the recurrent layers return it
 
     def step(tokens, state, rows):
         state = reorder(state, rows)
-        mem = np.repeat(memory, len(tokens), axis=0)
+        mem = take_rows(memory, np.zeros(len(tokens), np.int64))  # (K, N, C) the image's memory per hypothesis
         logits, state, alpha = model.decode_step(np.asarray(tokens)[None, :], state, mem)
-        return log_softmax(logits[0].astype(np.float64)), state, alpha[0]
+        # a model on the device: the step's logits and attention come back for the beam's bookkeeping
+        return log_softmax(host(logits)[0].astype(np.float64)), state, host(alpha)[0]
 
     hyps = beam_search(step, state, bos=1, eos=2, beam=beam, max_len=max_len, length_penalty=length_penalty)
     return [{"caption": vocab.decode(h.tokens), "log_prob": h.log_prob, "tokens": h.tokens,
@@ -302,7 +306,7 @@ def greedy_batch(model, images, max_len=30):
     done = np.zeros(B, dtype=bool)
     for _ in range(max_len):
         logits, state, _ = model.decode_step(words, state, memory)
-        words = logits.argmax(axis=2)  # (1, B)
+        words = host(logits).argmax(axis=2)  # (1, B)
         for b in np.flatnonzero(~done):
             if words[0, b] == 2:
                 done[b] = True

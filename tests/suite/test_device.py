@@ -13,7 +13,7 @@ from suite.nn import Dropout, Embedding, Linear
 
 def test_resolve_cpu_auto_and_unknown(monkeypatch):
     assert dev.resolve("cpu", "caption", "describe") == "cpu"
-    assert dev.resolve("auto", "caption", "describe") == "cpu"  # not a GPU command: auto stays on the CPU
+    assert dev.resolve("auto", "caption", "describe") == "cpu"  # auto picks a GPU for training only
     assert dev.resolve("auto", "text", "train") == "cpu"        # the simulator is never picked by auto
     with pytest.raises(dev.DeviceError, match="unknown device 'tpu'"):
         dev.resolve("tpu")
@@ -31,8 +31,9 @@ def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
     for app in ("text", "music", "speech", "handwriting", "caption", "translate"):
         assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
     assert dev.resolve("cuda", "handwriting", "read") == dev.resolve("cuda", "speech", "transcribe") == "cuda"
-    with pytest.raises(dev.DeviceError, match="`suite caption describe` runs on the CPU only so far"):
-        dev.resolve("cuda", "caption", "describe")
+    assert dev.resolve("cuda", "caption", "describe") == dev.resolve("cuda", "translate", "evaluate") == "cuda"
+    with pytest.raises(dev.DeviceError, match="`suite text compress` runs on the CPU only so far"):
+        dev.resolve("cuda", "text", "compress")
 
 
 def test_cli_device_cuda_without_gpu_is_one_line_and_exit_2(tmp_path):
