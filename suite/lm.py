@@ -56,9 +56,12 @@ class TokenLM(Module):
         self.embed.backward(dx)
 
     # -- generation (the compiled loop) ------------------------------------------------
-    def generation_weights(self):
+    def _check_generates(self):
         if self.config.kind not in ("lstm", "cifg"):
             raise ValueError(f"generation needs an lstm or cifg model, this one is {self.config.kind!r}")
+
+    def generation_weights(self):
+        self._check_generates()
         dirs = [layer.fwd for layer in self.rnn.layers]
         table0 = input_table(dirs[0].W_ih.value, dirs[0].b.value, embedding=self.embed.W.value)
         return dict(table0=table0, W_ih=[d.W_ih.value for d in dirs], W_hh=[d.W_hh.value for d in dirs],
@@ -71,18 +74,18 @@ class TokenLM(Module):
         forced: optional ids, one per generated step: -1 samples, any other id is
         emitted (and fed back) as if sampled. Shorter than length: the rest samples.
         """
+        prime = np.asarray(prime_ids, dtype=np.int64)
+        if forced is not None:
+            forced = np.asarray(forced, dtype=np.int64)
+            forced = np.concatenate([forced[:length], np.full(max(length - len(forced), 0), -1, np.int64)])
         if on_device(self.head.W.value):
-            yield from self._generate_device(prime_ids, length, temperature, top_k, seed, chunk, forced)
+            yield from self._generate_device(prime, length, temperature, top_k, seed, chunk, forced)
             return
         w = self.generation_weights()
         L, H = self.config.layers, self.config.hidden
         h = np.zeros((L, H), np.float32)
         c = np.zeros((L, H), np.float32)
         rng = new_rng(seed)
-        prime = np.asarray(prime_ids, dtype=np.int64)
-        if forced is not None:
-            forced = np.asarray(forced, dtype=np.int64)
-            forced = np.concatenate([forced[:length], np.full(max(length - len(forced), 0), -1, np.int64)])
         done = 0
         while done < length:
             n = min(chunk, length - done)
@@ -93,19 +96,15 @@ class TokenLM(Module):
             prime = ids[-1:]
             done += n
 
-    def _generate_device(self, prime_ids, length, temperature, top_k, seed, chunk, forced):
+    def _generate_device(self, prime, length, temperature, top_k, seed, chunk, forced):
         """generate() for a model on the device: device_generate in the same chunks, from the same rng."""
-        if self.config.kind not in ("lstm", "cifg"):  # as generation_weights says on the host
-            raise ValueError(f"generation needs an lstm or cifg model, this one is {self.config.kind!r}")
+        self._check_generates()  # the host's loop has no other cells either: the same models generate on both
         rng = new_rng(seed)
-        prime = np.asarray(prime_ids, dtype=np.int64)
         state, done = None, 0
         while done < length:
             n = min(chunk, length - done)
-            want = None if forced is None else np.asarray(forced, np.int64)[done:done + n]
-            if want is not None and len(want) < n:
-                want = np.concatenate([want, np.full(n - len(want), -1, np.int64)])
-            ids, state = device_generate(self, prime, n, state, temperature, top_k, rng, want)
+            ids, state = device_generate(self, prime, n, state, temperature, top_k, rng,
+                                         None if forced is None else forced[done:done + n])
             yield ids
             prime = ids[-1:]
             done += n
@@ -140,6 +139,8 @@ def step_loop(model, prime, n_steps, state, choose):
     are needed: a forced id needs none). Returns (ids (n_steps,), the state before the last id of prime + ids
     is read), as kernels.sampling.lstm_generate chunks: a next call primed with ids[-1:] continues exactly."""
     prime = np.asarray(prime, np.int64)
+    if prime.ndim != 1 or len(prime) < 1:
+        raise ValueError(f"prime has shape {prime.shape}, expected (P,) ids with P >= 1")
     steps = Steps(model, state)
     if len(prime) > 1:
         steps.feed(prime[:-1])
