@@ -242,9 +242,12 @@ class Reader(CTCDecoder):
 
     def read_line(self, line):
         """{"text", "confidence", "words": [{"word", "x0", "x1"}], "box"} of one lines.Line."""
+        return self._describe(line, self.logits(line.columns))
+
+    def _describe(self, line, logits):
+        """read_line's result from the line's logits."""
         from suite.kernels.losses import log_softmax
 
-        logits = self.logits(line.columns)
         text, tokens, words = self.decode(logits)
         # confidence: the mean probability of the best label over the steps that emit a character (blank steps,
         # most of a line and nearly always sure, would hide the doubtful letters); 1.0 when nothing is written
@@ -257,6 +260,27 @@ class Reader(CTCDecoder):
                       "x1": round(line.image_x(w["end"] * step), 1)} for w in words]
         return {"text": text, "confidence": round(confidence, 4), "words": out_words, "box": list(line.box)}
 
+    @staticmethod
+    def _cut(gray, layout):
+        """The lines.Line objects of a grey image (see read_gray's layout)."""
+        from suite.apps.handwriting.lines import page_lines, prepare_line
+
+        if layout == "line":
+            line = prepare_line(gray)
+            return [] if line is None else [line]
+        return page_lines(gray)
+
+    def _read_cut(self, cut):
+        """read_line's results for each list of lines in ``cut``, the network run over all of them at once (batched
+        by width, as validation reads)."""
+        flat = [line for lines in cut for line in lines]
+        logits = ctc_task.split_logits(self.model, [widen(line.columns, self.width_scale) for line in flat])
+        out, k = [], 0
+        for lines in cut:
+            out.append([self._describe(line, logits[k + j]) for j, line in enumerate(lines)])
+            k += len(lines)
+        return out
+
     def read_gray(self, gray, layout="auto"):
         """(results, lines) of a grey image: read_line's result for each lines.Line found, top to bottom.
 
@@ -264,24 +288,44 @@ class Reader(CTCDecoder):
         or "auto" (cut, which gives one line for a line image). Both lists are
         empty for a blank image.
         """
-        from suite.apps.handwriting.lines import page_lines, prepare_line
+        return self.read_grays([gray], layout)[0]
 
-        if layout == "line":
-            line = prepare_line(gray)
-            lines = [] if line is None else [line]
-        else:
-            lines = page_lines(gray)
-        return [self.read_line(line) for line in lines], lines
+    def read_grays(self, grays, layout="auto"):
+        """read_gray of many grey images, [(results, lines)] in order: their lines go through the network together."""
+        cut = [self._cut(gray, layout) for gray in grays]
+        return list(zip(self._read_cut(cut), cut))
 
     def read_file(self, path, layout="auto", with_lines=False):
         """{"file", "text" (lines joined by newlines), "confidence" (the least sure line's), "lines"} of an image
         file, and with ``with_lines`` the lines.Line objects too; ImageError if the file cannot be read."""
-        from suite.images import read_image
+        result = next(self.read_files([path], layout, with_lines=with_lines))
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-        results, lines = self.read_gray(read_image(path, mode="L"), layout)
-        out = {"file": str(path), "text": "\n".join(r["text"] for r in results),
-               "confidence": round(min((r["confidence"] for r in results), default=1.0), 4), "lines": results}
-        return (out, lines) if with_lines else out
+    def read_files(self, paths, layout="auto", with_lines=False, batch=32):
+        """Yield read_file's result for each path in order, or the ImageError that reading it raised. The lines of
+        ``batch`` files at a time go through the network together (evaluation); each image is dropped once cut."""
+        from suite.images import ImageError, read_image
+
+        paths = list(paths)
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            cut = []
+            for path in chunk:
+                try:
+                    cut.append(self._cut(read_image(path, mode="L"), layout))
+                except ImageError as exc:
+                    cut.append(exc)
+            results = iter(self._read_cut([c for c in cut if not isinstance(c, ImageError)]))
+            for path, lines in zip(chunk, cut):
+                if isinstance(lines, ImageError):
+                    yield lines
+                    continue
+                found = next(results)
+                out = {"file": str(path), "text": "\n".join(r["text"] for r in found),
+                       "confidence": round(min((r["confidence"] for r in found), default=1.0), 4), "lines": found}
+                yield (out, lines) if with_lines else out
 
 
 LM_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0)  # wider than speech's grid: on lines the LM's best weight was its edge, 1.0
@@ -326,19 +370,16 @@ def check_width_scale(meta, where):
 
 
 def evaluate_folder(reader, tsv, progress=None, layout="line"):
-    """CER/WER over a lines.tsv's images (read from file, as `read` does), overall and by hand, with seconds per line."""
+    """CER/WER over a lines.tsv's images (read from file, as `read` does, their lines batched through the network),
+    overall and by hand, with seconds per line."""
     from suite.apps.handwriting.data import clean, read_lines_tsv
     from suite.images import ImageError
 
     rows = read_lines_tsv(tsv)
     refs, hyps, t0 = [], [], time.perf_counter()
-    for i, (path, text, _) in enumerate(rows):
-        try:
-            hyp = reader.read_file(path, layout)["text"].replace("\n", " ")
-        except ImageError:
-            hyp = ""
+    for i, ((_, text, _), result) in enumerate(zip(rows, reader.read_files([path for path, _, _ in rows], layout))):
         refs.append(clean(text))
-        hyps.append(hyp)
+        hyps.append("" if isinstance(result, ImageError) else result["text"].replace("\n", " "))
         if progress is not None:
             progress(i + 1, len(rows))
     elapsed = time.perf_counter() - t0

@@ -336,7 +336,8 @@ def legibility(model, card, reader, texts, biases=LEGIBILITY_BIASES, seed=0, pro
     hands = [h for h in DISTINCT_HANDS if HANDS.index(h) < model.config.hands]
 
     def read(strokes_list):
-        return [" ".join(r["text"] for r in reader.read_gray(draw_png(s), layout="line")[0]) for s in strokes_list]
+        read = reader.read_grays([draw_png(s) for s in strokes_list], layout="line")  # one batched network pass
+        return [" ".join(r["text"] for r in results) for results, _ in read]
 
     refs, groups = [], []
     for hand in hands:

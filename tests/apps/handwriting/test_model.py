@@ -157,3 +157,42 @@ def test_geometry_reshapes_only_training_batches_and_only_when_asked():
     got_wide, _ = wide.batch_items(np.arange(6), rng)
     assert [len(f) for f in got_plain] == [len(f) for f in feats]
     assert [len(f) for f in got_wide] != [len(f) for f in feats]
+
+
+def test_reading_many_files_batches_their_lines_and_reads_each_as_alone(tmp_path):
+    """read_files: the lines of several files (a page, lines of other widths, a blank image, a broken file) go
+    through the network together; each file's result is what reading it alone gives, and a broken file is its
+    ImageError in its place."""
+    from PIL import Image
+
+    from suite.apps.handwriting.model import Reader
+    from suite.images import ImageError
+
+    model = _tiny(height=32)
+    card = {"config": {"vocab_size": ALPHA.size}, "meta": {"alphabet": list(ALPHA.chars)}}
+    reader = Reader(model, card, beam=1, use_lm=False)
+    rng = np.random.default_rng(5)
+    paths = []
+    for k, (h, w, rows) in enumerate([(40, 300, 1), (40, 90, 1), (200, 260, 3), (50, 50, 0)]):
+        gray = np.full((h, w), 255, np.uint8)
+        for r in range(rows):
+            top = 10 + r * 60
+            gray[top:top + 20, 10:w - 10] = np.where(rng.random((20, w - 20)) < 0.4, 0, 255)
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(gray).save(paths[-1])
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    paths.insert(2, tmp_path / "broken.png")
+    together = list(reader.read_files(paths, batch=3))  # two chunks
+    assert isinstance(together[2], ImageError) and len(together) == len(paths)
+    assert [len(r["lines"]) for i, r in enumerate(together) if i != 2] == [1, 1, 3, 0]
+    for path, result in zip(paths, together):
+        if path.name == "broken.png":
+            continue
+        alone = reader.read_files([path])
+        alone = next(alone)
+        assert result["file"] == str(path) and len(result["lines"]) == len(alone["lines"])
+        for a, b in zip(result["lines"], alone["lines"]):
+            assert a["box"] == b["box"] and a["text"] == b["text"]
+            assert abs(a["confidence"] - b["confidence"]) < 1e-4
+    single = [reader.read_line(line) for line in reader.read_file(paths[3], with_lines=True)[1]]
+    assert [r["text"] for r in single] == [r["text"] for r in together[3]["lines"]]
