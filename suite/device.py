@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
-GPU_APPS = {"text": ("train", "generate", "score"), "music": ("train", "compose", "harmonize", "evaluate"),
+GPU_APPS = {"text": ("train", "generate", "score", "cells"), "music": ("train", "compose", "harmonize", "evaluate"),
             "speech": ("train", "transcribe", "evaluate"), "handwriting": ("train", "read", "evaluate"),
             "caption": ("train", "describe", "evaluate"), "translate": ("train", "text", "po", "evaluate")}
 """The commands whose models run on a GPU so far. The layers of suite.nn (Linear, Embedding, Dropout, every
@@ -26,11 +26,11 @@ them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on
 validation chrF decodes a host copy). Generation (text generate, music compose and harmonize) reads one token
 at a time through the layers on the device (suite.lm.step_loop): text draws on the device's sampling kernel,
 music copies each voice slot's logits back to mask them under its rules and draw on the host, as the compiled
-loop does. Translate's and caption's beam searches (suite.beam) and caption's batched greedy decoding run the
+loop does. `text cells` runs its stream through the layers there and copies every cell state back. Translate's and caption's beam searches (suite.beam) and caption's batched greedy decoding run the
 encoders and each decoder step on the device and copy each step's logits and attention back for the choices.
 Still on the CPU: text score --adapt (dynamic evaluation updates the weights with host arithmetic), compress
-and decompress (the arithmetic coder must see the same probabilities on the machine that decodes), cells,
-and every export."""
+and decompress (the arithmetic coder must see the same probabilities on the machine that decodes), and every
+export."""
 
 
 AUTO_COMMANDS = ("train",)

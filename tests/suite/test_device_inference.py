@@ -81,6 +81,19 @@ def test_text_generate_runs_with_device_cuda_on_the_cli_and_an_unwired_command_s
     assert res.exit_code == 2 and "`suite text compress` runs on the CPU only so far" in res.output
 
 
+def test_text_cells_are_the_hosts_cell_states_on_the_device():
+    from suite.apps.text.cells import cell_activations
+
+    assert dev.resolve("cuda", "text", "cells") == "cuda"
+    cpu, gpu = _pair(lambda: _token_lm(7))
+    ids = np.random.default_rng(6).integers(0, 7, 9)
+    want, got = cell_activations(cpu, ids), cell_activations(gpu, ids)
+    assert len(got) == 2 and all(isinstance(a, np.ndarray) and a.shape == (9, 4) for a in got)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.abs(want[1][1:] - want[1][:-1]).max() > 1e-3  # the cells move from character to character
+
+
 # -- music ---------------------------------------------------------------------------------
 
 
