@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.batching import pad_time_major
-from suite.device import concat_last, host, on_device, softmax_cross_entropy, take_last, take_rows
+from suite.device import concat_last, host, on_device, softmax_cross_entropy, take_last
 from suite.kernels.losses import log_softmax
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
@@ -280,21 +280,23 @@ def at_input_size(model, size):
 
 def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     """Beam search on one (3, S, S) image: list of dicts {caption, log_prob, tokens, attention (L, N)}."""
-    from suite.beam import beam_search, reorder
+    return caption_beams(model, vocab, np.asarray(image)[None], beam, max_len, length_penalty)[0]
 
-    memory, state = model.encode(as_float(image)[None])
-    state = tuple(host(s) for s in state)  # reordered on the host, as the recurrent layers return it
 
-    def step(tokens, state, rows):
-        state = reorder(state, rows)
-        mem = take_rows(memory, np.zeros(len(tokens), np.int64))  # (K, N, C) the image's memory per hypothesis
-        logits, state, alpha = model.decode_step(np.asarray(tokens)[None, :], state, mem)
-        # a model on the device: the step's logits and attention come back for the beam's bookkeeping
-        return log_softmax(host(logits)[0].astype(np.float64)), state, host(alpha)[0]
+def caption_beams(model, vocab, images, beam=5, max_len=30, length_penalty=0.7, batch=32):
+    """caption_image of many (3, S, S) images: their beams searched together, ``batch`` images (batch x beam
+    decoder rows) a step (suite.beam.attention_beam_search, ranked by log_prob / (len + 1) ** length_penalty).
+    A model on the device runs there; each step's logits and attention come back for the bookkeeping."""
+    from suite.beam import attention_beam_search
 
-    hyps = beam_search(step, state, bos=1, eos=2, beam=beam, max_len=max_len, length_penalty=length_penalty)
-    return [{"caption": vocab.decode(h.tokens), "log_prob": h.log_prob, "tokens": h.tokens,
-             "attention": np.array(h.extras)} for h in hyps]
+    out = []
+    for start in range(0, len(images), batch):
+        memory, state = model.encode(as_float(images[start:start + batch]))
+        for hyps in attention_beam_search(model, memory, state, None, beam=beam, max_len=max_len,
+                                          length_penalty=length_penalty, nbest=beam, length_norm="power"):
+            out.append([{"caption": vocab.decode(tokens), "log_prob": log_prob, "tokens": tokens,
+                         "attention": attention} for tokens, log_prob, _, attention in hyps])
+    return out
 
 
 def greedy_batch(model, images, max_len=30):
@@ -340,17 +342,19 @@ def load_model(model_dir):
 
 
 def caption_images(model, vocab, images, beam=5, batch=64, progress=None, beams_out=None):
-    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search per image (whose
-    beams are appended to ``beams_out`` when it is a list, for the confidence)."""
+    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search over 32 images at
+    a time (caption_beams; each image's beams are appended to ``beams_out`` when it is a list, for the
+    confidence)."""
     out = []
-    for start in range(0, len(images), batch if beam == 1 else 1):
+    step = batch if beam == 1 else 32
+    for start in range(0, len(images), step):
         if beam == 1:
-            out += [vocab.decode(t) for t in greedy_batch(model, images[start:start + batch])]
+            out += [vocab.decode(t) for t in greedy_batch(model, images[start:start + step])]
         else:
-            beams = caption_image(model, vocab, images[start], beam=beam)
-            out.append(beams[0]["caption"])
+            beams_of = caption_beams(model, vocab, images[start:start + step], beam=beam)
+            out += [beams[0]["caption"] for beams in beams_of]
             if beams_out is not None:
-                beams_out.append(beams)
+                beams_out.extend(beams_of)
         if progress is not None:
             progress(len(out), len(images))
     return out
@@ -403,7 +407,7 @@ def split_confidence(model, vocab, images, scenes, beam=5, beams_of=None):
     from suite.apps.caption.data import score_caption
 
     if not beams_of or len(beams_of) != len(images):
-        beams_of = [caption_image(model, vocab, image, beam=beam) for image in images]
+        beams_of = caption_beams(model, vocab, images, beam=beam)
     feats, correct = [], []
     for beams, scene in zip(beams_of, scenes):
         s = score_caption(beams[0]["caption"], scene)

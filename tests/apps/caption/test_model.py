@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from suite.apps.caption.model import (CaptionConfig, CaptionModel, Vocab, caption_image, config_dict, greedy_batch,
-                                load_model, teacher_batch)
+from suite.apps.caption.model import (CaptionConfig, CaptionModel, Vocab, caption_beams, caption_image, config_dict,
+                                      greedy_batch, load_model, teacher_batch)
 from suite.nn.checkpoint import save_checkpoint
 
 WORDS = ["a", "small", "large", "red", "blue", "circle", "square", "left", "of"]
@@ -69,10 +69,14 @@ def test_beam_and_greedy_agree_at_beam_one():
     model.eval()
     images = np.random.default_rng(2).random((3, 3, 16, 16)).astype(np.float32)
     greedy = greedy_batch(model, images, max_len=8)
+    together = caption_beams(model, vocab, images, beam=3, max_len=8, batch=2)  # two batches
     for b in range(3):
         hyps = caption_image(model, vocab, images[b], beam=1, max_len=8)
         assert hyps[0]["tokens"] == greedy[b]
         assert hyps[0]["attention"].shape[1] == model.grid ** 2
+        alone = caption_image(model, vocab, images[b], beam=3, max_len=8)
+        assert [h["tokens"] for h in together[b]] == [h["tokens"] for h in alone] and len(alone) == 3
+        np.testing.assert_allclose([h["log_prob"] for h in together[b]], [h["log_prob"] for h in alone], atol=1e-5)
 
 
 def test_beam_scores_are_sorted_and_sum_log_probs():
