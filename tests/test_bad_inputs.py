@@ -99,6 +99,7 @@ def inputs(tmp_path_factory):
     (d / "a-folder").mkdir()
     (d / "bad.tsv").write_text("no tab on this line\n")
     (d / "missing-audio.tsv").write_text("nowhere.wav\tgo\n")
+    (d / "missing-image.tsv").write_text("nowhere.png\tgo\n")
     models = d / "models"
     models.mkdir()
     (models / "empty").mkdir()
@@ -366,6 +367,8 @@ CASES = {
     "handwriting read lines-out is a file": (["handwriting", "read", "{ex}/handwriting-line.png", "--lines-out",
                                              "{in}/notes.txt", "--force"], 2, ["notes.txt"]),
     "handwriting evaluate missing tsv": (["handwriting", "evaluate", "{in}/missing.tsv"], 1, ["no such file"]),
+    "handwriting evaluate missing image": (["handwriting", "evaluate", "{in}/missing-image.tsv"], 1,
+                                           ["nowhere.png", "fix or remove its line"]),
     "handwriting evaluate malformed tsv": (["handwriting", "evaluate", "{in}/bad.tsv"], 1, ["bad.tsv"]),
     "handwriting model alphabet int": (["handwriting", "read", "{ex}/handwriting-line.png", "--model",
                                         "{in}/models/handwriting-alphabet-int"], 1, ["alphabet"]),

@@ -62,13 +62,25 @@ class HandwritingModel(Module):
         return np.maximum(np.asarray(lengths, dtype=np.int64) // 2 ** POOLED_BLOCKS, 1)
 
     def forward(self, feats, lengths):
-        """feats (T, B, height) ink columns 0..255 (zero-padded), lengths (B,) -> logits (T', B, C), steps (B,)."""
+        """feats (T, B, height) ink columns 0..255 (zero-padded), lengths (B,) -> logits (T', B, C), steps (B,).
+
+        Reading (eval mode), each line's feature columns past its own width (rounded up to whole pooling windows)
+        are zeroed after every convolution, as the convolution's own zero padding is when the line is read
+        alone, so a line reads the same in any batch. Training keeps them (the shipped models learnt so)."""
         T, B, H = feats.shape
         pad = (-T) % 2 ** POOLED_BLOCKS  # whole pooling windows, so the last columns are not dropped
         x = np.zeros((B, 1, H, T + pad), dtype=self.dtype)  # (B, 1, H, W)
         x[:, 0, :, :T] = np.asarray(feats, dtype=self.dtype).transpose(1, 2, 0) * np.float32(1 / 255)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        widths = None if self.training else lengths + (-lengths) % 2 ** POOLED_BLOCKS  # (B,) as read alone
         for layer in self.conv:
             x = layer.forward(x)  # ends (B, C, rows, T')
+            if widths is None:
+                continue
+            if isinstance(layer, MaxPool2d):
+                widths = widths // 2
+            elif isinstance(layer, Conv2d) and (widths < x.shape[3]).any():
+                _zero_past(x, widths)
         _, C, R, Tp = x.shape
         self._shape = tuple(x.shape)
         if on_device(x):
@@ -94,6 +106,17 @@ class HandwritingModel(Module):
             dx = layer.backward(dx)
             if dx is None:  # the first conv has no input gradient
                 break
+
+
+def _zero_past(x, widths):
+    """x (B, C, H, W), host or device, with x[b, ..., widths[b]:] zeroed in place."""
+    if on_device(x):
+        from suite.kernels.cuda.elementwise import zero_past
+
+        zero_past(x, widths)
+    else:
+        for b, w in enumerate(widths):
+            x[b, :, :, w:] = 0
 
 
 def take_weights(model, init_model):
@@ -371,15 +394,18 @@ def check_width_scale(meta, where):
 
 def evaluate_folder(reader, tsv, progress=None, layout="line"):
     """CER/WER over a lines.tsv's images (read from file, as `read` does, their lines batched through the network),
-    overall and by hand, with seconds per line."""
+    overall and by hand, with seconds per line; DataError naming the first listed image that cannot be read."""
     from suite.apps.handwriting.data import clean, read_lines_tsv
+    from suite.databuild import DataError
     from suite.images import ImageError
 
     rows = read_lines_tsv(tsv)
     refs, hyps, t0 = [], [], time.perf_counter()
     for i, ((_, text, _), result) in enumerate(zip(rows, reader.read_files([path for path, _, _ in rows], layout))):
+        if isinstance(result, ImageError):  # a score with a line missing would mislead: name it instead
+            raise DataError(f"{str(result).splitlines()[0]} (listed in {tsv}: fix or remove its line)")
         refs.append(clean(text))
-        hyps.append("" if isinstance(result, ImageError) else result["text"].replace("\n", " "))
+        hyps.append(result["text"].replace("\n", " "))
         if progress is not None:
             progress(i + 1, len(rows))
     elapsed = time.perf_counter() - t0

@@ -312,6 +312,22 @@ def avg_pool_backward_into(dx, dy, k=2):
 
 
 @cuda.jit
+def _zero_past(x, widths):
+    i = cuda.grid(1)
+    if i < x.size:
+        b, c, h, w = nchw_place(i, x.shape[1], x.shape[2], x.shape[3])
+        if w >= widths[b]:
+            x[b, c, h, w] = 0
+
+
+def zero_past(x, widths):
+    """x (B, C, H, W) with x[b, :, :, widths[b]:] set to zero, in place; returns x."""
+    if x.size:
+        _zero_past[blocks(x.size, THREADS), THREADS](x, to_device(np.asarray(widths, np.int64)))
+    return x
+
+
+@cuda.jit
 def _time_mean(out, y, lengths):
     i = cuda.grid(1)
     F = out.shape[1]

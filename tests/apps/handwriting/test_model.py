@@ -94,9 +94,8 @@ def test_whole_model_gradient_matches_finite_differences():
     model.zero_grad()
     model.backward(weight)
     grads = {name: p.grad.copy() for name, p in model.named_parameters()}
-    model.eval()
 
-    def loss():
+    def loss():  # in training mode, as the gradient was taken (no dropout here); reading masks the padding
         return float(np.sum(weight * model.forward(feats, lengths)[0]))
 
     params = {name: p.value for name, p in model.named_parameters()}
@@ -196,3 +195,24 @@ def test_reading_many_files_batches_their_lines_and_reads_each_as_alone(tmp_path
             assert abs(a["confidence"] - b["confidence"]) < 1e-4
     single = [reader.read_line(line) for line in reader.read_file(paths[3], with_lines=True)[1]]
     assert [r["text"] for r in single] == [r["text"] for r in together[3]["lines"]]
+
+
+def test_a_line_gives_the_same_logits_in_any_batch_when_reading():
+    """In eval mode the columns past a line's own width are zeroed after each convolution, so batching lines of
+    different widths (evaluate) gives each the logits it has alone (read); in training mode they would differ,
+    since a convolution of the zero padding is not zero (its bias)."""
+    from suite.ctc_task import split_logits
+
+    model = _tiny(height=32)
+    for layer in model.conv:
+        if hasattr(layer, "b"):
+            layer.b.value[:] = 0.5  # a bias that survives the ReLU: what leaks into the padding when unmasked
+    rng = np.random.default_rng(7)
+    lines = [rng.integers(0, 256, (w, 32)).astype(np.float32) for w in (37, 64, 21, 50)]
+    model.eval()
+    together = split_logits(model, lines)
+    for line, logits in zip(lines, together):
+        np.testing.assert_allclose(logits, split_logits(model, [line])[0], rtol=1e-5, atol=1e-6)
+    model.train()
+    unmasked = split_logits(model, lines)
+    assert not np.allclose(unmasked[2], together[2], atol=1e-4)  # the short line, batched with wider ones

@@ -285,3 +285,14 @@ def test_avg_pool_and_its_backward_match_numpy(k):
     np.testing.assert_allclose(got, dx0 + np.repeat(np.repeat(dy, k, axis=2), k, axis=3) / k ** 2, rtol=1e-12)
     with pytest.raises(ValueError, match="multiples of 3"):
         avg_pool(kc.to_device(np.zeros((1, 1, 4, 4))), 3)
+
+
+def test_zero_past_zeroes_each_rows_columns_past_its_width():
+    from suite.kernels.cuda.elementwise import zero_past
+
+    x = np.random.default_rng(2).standard_normal((3, 2, 2, 5))
+    got = host(zero_past(kc.to_device(x), [5, 2, 0]))
+    want = x.copy()
+    want[1, :, :, 2:] = 0
+    want[2] = 0
+    np.testing.assert_array_equal(got, want)
