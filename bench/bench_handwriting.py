@@ -6,7 +6,8 @@ it, lines drawn here in the test hands) through `suite handwriting read`'s path
 (file -> ink -> line at 32 px -> conv + BiLSTM -> CTC decoding), after one line
 to compile, with one BLAS and one numba thread; then Tesseract (`--psm 7`, one
 text line, OMP_THREAD_LIMIT=1) on the same files, one process per file as a
-user would run it. Prints one JSON object: lines a second, CER of each, ratio.
+user would run it. Prints one JSON object: lines a second, CER of each, ratio; and ours again read as
+`evaluate` reads (32 files a batch: batched_lines_per_s, and whether every text is the same as one by one).
 
     .venv/bin/python bench/bench_handwriting.py [--lines 200] [--model DIR]
 """
@@ -77,6 +78,12 @@ def main():
             hyps = [reader.read_file(p, layout="line")["text"] for p, _ in files]
             elapsed = time.perf_counter() - t0
             result[name] = {"lines_per_s": round(len(files) / elapsed, 2), "cer": error_rates(refs, hyps)["cer"]}
+            # as `evaluate` reads: 32 files at a time, their lines through the network in one batch
+            t0 = time.perf_counter()
+            batched = [r["text"] for r in reader.read_files([p for p, _ in files], layout="line")]
+            elapsed = time.perf_counter() - t0
+            result[name]["batched_lines_per_s"] = round(len(files) / elapsed, 2)
+            result[name]["batched_reads_alike"] = batched == hyps
         exe = shutil.which("tesseract")
         if exe:
             env = {"OMP_THREAD_LIMIT": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
