@@ -26,6 +26,45 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 _BLAS_LIMIT = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
 
 
+def _thread_safe_simulator_shared_arrays():
+    """numba's CUDA simulator hands each block's threads one shared array per call site, made by the first thread
+    that asks (FakeCUDAShared.array: look up, and if missing make and store). Two threads can both find it
+    missing and each make its own, so they do not share it: a tiled GEMM then computes wrong rows (3,000
+    launches of kernels.cuda.gemm on 3x12 by 12x3 under sys.setswitchinterval(1e-5) gave one wrong product).
+    It showed as a rare failure of a GPU-vs-CPU test (in the LSTM backward's recurrent GEMM: one batch row
+    wrong from the second step back). Here the same lookup runs under a lock; a real GPU has no such step."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        return
+    import sys
+    import threading
+    import traceback
+
+    import numpy as np
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    original = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:  # numba's own errors and its dynamic shared memory
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]  # the kernel's line, as numba keys it
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+        return res
+
+    kernelapi.FakeCUDAShared.array = array
+
+
+_thread_safe_simulator_shared_arrays()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _quick_simulator_thread_switches(request):
     """numba's CUDA simulator runs each GPU thread as a Python thread, and they meet at every syncthreads;

@@ -47,3 +47,30 @@ def test_gemm_rejects_bad_shapes():
         gemm(np.zeros((2, 3)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="one dtype"):
         gemm(np.zeros((2, 3), np.float32), np.zeros((3, 2)))
+
+
+def test_simulator_threads_of_a_block_share_each_call_sites_shared_array():
+    """tests/conftest.py makes the simulator's shared-array lookup atomic: threads asking at once from one line
+    get one array, and two lines get two (as numba keys them), so the GEMM's tiles are really shared."""
+    import threading
+
+    from numba.cuda.simulator import kernelapi
+
+    shared = kernelapi.FakeCUDAShared(0)
+    got, start = [], threading.Barrier(8)
+
+    def ask():
+        start.wait()
+        a = shared.array((2, 2), np.float32)
+        b = shared.array((3,), np.float64)  # another line: another array (one line would alias, as in numba)
+        got.append((a, b))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(a) for a, _ in got}) == 1 and len({id(b) for _, b in got}) == 1
+    a, b = got[0]
+    assert a is not b and a.shape == (2, 2) and b.dtype == np.float64
+    assert kernelapi.FakeCUDAShared.array.__module__ == "tests.conftest"
