@@ -76,6 +76,14 @@ def reproduce_line(*commands):
     return " && ".join(c for c in commands if c)
 
 
+def reproduce_chain(data_command, training_command, export_command):
+    """reproduce_line for a model whose training command may be a chain of fine-tunes (``--init``: earlier
+    stages' commands, then this run's, joined by ' && '): this run's data build goes just before this run's own
+    training, after the earlier stages, which it did not feed."""
+    chain = [c for c in (training_command or "").split(" && ") if c]
+    return reproduce_line(*chain[:-1], data_command, *chain[-1:], export_command)
+
+
 def validate_card(card, where="card"):
     """Raise CardError unless ``card`` follows the schema; return it."""
     if not isinstance(card, dict):

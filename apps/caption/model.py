@@ -599,7 +599,7 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
     """
     from pathlib import Path
 
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model_with_meta
 
     model, vocab, card = load_model(checkpoint)
@@ -624,6 +624,6 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
                 + "; alt, sketch, dark = the test scenes drawn in styles training never draws (data.render: "
                   "striped gradients with thick dark outlines; coloured-pencil outlines and hatching on ruled "
                   "paper; near-black backgrounds with light outlines)", **metrics},
-        reproduce_line(build_command, training["command"], export_command),
+        reproduce_chain(build_command, training["command"], export_command),
         vocab=vocab.to_json())
     return publish_model_with_meta(model, card["config"], meta, out, result)

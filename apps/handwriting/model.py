@@ -480,7 +480,7 @@ def export_model(best_dir, export_dir, data_dir, export_command=None, progress=N
     from pathlib import Path
 
     from suite.apps.handwriting.data import load_split, read_report
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model_with_meta
 
     model, card = load_model(best_dir)
@@ -523,6 +523,6 @@ def export_model(best_dir, export_dir, data_dir, export_command=None, progress=N
         metrics={"how": "CER/WER (jiwer) and exact-line rate on each held-out test set, read from its PNG files "
                         "through the same path as `suite handwriting read`; beam search with the character LM unless "
                         "noted; Tesseract 5 --psm 7 on the same files", "test": metrics},
-        reproduce=reproduce_line(report.get("command"), training["command"], export_command),
+        reproduce=reproduce_chain(report.get("command"), training["command"], export_command),
         decoding=meta.get("decoding"))
     return publish_model_with_meta(model, card["config"], meta, export_dir, card_out)

@@ -154,7 +154,7 @@ def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100,
     command: the training command (default: the one the checkpoint recorded);
     export_command: the command that ran this export, when it was a separate step.
     """
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model
 
     model, vocab, card = load_model(best_dir)
@@ -181,5 +181,5 @@ def export_model(best_dir, export_dir, corpus, command=None, n_compositions=100,
         "TokenLM: embedding -> stacked LSTM -> linear, next-token prediction over chorale tokens "
         "(S A T B per 16th-note step, bar/step delimiters, fermatas, held-note marks)",
         card["config"], data, training, {"how": how, **metrics},
-        reproduce_line("suite music data build", training["command"], export_command))
+        reproduce_chain("suite music data build", training["command"], export_command))
     return publish_model(best_dir, export_dir, out)

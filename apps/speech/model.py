@@ -317,7 +317,7 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
     from pathlib import Path
 
     from suite.apps.speech.data import DataError, load_split, read_corpus_report
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model_with_meta
 
     model, card = load_model(best_dir)
@@ -365,6 +365,6 @@ def export_model(best_dir, export_dir, data_dir, command=None, export_command=No
         metrics={"how": "WER/CER (jiwer) on the held-out-voice test folders, read as audio files through "
                         "the same path as `suite speech transcribe`; beam search with the character LM unless "
                         "noted", "test": metrics},
-        reproduce=reproduce_line(corpus.get("command"), training["command"], export_command),
+        reproduce=reproduce_chain(corpus.get("command"), training["command"], export_command),
         decoding=meta.get("decoding"), lexicon=meta.get("lexicon"))
     return publish_model_with_meta(model, card["config"], meta, export_dir, card_out)

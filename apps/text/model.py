@@ -57,7 +57,7 @@ def export_model(best_dir, data_dir, export_dir, command=None, export_command=No
     """
     from suite.apps.text.data import load_report, load_split
     from suite.baselines import best_order, xz_bits_per_char
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model_with_meta
 
     model, vocab, card = load_model(best_dir)
@@ -88,5 +88,5 @@ def export_model(best_dir, data_dir, export_dir, command=None, export_command=No
     meta["adapt"] = settings.to_json()  # what `score --adapt` and `compress` use
     out = make_card("text", "TokenLM: embedding -> stacked LSTM -> linear, next-character prediction",
                     card["config"], data, training, metrics,
-                    reproduce_line("suite text data build", training["command"] or "suite text train", export_command))
+                    reproduce_chain("suite text data build", training["command"] or "suite text train", export_command))
     return publish_model_with_meta(model, card["config"], meta, export_dir, out)

@@ -501,7 +501,7 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
 
     from suite.apps.translate.data import load_split
     from suite.apps.translate.memory import Memory
-    from suite.card import make_card, reproduce_line, training_record
+    from suite.card import make_card, reproduce_chain, training_record
     from suite.shipped import publish_model_with_meta
 
     model, sub, card = load_model(checkpoint)
@@ -549,6 +549,6 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
                 "validation) and keeps the placeholders, else the network; memory = the baseline, always the "
                 "nearest training pair's target (edit distance); copy = the source itself; sentences_per_second: "
                 "the network on one core over the whole test split", **metrics},
-        reproduce_line(data["report"].get("command"), training["command"], export_command),
+        reproduce_chain(data["report"].get("command"), training["command"], export_command),
         decoding=dec)
     return publish_model_with_meta(model, card["config"], meta, out, result)

@@ -71,3 +71,13 @@ def test_publish_refuses_a_bad_card_before_writing(tmp_path):
     assert not (tmp_path / "out").exists()
     publish_model(tmp_path / "ckpt", tmp_path / "out", _card())
     assert read_model_card(tmp_path / "out")["app"] == "toy"
+
+
+def test_reproduce_chain_puts_this_runs_data_build_before_its_own_training():
+    from suite.card import reproduce_chain
+
+    assert reproduce_chain("build B", "train A && train B --init A", "export B") == \
+        "train A && build B && train B --init A && export B"
+    assert reproduce_chain("build", "train", "export") == "build && train && export"
+    assert reproduce_chain(None, "train", None) == "train"
+    assert reproduce_chain("build", None, "export") == "build && export"
