@@ -29,7 +29,6 @@ import numpy as np
 
 from suite.batching import pad_time_major
 from suite.device import concat_last, host, on_device, softmax_cross_entropy, take_last
-from suite.kernels.losses import log_softmax
 from suite.nn import Dropout, Embedding, Linear, Module, Recurrent
 from suite.nn.attention import AdditiveAttention
 from suite.nn.conv import Conv2d, MaxPool2d, ReLU

@@ -293,11 +293,17 @@ class Reader(CTCDecoder):
             return [] if line is None else [line]
         return page_lines(gray)
 
-    def _read_cut(self, cut):
-        """read_line's results for each list of lines in ``cut``, the network run over all of them at once (batched
-        by width, as validation reads)."""
+    def _read_cut(self, cut, together=None):
+        """read_line's results for each list of lines in ``cut``: the network run over all of them at once (batched
+        by width, as validation reads) when ``together``, else line by line; None: together on a GPU only (on
+        this CPU one line at a time measured faster: EVALUATE_BATCH)."""
         flat = [line for lines in cut for line in lines]
-        logits = ctc_task.split_logits(self.model, [widen(line.columns, self.width_scale) for line in flat])
+        if together is None:
+            together = self.model.device != "cpu"
+        if together:
+            logits = ctc_task.split_logits(self.model, [widen(line.columns, self.width_scale) for line in flat])
+        else:
+            logits = [self.logits(line.columns) for line in flat]
         out, k = [], 0
         for lines in cut:
             out.append([self._describe(line, logits[k + j]) for j, line in enumerate(lines)])
@@ -314,7 +320,8 @@ class Reader(CTCDecoder):
         return self.read_grays([gray], layout)[0]
 
     def read_grays(self, grays, layout="auto"):
-        """read_gray of many grey images, [(results, lines)] in order: their lines go through the network together."""
+        """read_gray of many grey images, [(results, lines)] in order (their lines through the network together on
+        a GPU)."""
         cut = [self._cut(gray, layout) for gray in grays]
         return list(zip(self._read_cut(cut), cut))
 
@@ -326,21 +333,23 @@ class Reader(CTCDecoder):
             raise result
         return result
 
-    def read_files(self, paths, layout="auto", with_lines=False, batch=32):
-        """Yield read_file's result for each path in order, or the ImageError that reading it raised. The lines of
-        ``batch`` files at a time go through the network together (evaluation); each image is dropped once cut."""
+    def read_files(self, paths, layout="auto", with_lines=False, batch=None):
+        """Yield read_file's result for each path in order, or the ImageError that reading it raised. With batch > 1
+        the lines of ``batch`` files at a time go through the network together, with 1 line by line; None: 32
+        files a chunk, together on a GPU only (_read_cut). Each image is dropped once cut."""
         from suite.images import ImageError, read_image
 
         paths = list(paths)
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
+        together = None if batch is None else batch > 1
+        for start in range(0, len(paths), batch or 32):
+            chunk = paths[start:start + (batch or 32)]
             cut = []
             for path in chunk:
                 try:
                     cut.append(self._cut(read_image(path, mode="L"), layout))
                 except ImageError as exc:
                     cut.append(exc)
-            results = iter(self._read_cut([c for c in cut if not isinstance(c, ImageError)]))
+            results = iter(self._read_cut([c for c in cut if not isinstance(c, ImageError)], together))
             for path, lines in zip(chunk, cut):
                 if isinstance(lines, ImageError):
                     yield lines
