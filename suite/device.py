@@ -26,8 +26,9 @@ them (a loaded model moves in suite.shipped.load_app_model; CTC decoding runs on
 validation chrF decodes a host copy). Generation (text generate, music compose and harmonize) reads one token
 at a time through the layers on the device (suite.lm.step_loop): text draws on the device's sampling kernel,
 music copies each voice slot's logits back to mask them under its rules and draw on the host, as the compiled
-loop does. `text cells` runs its stream through the layers there and copies every cell state back. Translate's and caption's beam searches (suite.beam) and caption's batched greedy decoding run the
-encoders and each decoder step on the device and copy each step's logits and attention back for the choices.
+loop does. `text cells` runs its stream through the layers there and copies every cell state back.
+Translate's and caption's beam searches (suite.beam) and caption's batched greedy decoding run the encoders and
+each decoder step on the device and copy each step's logits and attention back for the choices.
 Still on the CPU: text score --adapt (dynamic evaluation updates the weights with host arithmetic), compress
 and decompress (the arithmetic coder must see the same probabilities on the machine that decodes), and every
 export."""

@@ -78,33 +78,26 @@ class TokenLM(Module):
         if forced is not None:
             forced = np.asarray(forced, dtype=np.int64)
             forced = np.concatenate([forced[:length], np.full(max(length - len(forced), 0), -1, np.int64)])
-        if on_device(self.head.W.value):
-            yield from self._generate_device(prime, length, temperature, top_k, seed, chunk, forced)
-            return
-        w = self.generation_weights()
-        L, H = self.config.layers, self.config.hidden
-        h = np.zeros((L, H), np.float32)
-        c = np.zeros((L, H), np.float32)
         rng = new_rng(seed)
+        if on_device(self.head.W.value):  # the same chunks through the layers there, from the same rng
+            self._check_generates()  # the host's loop has no other cells either: the same models generate on both
+
+            def run(prime, n, state, want):
+                return device_generate(self, prime, n, state, temperature, top_k, rng, want)
+            state = None  # zeros
+        else:
+            w = self.generation_weights()
+
+            def run(prime, n, state, want):
+                ids, h, c = lstm_generate(prime, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
+                                          w["b_out"], *state, temperature=temperature, top_k=top_k, rng=rng,
+                                          cifg=w["cifg"], forced=want)[:3]
+                return ids, (h, c)
+            state = (np.zeros((self.config.layers, self.config.hidden), np.float32),) * 2
         done = 0
         while done < length:
             n = min(chunk, length - done)
-            ids, h, c = lstm_generate(prime, n, w["table0"], w["W_ih"], w["W_hh"], w["b"], w["W_out"],
-                                      w["b_out"], h, c, temperature=temperature, top_k=top_k, rng=rng,
-                                      cifg=w["cifg"], forced=None if forced is None else forced[done:done + n])[:3]
-            yield ids
-            prime = ids[-1:]
-            done += n
-
-    def _generate_device(self, prime, length, temperature, top_k, seed, chunk, forced):
-        """generate() for a model on the device: device_generate in the same chunks, from the same rng."""
-        self._check_generates()  # the host's loop has no other cells either: the same models generate on both
-        rng = new_rng(seed)
-        state, done = None, 0
-        while done < length:
-            n = min(chunk, length - done)
-            ids, state = device_generate(self, prime, n, state, temperature, top_k, rng,
-                                         None if forced is None else forced[done:done + n])
+            ids, state = run(prime, n, state, None if forced is None else forced[done:done + n])
             yield ids
             prime = ids[-1:]
             done += n

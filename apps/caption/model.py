@@ -282,7 +282,10 @@ def caption_image(model, vocab, image, beam=5, max_len=30, length_penalty=0.7):
     return caption_beams(model, vocab, np.asarray(image)[None], beam, max_len, length_penalty)[0]
 
 
-def caption_beams(model, vocab, images, beam=5, max_len=30, length_penalty=0.7, batch=32):
+BEAM_BATCH = 32  # images whose beams caption_beams searches together (batch x beam decoder rows a step)
+
+
+def caption_beams(model, vocab, images, beam=5, max_len=30, length_penalty=0.7, batch=BEAM_BATCH):
     """caption_image of many (3, S, S) images: their beams searched together, ``batch`` images (batch x beam
     decoder rows) a step (suite.beam.attention_beam_search, ranked by log_prob / (len + 1) ** length_penalty).
     A model on the device runs there; each step's logits and attention come back for the bookkeeping."""
@@ -341,11 +344,11 @@ def load_model(model_dir):
 
 
 def caption_images(model, vocab, images, beam=5, batch=64, progress=None, beams_out=None):
-    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search over 32 images at
-    a time (caption_beams; each image's beams are appended to ``beams_out`` when it is a list, for the
+    """Captions for many (3, S, S) images: greedy in batches when beam == 1, else beam search over BEAM_BATCH
+    images at a time (caption_beams; each image's beams are appended to ``beams_out`` when it is a list, for the
     confidence)."""
     out = []
-    step = batch if beam == 1 else 32
+    step = batch if beam == 1 else BEAM_BATCH
     for start in range(0, len(images), step):
         if beam == 1:
             out += [vocab.decode(t) for t in greedy_batch(model, images[start:start + step])]

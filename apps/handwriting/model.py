@@ -340,9 +340,9 @@ class Reader(CTCDecoder):
         from suite.images import ImageError, read_image
 
         paths = list(paths)
-        together = None if batch is None else batch > 1
-        for start in range(0, len(paths), batch or 32):
-            chunk = paths[start:start + (batch or 32)]
+        together, size = (None, 32) if batch is None else (batch > 1, batch)
+        for start in range(0, len(paths), size):
+            chunk = paths[start:start + size]
             cut = []
             for path in chunk:
                 try:
