@@ -2,7 +2,10 @@
 
 Prints one JSON object: per case the median times (ms) of ours and torch's, and
 ratio = ours / torch (lower is better). The machine is shared and noisy, so the
-ratio, not the absolute time, is the figure to compare between runs.
+ratio, not the absolute time, is the figure to compare between runs. Inference
+and training cases also give gemm_floor_ms: the same run's time of the GEMMs
+alone that the case's math needs, on the BLAS our kernels use; gemm_floor_ratio
+= floor / torch is the lowest ratio any kernel built on that BLAS could reach.
 
     make bench            # or: .venv/bin/python bench/bench_lstm.py [--repeat 20] [--only gen]
 """
@@ -16,6 +19,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
 
 from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer  # noqa: E402
 from suite.kernels.sampling import input_table, lstm_generate, new_rng  # noqa: E402
@@ -32,6 +36,29 @@ def median_ms(fn, repeat, warmup=2):
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+@njit(cache=True)
+def _dots(a, b, out, repeat):
+    for _ in range(repeat):
+        np.dot(a, b, out)
+
+
+def gemm_floor_ms(shapes, repeat):
+    """Median ms of the GEMMs alone that a case's math needs, on the BLAS our kernels call (SciPy's OpenBLAS,
+    through np.dot in @njit): [(M, K, N, times)] each run ``times`` times into one preallocated output. No
+    kernel doing that math through this BLAS can be faster, so floor / torch bounds the ratio reachable here."""
+    ops = []
+    for M, K, N, times in shapes:
+        a = np.full((M, K), 0.5, np.float32)
+        b = np.full((K, N), 0.5, np.float32)
+        ops.append((a, b, np.empty((M, N), np.float32), times))
+
+    def run():
+        for a, b, out, times in ops:
+            _dots(a, b, out, times)
+
+    return median_ms(run, repeat)
 
 
 def lstm_weights(rng, layers, D, H):
@@ -68,7 +95,18 @@ def case_inference(rng, B, T, D, H, layers, repeat):
             return net(xt)[0]
 
     err = float(np.abs(ours() - theirs().numpy()).max())
-    return median_ms(ours, repeat), median_ms(theirs, repeat), {"max_abs_diff": err}
+    ours_ms, torch_ms = median_ms(ours, repeat), median_ms(theirs, repeat)
+    if B < 16:  # a matrix-vector product a step: memory-bound, no GEMM floor to speak of
+        return ours_ms, torch_ms, {"max_abs_diff": err}
+    # per layer, the input projection of all steps and the recurrent product of each step (batch-minor, as
+    # _infer_wide runs it: OpenBLAS's faster shape for a 64-row batch)
+    shapes = [(T * B, D if k == 0 else H, 4 * H, 1) for k in range(layers)] + [(4 * H, H, B, T)] * layers
+    return ours_ms, torch_ms, {"max_abs_diff": err} | _floor(shapes, repeat, torch_ms)
+
+
+def _floor(shapes, repeat, torch_ms):
+    floor = gemm_floor_ms(shapes, repeat)
+    return {"gemm_floor_ms": round(floor, 3), "gemm_floor_ratio": round(floor / torch_ms, 3)}
 
 
 def case_training(rng, B, T, D, H, repeat):
@@ -92,7 +130,11 @@ def case_training(rng, B, T, D, H, repeat):
         y, _ = net(xt)
         y.backward(dyt)
 
-    return median_ms(ours, repeat), median_ms(theirs, repeat), {}
+    # forward: x @ W_ih for all steps, r @ W_hh a step; backward: dG @ W_hh^T a step, then dW_ih, dW_hh, dx
+    G = 4 * H
+    shapes = [(T * B, D, G, 1), (B, H, G, T), (B, G, H, T), (D, T * B, G, 1), (H, T * B, G, 1), (T * B, G, D, 1)]
+    ours_ms, torch_ms = median_ms(ours, repeat), median_ms(theirs, repeat)
+    return ours_ms, torch_ms, _floor(shapes, repeat, torch_ms)
 
 
 def case_generation(rng, steps, H, layers, V, repeat):

@@ -59,11 +59,15 @@ def data():
               help="Share of train/valid lines composed of real digit scans.")
 @click.option("--display/--no-display", default=True, show_default=True,
               help="Also train on the display faces of fonts-aenigma that Tesseract reads (a third of font lines).")
+@click.option("--glyph-jitter", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training font lines drawn a character at a time, each letter its own size, tilt and "
+                   "spacing (more hands from the same fonts; validation and test are unchanged).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, digit_fraction, display, seed, workers, force, as_json):
+def data_build(out, n_train, n_valid, n_test, digit_fraction, display, glyph_jitter, seed, workers, force,
+               as_json):
     """Draw line images: handwriting fonts (whole hands held out for validation and test) and real digit scans.
 
     Test sets are written as PNG files with NAME.gt.txt beside each: digits
@@ -79,7 +83,7 @@ def data_build(out, n_train, n_valid, n_test, digit_fraction, display, seed, wor
         check_data_dir(out, force, "handwriting")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, digit_fraction=digit_fraction,
                                seed=seed, workers=workers, progress=_bar("drawing"), display=display,
-                               command=command_line("handwriting"))
+                               glyph_jitter=glyph_jitter, command=command_line("handwriting"))
     except (DataError, OSError) as exc:
         raise fail(exc) from None
     if as_json:

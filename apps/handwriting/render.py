@@ -110,20 +110,69 @@ def _margins(ink, rng, scale=1.0):
     return np.pad(ink, ((top, bottom), (left, right)))
 
 
-def render_font_line(text, path, rng, height=None, distort=True):
+def _glyph_ink(text, path, size, rng):
+    """``text`` in the font at ``path`` (pixel size ``size``) drawn one character at a time, each its own way:
+    (h, w) ink in [0, 1]. A writer's letters differ from one another where a font's are all alike, so each
+    character gets its own size (x0.8-1.25), tilt (a few degrees), height above the baseline and spacing, the
+    amounts drawn per line; words are set apart by a line's own word spacing. Kerning and the joins of a script
+    font are lost, as they often are in a hand."""
+    scale_sd, tilt_sd = rng.uniform(0.03, 0.1), rng.uniform(0.0, 5.0)
+    lift_sd = rng.uniform(0.0, 0.05) * size
+    tracking, word_space = rng.uniform(-0.04, 0.12) * size, rng.uniform(0.7, 1.6)
+    base = font(path, size)
+    asc, desc = base.getmetrics()
+    pad = size // 2
+    h = int(1.3 * (asc + desc)) + 2 * pad
+    baseline = pad + int(1.15 * asc)
+    width = int(base.getlength(text) * 1.4 + len(text) * (abs(tracking) + 2)) + 4 * pad
+    ink = np.zeros((h, width), np.float32)
+    x = float(pad)
+    for c in text:
+        if c == " ":
+            x += base.getlength(" ") * word_space
+            continue
+        f = font(path, int(round(size * float(np.clip(np.exp(rng.normal(0, scale_sd)), 0.8, 1.25)))))
+        advance = f.getlength(c)
+        box_w = int(advance) + 2 * pad
+        glyph = Image.new("L", (box_w, h), 0)
+        ImageDraw.Draw(glyph).text((pad, baseline + rng.normal(0, lift_sd)), c, font=f, fill=255, anchor="ls")
+        if tilt_sd > 0:
+            glyph = glyph.rotate(float(rng.normal(0, tilt_sd)), resample=Image.Resampling.BILINEAR,
+                                 center=(pad + advance / 2, baseline))
+        g = np.asarray(glyph, dtype=np.float32) / 255.0
+        x0 = int(round(x)) - pad
+        if x0 + box_w > ink.shape[1]:
+            ink = np.pad(ink, ((0, 0), (0, x0 + box_w - ink.shape[1] + pad)))
+        lo = max(x0, 0)
+        np.maximum(ink[:, lo:x0 + box_w], g[:, lo - x0:], out=ink[:, lo:x0 + box_w])
+        x += advance + tracking
+    cols = np.flatnonzero(ink.max(axis=0) > 0)
+    rows = np.flatnonzero(ink.max(axis=1) > 0)
+    if not len(cols):
+        return ink[:, :8]
+    return np.pad(ink[max(rows[0] - 4, 0):rows[-1] + 5, cols[0]:cols[-1] + 1], ((0, 0), (4, 4)))
+
+
+def render_font_line(text, path, rng, height=None, distort=True, glyph_jitter=0.0):
     """``text`` written in the font at ``path``: (h, w) uint8 grey, dark ink on light paper.
 
     height: the font size in pixels at which the line is finally drawn (default
     random 24-64); drawing happens at 2x and is block-averaged down.
+    glyph_jitter: the chance that the line is drawn a character at a time, each
+    its own way (``_glyph_ink``; training only: 0 draws nothing more from ``rng``).
     """
     size = int(height or rng.integers(24, 65))
-    f = font(path, 2 * size)
-    left, top, right, bottom = f.getbbox(text)
-    asc, desc = f.getmetrics()
-    w, h = max(right, 1) + 8, asc + desc + 8
-    canvas = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(canvas).text((4, 4), text, font=f, fill=255)
-    ink = np.asarray(canvas, dtype=np.float32) / 255.0
+    if glyph_jitter > 0 and rng.random() < glyph_jitter:
+        ink = _glyph_ink(text, path, 2 * size, rng)
+        h = ink.shape[0]
+    else:
+        f = font(path, 2 * size)
+        left, top, right, bottom = f.getbbox(text)
+        asc, desc = f.getmetrics()
+        w, h = max(right, 1) + 8, asc + desc + 8
+        canvas = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(canvas).text((4, 4), text, font=f, fill=255)
+        ink = np.asarray(canvas, dtype=np.float32) / 255.0
     if distort:
         ink = _stroke(ink, rng, 3)
         ink = _warp(ink, rng, slant=rng.uniform(-0.35, 0.35), wobble=rng.uniform(0, 0.06) * h,

@@ -66,6 +66,39 @@ def test_build_is_deterministic_and_writes_kraken_style_test_sets(tmp_path):
     assert data.read_user_lines(tmp_path / "a" / "test" / "fonts")  # a user's folder reads the same way
 
 
+@pytest.mark.skipif(not data.find_hands("test")[0], reason="handwriting fonts not installed (make apt)")
+def test_glyph_jitter_changes_training_lines_only(tmp_path):
+    plain = data.build_dataset(tmp_path / "a", n_train=24, n_valid=6, n_test=3, workers=1, display=False,
+                               digit_fraction=0.0)
+    data.build_dataset(tmp_path / "b", n_train=24, n_valid=6, n_test=3, workers=1, display=False,
+                       digit_fraction=0.0, glyph_jitter=1.0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "valid.npz").read_bytes() == (b / "valid.npz").read_bytes()
+    for name in ("digits", "fonts", "hershey"):
+        for png in (a / "test" / name).glob("*.png"):
+            assert png.read_bytes() == (b / "test" / name / png.name).read_bytes()
+    ta, tb = data.load_split(a, "train"), data.load_split(b, "train")
+    assert plain["glyph_jitter"] == 0.0
+    same_text = [(x, y) for x, y, s, t in zip(ta["features"], tb["features"], ta["texts"], tb["texts"]) if s == t]
+    assert len(same_text) >= 20 and all(x.shape != y.shape or (x != y).any() for x, y in same_text)
+    assert all(f.shape[1] == 32 and f.max() > 100 for f in tb["features"])  # ink at the model's height
+
+
+def test_glyph_ink_draws_each_letter_once_in_order():
+    from suite.apps.handwriting.render import _glyph_ink
+
+    hands, _ = data.find_hands("train")
+    if not hands:
+        pytest.skip("handwriting fonts not installed (make apt)")
+    path = hands[0][1]
+    rng = np.random.default_rng(0)
+    ink = _glyph_ink("ab  c", path, 48, rng)
+    cols = ink.max(axis=0) > 0.5
+    runs = np.count_nonzero(cols[1:] & ~cols[:-1]) + int(cols[0])  # separate blobs of ink along the line
+    assert 3 <= runs <= 5 and ink.shape[0] < 3 * 48
+    assert _glyph_ink(" ", path, 48, rng).max() == 0  # nothing to draw: blank, not an error
+
+
 @pytest.mark.skipif(not shutil.which("tesseract") or not data.find_hands("test")[0],
                     reason="tesseract or the handwriting fonts not installed (make apt)")
 def test_display_faces_are_those_tesseract_reads_and_train_only(tmp_path, monkeypatch):
