@@ -13,6 +13,7 @@ import lzma
 import time
 
 import numpy as np
+from numba import njit
 
 _DISCOUNT_FLOOR = 0.1  # keeps every discount > 0, so lower orders (and unseen tokens) keep mass
 
@@ -83,6 +84,50 @@ class _Level:
         return np.where(h_found, p, p_lower)  # an unseen context backs off entirely
 
 
+@njit(cache=True)
+def _key(prefix, token, base, exact):
+    """NGramModel._combine of one key (uint64 arithmetic wraps, as the hash wants)."""
+    x = prefix * base + token
+    if exact:
+        return x
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _find(sorted_keys, query):
+    """Index of query in a sorted key array, or -1 (_lookup of one query)."""
+    i = min(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    return i if sorted_keys[i] == query else -1
+
+
+@njit(cache=True)
+def _next_distribution(context, V, base, exact, g_off, g_keys, g_counts, c_off, c_keys, c_den, c_gamma, disc):
+    """NGramModel.next_distribution compiled: the same arithmetic, level by level (one context lookup a level,
+    since every candidate word shares it), so the same float64 values."""
+    p = np.full(V, 1.0 / V)
+    n = len(context)
+    for k in range(1, len(g_off)):
+        prefix = np.uint64(0)
+        for i in range(n - (k - 1), n):
+            prefix = _key(prefix, context[i], base, exact)
+        h = _find(c_keys[c_off[k - 1]:c_off[k]], prefix)
+        if h < 0:
+            continue  # an unseen context backs off entirely
+        h += c_off[k - 1]
+        gk = g_keys[g_off[k - 1]:g_off[k]]
+        den, gamma = c_den[h], c_gamma[h]
+        for w in range(V):
+            g = _find(gk, _key(prefix, np.uint64(w), base, exact))
+            c = g_counts[g_off[k - 1] + g] if g >= 0 else 0
+            discounted = max(c - disc[k - 1, min(c, 3)], 0.0)
+            p[w] = discounted / den + gamma * p[w]
+    return p
+
+
 class NGramModel:
     """Interpolated modified Kneser-Ney n-gram model over tokens 0..vocab_size-1.
 
@@ -110,6 +155,7 @@ class NGramModel:
         self.exact = self.base ** self.order <= 2**64  # keys are base-(V+1) numbers
         self.levels = None
         self.fit_seconds = {}  # {k: cumulative seconds to fit levels 1..k}
+        self._packed = {}  # {order: the levels' arrays for _next_distribution}
 
     def _check(self, ids, name):
         ids = np.asarray(ids)
@@ -143,7 +189,7 @@ class NGramModel:
         """Count n-grams of orders 1..order in ids (int array, shape (N,)). Returns self."""
         ids = self._check(ids, "ids")
         start = time.perf_counter()
-        self.levels, previous_grams = [], None
+        self.levels, previous_grams, self._packed = [], None, {}
         for k, grams, contexts in self._stream_keys(ids, self.order):
             keys, first, raw = np.unique(grams, return_index=True, return_counts=True)
             self.levels.append(_Level(keys, raw.astype(np.int64), contexts[first]))
@@ -189,15 +235,27 @@ class NGramModel:
         if any(not 0 <= t < self.vocab_size for t in context):
             raise ValueError(f"context tokens must lie in [0, {self.vocab_size})")
         context = [self.vocab_size] * (order - 1 - len(context)) + context
-        words = np.arange(self.vocab_size, dtype=np.uint64)  # (V,) every candidate next token
-        p = np.full(self.vocab_size, 1.0 / self.vocab_size)
-        for k in range(1, order + 1):
-            prefix = np.zeros(self.vocab_size, np.uint64)  # key of the k-gram's context...
-            for t in context[len(context) - (k - 1):] if k > 1 else []:
-                prefix = self._combine(prefix, np.uint64(t))  # ...its last k-1 tokens
-            grams = self._combine(prefix, words)
-            p = self.levels[k - 1].update("raw" if k == order else "cont", grams, prefix, p)
-        return p
+        if order not in self._packed:
+            self._packed[order] = self._pack(order)
+        return _next_distribution(np.array(context, np.uint64), self.vocab_size, np.uint64(self.base), self.exact,
+                                  *self._packed[order])
+
+    def _pack(self, order):
+        """Levels 1..order as flat arrays for _next_distribution: (g_off, g_keys, g_counts, c_off, c_keys,
+        c_den, c_gamma, disc), each level's counts, denominators, gammas and discounts in the mode that level
+        plays at this order ("raw" at the top, "cont" below)."""
+        levels = self.levels[:order]
+        modes = ["cont"] * (order - 1) + ["raw"]
+
+        def offsets(arrays):
+            return np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+
+        return (offsets([lv.keys for lv in levels]), np.concatenate([lv.keys for lv in levels]),
+                np.concatenate([lv.counts[m] for lv, m in zip(levels, modes)]).astype(np.int64),
+                offsets([lv.ctx_keys for lv in levels]), np.concatenate([lv.ctx_keys for lv in levels]),
+                np.concatenate([lv.denominator[m] for lv, m in zip(levels, modes)]),
+                np.concatenate([lv.gamma[m] for lv, m in zip(levels, modes)]),
+                np.stack([lv.discount[m] for lv, m in zip(levels, modes)]))
 
     def to_dict(self):
         """The fitted counts as JSON-ready lists (keys delta-coded); from_dict rebuilds the same model."""

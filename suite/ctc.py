@@ -131,8 +131,9 @@ class CharNGramLM:
         n = self.order - 1
         if n == 0:
             return ()
-        context = tuple(int(t) for t in context[-n:]) if len(context) else ()
-        return (self.vocab_size,) * (n - len(context)) + context
+        # a beam search's prefixes are tuples of ints already: sliced, not rebuilt (it asks ~1,000 times a line)
+        context = context[-n:] if type(context) is tuple else tuple(int(t) for t in context[-n:])
+        return (self.vocab_size,) * (n - len(context)) + context if len(context) < n else context
 
     def _log_distribution(self, key):
         row = self._cache.get(key)

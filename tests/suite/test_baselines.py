@@ -85,7 +85,10 @@ def test_every_step_is_a_distribution_over_the_vocab(exact):
         seq = rng.integers(0, vocab_size, 12)
         stream = model.token_probabilities(seq, order=k)
         step = [model.next_distribution(seq[:t], order=k)[seq[t]] for t in range(len(seq))]
-        np.testing.assert_allclose(stream, step, rtol=1e-12)
+        np.testing.assert_array_equal(stream, step)  # the compiled lookup does the stream's arithmetic exactly
+    model.fit(train[::-1].copy())  # refitted: the compiled lookup's tables follow
+    seq = rng.integers(0, vocab_size, 12)
+    assert model.token_probabilities(seq)[-1] == model.next_distribution(seq[:-1])[seq[-1]]
 
 
 def test_higher_order_wins_on_repetitive_text():
