@@ -11,3 +11,9 @@ text to handwriting with a pen-stroke LSTM (Graves 2013).
                legibility read by the Reader, export with the model card (data/models/handwriting-writer)
     cli.py     `suite handwriting`: data build, train, export, evaluate, read; write, writer train/export
 """
+
+READ_BEAM = 16
+"""Prefixes the CTC beam search keeps by default (`read`, `evaluate`, `suite batch handwriting`, export's tuning and
+scores). Chosen on validation with the stage-5 model: text-line CER 7.57 % at 8, 6.92 % at 16, 6.69 % at 32 (hand
+delphine; domestic-manners and digits about the same); 16 costs about what 8 did before the n-gram LM's lookups were
+compiled (suite.baselines)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from suite.apps.handwriting import READ_BEAM
 from suite.cli_common import (architecture_from_init, command_line, export_source, fail, finish_training,
                               load_or_fail, model_option, prepare_run_dir, run_training, training_options)
 from suite.cli_common import counter as _bar
@@ -202,7 +203,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     lm = fit_lm(train_split["texts"], alphabet, lm_order)
     meta = {"alphabet": chars, "data": source, "train_lines": len(train_split["texts"]),
             "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "geometry": geometry,
-            "decoding": {"beam": 8, "lm_weight": 0.5, "bonus": 0.0}}
+            "decoding": {"beam": READ_BEAM, "lm_weight": 0.5, "bonus": 0.0}}
     if init_card is not None:
         meta["init"] = {"from": str(init_dir), "step": init_card["meta"].get("step"),
                         "train_lines": init_card["meta"].get("train_lines")}
@@ -256,7 +257,8 @@ def export_cmd(run, out, data_dir, lm_order, force, as_json):
 @cli.command()
 @click.argument("tsv", type=click.Path(dir_okay=False))
 @model_option
-@click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True, help="1 = greedy decoding.")
+@click.option("--beam", type=click.IntRange(1, 256), default=READ_BEAM, show_default=True,
+              help="1 = greedy decoding.")
 @click.option("--no-lm", is_flag=True, help="Decode without the character language model.")
 @click.option("--against", type=click.Choice(["tesseract"]), default=None,
               help="Also run this peer on the same images and report both.")
@@ -293,7 +295,7 @@ def read_options(fn):
     fn = click.option("--layout", type=click.Choice(["auto", "line", "page"]), default="auto", show_default=True,
                       help="line: the image is one text line; page/auto: cut it into lines first.")(fn)
     fn = click.option("--no-lm", is_flag=True, help="Decode without the character language model.")(fn)
-    fn = click.option("--beam", type=click.IntRange(1, 256), default=8, show_default=True,
+    fn = click.option("--beam", type=click.IntRange(1, 256), default=READ_BEAM, show_default=True,
                       help="1 = greedy decoding.")(fn)
     return model_option(fn)
 
@@ -387,7 +389,7 @@ def _write_lines(path, lines, result, folder):
 
 
 # -- `suite batch handwriting`: read many images (suite.batch) ---------------------------------------------
-def _batch_load(model_dir=None, beam=8, no_lm=False, layout="auto"):
+def _batch_load(model_dir=None, beam=READ_BEAM, no_lm=False, layout="auto"):
     import numpy as np
 
     from suite.apps.handwriting.model import Reader, load_model

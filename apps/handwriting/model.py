@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from suite import ctc_task
+from suite.apps.handwriting import READ_BEAM
 from suite.device import on_device
 from suite.ctc_task import CTCDecoder, CTCTask, error_rates, error_rates_by, split_logits
 from suite.nn import Linear, Module, Recurrent
@@ -246,9 +247,9 @@ class Reader(CTCDecoder):
     ``read_gray`` turns them into image x coordinates.
     """
 
-    def __init__(self, model, card, beam=8, use_lm=True, lm_weight=None):
+    def __init__(self, model, card, beam=None, use_lm=True, lm_weight=None):
         decoding = (card.get("meta") or {}).get("decoding") or {}
-        super().__init__(alphabet_of(card), frame_seconds=1.0, beam=beam,
+        super().__init__(alphabet_of(card), frame_seconds=1.0, beam=READ_BEAM if beam is None else beam,
                          lm=ctc_task.char_lm(card.get("meta")) if use_lm else None,
                          lm_weight=lm_weight if lm_weight is not None else decoding.get("lm_weight", 0.5),
                          bonus=decoding.get("bonus", 0.0))
@@ -367,7 +368,7 @@ CHAR_BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0)
 WIDTH_SCALES = (1.0, 1.15, 1.3, 1.45)  # reading widths tried on validation (models read hands wider than trained)
 
 
-def tune_decoding(model, card, split, beam=8, progress=None):
+def tune_decoding(model, card, split, beam=None, progress=None):
     """The reading width, LM weight and character bonus with the lowest CER on ``split`` (validation), digit
     strings and text lines weighing alike (the mean of their CERs).
 
