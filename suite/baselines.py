@@ -18,8 +18,9 @@ from numba import njit
 _DISCOUNT_FLOOR = 0.1  # keeps every discount > 0, so lower orders (and unseen tokens) keep mass
 
 
+@njit(cache=True)
 def _splitmix64(x):
-    # (uint64 arithmetic wraps, which is the point of a hash)
+    # a uint64 or an array of them (uint64 arithmetic wraps, which is the point of a hash)
     x = x ^ (x >> np.uint64(30))
     x = x * np.uint64(0xBF58476D1CE4E5B9)
     x = x ^ (x >> np.uint64(27))
@@ -88,13 +89,7 @@ class _Level:
 def _key(prefix, token, base, exact):
     """NGramModel._combine of one key (uint64 arithmetic wraps, as the hash wants)."""
     x = prefix * base + token
-    if exact:
-        return x
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    return x if exact else _splitmix64(x)
 
 
 @njit(cache=True)
