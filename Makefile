@@ -164,14 +164,14 @@ models: install apt
 	  --out runs/handwriting-wide --steps 9000 --minutes 62 --lr 7e-4 --eval-every 1000 --lm-order 6 --quiet --force
 	$(BIN)/suite handwriting export runs/handwriting-wide --out data/models/handwriting --data data/handwriting-wide \
 	  --force
-	# stage 4 (shipped): from stage 3's exported model, the same corpus with half the lines drawn narrower or wider
+	# stage 4: from stage 3's exported model, the same corpus with half the lines drawn narrower or wider
 	# and with smaller glyphs (--geometry); stopped by its time limit at step 6,000, also its best
 	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-wide \
 	  --init data/models/handwriting --out runs/handwriting-geo --geometry 0.5 --steps 8500 --minutes 62 --lr 5e-4 \
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-geo --out data/models/handwriting --data data/handwriting-wide \
 	  --force
-	# stage 5 (shipped): four more training hands (Nanum Brush and Pen Script, kiloji, Aoyagi Kouzan; validation and
+	# stage 5: four more training hands (Nanum Brush and Pen Script, kiloji, Aoyagi Kouzan; validation and
 	# test files unchanged), from stage 4's exported model; its time limit stopped it, and --resume ran it to its end.
 	# Export refits the character LM at order 7 (chosen on validation) and chooses the reading width on validation
 	$(BIN)/suite handwriting data build --out data/handwriting-hands --force
@@ -182,6 +182,14 @@ models: install apt
 	  --init data/models/handwriting --out runs/handwriting-hands --geometry 0.5 --steps 8500 --minutes 30 --lr 5e-4 \
 	  --eval-every 1000 --lm-order 6 --resume
 	$(BIN)/suite handwriting export runs/handwriting-hands --out data/models/handwriting --data data/handwriting-hands \
+	  --lm-order 7 --force
+	# stage 6 (shipped): half of the training font lines drawn a character at a time, each letter its own size, tilt,
+	# lift and spacing (--glyph-jitter 0.5; validation and test files unchanged), from stage 5's exported model
+	$(BIN)/suite handwriting data build --out data/handwriting-jitter --glyph-jitter 0.5 --force
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-jitter \
+	  --init data/models/handwriting --out runs/handwriting-jitter --geometry 0.5 --steps 6500 --minutes 65 --lr 5e-4 \
+	  --eval-every 1000 --lm-order 6 --force
+	$(BIN)/suite handwriting export runs/handwriting-jitter --out data/models/handwriting --data data/handwriting-jitter \
 	  --lm-order 7 --force
 	# handwriting writer (Graves 2013 synthesis): Hershey script strokes jittered afresh every step, English pieces
 	# of the reader's training texts; its legibility is read by the reader exported above
