@@ -297,7 +297,7 @@ class Reader(CTCDecoder):
     def _read_cut(self, cut, together=None):
         """read_line's results for each list of lines in ``cut``: the network run over all of them at once (batched
         by width, as validation reads) when ``together``, else line by line; None: together on a GPU only (on
-        this CPU one line at a time measured faster: EVALUATE_BATCH)."""
+        this CPU batching never clearly paid: EVALUATE_BATCH)."""
         flat = [line for lines in cut for line in lines]
         if together is None:
             together = self.model.device != "cpu"
@@ -403,9 +403,10 @@ def check_width_scale(meta, where):
 
 
 EVALUATE_BATCH = {"cpu": 1, "cuda": 32}
-"""Files whose lines go through the network together in evaluate_folder, by where the model is. On the CPU one
-at a time is faster (bench/bench_handwriting.py, 200 test lines, one core, greedy: 70.7 lines/s one by one, 43.5
-in batches of 32 files); a GPU needs batches."""
+"""Files whose lines go through the network together in evaluate_folder, by where the model is. On the CPU
+batching never clearly paid (bench/bench_handwriting.py, 200 test lines, one core, greedy, another job on the
+other core each time: 70.7 lines/s one by one against 43.5 in batches of 32 files on 2026-12-06, 74.6 against
+79.1 on 2026-12-07), so the CPU keeps the simpler one at a time; a GPU needs batches."""
 
 
 def evaluate_folder(reader, tsv, progress=None, layout="line"):
