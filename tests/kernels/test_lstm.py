@@ -71,10 +71,13 @@ def test_forward_matches_reference(variant, lengths, reverse, monkeypatch):
                     np.testing.assert_array_equal(cT[row], args["c0"][row])
 
 
-def test_infer_chunks_longer_sequences(monkeypatch):
-    """T larger than the chunk, not a multiple of it, in both directions."""
+@pytest.mark.parametrize("steps, rows", [(3, 1), (1, 8)])
+def test_infer_chunks_longer_sequences(monkeypatch, steps, rows):
+    """T larger than the chunk, not a multiple of it, in both directions; the chunk set by its minimum steps
+    (3) or by its minimum rows (8 rows of B=4: 2 steps)."""
     import suite.kernels.lstm as lstm
-    monkeypatch.setattr(lstm, "INFER_CHUNK", 3)
+    monkeypatch.setattr(lstm, "INFER_CHUNK", steps)
+    monkeypatch.setattr(lstm, "INFER_ROWS", rows)
     rng = np.random.default_rng(1)
     T_long = 11
     args = make_args("peephole_lstmp", np.float64)
