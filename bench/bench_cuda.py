@@ -110,7 +110,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--sizes", default="256,512")
     args = parser.parse_args(argv)
-    from suite.device import gpu_status
+    from suite.device_choice import gpu_status
     from suite.info import machine
 
     ok, reason = gpu_status()

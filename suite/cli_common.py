@@ -215,7 +215,7 @@ def default_command_group(name):
 
 def model_option(fn):
     """--model DIR (as model_dir): a model folder, default the app's shipped model; and --device."""
-    from suite.device import device_option
+    from suite.device_choice import device_option
 
     fn = device_option(fn)
     return click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
@@ -248,7 +248,7 @@ def training_options(steps, eval_every=500, lr=2e-3, data=None, data_help=None, 
     ]
 
     def decorate(fn):
-        from suite.device import device_option
+        from suite.device_choice import device_option
 
         fn = device_option(fn)
         for option in reversed(options):
@@ -282,9 +282,9 @@ def run_training(app, model, task, model_config, meta, *, out, steps, minutes, l
         if describe_eval is not None and not quiet:
             click.echo(f"step {record['step']}: {describe_eval(record)}", err=True)
 
-    from suite.device import current
+    from suite.device_choice import current
 
-    device = current()  # --device, resolved while parsing (a GPU only for apps in suite.device.GPU_APPS)
+    device = current()  # --device, resolved while parsing (a GPU only for apps in suite.device_choice.GPU_APPS)
     if device != "cpu":
         model.to_device(device)
     meta["device"] = device

@@ -18,8 +18,6 @@ import os
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from suite.fileio import atomic_path
 
 REPORT = "report.json"
@@ -42,6 +40,8 @@ def item_rng(seed, split_id, index, stream=0):
     so that a rebuilt dataset is byte-identical to the shipped models' one);
     stream: separate draws of one item (scene, rendering, caption, noise...).
     """
+    import numpy as np  # here, not at the top: `suite --help` imports this module for data_dir
+
     return np.random.default_rng([int(seed), int(split_id), int(index), int(stream)])
 
 
@@ -83,6 +83,8 @@ def write_npz(path, arrays, level=1):
 
     level: zlib level (1 is about 4x faster than numpy's 6 on noisy pixels, 3 % bigger).
     """
+    import numpy as np  # here, not at the top: `suite --help` imports this module for data_dir
+
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -102,6 +104,8 @@ def write_npz(path, arrays, level=1):
 
 def read_npz(path, what="dataset"):
     """{name: array} of an npz written by write_npz; DataError if it is missing or unreadable."""
+    import numpy as np  # here, not at the top: `suite --help` imports this module for data_dir
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; build the {what} first")
@@ -217,6 +221,8 @@ def read_file_tsv(tsv, columns, header=None):
 
 def holdout_split(n, fraction=HOLDOUT_FRACTION, seed=0):
     """(train indices, held-out indices) of n user items: a seeded shuffle, at least one held out."""
+    import numpy as np  # here, not at the top: `suite --help` imports this module for data_dir
+
     if n < 2:
         raise DataError(f"{n} items; need at least 2 (one to train on, one to hold out)")
     order = np.random.default_rng(seed).permutation(n)

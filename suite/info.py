@@ -56,7 +56,7 @@ def machine():
 
 def cuda_status():
     """(usable, reason): whether a CUDA GPU can run our @cuda.jit kernels (suite.device; the simulator is no GPU)."""
-    from suite.device import gpu_status
+    from suite.device_choice import gpu_status
 
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return False, "NUMBA_ENABLE_CUDASIM=1 (simulator, not a GPU)"
@@ -69,7 +69,7 @@ def collect():
 
     import suite
 
-    from suite.device import GPU_APPS
+    from suite.device_choice import GPU_APPS
 
     cuda_ok, cuda_reason = cuda_status()
     cache_dir = os.environ.get("NUMBA_CACHE_DIR") or "(beside each module, in __pycache__)"  # set by kernels/

@@ -3,7 +3,6 @@ import json
 import time
 
 import click
-import numpy as np
 
 from suite.cli_common import check_stopped, prepare_run_dir
 from suite.fileio import OutputExistsError, check_writable
@@ -70,6 +69,8 @@ def adding(cell, T, hidden, steps, batch_size, lr, n_test, seed, out, resume, fo
 
     Example: suite lab adding --cell rnn --T 100
     """
+    import numpy as np
+
     from suite.lab import adding_batch, evaluate_adding
 
     out = prepare_run_dir(out or f"runs/lab/adding-{cell}-T{T}", resume, force)
@@ -109,6 +110,8 @@ def gradients(T, hidden, steps, seed, out, force, as_json, quiet):
     Example: suite lab gradients --T 200 --out grads.png
     """
     import tempfile
+
+    import numpy as np
 
     from suite.lab import AddingModel, adding_batch, state_gradient_norms
     from suite.plot import gradient_norms

@@ -87,7 +87,7 @@ def load_app_model(model_dir, app, model_name, build, limits=None):
                                   "finite (NaN or inf); the model is broken: retrain it or use another model")
     model.load_state_dict(state)
     model.eval()
-    from suite.device import current
+    from suite.device_choice import current
 
     if current() == "cuda":  # --device cuda (or auto with a GPU) on a command that runs there: suite.device
         model.to_device("cuda")

@@ -84,3 +84,15 @@ def test_wheel_carries_every_shipped_model(tmp_path):
     assert not missing, f"not in the wheel: {missing}"
     assert "suite/cli.py" in names and "suite/kernels/lstm.py" in names and "suite/apps/text/cli.py" in names
     assert {n.split("/")[0] for n in names if not n.startswith("suite-")} == {"suite"}, "one top-level package"
+
+
+def test_help_imports_no_numpy():
+    """`suite --help` lists every app's commands without importing NumPy (issue 20: --help under 0.3 s; NumPy's
+    import alone is ~0.1 s here): the apps' CLI modules keep heavy imports inside their commands."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['suite', '--help']\nfrom suite.cli import main\ntry:\n    main()\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'numba', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out[-300:]

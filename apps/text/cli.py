@@ -215,7 +215,7 @@ def score(file, adapt, model_dir, as_json):
       suite text score some_module.py --adapt
     """
     from suite.apps.text.model import LN2, score_ids
-    from suite.device import current
+    from suite.device_choice import current
     from suite.lm import SCORE_STREAMS
 
     if adapt and current() == "cuda":

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from suite import device as dev
+from suite import device_choice
 from suite.nn import Dropout, Embedding, Linear
 
 
@@ -21,7 +22,7 @@ def test_resolve_cpu_auto_and_unknown(monkeypatch):
 
 def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
     monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")
-    monkeypatch.setattr(dev, "_driver_present", lambda: False)
+    monkeypatch.setattr(device_choice, "_driver_present", lambda: False)
     with pytest.raises(dev.DeviceError, match="needs a usable NVIDIA GPU: no NVIDIA driver found.*--device cpu"):
         dev.resolve("cuda", "text", "train")
     assert dev.resolve("auto", "text", "train") == "cpu"
