@@ -26,10 +26,14 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-k
 
 install: $(VENV)/.installed
 
+# compileall: our sources' bytecode, written once, so that every command imports it rather than compiling
+# ~30 modules anew (where PYTHONDONTWRITEBYTECODE is set, as on this workplace's machines, Python would never
+# write it: `suite --help` 0.26 -> 0.14 s, `handwriting read` of a line ~1.95 -> ~1.7 s on an AVX2 EPYC).
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e .
+	$(BIN)/python -m compileall -q suite apps kernels
 	$(BIN)/python -m suite.warm
 	touch $@
 

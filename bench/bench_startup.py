@@ -2,10 +2,10 @@
 
 Runs each command as a user would (a new `suite` process), once to be sure the
 cache is warm, then --repeat times, and prints one JSON object: the median
-seconds of each, beside `suite --help` (the floor: Python, numpy and click
+seconds of each, beside `suite --help` (the floor: Python and click
 starting). One BLAS thread. The peer is that floor, measured in the same run.
 
-    .venv/bin/python bench/bench_startup.py [--repeat 3]
+    .venv/bin/python bench/bench_startup.py [--repeat 5]
 """
 import argparse
 import json
@@ -23,7 +23,7 @@ EXAMPLES = ROOT / "data" / "examples"
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     from suite.info import cpu_model
 

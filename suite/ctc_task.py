@@ -190,12 +190,25 @@ def error_rates_by(labels, refs, hyps):
     return {label: error_rates(rs, hs) for label, (rs, hs) in groups.items()}
 
 
+_BUILT_LM = [None, None]  # [the meta "lm" dict built last, its CharNGramLM]
+
+
 def char_lm(meta):
-    """The character n-gram LM stored in a checkpoint's meta ("lm"), or None."""
+    """The character n-gram LM stored in a checkpoint's meta ("lm"), or None.
+
+    The LM last built is kept and handed out again for the same dict (the same
+    object, not an equal one): loading a model checks its LM by building it
+    (check_decoding_meta) and its decoder then asks for it, and a 7-gram takes
+    ~0.3 s to build. A CharNGramLM only reads its counts, so sharing it is safe.
+    """
     from suite.ctc import CharNGramLM
 
     lm = (meta or {}).get("lm")
-    return CharNGramLM.from_dict(lm) if lm else None
+    if not lm:
+        return None
+    if _BUILT_LM[0] is not lm:
+        _BUILT_LM[:] = [lm, CharNGramLM.from_dict(lm)]
+    return _BUILT_LM[1]
 
 
 def lexicon(meta, alphabet):

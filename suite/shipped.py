@@ -80,7 +80,7 @@ def load_app_model(model_dir, app, model_name, build, limits=None):
         model = build(config, meta)
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{config_file}: bad model config ({' '.join(str(exc).split())})") from None
-    state, _ = load_checkpoint(model_dir, expect=model.state_dict())
+    state, _ = load_checkpoint(model_dir, expect=model.state_dict(), card=card)
     for name, value in state.items():
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise CheckpointError(f"{model_dir / 'model.safetensors'}: tensor {name} holds values that are not "

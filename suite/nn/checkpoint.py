@@ -118,7 +118,7 @@ def read_card(path):
     return card
 
 
-def load_checkpoint(path, expect=None):
+def load_checkpoint(path, expect=None, card=None):
     """Read a checkpoint written by save_checkpoint.
 
     Parameters
@@ -128,6 +128,9 @@ def load_checkpoint(path, expect=None):
     expect : dict[str, np.ndarray] or None
         Optionally the state the caller's model has (e.g. model.state_dict() of
         a model built from the config): names and shapes must then match too.
+    card : dict or None
+        read_card(path), when the caller has read it already: config.json is then
+        parsed once (a model with a stored LM has a config of several MB).
 
     Returns
     -------
@@ -135,7 +138,7 @@ def load_checkpoint(path, expect=None):
     config : dict
         The config given to save_checkpoint (meta is in read_card(path)["meta"]).
     """
-    card = read_card(path)
+    card = read_card(path) if card is None else card
     filename = os.path.join(os.fspath(path), WEIGHTS)
     try:
         with open(filename, "rb") as f:

@@ -156,3 +156,20 @@ def test_tune_decoding_by_groups_weighs_each_group_alike():
     grouped = tune_decoding(Fake(ABC, 0.1), logits, refs, groups=groups, metric="cer")
     assert plain["bonus"] == 0.0 and grouped["bonus"] == 0.5
     assert "cer_digits" in grouped["grid"][0] and "mean CER of the groups digits, text" in grouped["chosen_on"]
+
+
+def test_char_lm_is_built_once_per_stored_dict():
+    """Loading a model checks its LM by building it, and the decoder asks for it again: the same stored dict gives
+    the same LM object (built once), an equal but other dict a new one with the same probabilities, none none."""
+    from suite.ctc import CharNGramLM
+    from suite.ctc_task import char_lm
+
+    stored = CharNGramLM.fit([[2, 3, 1, 2], [3, 2, 2]], order=3, vocab_size=ABC.size).to_dict()
+    meta = {"lm": stored}
+    first = char_lm(meta)
+    assert char_lm({"lm": stored}) is first
+    copy = {"lm": {**stored}}
+    other = char_lm(copy)
+    assert other is not first
+    np.testing.assert_array_equal(other.distribution((2, 3)), first.distribution((2, 3)))
+    assert char_lm({}) is None and char_lm(None) is None
