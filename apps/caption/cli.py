@@ -186,9 +186,12 @@ def data_build(out, n_train, n_valid, n_test, all_combos, twins, outlines, input
 @click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Chance that an input word is fed as unknown while training, so the next word must come from "
                    "the image (helps unseen colour-shape pairs).")
+@click.option("--factored", is_flag=True,
+              help="Choose each size, colour and shape word from the attended image region alone, the decoder only "
+                   "saying which kind of word comes (a class-factored output; for unseen colour-shape pairs).")
 @training_options(steps=8000, data=DEFAULT_DATA, data_help="A built shapes-world dataset.", out=DEFAULT_RUN_DIR)
 def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, attn, dropout, batch_size,
-          first_caption_only, init_dir, word_dropout, **opts):
+          first_caption_only, init_dir, word_dropout, factored, **opts):
     """Train the captioner; the best model by validation loss per word is kept.
 
     \b
@@ -197,10 +200,11 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
       suite caption train --images photos/ --captions captions.tsv --out runs/mine
       suite caption train --data data/caption-all --init data/models/caption --lr 5e-4 --out runs/ft
       suite caption train --first-caption-only --word-dropout 0.25 --out runs/combo-wd
+      suite caption train --first-caption-only --factored --out runs/combo-factored
     """
     from suite.apps.caption.data import INPUT_SIZE, tokenize, training_data, user_training_data
     from suite.apps.caption.model import (CaptionConfig, CaptionModel, CaptionTask, at_input_size, build_vocab,
-                                          config_dict, export_model, grow_vocab)
+                                          config_dict, export_model, factored_classes, grow_vocab)
 
     try:
         channels = [int(c) for c in channels.split(",")]
@@ -210,6 +214,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
         raise click.UsageError("--images and --captions go together")
     out = prepare_run_dir(out, opts["resume"], opts["force"], opts["export"])
     model = init_vocab = init_card = None
+    if init_dir and factored:
+        raise click.UsageError("--factored builds a new model; with --init the model's own output is kept")
     if init_dir:
         model, init_vocab, init_card = _load(init_dir)
     try:
@@ -230,7 +236,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
         config = model.config
     else:
         config = CaptionConfig(vocab_size=vocab.size, input_size=size, channels=channels, embed=embed,
-                               hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"])
+                               hidden=hidden, attn=attn, dropout=dropout, seed=opts["seed"],
+                               factored=factored_classes(vocab) if factored else [])
         try:
             model = CaptionModel(config)
         except ValueError as exc:

@@ -54,6 +54,8 @@ class CaptionConfig:
     seed: int = 0
     init_grid: int = 0                                # the grid is average-pooled to init_grid^2 for the
                                                       # initial state; 0: half the grid's side
+    factored: list = field(default_factory=list)      # word-id classes (colours, shapes, sizes) whose choice
+                                                      # within the class reads the attended memory alone
 
 
 class Vocab:
@@ -119,6 +121,44 @@ class CaptionModel(AttentionDecoder, Module):
         self.out = Linear(config.hidden, config.vocab_size, rng=rng)
         self._coords_in = coord_channels(config.input_size)
         self._coords_mem = coord_channels(self.grid).reshape(2, -1).T.copy()  # (N, 2)
+        if config.factored:  # after every other layer: the same seed draws the same weights for the rest
+            cols = [int(w) for group in config.factored for w in group]
+            if (len(config.factored) < 1 or any(len(g) < 2 for g in config.factored) or len(set(cols)) != len(cols)
+                    or not all(len(SPECIALS) <= w < config.vocab_size for w in cols)):
+                raise ValueError(f"factored: classes of 2 or more distinct word ids from {len(SPECIALS)} to "
+                                 f"{config.vocab_size - 1} expected, got {config.factored!r}")
+            self._fact_cols = np.array(cols)
+            self._fact_class = np.array([k for k, group in enumerate(config.factored) for _ in group])
+            self.cls = Linear(config.hidden, len(config.factored), rng=rng)  # "a word of class k comes now"
+            self.fact = Linear(self.mem_size, len(cols), rng=rng)           # which word of its class: memory alone
+
+    # -- factored output ---------------------------------------------------------------
+    def output_logits(self, a, context):
+        """With ``factored`` classes, a class word's logit is cls(a)[its class] + fact(context)[the word]: the
+        decoder's state says that a colour (say) comes now, and which colour is read from the attended memory
+        alone, so "blue" said just before cannot pull the next shape towards the shapes blue things had in
+        training (a class-factored softmax, P(word) = P(class | state) P(word | class, memory)). Every other word
+        is out(a)'s as without."""
+        if not self.config.factored:
+            return super().output_logits(a, context)
+        if on_device(a):
+            raise ValueError("a factored caption model runs on the CPU only: use --device cpu")
+        ad = self.drop.forward(a)
+        logits = self.out.forward(ad)  # (T, B, V)
+        logits[..., self._fact_cols] = self.cls.forward(ad)[..., self._fact_class] + self.fact.forward(context)
+        return logits
+
+    def output_backward(self, dlogits):
+        if not self.config.factored:
+            return super().output_backward(dlogits)
+        dfact = dlogits[..., self._fact_cols]  # (T, B, W), a copy
+        dcls = np.zeros(dlogits.shape[:-1] + (len(self.config.factored),), dtype=dlogits.dtype)
+        for k in range(len(self.config.factored)):
+            dcls[..., k] = dfact[..., self._fact_class == k].sum(axis=-1)
+        dout = dlogits.copy()
+        dout[..., self._fact_cols] = 0  # out(a)'s logits of class words were replaced
+        dad = self.out.backward(dout) + self.cls.backward(dcls)
+        return self.drop.backward(dad), self.fact.backward(dfact)
 
     # -- encoder -------------------------------------------------------------------------
     def encode(self, images):
@@ -319,6 +359,16 @@ def greedy_batch(model, images, max_len=30):
         if done.all():
             break
     return out
+
+
+def factored_classes(vocab):
+    """The word-id classes of CaptionConfig.factored for a vocabulary: sizes, colours, shapes (singular and plural),
+    each with the words the vocabulary has (a class needs two)."""
+    from suite.apps.caption.scenes import COLOURS, PLURALS, SHAPES, SIZES
+
+    groups = (SIZES, COLOURS, SHAPES + tuple(PLURALS[s] for s in SHAPES))
+    classes = [[int(vocab.index[w]) for w in group if w in vocab.index] for group in groups]
+    return [c for c in classes if len(c) >= 2]
 
 
 def build_model(config, meta):
@@ -589,7 +639,9 @@ EVAL_SPLITS = ("test", "combo", "alt", "sketch", "dark")  # the held-out splits 
 def describe_model(config, grid):
     """The card's one-line architecture."""
     return ("CNN encoder ({} conv3x3+ReLU+maxpool blocks, CoordConv) -> additive attention over the {}x{} grid "
-            "-> LSTM decoder ({} units), beam search".format(len(config.channels), grid, grid, config.hidden))
+            "-> LSTM decoder ({} units){}, beam search".format(
+                len(config.channels), grid, grid, config.hidden,
+                ", sizes/colours/shapes chosen from the attended memory (factored output)" if config.factored else ""))
 
 
 def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None):

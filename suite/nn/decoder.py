@@ -61,14 +61,25 @@ class AttentionDecoder:
             y, state2 = self.rnn2.forward(concat_last([y, context]), state=state2)  # (T, B, H)
         a = tanh(self.combine.forward(concat_last([y, context])))  # (T, B, H)
         self._dec = (tuple(y.shape), a) if self.training else None
-        logits = self.out.forward(self.drop.forward(a))  # (T, B, V)
+        logits = self.output_logits(a, context)  # (T, B, V)
         return logits, (state1, state2), alpha
+
+    def output_logits(self, a, context):
+        """The next token's logits (T, B, V) from the attentional state a (T, B, H); ``context`` (T, B, K) is there
+        for a model whose output also reads the attended memory directly (caption's factored output)."""
+        return self.out.forward(self.drop.forward(a))
+
+    def output_backward(self, dlogits):
+        """Backprop output_logits: (d a, d context or None)."""
+        return self.drop.backward(self.out.backward(dlogits)), None
 
     def decoder_backward(self, dlogits):
         """Backprop the latest training decode_step: (dmemory (B, N, K), d initial state of the first LSTM)."""
         (T, B, H), a = self._dec
-        da = tanh_backward(self.drop.backward(self.out.backward(dlogits)), a)
-        dy, dcontext = _split(self.combine.backward(da), H)  # from (T, B, H + K)
+        da, dcontext_out = self.output_backward(dlogits)
+        dy, dcontext = _split(self.combine.backward(tanh_backward(da, a)), H)  # from (T, B, H + K)
+        if dcontext_out is not None:
+            add_into(dcontext, dcontext_out)
         if self.rnn2 is not None:
             dy, dcontext2 = _split(self.rnn2.backward(dy), H)  # from (T, B, H + K)
             add_into(dcontext, dcontext2)

@@ -54,6 +54,47 @@ def test_whole_model_gradient_matches_finite_differences():
     _check_gradients_by_differences(model, *_batch(vocab))
 
 
+def _factored(dtype=np.float64, seed=0):
+    """The tiny model with sizes, colours and shapes factored (vocab ids: WORDS[i] is id i + 4)."""
+    from dataclasses import replace
+
+    model, vocab = _tiny(dtype, seed)
+    classes = [[vocab.index[w] for w in group] for group in (("small", "large"), ("red", "blue"), ("circle", "square"))]
+    return CaptionModel(replace(model.config, factored=classes)).to(dtype), vocab
+
+
+def test_factored_output_gradient_matches_finite_differences():
+    model, vocab = _factored()
+    assert {"cls.W", "fact.W"} <= {name for name, _ in model.named_parameters()}
+    _check_gradients_by_differences(model, *_batch(vocab), per_array=4)
+
+
+def test_factored_output_chooses_within_a_class_from_the_memory_alone():
+    """Within a class the logits differ by fact(context) only: changing the LSTM's words changes the shape class's
+    share but not the ratio between "circle" and "square" at a step whose attention context is held fixed."""
+    model, vocab = _factored(seed=2)
+    model.eval()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1, 2, model.config.hidden))
+    context = np.repeat(rng.standard_normal((1, 1, model.mem_size)), 2, axis=1)  # one context, two states
+    logits = model.output_logits(a, context)
+    circle, square, left = vocab.index["circle"], vocab.index["square"], vocab.index["left"]
+    gap = logits[0, :, circle] - logits[0, :, square]
+    assert gap[0] == pytest.approx(gap[1])          # the states differ, the within-class choice does not
+    assert logits[0, 0, left] != pytest.approx(logits[0, 1, left])  # other words follow the state as before
+    plain = CaptionModel(_tiny(np.float64, 2)[0].config).to(np.float64)
+    assert not hasattr(plain, "fact")               # without classes: no extra weights, old checkpoints load
+
+
+def test_factored_config_of_the_wrong_shape_is_refused():
+    from dataclasses import replace
+
+    model, _ = _tiny()
+    for bad in ([[5]], [[5, 6], [6, 7]], [[0, 5]], [[5, 99]]):
+        with pytest.raises(ValueError, match="factored"):
+            CaptionModel(replace(model.config, factored=bad))
+
+
 def test_loss_falls_when_training():
     from tests.adam import adam_steps
 
