@@ -11,8 +11,12 @@
 """
 import numpy as np
 
-from suite.device_choice import (AUTO_COMMANDS, DEVICES, GPU_APPS, DeviceError, current, device_option,  # noqa: F401
+from suite.device_choice import (AUTO_COMMANDS, DEVICES, GPU_APPS, DeviceError, current, device_option,
                                  gpu_status, resolve)
+
+__all__ = ["AUTO_COMMANDS", "DEVICES", "GPU_APPS", "DeviceError", "current", "device_option", "gpu_status", "resolve",
+           "on_device", "host", "to_device", "like", "add_into", "zeros_like", "concat_last", "take_last", "take_rows",
+           "kernels", "softmax_cross_entropy"]
 
 
 # -- arrays on either side -------------------------------------------------------------
