@@ -286,7 +286,10 @@ def run_training(app, model, task, model_config, meta, *, out, steps, minutes, l
 
     device = current()  # --device, resolved while parsing (a GPU only for apps in suite.device_choice.GPU_APPS)
     if device != "cpu":
-        model.to_device(device)
+        try:
+            model.to_device(device)
+        except ValueError as exc:  # a model that cannot run there: one line
+            raise fail(exc) from None
     meta["device"] = device
     trainer = Trainer(model, task, tcfg, out, model_config=model_config, meta=meta, quiet=quiet, on_eval=on_eval,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)

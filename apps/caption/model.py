@@ -133,6 +133,11 @@ class CaptionModel(AttentionDecoder, Module):
             self.fact = Linear(self.mem_size, len(cols), rng=rng)           # which word of its class: memory alone
 
     # -- factored output ---------------------------------------------------------------
+    def to_device(self, device):
+        if device == "cuda" and self.config.factored:
+            raise ValueError("a factored caption model (train --factored) runs on the CPU only: use --device cpu")
+        return super().to_device(device)
+
     def output_logits(self, a, context):
         """With ``factored`` classes, a class word's logit is cls(a)[its class] + fact(context)[the word]: the
         decoder's state says that a colour (say) comes now, and which colour is read from the attended memory
@@ -141,8 +146,6 @@ class CaptionModel(AttentionDecoder, Module):
         is out(a)'s as without."""
         if not self.config.factored:
             return super().output_logits(a, context)
-        if on_device(a):
-            raise ValueError("a factored caption model runs on the CPU only: use --device cpu")
         ad = self.drop.forward(a)
         logits = self.out.forward(ad)  # (T, B, V)
         logits[..., self._fact_cols] = self.cls.forward(ad)[..., self._fact_class] + self.fact.forward(context)

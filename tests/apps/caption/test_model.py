@@ -272,3 +272,9 @@ def test_a_model_reads_a_larger_input_with_the_same_weights_and_pools_to_the_sam
     _check_gradients_by_differences(big, images, inputs, targets)
     with pytest.raises(ValueError, match="cannot be average-pooled to 3x3"):
         CaptionModel(CaptionConfig(vocab_size=13, input_size=32, channels=[3, 4], init_grid=3))
+
+
+def test_factored_model_refuses_the_gpu_in_one_line():
+    model, _ = _factored()
+    with pytest.raises(ValueError, match="runs on the CPU only: use --device cpu"):
+        model.to_device("cuda")
