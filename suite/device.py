@@ -1,7 +1,7 @@
 """Where a model runs: `--device cpu|cuda|auto`, and the few array helpers layers need to work on either.
 
-- ``resolve``, ``device_option``, ``current``: which device a command runs on
-  (suite.device_choice, without NumPy; named here too).
+- Which device a command runs on (``resolve``, ``device_option``, ``current``)
+  is suite.device_choice's, kept apart so that it needs no NumPy.
 - A model moves with ``Module.to_device``: its parameters become device arrays,
   the layers then call the @cuda.jit twins in suite.kernels.cuda (imported only
   then), and checkpoints stay host arrays (train on a GPU, run on the CPU).
@@ -10,13 +10,6 @@
   one decoding loop) serves both places.
 """
 import numpy as np
-
-from suite.device_choice import (AUTO_COMMANDS, DEVICES, GPU_APPS, DeviceError, current, device_option,
-                                 gpu_status, resolve)
-
-__all__ = ["AUTO_COMMANDS", "DEVICES", "GPU_APPS", "DeviceError", "current", "device_option", "gpu_status", "resolve",
-           "on_device", "host", "to_device", "like", "add_into", "zeros_like", "concat_last", "take_last", "take_rows",
-           "kernels", "softmax_cross_entropy"]
 
 
 # -- arrays on either side -------------------------------------------------------------

@@ -123,7 +123,7 @@ class CaptionModel(AttentionDecoder, Module):
         self._coords_mem = coord_channels(self.grid).reshape(2, -1).T.copy()  # (N, 2)
         if config.factored:  # after every other layer: the same seed draws the same weights for the rest
             cols = [int(w) for group in config.factored for w in group]
-            if (len(config.factored) < 1 or any(len(g) < 2 for g in config.factored) or len(set(cols)) != len(cols)
+            if (any(len(g) < 2 for g in config.factored) or len(set(cols)) != len(cols)
                     or not all(len(SPECIALS) <= w < config.vocab_size for w in cols)):
                 raise ValueError(f"factored: classes of 2 or more distinct word ids from {len(SPECIALS)} to "
                                  f"{config.vocab_size - 1} expected, got {config.factored!r}")

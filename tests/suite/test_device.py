@@ -8,33 +8,33 @@ import numpy as np
 import pytest
 
 from suite import device as dev
-from suite import device_choice
+from suite import device_choice as choice
 from suite.nn import Dropout, Embedding, Linear
 
 
 def test_resolve_cpu_auto_and_unknown(monkeypatch):
-    assert dev.resolve("cpu", "caption", "describe") == "cpu"
-    assert dev.resolve("auto", "caption", "describe") == "cpu"  # auto picks a GPU for training only
-    assert dev.resolve("auto", "text", "train") == "cpu"        # the simulator is never picked by auto
-    with pytest.raises(dev.DeviceError, match="unknown device 'tpu'"):
-        dev.resolve("tpu")
+    assert choice.resolve("cpu", "caption", "describe") == "cpu"
+    assert choice.resolve("auto", "caption", "describe") == "cpu"  # auto picks a GPU for training only
+    assert choice.resolve("auto", "text", "train") == "cpu"        # the simulator is never picked by auto
+    with pytest.raises(choice.DeviceError, match="unknown device 'tpu'"):
+        choice.resolve("tpu")
 
 
 def test_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
     monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")
-    monkeypatch.setattr(device_choice, "_driver_present", lambda: False)
-    with pytest.raises(dev.DeviceError, match="needs a usable NVIDIA GPU: no NVIDIA driver found.*--device cpu"):
-        dev.resolve("cuda", "text", "train")
-    assert dev.resolve("auto", "text", "train") == "cpu"
+    monkeypatch.setattr(choice, "_driver_present", lambda: False)
+    with pytest.raises(choice.DeviceError, match="needs a usable NVIDIA GPU: no NVIDIA driver found.*--device cpu"):
+        choice.resolve("cuda", "text", "train")
+    assert choice.resolve("auto", "text", "train") == "cpu"
 
 
 def test_cuda_on_a_command_that_runs_on_the_cpu_only_says_so():
     for app in ("text", "music", "speech", "handwriting", "caption", "translate"):
-        assert dev.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
-    assert dev.resolve("cuda", "handwriting", "read") == dev.resolve("cuda", "speech", "transcribe") == "cuda"
-    assert dev.resolve("cuda", "caption", "describe") == dev.resolve("cuda", "translate", "evaluate") == "cuda"
-    with pytest.raises(dev.DeviceError, match="`suite text compress` runs on the CPU only so far"):
-        dev.resolve("cuda", "text", "compress")
+        assert choice.resolve("cuda", app, "train") == "cuda"  # the simulator stands in for a GPU here
+    assert choice.resolve("cuda", "handwriting", "read") == choice.resolve("cuda", "speech", "transcribe") == "cuda"
+    assert choice.resolve("cuda", "caption", "describe") == choice.resolve("cuda", "translate", "evaluate") == "cuda"
+    with pytest.raises(choice.DeviceError, match="`suite text compress` runs on the CPU only so far"):
+        choice.resolve("cuda", "text", "compress")
 
 
 def test_cli_device_cuda_without_gpu_is_one_line_and_exit_2(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from suite import device as dev
+from suite import device_choice as choice
 from tests.kernels.cuda.gpu import cuda_or_skip
 
 kc = cuda_or_skip()  # new device arrays start as NaN on the simulator: reads before writes fail here
@@ -65,7 +66,7 @@ def test_text_generate_runs_with_device_cuda_on_the_cli_and_an_unwired_command_s
     from suite.lm import config_dict
     from suite.nn.checkpoint import save_checkpoint
 
-    assert dev.resolve("cuda", "text", "generate") == dev.resolve("cuda", "translate", "text") == "cuda"
+    assert choice.resolve("cuda", "text", "generate") == choice.resolve("cuda", "translate", "text") == "cuda"
     vocab = Vocab.from_text("abc de\n")
     model = _token_lm(vocab.size)
     save_checkpoint(tmp_path, model.state_dict(), config_dict(model.config),
@@ -84,7 +85,7 @@ def test_text_generate_runs_with_device_cuda_on_the_cli_and_an_unwired_command_s
 def test_text_cells_are_the_hosts_cell_states_on_the_device():
     from suite.apps.text.cells import cell_activations
 
-    assert dev.resolve("cuda", "text", "cells") == "cuda"
+    assert choice.resolve("cuda", "text", "cells") == "cuda"
     cpu, gpu = _pair(lambda: _token_lm(7))
     ids = np.random.default_rng(6).integers(0, 7, 9)
     want, got = cell_activations(cpu, ids), cell_activations(gpu, ids)
