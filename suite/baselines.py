@@ -9,8 +9,11 @@ is one uint64 (exact base-(V+1) digits while (V+1)^order fits in 64 bits, a
 splitmix64 hash chain beyond that), counted with np.unique and looked up with
 np.searchsorted, so fitting 4 M tokens up to order 8 takes seconds, not minutes.
 """
+import base64
+import binascii
 import lzma
 import time
+import zlib
 
 import numpy as np
 from numba import njit
@@ -33,6 +36,31 @@ def _lookup(sorted_keys, queries):
     where = np.searchsorted(sorted_keys, queries)
     where = np.minimum(where, len(sorted_keys) - 1)
     return where, sorted_keys[where] == queries
+
+
+PACKED = "zlib+base64:"  # an array in to_dict: little-endian 8-byte integers, zlib-compressed, base64 text
+
+
+def _pack(array):
+    """An int64/uint64 array as one JSON string: ~20x faster to read back than a list of numbers (a 7-gram's
+    1.5 M counts took ~0.3 s to parse as JSON lists), and smaller."""
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return PACKED + base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+
+
+def _unpack(value, dtype):
+    """to_dict's array back: a _pack string, or a plain list of integers (models exported before packing)."""
+    if not isinstance(value, str):
+        return np.array(value, dtype=dtype)
+    if not value.startswith(PACKED):
+        raise ValueError(f"an array must be a list of integers or {PACKED!r} text, got {value[:20]!r}")
+    try:
+        data = zlib.decompress(base64.b64decode(value[len(PACKED):], validate=True))
+    except (binascii.Error, zlib.error) as error:
+        raise ValueError(f"a packed array does not decode: {error}") from None
+    if len(data) % 8:
+        raise ValueError(f"a packed array has {len(data)} bytes, not a multiple of 8")
+    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
 
 
 def _discounts(counts):
@@ -253,17 +281,17 @@ class NGramModel:
                 np.stack([lv.discount[m] for lv, m in zip(levels, modes)]))
 
     def to_dict(self):
-        """The fitted counts as JSON-ready lists (keys delta-coded); from_dict rebuilds the same model."""
+        """The fitted counts as JSON-ready packed arrays (keys delta-coded); from_dict rebuilds the same model."""
         if self.levels is None:
             raise ValueError("to_dict needs a fitted model; call fit first")
         levels = []
         for level in self.levels:
-            entry = {"keys": np.diff(level.keys, prepend=np.uint64(0)).tolist(),
-                     "counts": level.counts["raw"].tolist()}
+            entry = {"keys": _pack(np.diff(level.keys, prepend=np.uint64(0))),
+                     "counts": _pack(level.counts["raw"])}
             if "cont" in level.counts:
-                entry["continuation"] = level.counts["cont"].tolist()
+                entry["continuation"] = _pack(level.counts["cont"])
             if not self.exact:  # hashed keys: the context of a gram is not its key // base
-                entry["contexts"] = level.ctx_keys[level._ctx_index].tolist()
+                entry["contexts"] = _pack(level.ctx_keys[level._ctx_index])
             levels.append(entry)
         return {"order": self.order, "vocab_size": self.vocab_size, "levels": levels}
 
@@ -277,15 +305,15 @@ class NGramModel:
                 raise ValueError(f"{len(levels)} levels for order {model.order}")
             model.levels = []
             for k, entry in enumerate(levels, start=1):
-                keys = np.cumsum(np.array(entry["keys"], dtype=np.uint64), dtype=np.uint64)
-                raw = np.array(entry["counts"], dtype=np.int64)
+                keys = np.cumsum(_unpack(entry["keys"], np.uint64), dtype=np.uint64)
+                raw = _unpack(entry["counts"], np.int64)
                 contexts = (keys // np.uint64(model.base) if model.exact
-                            else np.array(entry["contexts"], dtype=np.uint64))
+                            else _unpack(entry["contexts"], np.uint64))
                 if not len(keys) == len(raw) == len(contexts):
                     raise ValueError(f"level {k} has arrays of different lengths")
                 level = _Level(keys, raw, contexts)
                 if k < model.order:
-                    level.set_continuation(np.array(entry["continuation"], dtype=np.int64))
+                    level.set_continuation(_unpack(entry["continuation"], np.int64))
                 model.levels.append(level)
         except (KeyError, TypeError, OverflowError) as error:
             raise ValueError(f"malformed n-gram dictionary: {error!r}") from None

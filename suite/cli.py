@@ -149,6 +149,9 @@ def run(args=None):
 
 
 def main():
+    from suite import lean_imports
+
+    lean_imports.install()  # the console command only: numba skips scipy.linalg and cffi's parser
     sys.exit(run())
 
 

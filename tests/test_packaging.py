@@ -96,3 +96,41 @@ def test_help_imports_no_numpy():
             "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'numba', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out[-300:]
+
+
+LEAN_CHECK = """
+import sys
+from suite import lean_imports
+if sys.argv[1] == "hook":
+    lean_imports.install()
+import numpy as np
+from numba import njit
+
+@njit(cache=False)
+def product(a, b):
+    return np.dot(a, b)
+
+a = np.arange(6.0).reshape(2, 3)
+assert np.allclose(product(a, a.T), a @ a.T)  # numba's dot reaches BLAS through scipy.linalg.cython_blas
+print(sorted(m for m in ("scipy.linalg", "cffi") if m in sys.modules))
+import scipy.linalg  # a later import of the whole package still works and finds the same module
+from scipy.linalg import cython_blas
+assert cython_blas is sys.modules["scipy.linalg.cython_blas"]
+print(float(scipy.linalg.norm(a)) > 0)
+"""
+
+
+def test_lean_imports_skip_scipy_linalg_and_cffi():
+    """The `suite` command's import hook (issue 20: commands in ~1.5 s): numba compiles and runs a BLAS call
+    without importing scipy.linalg or cffi's parser, and both still import afterwards; without the hook numba
+    imports both (where cffi is installed), so the check can fail."""
+    import subprocess
+    import sys
+
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", LEAN_CHECK, mode], capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()
+
+    assert run("hook") == ["[]", "True"]
+    plain = run("plain")
+    assert "scipy.linalg" in plain[0] and plain[1] == "True"

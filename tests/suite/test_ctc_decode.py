@@ -229,6 +229,31 @@ def test_lm_bad_args():
     del broken["levels"][0]["counts"]
     with pytest.raises(ValueError, match="malformed"):
         CharNGramLM.from_dict(broken)
+    packed = lm.to_dict()["levels"][1]["counts"]
+    for bad, why in [("12,3", "list of integers"), ("zlib+base64:@@@", "does not decode"),
+                     ("zlib+base64:" + packed[len("zlib+base64:"):][:-8], "does not decode"),
+                     ("zlib+base64:eJxjAAAAAQAB", "not a multiple of 8")]:
+        broken = lm.to_dict()
+        broken["levels"][1]["counts"] = bad
+        with pytest.raises(ValueError, match=why):
+            CharNGramLM.from_dict(broken)
+
+
+def test_lm_reads_unpacked_lists():
+    """Models exported before arrays were packed (plain JSON lists of integers, keys delta-coded) still load."""
+    lm = CharNGramLM.fit(SEQS, order=3, vocab_size=5)
+    d = lm.to_dict()
+    for level in lm.model.levels:
+        assert level.keys.dtype == np.uint64
+    for entry, level in zip(d["levels"], lm.model.levels):
+        assert all(v.startswith("zlib+base64:") for v in entry.values())
+        entry["keys"] = np.diff(level.keys, prepend=np.uint64(0)).tolist()
+        entry["counts"] = level.counts["raw"].tolist()
+        if "cont" in level.counts:
+            entry["continuation"] = level.counts["cont"].tolist()
+    back = CharNGramLM.from_dict(json.loads(json.dumps(d)))
+    for context in [(), (1,), (1, 2), (2, 3, 3)]:
+        np.testing.assert_allclose(back.distribution(context), lm.distribution(context), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- word timings
