@@ -65,6 +65,37 @@ def _thread_safe_simulator_shared_arrays():
 _thread_safe_simulator_shared_arrays()
 
 
+def _is_gpu_module(nodeid):
+    """The GPU kernels' and device tests: tests/kernels/cuda/ and tests/suite/test_device*.py."""
+    path = nodeid.split("::")[0]
+    return "cuda" in path or "test_device" in path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: a GPU test (numba's CUDA simulator unless SUITE_TEST_GPU=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the GPU tests `gpu`, so `pytest -m "not gpu"` runs the rest alone (a quicker check on a CPU: under the
+    simulator each GPU thread is a Python thread, and they are about half of the suite's time)."""
+    for item in items:
+        if _is_gpu_module(item.nodeid):
+            item.add_marker(pytest.mark.gpu)
+
+
+@pytest.fixture(scope="module")
+def host_gemm_in_simulator():
+    """Whole-network GPU tests (tests/suite/test_device*.py) under the simulator: gemm's product on the host
+    (kernels.cuda.gemm.SIMULATOR_HOST_PRODUCT), every other kernel as on a GPU. The tiled GEMM kernel is tested
+    on its own and inside each kernel's tests (tests/kernels/cuda/); run through the simulator's Python threads
+    it was 85 % of these tests' time. On a real GPU (SUITE_TEST_GPU=1) the flag is ignored."""
+    from suite.kernels.cuda import gemm
+
+    gemm.SIMULATOR_HOST_PRODUCT = True
+    yield
+    gemm.SIMULATOR_HOST_PRODUCT = False
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _quick_simulator_thread_switches(request):
     """numba's CUDA simulator runs each GPU thread as a Python thread, and they meet at every syncthreads;
@@ -72,8 +103,7 @@ def _quick_simulator_thread_switches(request):
     kernels' tests (tests/kernels/cuda/, tests/suite/test_device.py) ~10x faster. Other tests keep 5 ms."""
     import sys
 
-    gpu_module = "cuda" in request.node.nodeid.split("::")[0] or "test_device" in request.node.nodeid
-    if not gpu_module or os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    if not _is_gpu_module(request.node.nodeid) or os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
         yield
         return
     old = sys.getswitchinterval()

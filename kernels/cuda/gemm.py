@@ -24,6 +24,14 @@ as a Python thread (~65 us each), so there a 4 x 4 tile keeps tests quick and
 puts tile edges inside the tiny test shapes."""
 
 
+SIMULATOR_HOST_PRODUCT = False
+"""For tests of whole networks only (tests/suite/test_device*.py turn it on): under numba's simulator, gemm
+computes its product with NumPy on the simulator's arrays instead of launching the tiled kernel, whose Python
+threads (16 a 4 x 4 tile, two barriers a K-step) took 85 % of those tests' time. The kernel itself stays under
+test on its own (tests/kernels/cuda/test_gemm.py) and in every kernel's tests (tests/kernels/cuda/). Ignored on
+a GPU: only simulated() reads it."""
+
+
 @lru_cache(maxsize=None)
 def _kernel(tile, dtype):
     nb_type = float32 if dtype == np.float32 else float64
@@ -84,6 +92,11 @@ def gemm(A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, tile=N
     elif tuple(C.shape) != (M, N) or np.dtype(C.dtype) != dtype:
         raise ValueError(f"gemm: C must be {M}x{N} {dtype}, got {tuple(C.shape)} {C.dtype}")
     if M == 0 or N == 0:
+        return C
+    if SIMULATOR_HOST_PRODUCT and simulated():
+        a, b = A.copy_to_host(), B.copy_to_host()
+        product = dtype.type(alpha) * ((a.T if trans_a else a) @ (b.T if trans_b else b))
+        C[:, :] = product if beta == 0.0 else product + dtype.type(beta) * C.copy_to_host()
         return C
     tile = tile or TILE
     kernel = _kernel(tile, dtype.type)

@@ -56,6 +56,8 @@ def test_cli_device_cuda_without_gpu_is_one_line_and_exit_2(tmp_path):
 
 from tests.kernels.cuda.gpu import cuda_or_skip  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("host_gemm_in_simulator")  # see tests/conftest.py
+
 kc = cuda_or_skip()  # new device arrays start as NaN on the simulator: reads before writes fail here
 
 

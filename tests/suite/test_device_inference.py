@@ -14,6 +14,8 @@ from suite import device as dev
 from suite import device_choice as choice
 from tests.kernels.cuda.gpu import cuda_or_skip
 
+pytestmark = pytest.mark.usefixtures("host_gemm_in_simulator")  # see tests/conftest.py
+
 kc = cuda_or_skip()  # new device arrays start as NaN on the simulator: reads before writes fail here
 
 

@@ -5,13 +5,25 @@ import pytest
 from tests.kernels.cuda.gpu import cuda_or_skip
 
 kc = cuda_or_skip()
+from suite.kernels.cuda import gemm as gemm_module  # noqa: E402
 from suite.kernels.cuda.gemm import gemm  # noqa: E402
+
+
+@pytest.fixture(params=["kernel", "simulator host product"])
+def way(request, monkeypatch):
+    """Each test twice: the tiled kernel, and the host product the whole-network tests use under the simulator
+    (tests/conftest.py host_gemm_in_simulator), which must give the same results, views and beta included."""
+    if request.param != "kernel":
+        if not kc.simulated():
+            pytest.skip("the host product is a simulator-only stand-in")
+        monkeypatch.setattr(gemm_module, "SIMULATOR_HOST_PRODUCT", True)
+    return request.param
 
 
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_gemm_matches_numpy(trans_a, trans_b, dtype, tol):
+def test_gemm_matches_numpy(trans_a, trans_b, dtype, tol, way):
     rng = np.random.default_rng(0)
     M, K, N = 5, 7, 6  # not multiples of the tile: partial tiles on every edge
     A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
@@ -23,7 +35,7 @@ def test_gemm_matches_numpy(trans_a, trans_b, dtype, tol):
     np.testing.assert_allclose(kc.to_host(got), want, rtol=tol, atol=tol)
 
 
-def test_gemm_beta_zero_ignores_nan_output_and_views_work():
+def test_gemm_beta_zero_ignores_nan_output_and_views_work(way):
     rng = np.random.default_rng(1)
     big = np.full((3, 4, 5), np.nan, np.float32)
     dev = kc.to_device(big)
