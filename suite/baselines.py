@@ -280,18 +280,22 @@ class NGramModel:
                 np.concatenate([lv.gamma[m] for lv, m in zip(levels, modes)]),
                 np.stack([lv.discount[m] for lv, m in zip(levels, modes)]))
 
-    def to_dict(self):
-        """The fitted counts as JSON-ready packed arrays (keys delta-coded); from_dict rebuilds the same model."""
+    def to_dict(self, packed=True):
+        """The fitted counts as JSON-ready arrays (keys delta-coded); from_dict rebuilds the same model.
+
+        packed: each array as one _pack string; False: plain lists of integers, as models were exported before
+        packing (readable, ~20x slower to parse)."""
         if self.levels is None:
             raise ValueError("to_dict needs a fitted model; call fit first")
+        pack = _pack if packed else (lambda a: a.tolist())
         levels = []
         for level in self.levels:
-            entry = {"keys": _pack(np.diff(level.keys, prepend=np.uint64(0))),
-                     "counts": _pack(level.counts["raw"])}
+            entry = {"keys": pack(np.diff(level.keys, prepend=np.uint64(0))),
+                     "counts": pack(level.counts["raw"])}
             if "cont" in level.counts:
-                entry["continuation"] = _pack(level.counts["cont"])
+                entry["continuation"] = pack(level.counts["cont"])
             if not self.exact:  # hashed keys: the context of a gram is not its key // base
-                entry["contexts"] = _pack(level.ctx_keys[level._ctx_index])
+                entry["contexts"] = pack(level.ctx_keys[level._ctx_index])
             levels.append(entry)
         return {"order": self.order, "vocab_size": self.vocab_size, "levels": levels}
 

@@ -171,10 +171,10 @@ class CharNGramLM:
         total = sum(self.log_prob(seq[:i], t) for i, t in enumerate(seq))
         return total + (self.log_prob(seq, self.end_id) if end else 0.0)
 
-    def to_dict(self):
+    def to_dict(self, packed=True):
         """JSON-ready form (the n-gram counts, see NGramModel.to_dict) that from_dict reads back."""
         return {"format": self.FORMAT, "order": self.order, "vocab_size": self.vocab_size,
-                "levels": self.model.to_dict()["levels"]}
+                "levels": self.model.to_dict(packed)["levels"]}
 
     @classmethod
     def from_dict(cls, d):
