@@ -267,3 +267,13 @@ def test_word_times():
         word_times(tokens, starts[:-1], ends, 1, 0.02, chars)
     with pytest.raises(ValueError, match="frame_seconds"):
         word_times(tokens, starts, ends, 1, 0.0, chars)
+
+
+@pytest.mark.parametrize("values", [[], [7], [1, 1, 2, 5, 5, 5, 9], [3, 1, 2, 3, 1], [2, 2, 2]])
+def test_unique_of_sorted_and_unsorted_keys_is_numpys(values):
+    from suite.baselines import _unique
+
+    values = np.array(values, dtype=np.uint64)
+    got, want = _unique(values), np.unique(values, return_inverse=True)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[1].dtype.kind == want[1].dtype.kind == "i"
