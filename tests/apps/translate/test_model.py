@@ -114,3 +114,24 @@ def test_a_message_of_several_lines_is_translated_line_by_line(subwords):
     model.eval()
     out = Translator(model, subwords, beam=2).translate(["Open the file\n\nClose the file"], "fr")[0]
     assert out["text"].count("\n") == 2 and out["text"].split("\n")[1] == ""
+
+
+def test_memory_round_trips_and_refuses_other_shapes():
+    import base64
+    import gc
+    import json
+    import zlib
+
+    from suite.apps.translate.memory import Memory
+
+    rows = [{"lang": "de", "src": "a", "tgt": "b"}, {"lang": "de", "src": "a", "tgt": "c"},
+            {"lang": "fr", "src": "x", "tgt": "y"}]
+    memory = Memory.from_rows(rows)
+    back = Memory.from_meta(memory.to_meta())
+    assert back.pairs == memory.pairs == {"de": [("a", "b")], "fr": [("x", "y")]}  # the first target kept
+    assert back.nearest("a", "de") == (1.0, "a", "b") and back.nearest("x!", "fr")[2] == "y"
+    for bad in ([], {"de": "x"}, {"de": [["a"]]}, {"de": [["a", 1]]}, {"de": [["a", "b", "c"]]}):
+        text = base64.b64encode(zlib.compress(json.dumps(bad).encode())).decode()
+        with pytest.raises(ValueError, match="not a memory"):
+            Memory.from_meta(text)
+    assert gc.isenabled()  # from_meta pauses the collector while it reads, and turns it back on
