@@ -68,7 +68,8 @@ run: install apt
 	$(BIN)/suite translate po data/examples/demo.pot --to fr -o out/demo-fr.po --force
 
 # Two pytest workers (pytest-xdist), a test file each at a time (its fixtures built once): most tests compile or
-# run one-threaded Python, so on this workplace's 2-core machines the suite took 6.7 minutes, not 10 in one process.
+# run one-threaded Python: on this workplace's 2-core machines 6.7 minutes (9 from a fresh clone, numba's cache
+# cold) where one process took 10.
 test: test-deps apt
 	$(BIN)/pytest -n 2 --dist loadfile
 

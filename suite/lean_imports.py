@@ -27,27 +27,26 @@ CFFI_USER = "numba.core.typing.cffi_utils"
 
 
 def _preload_blas():
-    """Load scipy.linalg.cython_blas without running scipy/linalg/__init__.py; False where it cannot."""
+    """Load scipy.linalg.cython_blas without running scipy/linalg/__init__.py, where it can be found alone."""
     if BLAS in sys.modules or "scipy.linalg" in sys.modules:
-        return False
+        return
     try:
         import scipy
         folder = os.path.join(scipy.__path__[0], "linalg")
         found = importlib.machinery.PathFinder.find_spec("cython_blas", [folder])
         if found is None or not isinstance(found.loader, importlib.machinery.ExtensionFileLoader):
-            return False
+            return
         spec = importlib.util.spec_from_file_location(BLAS, found.origin)
         module = importlib.util.module_from_spec(spec)
         sys.modules[BLAS] = module
         spec.loader.exec_module(module)
-        return True
     except Exception:  # noqa: BLE001 - any surprise: the normal import runs instead
         sys.modules.pop(BLAS, None)
-        return False
 
 
 class _WithoutCffi(importlib.abc.Loader):
-    """Runs a module with ``import cffi`` failing, as where cffi is not installed; restores it after."""
+    """Runs a module with ``import cffi`` failing, as where cffi is not installed (used only while cffi is not
+    imported, so there is nothing to restore but the absence)."""
 
     def __init__(self, loader):
         self.loader = loader
@@ -56,16 +55,11 @@ class _WithoutCffi(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        had = "cffi" in sys.modules
-        saved = sys.modules.get("cffi")
         sys.modules["cffi"] = None  # a None entry makes `import cffi` raise ImportError
         try:
             self.loader.exec_module(module)
         finally:
-            if had:
-                sys.modules["cffi"] = saved
-            else:
-                sys.modules.pop("cffi", None)
+            del sys.modules["cffi"]
 
 
 class _Hook(importlib.abc.MetaPathFinder):
