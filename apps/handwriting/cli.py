@@ -63,11 +63,14 @@ def data():
 @click.option("--glyph-jitter", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of training font lines drawn a character at a time, each letter its own size, tilt and "
                    "spacing (more hands from the same fonts; validation and test are unchanged).")
+@click.option("--pen", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training font lines redrawn along their centre lines with a round pen of one width, "
+                   "as pens write (validation and test are unchanged).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def data_build(out, n_train, n_valid, n_test, digit_fraction, display, glyph_jitter, seed, workers, force,
+def data_build(out, n_train, n_valid, n_test, digit_fraction, display, glyph_jitter, pen, seed, workers, force,
                as_json):
     """Draw line images: handwriting fonts (whole hands held out for validation and test) and real digit scans.
 
@@ -84,7 +87,7 @@ def data_build(out, n_train, n_valid, n_test, digit_fraction, display, glyph_jit
         check_data_dir(out, force, "handwriting")
         report = build_dataset(out, n_train=n_train, n_valid=n_valid, n_test=n_test, digit_fraction=digit_fraction,
                                seed=seed, workers=workers, progress=_bar("drawing"), display=display,
-                               glyph_jitter=glyph_jitter, command=command_line("handwriting"))
+                               glyph_jitter=glyph_jitter, pen=pen, command=command_line("handwriting"))
     except (DataError, OSError) as exc:
         raise fail(exc) from None
     if as_json:

@@ -261,11 +261,11 @@ def digit_pool(split):
     return {d: [i for i in range(lo, hi) if labels[i] == d] for d in range(10)}
 
 
-def make_item(seed, split, index, hands, pieces, digit_fraction, display=(), glyph_jitter=0.0):
+def make_item(seed, split, index, hands, pieces, digit_fraction, display=(), glyph_jitter=0.0, pen=0.0):
     """(grey image (h, w) uint8, text, hand) of one item, drawn from its own generator; ``display``: font paths of
     display faces, DISPLAY_SHARE of the font lines (training only; without them the draws are as before);
-    ``glyph_jitter``: the share of font lines drawn a character at a time (render._glyph_ink; training only: 0
-    draws as before)."""
+    ``glyph_jitter``: the share of font lines drawn a character at a time (render._glyph_ink); ``pen``: the share
+    redrawn with a round pen of one width (render._pen_ink); both training only, 0 draws as before."""
     from suite.apps.handwriting.render import render_digit_line, render_font_line
 
     rng = item_rng(seed, SPLIT_IDS[split], index)
@@ -278,7 +278,7 @@ def make_item(seed, split, index, hands, pieces, digit_fraction, display=(), gly
     else:
         hand, path, case = hands[int(rng.integers(len(hands)))]
     text = _font_text(pieces, rng, case, path) or "0"
-    return render_font_line(text, path, rng, glyph_jitter=glyph_jitter), text, hand
+    return render_font_line(text, path, rng, glyph_jitter=glyph_jitter, pen=pen), text, hand
 
 
 def fits(columns, text):
@@ -295,11 +295,11 @@ def _prepared_chunk(task):
     """Worker: prepared (columns, text, hand) of items start..stop of a split; lines CTC cannot fit are None."""
     from suite.apps.handwriting.lines import prepare_line
 
-    seed, split, start, stop, digit_fraction, pieces, display, glyph_jitter = task
+    seed, split, start, stop, digit_fraction, pieces, display, style = task
     hands, _ = find_hands(split)
     out = []
     for i in range(start, stop):
-        gray, text, hand = make_item(seed, split, i, hands, pieces, digit_fraction, display, glyph_jitter)
+        gray, text, hand = make_item(seed, split, i, hands, pieces, digit_fraction, display, **style)
         line = prepare_line(gray)
         out.append((line.columns, text, hand) if line is not None and fits(line.columns, text) else None)
     return out
@@ -346,11 +346,11 @@ def _write_test_set(folder, items):
 
 
 def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0.3, seed=0, workers=2,
-                  progress=None, command=None, display=True, glyph_jitter=0.0):
+                  progress=None, command=None, display=True, glyph_jitter=0.0, pen=0.0):
     """Write out/train.npz, valid.npz, test/{digits,fonts,hershey}/ and report.json (into a staged folder:
     nothing is left on failure or Ctrl-C); returns the report. display: train on the legible display faces too;
-    glyph_jitter: the share of training font lines drawn a character at a time (validation and test are drawn
-    the same whatever it is)."""
+    glyph_jitter: the share of training font lines drawn a character at a time; pen: the share redrawn with a
+    round pen of one width (validation and test are drawn the same whatever they are)."""
     from suite.fileio import staged_dir
 
     hands, missing = find_hands()
@@ -371,8 +371,9 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
         faces = legible_display_fonts(workers) if display else []  # about a minute: inside, so Ctrl-C leaves nothing
         for split, n in (("train", n_train), ("valid", n_valid)):
             train = split == "train"
-            tasks = [(seed, split, a, b, digit_fraction, pieces[split], faces if train else [],
-                      glyph_jitter if train else 0.0) for a, b in chunks(n, 250)]
+            style = {"glyph_jitter": glyph_jitter, "pen": pen} if train else {}
+            tasks = [(seed, split, a, b, digit_fraction, pieces[split], faces if train else [], style)
+                     for a, b in chunks(n, 250)]
             items = [x for part in parallel_map(_prepared_chunk, tasks, workers, step, total=total) for x in part]
             done[0] += n
             kept = [x for x in items if x is not None]
@@ -391,7 +392,7 @@ def build_dataset(out, n_train=30000, n_valid=1000, n_test=500, digit_fraction=0
                   "display_faces": {"train": sorted(Path(p).name for p in faces),
                                     "share": DISPLAY_SHARE if faces else 0,
                                     "chosen_by": f"Tesseract CER <= {LEGIBILITY_MAX_CER} on LEGIBILITY_TEXTS"},
-                  "glyph_jitter": glyph_jitter,
+                  "glyph_jitter": glyph_jitter, "pen": pen,
                   "text": {s: len(p) for s, p in pieces.items()},
                   "text_source": "pydoc_data.topics (Python reference manual) + /usr/share/common-licenses",
                   "hershey_fonts_test_only": True, "command": command}

@@ -84,6 +84,45 @@ def _stroke(ink, rng, size):
     return thin if thin.sum() > 0.6 * ink.sum() else ink  # a thin hand would lose whole strokes
 
 
+def _skeleton(mask):
+    """The one-pixel-wide centre lines of a boolean (h, w) mask: Zhang-Suen thinning (1984), each pass
+    vectorised over the whole image; a stroke loses a pixel of each side per pass."""
+    m = np.pad(mask, 1).astype(np.uint8)
+    centre = m[1:-1, 1:-1]  # a view: removals land in m
+    while True:
+        changed = False
+        for first in (True, False):
+            n = (m[:-2, 1:-1], m[:-2, 2:], m[1:-1, 2:], m[2:, 2:], m[2:, 1:-1], m[2:, :-2], m[1:-1, :-2], m[:-2, :-2])
+            p2, _, p4, _, p6, _, p8, _ = n
+            neighbours = sum(x.astype(np.int8) for x in n)
+            rises = sum(((a == 0) & (b == 1)).astype(np.int8) for a, b in zip(n, n[1:] + n[:1]))
+            side = ((p2 & p4 & p6) == 0) & ((p4 & p6 & p8) == 0) if first else \
+                ((p2 & p4 & p8) == 0) & ((p2 & p6 & p8) == 0)
+            remove = (centre == 1) & (neighbours >= 2) & (neighbours <= 6) & (rises == 1) & side
+            if remove.any():
+                centre[remove] = 0
+                changed = True
+        if not changed:
+            return centre.astype(bool)
+
+
+def _pen_ink(ink, rng, size):
+    """(h, w) ink redrawn as one pen would write it: the strokes' centre lines (``_skeleton``) traced with a round
+    nib of one width, 2-7 % of the font size ``size`` in radius (a fine felt-tip to a marker), as handwriting is
+    written, where a font's strokes swell and thin; the nib's pressure varies slowly along the line."""
+    from scipy.ndimage import distance_transform_edt, zoom
+
+    centre = _skeleton(ink > 0.5)
+    if not centre.any():
+        return ink
+    radius = size * rng.uniform(0.02, 0.07)
+    pen = np.clip(radius + 0.5 - distance_transform_edt(~centre), 0.0, 1.0).astype(np.float32)
+    h, w = pen.shape
+    coarse = rng.uniform(0.65, 1.0, (2, max(w // 64, 1) + 1)).astype(np.float32)
+    pressure = zoom(coarse, (h / 2, w / coarse.shape[1]), order=1)[:h, :w]
+    return pen * np.pad(pressure, ((0, h - pressure.shape[0]), (0, w - pressure.shape[1])), mode="edge")
+
+
 def paper(ink, rng, noise=True):
     """(h, w) ink in [0, 1] -> grey uint8 image: ink colour on paper, with a gradient, blur and noise."""
     from scipy.ndimage import gaussian_filter
@@ -153,13 +192,15 @@ def _glyph_ink(text, path, size, rng):
     return np.pad(ink[max(rows[0] - 4, 0):rows[-1] + 5, cols[0]:cols[-1] + 1], ((0, 0), (4, 4)))
 
 
-def render_font_line(text, path, rng, height=None, distort=True, glyph_jitter=0.0):
+def render_font_line(text, path, rng, height=None, distort=True, glyph_jitter=0.0, pen=0.0):
     """``text`` written in the font at ``path``: (h, w) uint8 grey, dark ink on light paper.
 
     height: the font size in pixels at which the line is finally drawn (default
     random 24-64); drawing happens at 2x and is block-averaged down.
     glyph_jitter: the chance that the line is drawn a character at a time, each
     its own way (``_glyph_ink``; training only: 0 draws nothing more from ``rng``).
+    pen: the chance that the line's strokes are redrawn with a round pen of one
+    width (``_pen_ink``; training only: 0 draws nothing more from ``rng``).
     """
     size = int(height or rng.integers(24, 65))
     if glyph_jitter > 0 and rng.random() < glyph_jitter:
@@ -173,8 +214,11 @@ def render_font_line(text, path, rng, height=None, distort=True, glyph_jitter=0.
         canvas = Image.new("L", (w, h), 0)
         ImageDraw.Draw(canvas).text((4, 4), text, font=f, fill=255)
         ink = np.asarray(canvas, dtype=np.float32) / 255.0
-    if distort:
+    if pen > 0 and rng.random() < pen:
+        ink = _pen_ink(ink, rng, 2 * size)
+    elif distort:
         ink = _stroke(ink, rng, 3)
+    if distort:
         ink = _warp(ink, rng, slant=rng.uniform(-0.35, 0.35), wobble=rng.uniform(0, 0.06) * h,
                     alpha=rng.uniform(1.0, 0.06 * h) if rng.random() < 0.8 else 0.0, sigma=rng.uniform(5, 10))
     ink = _margins(ink, rng, 2.0)

@@ -67,18 +67,19 @@ def test_build_is_deterministic_and_writes_kraken_style_test_sets(tmp_path):
 
 
 @pytest.mark.skipif(not data.find_hands("test")[0], reason="handwriting fonts not installed (make apt)")
-def test_glyph_jitter_changes_training_lines_only(tmp_path):
+@pytest.mark.parametrize("option", ["glyph_jitter", "pen"])
+def test_training_styles_change_training_lines_only(tmp_path, option):
     plain = data.build_dataset(tmp_path / "a", n_train=24, n_valid=6, n_test=3, workers=1, display=False,
                                digit_fraction=0.0)
     data.build_dataset(tmp_path / "b", n_train=24, n_valid=6, n_test=3, workers=1, display=False,
-                       digit_fraction=0.0, glyph_jitter=1.0)
+                       digit_fraction=0.0, **{option: 1.0})
     a, b = tmp_path / "a", tmp_path / "b"
     assert (a / "valid.npz").read_bytes() == (b / "valid.npz").read_bytes()
     for name in ("digits", "fonts", "hershey"):
         for png in (a / "test" / name).glob("*.png"):
             assert png.read_bytes() == (b / "test" / name / png.name).read_bytes()
     ta, tb = data.load_split(a, "train"), data.load_split(b, "train")
-    assert plain["glyph_jitter"] == 0.0
+    assert plain["glyph_jitter"] == plain["pen"] == 0.0
     same_text = [(x, y) for x, y, s, t in zip(ta["features"], tb["features"], ta["texts"], tb["texts"]) if s == t]
     assert len(same_text) >= 20 and all(x.shape != y.shape or (x != y).any() for x, y in same_text)
     assert all(f.shape[1] == 32 and f.max() > 100 for f in tb["features"])  # ink at the model's height
@@ -128,3 +129,36 @@ def test_user_folder_with_gt_txt_files(tmp_path):
     assert [r[1] for r in rows] == ["line 0", "line 1", "line 2"]
     with pytest.raises(data.DataError, match="gt.txt"):
         data.read_user_lines(tmp_path / "l0.png")
+
+
+def test_skeleton_thins_strokes_to_their_centre_lines():
+    from scipy.ndimage import label
+
+    from suite.apps.handwriting.render import _skeleton
+
+    mask = np.zeros((40, 80), bool)
+    mask[12:21, 10:70] = True  # a bar 9 px thick
+    mask[5:35, 40:47] = True  # crossed by one 7 px wide
+    centre = _skeleton(mask)
+    assert not (centre & ~mask).any()  # inside the strokes
+    assert centre[:, 20].sum() == 1 and abs(int(np.flatnonzero(centre[:, 20])[0]) - 16) <= 1  # one px, mid-bar
+    assert centre[30, :].sum() == 1 and abs(int(np.flatnonzero(centre[30, :])[0]) - 43) <= 1
+    parts, n = label(centre, structure=np.ones((3, 3)))
+    assert n == 1  # the cross stays one unbroken figure
+    xs = np.flatnonzero(centre.any(axis=0))
+    assert xs.min() <= 16 and xs.max() >= 63  # from near one end of the bar to the other
+    assert not _skeleton(np.zeros((5, 5), bool)).any()
+
+
+def test_pen_ink_traces_centre_lines_with_one_width():
+    from suite.apps.handwriting.render import _pen_ink
+
+    ink = np.zeros((60, 120), np.float32)
+    ink[20:40, 10:110] = 1.0  # a stroke 20 px thick
+    rng = np.random.default_rng(0)
+    pen = _pen_ink(ink, rng, 100)  # nib radius 2-7 px
+    assert pen.shape == ink.shape and pen.dtype == np.float32
+    thick = (pen[:, 30:90] > 0.25).sum(axis=0)
+    assert thick.min() == thick.max() and 4 <= thick.min() <= 16  # one width along the stroke, thinner than 20
+    assert pen[30, 30:90].min() >= 0.6  # ink along the whole centre line (pressure 0.65-1)
+    assert _pen_ink(np.zeros((8, 8), np.float32), rng, 100).max() == 0  # nothing to trace: nothing drawn
