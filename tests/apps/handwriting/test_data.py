@@ -153,12 +153,13 @@ def test_skeleton_thins_strokes_to_their_centre_lines():
 def test_pen_ink_traces_centre_lines_with_one_width():
     from suite.apps.handwriting.render import _pen_ink
 
-    ink = np.zeros((60, 120), np.float32)
-    ink[20:40, 10:110] = 1.0  # a stroke 20 px thick
+    ink = np.zeros((80, 160), np.float32)
+    ink[30:42, 10:150] = 1.0  # a stroke 12 px thick
     rng = np.random.default_rng(0)
-    pen = _pen_ink(ink, rng, 100)  # nib radius 2-7 px
+    pen = _pen_ink(ink, rng, 200)  # nib radius 4-14 px
     assert pen.shape == ink.shape and pen.dtype == np.float32
-    thick = (pen[:, 30:90] > 0.25).sum(axis=0)
-    assert thick.min() == thick.max() and 4 <= thick.min() <= 16  # one width along the stroke, thinner than 20
-    assert pen[30, 30:90].min() >= 0.6  # ink along the whole centre line (pressure 0.65-1)
-    assert _pen_ink(np.zeros((8, 8), np.float32), rng, 100).max() == 0  # nothing to trace: nothing drawn
+    thick = (pen[:, 40:120] > 0.25).sum(axis=0)
+    assert thick.min() == thick.max() and thick.min() != 12 and 8 <= thick.min() <= 30  # the nib's one width
+    assert pen[36, 40:120].min() >= 0.6  # ink along the whole centre line (pressure 0.65-1)
+    assert _pen_ink(np.zeros((8, 8), np.float32), rng, 200).max() == 0  # nothing to trace: nothing drawn
+    assert _pen_ink(ink, rng, 100) is ink  # a stroke 12 px thick in a 100 px font is too bold to trace
