@@ -90,7 +90,7 @@ bench: test-deps
 lint: test-deps
 	$(BIN)/python -m compileall -q kernels suite apps tests bench
 
-# Retrain every shipped model with the commands their cards record (about 10.5 hours
+# Retrain every shipped model with the commands their cards record (about 12 hours
 # on 2 cores; speech and caption were trained side by side, one core each). The --minutes caps make the step reached depend on the machine's
 # speed; each card records the step its model reached.
 models: install apt
