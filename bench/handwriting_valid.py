@@ -31,19 +31,18 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from suite.apps.handwriting.data import load_split
-    from suite.apps.handwriting.model import Reader, load_model, split_logits, widen
+    from suite.apps.handwriting.model import Reader, alphabet_of, load_model, scored_truth, split_logits, widen
     from suite.ctc_task import error_rates_by
 
     shipped, card = load_model(args.model)
     valid = load_split(args.data, "valid")
     scale = float(card["meta"]["decoding"].get("width_scale", 1.0))
     base = {k: v.copy() for k, v in shipped.state_dict().items()}
-    groups = ["digits" if h == "digits" else "text" for h in valid["hands"]]
+    refs, groups = scored_truth(valid, alphabet_of(card))
+    beam, greedy = Reader(shipped, card), Reader(shipped, card, beam=1, use_lm=False)  # read whatever it holds
 
     def score(state):
         shipped.load_state_dict(state)
-        beam, greedy = Reader(shipped, card), Reader(shipped, card, beam=1, use_lm=False)
-        refs = [beam.alphabet.decode(beam.alphabet.encode(t)) for t in valid["texts"]]
         logits = split_logits(shipped, [widen(f, scale) for f in valid["features"]])
         plain = error_rates_by(groups, refs, [greedy.decode(x)[0] for x in logits])
         full = error_rates_by(groups, refs, [beam.decode(x)[0] for x in logits])

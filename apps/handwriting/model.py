@@ -368,6 +368,13 @@ CHAR_BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0)
 WIDTH_SCALES = (1.0, 1.15, 1.3, 1.45)  # reading widths tried on validation (models read hands wider than trained)
 
 
+def scored_truth(split, alphabet):
+    """(refs, groups) of a prepared split as validation scores it: each text as ``alphabet`` spells it, and each
+    line's group, "digits" for digit strings, "text" for the rest."""
+    refs = [alphabet.decode(alphabet.encode(t)) for t in split["texts"]]
+    return refs, ["digits" if h == "digits" else "text" for h in split.get("hands", ["text"] * len(refs))]
+
+
 def tune_decoding(model, card, split, beam=None, progress=None):
     """The reading width, LM weight and character bonus with the lowest CER on ``split`` (validation), digit
     strings and text lines weighing alike (the mean of their CERs).
@@ -380,8 +387,7 @@ def tune_decoding(model, card, split, beam=None, progress=None):
     """
     reader = Reader(model, card, beam=beam)
     greedy = Reader(model, card, beam=1, use_lm=False)
-    refs = [reader.alphabet.decode(reader.alphabet.encode(t)) for t in split["texts"]]
-    groups = ["digits" if h == "digits" else "text" for h in split.get("hands", ["text"] * len(refs))]
+    refs, groups = scored_truth(split, reader.alphabet)
     widths = []
     for scale in WIDTH_SCALES:
         logits = split_logits(model, [widen(f, scale) for f in split["features"]])

@@ -125,8 +125,7 @@ def _pen_ink(ink, rng, size):
     pen = np.clip(radius + 0.5 - distance_transform_edt(~centre), 0.0, 1.0).astype(np.float32)
     h, w = pen.shape
     coarse = rng.uniform(0.65, 1.0, (2, max(w // 64, 1) + 1)).astype(np.float32)
-    pressure = zoom(coarse, (h / 2, w / coarse.shape[1]), order=1)[:h, :w]
-    return pen * np.pad(pressure, ((0, h - pressure.shape[0]), (0, w - pressure.shape[1])), mode="edge")
+    return pen * zoom(coarse, (h / 2, w / coarse.shape[1]), order=1)  # zoom's output: round(2 h/2) x round(n w/n)
 
 
 def paper(ink, rng, noise=True):
