@@ -53,13 +53,25 @@ def chunks(n, size):
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _leave_signals_to_parent():
+    """A pool worker ignores Ctrl-C and SIGTERM (both reach the whole process group): the parent alone stops,
+    cancels what has not started and waits for the running tasks. A worker interrupted inside the pool's
+    queues could leave its sisters waiting on a lock it held, and the command hung after "Interrupted."."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def parallel_map(fn, tasks, workers=1, progress=None, count=len, total=None):
     """[fn(task) for task in tasks] on ``workers`` processes, in order.
 
     progress(done, total) is called after each task with done/total counted by
     ``count(result)`` (default: a task returns a list of items) and total the
     ``total`` given (the number of items; None if not known). fn must be a
-    module-level function (it is pickled to the workers).
+    module-level function (it is pickled to the workers). Ctrl-C or SIGTERM
+    stops the parent only: tasks not started are cancelled, running ones
+    finish, the workers exit, and the KeyboardInterrupt goes on up.
     """
     tasks = list(tasks)
     results, done = [], 0
@@ -67,7 +79,7 @@ def parallel_map(fn, tasks, workers=1, progress=None, count=len, total=None):
     if workers > 1 and len(tasks) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        executor = ProcessPoolExecutor(max_workers=workers)
+        executor = ProcessPoolExecutor(max_workers=workers, initializer=_leave_signals_to_parent)
     try:
         mapped = executor.map(fn, tasks) if executor else map(fn, tasks)
         for result in mapped:
