@@ -11,7 +11,7 @@ once in ``gru_cell_row``::
 The tanh RNN, the baseline the LSTM is compared against: h' = tanh(x W_ih + h W_hh + b).
 
 Layout of every kernel: one GEMM projects the inputs of all time steps at once;
-only the recurrent product h W_hh is a GEMM per step, written by np.dot into a
+only the recurrent product h W_hh is a GEMM per step, written by matmul_into (kernels/matmul.py) into a
 preallocated buffer; short elementwise loops per batch row do the rest.
 Backward walks the steps in reverse with one per-step GEMM (dL/dh_prev), keeps
 the pre-activation gradients of every step, and then forms the parameter
@@ -31,6 +31,7 @@ from numba import njit
 
 from suite.kernels._math import sigmoid, tanh
 from suite.kernels.config import JIT
+from suite.kernels.matmul import matmul_into
 
 INFER_CHUNK = 16
 """Time steps per input-projection GEMM in inference: memory stays O(B * 3H)
@@ -157,7 +158,7 @@ def _gru_forward(x, lengths, reverse, W_ih, W_hh, b_ih, b_hh, y, states, gates, 
     T, B, _ = x.shape
     xp = _input_projection(x, W_ih, b_ih)  # (T, B, 3H)
     for s in range(lengths.max()):
-        np.dot(states[s], W_hh, gates[s])  # (B, 3H), b_hh is added in the cell
+        matmul_into(states[s], W_hh, gates[s])  # (B, 3H), b_hh is added in the cell
         for b in range(B):
             if s < lengths[b]:
                 t = _time_of(s, lengths[b], reverse)
@@ -215,7 +216,7 @@ def _gru_backward(dy, has_dy, dh, lengths, reverse, W_hh, states, gates, hn, dhp
             for j in range(H):  # the direct path h_prev -> h' through z * h_prev
                 g[j] *= z[j]
         # the recurrent path h_prev -> h_prev W_hh -> all three gates
-        np.dot(dhp[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
+        matmul_into(dhp[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
         dh += drec
 
 
@@ -243,7 +244,7 @@ def _gru_infer(x, lengths, reverse, W_ih, W_hh, b_ih, b_hh, h, y, chunk):
                     xp[k, b, j] += b_ih[j]
         for k in range(c):
             s = s0 + k
-            np.dot(h, W_hh, hp)  # (B, 3H)
+            matmul_into(h, W_hh, hp)  # (B, 3H)
             for b in range(B):
                 if s < lengths[b]:
                     gru_cell_row(xp[k, b], hp[b], b_hh, h[b], h[b], hn)
@@ -260,7 +261,7 @@ def _rnn_forward(x, lengths, reverse, W_ih, W_hh, bias, y, states):
     xp = _input_projection(x, W_ih, bias)  # (T, B, H)
     hp = np.empty((B, H), x.dtype)  # (B, H)
     for s in range(lengths.max()):
-        np.dot(states[s], W_hh, hp)  # (B, H)
+        matmul_into(states[s], W_hh, hp)  # (B, H)
         for b in range(B):
             if s < lengths[b]:
                 t = _time_of(s, lengths[b], reverse)
@@ -297,7 +298,7 @@ def _rnn_backward(dy, has_dy, dh, lengths, reverse, W_hh, states, da):
             for j in range(H):
                 a[j] = g[j] * (one - h_new[j] * h_new[j])  # backprop through tanh
                 g[j] = zero  # h_prev reaches h' only through h_prev W_hh (added below)
-        np.dot(da[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
+        matmul_into(da[s], W_hhT, drec)  # (B, H); rows of padded steps are 0
         dh += drec
 
 
@@ -324,7 +325,7 @@ def _rnn_infer(x, lengths, reverse, W_ih, W_hh, bias, h, y, chunk):
                     xp[k, b, j] += bias[j]
         for k in range(c):
             s = s0 + k
-            np.dot(h, W_hh, hp)  # (B, H); h is read whole before any row changes
+            matmul_into(h, W_hh, hp)  # (B, H); h is read whole before any row changes
             for b in range(B):
                 if s < lengths[b]:
                     rnn_cell_row(xp[k, b], hp[b], h[b])

@@ -25,6 +25,7 @@ from numba import njit
 from suite.kernels._math import tanh
 from suite.kernels.config import JIT
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
+from suite.kernels.matmul import matmul_into as _matmul_into
 
 INFER_CHUNK = 32
 INFER_ROWS = 256
@@ -167,19 +168,6 @@ class LSTMCache(NamedTuple):
 
 # ----------------------------------------------------------------------------
 # compiled kernels
-
-
-@njit(**JIT)
-def _matmul_into(a, W, out):
-    """out = a @ W for the per-step products. For 2 to 7 rows one GEMV per row
-    beats OpenBLAS's GEMM, which repacks all of W on every call (measured 42
-    vs 71 us for 4 x 256 @ 256 x 1024)."""
-    M = a.shape[0]
-    if 1 < M < 8:
-        for m in range(M):
-            np.dot(a[m], W, out[m])
-    else:
-        np.dot(a, W, out)
 
 
 @njit(**JIT)
