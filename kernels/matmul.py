@@ -1,20 +1,22 @@
 """Matrix products too small for BLAS to be quick: a few rows times a weight matrix.
 
-The per-step products of an LSTM at small batch (one row when reading or
-generating, 5 for a beam, 16 for a half of 32 rows) are a few rows of
-activations times W (K, N). OpenBLAS either runs a GEMV per row, reading all
+The per-step products of an LSTM at small batch (5 rows for a beam of 5,
+16 for a half of a 32-row training batch) are a few rows of activations
+times W (K, N). OpenBLAS either runs a GEMV per row, reading all
 of W each time, or a GEMM that repacks all of W on every call. Here W is
 streamed once in blocks of eight rows; each block (8 x N floats, 24-32 KB at
 N = 768-1024) stays in L1 while every row of ``a`` uses it, and each pass over
 a row of ``out`` does eight multiply-adds per load and store of it.
 
-Measured on the AVX2 AMD EPYC, one thread, 2026-12-07 (scratch timing of
-``out = a @ W``, median of 7x300 calls; ours against np.dot inside @njit, the
-SciPy OpenBLAS every kernel calls), K = 256, N = 1024: 1 row 17.9 against
-20.9 us, 5 rows 77 against 96, 8 rows 116 against 201, 16 rows 163 against
-310; from 24 rows on BLAS is as quick or quicker (SMALL_ROWS). The
-transposed shape of the backward pass (K = 1024, N = 256): 1 row even, 8 rows
-91 against 198 us.
+`bench/bench_matmul.py` (one thread, AVX2 AMD EPYC, 2026-12-07, median
+microseconds; another job on the other core), h @ W_hh at H = 256: 2 rows 29
+against OpenBLAS's GEMM 192 (and about 33 for the GEMV a row the kernels ran
+before for 2 to 7 rows), 5 rows 68 against 243, 8 rows 123 against 197, 16
+rows 220 against 241; at H = 192, 16 rows 112 against 173 (a half of a
+32-row batch when training splits it). One row is BLAS's GEMV, as quick as
+ours (1.03-1.24 x), so it stays BLAS; from about 16 rows up BLAS is as quick or
+quicker (H = 512: 16 rows 1059 against 964), hence SMALL_ROWS. torch's own
+GEMM is quicker than both from 16 rows up (the GEMM floor of bench_lstm.py).
 """
 import numpy as np
 from numba import njit
@@ -22,7 +24,7 @@ from numba import njit
 from suite.kernels.config import JIT
 
 SMALL_ROWS = 16
-"""matmul_into uses rows_matmul_acc up to this many rows, np.dot's BLAS above."""
+"""matmul_into uses rows_matmul_acc from 2 rows up to this many, np.dot's BLAS for one row and above."""
 
 
 @njit(**JIT)
@@ -55,8 +57,8 @@ def rows_matmul_acc(a, W, out):
 
 @njit(**JIT)
 def matmul_into(a, W, out):
-    """out = a @ W: rows_matmul_acc up to SMALL_ROWS rows, BLAS above."""
-    if a.shape[0] <= SMALL_ROWS:
+    """out = a @ W: rows_matmul_acc for 2 to SMALL_ROWS rows, BLAS otherwise."""
+    if 1 < a.shape[0] <= SMALL_ROWS:
         out[:] = 0
         rows_matmul_acc(a, W, out)
     else:
