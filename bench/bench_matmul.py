@@ -2,7 +2,7 @@
 
 out = a @ W for a (M, K) and W (K, N), as an LSTM step computes h @ W_hh (K = H, N = 4H) and its backward
 pass dG @ W_hh^T (K = 4H, N = H), for M from 1 row (reading, generating) to 32. Ours is matmul_into
-(rows_matmul_acc up to SMALL_ROWS rows); the peers are np.dot inside @njit (SciPy's OpenBLAS, what the kernels
+(rows_matmul_acc from 2 to SMALL_ROWS rows); the peers are np.dot inside @njit (SciPy's OpenBLAS, what the kernels
 called before) and torch.mm into a preallocated output where torch is installed. Median microseconds of 7
 batches of calls. Prints one JSON object with the CPU model.
 

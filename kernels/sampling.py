@@ -15,7 +15,7 @@ from numba import njit
 
 from suite.kernels.config import JIT
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
-from suite.kernels.matmul import rows_matmul_acc
+from suite.kernels.matmul import row_matmul_acc as _gemv_acc  # z += x @ W, one row
 
 _FLOATS = (np.float32, np.float64)
 _MASK64 = (1 << 64) - 1
@@ -191,12 +191,6 @@ def sample_logits(logits, temperature, top_k, rng):
 
 
 # ---------------------------------------------------------------- generation
-
-@njit(**JIT)
-def _gemv_acc(x, W, z):
-    """z += x @ W for x (K,), W (K, N) C-contiguous (kernels/matmul.py's one-row case)."""
-    rows_matmul_acc(x.reshape((1, x.shape[0])), W, z.reshape((1, z.shape[0])))
-
 
 @njit(**JIT)
 def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,

@@ -5,7 +5,7 @@ import pytest
 from suite.kernels.matmul import SMALL_ROWS, matmul_into, rows_matmul_acc
 
 
-@pytest.mark.parametrize("M", [1, 2, 5, SMALL_ROWS, SMALL_ROWS + 1, 40])
+@pytest.mark.parametrize("M", [1, 2, 4, 5, 7, 9, SMALL_ROWS, SMALL_ROWS + 1, 40])
 @pytest.mark.parametrize("K", [1, 7, 8, 19, 64])
 def test_matmul_into_matches_numpy(M, K):
     rng = np.random.default_rng(M * 100 + K)
@@ -19,9 +19,9 @@ def test_matmul_into_matches_numpy(M, K):
 
 def test_rows_matmul_acc_adds_to_out_in_float64_exactly_enough():
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((3, 21))
+    a = rng.standard_normal((7, 21))  # a group of four rows and three alone
     W = rng.standard_normal((21, 10))
-    out = rng.standard_normal((3, 10))
+    out = rng.standard_normal((7, 10))
     start = out.copy()
     rows_matmul_acc(a, W, out)
     np.testing.assert_allclose(out, start + a @ W, rtol=1e-12, atol=1e-12)
@@ -30,9 +30,9 @@ def test_rows_matmul_acc_adds_to_out_in_float64_exactly_enough():
 def test_strided_rows_and_a_transposed_weight_view():
     """The backward pass hands in rows of a bigger array and, in tests, transposed views."""
     rng = np.random.default_rng(1)
-    big = rng.standard_normal((6, 4, 33))
+    big = rng.standard_normal((6, 6, 33))
     a = big[2, :, :]                 # rows of a 3-D array
     W = rng.standard_normal((12, 33)).T  # (33, 12), not C-contiguous
-    out = np.empty((4, 12))
+    out = np.empty((6, 12))
     matmul_into(a, W, out)
     np.testing.assert_allclose(out, a @ W, rtol=1e-12, atol=1e-12)
