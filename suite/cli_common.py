@@ -258,12 +258,14 @@ def training_options(steps, eval_every=500, lr=2e-3, data=None, data_help=None, 
 
 
 def run_training(app, model, task, model_config, meta, *, out, steps, minutes, lr, eval_every, seed, resume,
-                 quiet, warmup=None, init=None, describe_eval=None, **_ignored):
+                 quiet, warmup=None, init=None, describe_eval=None, one_blas_thread=False, **_ignored):
     """The body of every `suite APP train`: schedule, time limit, provenance, Trainer, summary.
 
     meta: the app's own provenance (vocabulary, data source, ...); app, command
     (the whole chain on --resume or --init), seed and train_config are added
     here. describe_eval(record) -> str prints a line per validation on stderr.
+    one_blas_thread: train with one BLAS thread unless the user set a count
+    (suite.threads.training_blas_threads: quicker for models of many small GEMMs).
     Returns the trainer's summary with "valid" (the best checkpoint's
     validation record) and "command". The other training_options (force,
     export, as_json) are for the caller and ignored here.
@@ -293,8 +295,11 @@ def run_training(app, model, task, model_config, meta, *, out, steps, minutes, l
     meta["device"] = device
     trainer = Trainer(model, task, tcfg, out, model_config=model_config, meta=meta, quiet=quiet, on_eval=on_eval,
                       stop_when=(lambda m: time.monotonic() > deadline) if deadline else None)
+    from suite.threads import training_blas_threads
+
     try:
-        summary = trainer.fit(resume=resume)
+        with training_blas_threads(one_blas_thread and device == "cpu"):
+            summary = trainer.fit(resume=resume)
     except ValueError as exc:  # suite.train.ResumeError and checkpoint problems: one line
         raise fail(exc) from None
     summary["valid"] = next((e for e in trainer.evals if e["step"] == trainer.best["step"]), {})

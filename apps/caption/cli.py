@@ -248,7 +248,8 @@ def train(data_dir, images_dir, captions_file, out, channels, hidden, embed, att
             "first_caption_only": first_caption_only, "word_dropout": word_dropout,
             "init": {"from": str(init_dir), "step": init_card["meta"].get("step")} if init_dir else None}
     summary = run_training("caption", model, task, config_dict(config), meta, out=out, init=init_dir,
-                           describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", **opts)
+                           describe_eval=lambda r: f"valid loss {r['loss']:.4f} nats/word", one_blas_thread=True,
+                           **opts)
     if opts["export"]:
         try:
             summary["card"] = export_model(out / "best", opts["export"], None if images_dir else data_dir,

@@ -213,7 +213,7 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     summary = run_training("handwriting", model, task, config_dict(config), meta, out=out, init=init_dir,
                            describe_eval=lambda r: f"valid CTC {r['loss']:.4f}, greedy CER "
                                                    f"{r.get('cer', float('nan')):.4f}, WER "
-                                                   f"{r.get('wer', float('nan')):.4f}", **opts)
+                                                   f"{r.get('wer', float('nan')):.4f}", one_blas_thread=True, **opts)
     if opts["export"]:
         summary["card"] = _export(out / "best", opts["export"], data_dir, None, opts["quiet"])
     finish_training(summary, opts["as_json"],

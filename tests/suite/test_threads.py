@@ -16,3 +16,25 @@ def test_single_blas_thread_limits_every_blas_and_restores_it():
         assert inside and set(inside) == {1}
     after = {m["filepath"]: m["num_threads"] for m in threadpoolctl.threadpool_info() if m["user_api"] == "blas"}
     assert after == before
+
+
+def test_training_blas_threads_one_unless_the_user_named_a_count(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401
+
+    from suite.threads import training_blas_threads
+
+    def blas_threads():
+        return {m["num_threads"] for m in threadpoolctl.threadpool_info() if m["user_api"] == "blas"}
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine by default
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.delenv(name, raising=False)
+        with training_blas_threads(True):
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
+        with training_blas_threads(False):
+            assert blas_threads() == {2}
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice wins
+        with training_blas_threads(True):
+            assert blas_threads() == {2}
