@@ -34,8 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suite.threads import BLAS_THREAD_VARS
+
 GROUP = "suite.batch"
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+WORKER_ENV = dict.fromkeys(BLAS_THREAD_VARS + ("NUMBA_NUM_THREADS",), "1")
 
 
 class BatchError(ValueError):

@@ -20,11 +20,15 @@ def single_blas_thread():
         yield
 
 
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""The environment variables that set a BLAS library's thread count."""
+
+
 def user_set_blas_threads():
     """Whether the environment names a BLAS thread count (then it is the user's choice, and it wins)."""
     import os
 
-    return any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+    return any(os.environ.get(name) for name in BLAS_THREAD_VARS)
 
 
 @contextlib.contextmanager
