@@ -17,6 +17,7 @@ different time indices; the kernels index time per row, never flip x.
 Everything that depends on time (x, y, stored activations, dx) is stored at
 the time index, so padding stays at the end in both directions.
 """
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -59,6 +60,33 @@ against 1.22 whole, same session)."""
 
 _POOL = None
 _BLAS = None
+_SCRATCH = threading.local()
+KEEP_SCRATCH = True
+"""lstm_backward's gate gradients (T, B, G*H) go into a buffer each thread keeps between calls (``_scratch``)
+rather than a new array a call. The array is large (26 MB at B=64, T=100, H=256; 52 MB at H=512): glibc's
+malloc maps such a block afresh and unmaps it when freed (always above 32 MiB), and every page of a fresh
+mapping faults and is zeroed by the OS when first written. bench/bench_scratch.py (one thread, AVX2 EPYC,
+2026-12-07, a training on the other core): 1,593 page faults a step at H=256 a new array each call, 0 kept,
+the step 0.96 as long; at H=512, 0.92 as long. False allocates anew each call, as before (the bench's
+comparison)."""
+
+
+def _scratch(shape, dtype):
+    """A zeroed (shape) array for a kernel's own temporaries (nothing returned holds it): on memory this thread
+    keeps and reuses (KEEP_SCRATCH), one buffer a thread (the halves of a split batch run in two threads),
+    grown to the largest size asked for and kept while the thread lives."""
+    if not KEEP_SCRATCH:
+        return np.zeros(shape, dtype)
+    n = int(np.prod(shape))
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.dtype != dtype or buf.size < n:
+        buf = _SCRATCH.buf = np.zeros(n, dtype)
+        return buf[:n].reshape(shape)
+    out = buf[:n].reshape(shape)
+    out.fill(0)
+    return out
+
+
 _SPLITTING = False
 
 
@@ -445,14 +473,14 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 
 @njit(**JIT)
 def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
-              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr):
-    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated."""
+              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr, dG):
+    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H) zeros, the
+    workspace of d loss / d gate pre-activations."""
     T, B, GH = gates.shape
     D = x.shape[2]
     H = cs.shape[2]
     R = dhT.shape[1]
     rev = 1 if reverse else 0
-    dG = np.zeros((T, B, GH), dtype=gates.dtype)   # (T, B, G*H) d loss / d gate pre-activations
     dr = dhT.copy()                                # (B, R) d loss / d recurrent state, carried back
     dc = dcT.copy()                                # (B, H) d loss / d cell state, carried back
     dr_rec = np.empty((B, R), dtype=gates.dtype)   # (B, R) dG_step @ W_hh^T
@@ -708,7 +736,7 @@ def lstm_backward(dy, dhT, dcT, cache):
         _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
                   cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
                   cache.gates, cache.cs, cache.r_prev, cache.h_pre,
-                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr)
+                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype))
     if cache.use_peep:
         grads["peep"] = dpeep
     if cache.use_proj:

@@ -177,6 +177,27 @@ def test_backward_none_gradients_are_zeros():
     assert not any(g.any() for g in grads.values())
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_backward_kept_workspace_gives_what_a_new_array_gives(reverse, monkeypatch):
+    """lstm_backward's gate gradients go into a buffer kept between calls (KEEP_SCRATCH): a call after one that
+    filled every slot, whose padded rows' slots the kernel never writes, gives what a new zeroed array gives."""
+    from suite.kernels import lstm
+
+    args = make_args("peephole", np.float64)
+    weights = _loss_weights(args)
+
+    def grads_of(lengths):
+        _, _, _, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
+        dx, dh0, dc0, grads = lstm_backward(*weights, cache)
+        return [dx, dh0, dc0] + [grads[k] for k in sorted(grads)]
+
+    grads_of(None)  # every slot of the kept buffer written
+    kept = grads_of(LENGTHS)
+    monkeypatch.setattr(lstm, "KEEP_SCRATCH", False)
+    for a, b in zip(kept, grads_of(LENGTHS)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_backward_dtype_float32():
     """float32 backward agrees with float64 backward (same inputs, rounded)."""
     args64 = make_args("peephole", np.float64)
