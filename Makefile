@@ -19,6 +19,9 @@ HANDWRITING_FONTS := fonts-comic-neue fonts-dancingscript fonts-breip fonts-dkg-
   fonts-tomsontalks fonts-havana fonts-yusei-magic fonts-seto fonts-tlwg-purisa-ttf fonts-fantasque-sans \
   fonts-cabinsketch fonts-staypuft fonts-levien-typoscript fonts-okolaks fonts-urw-base35 fonts-ecolier-lignes-court \
   fonts-aenigma fonts-nanum-extra fonts-kiloji fonts-aoyagi-kouzan-t
+# `make models` alone also needs TeX Live's font collection (1.4 GB installed): six of the handwriting app's
+# training hands are there (apps/handwriting/data.py HANDS, stage 7); reading and the tests do not need it.
+MODEL_APT_PACKAGES := texlive-fonts-extra
 APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kdlpc16k \
   tesseract-ocr tesseract-ocr-eng gettext zstd xz-utils bzip2 $(HANDWRITING_FONTS)
 
@@ -95,6 +98,7 @@ lint: test-deps
 # on 2 cores; speech and caption were trained side by side, one core each). The --minutes caps make the step reached depend on the machine's
 # speed; each card records the step its model reached.
 models: install apt
+	$(MAKE) apt APT_PACKAGES="$(MODEL_APT_PACKAGES)"
 	$(BIN)/suite text data build
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite text train --steps 14000 --minutes 100 --quiet --force
 	$(BIN)/suite text export runs/text --out data/models/text --force
@@ -205,13 +209,22 @@ models: install apt
 	  --eval-every 1000 --lm-order 6 --resume
 	$(BIN)/suite handwriting export runs/handwriting-hands --out data/models/handwriting --data data/handwriting-hands \
 	  --lm-order 7 --force
-	# stage 6 (shipped): half of the training font lines drawn a character at a time, each letter its own size, tilt,
+	# stage 6: half of the training font lines drawn a character at a time, each letter its own size, tilt,
 	# lift and spacing (--glyph-jitter 0.5; validation and test files unchanged), from stage 5's exported model
 	$(BIN)/suite handwriting data build --out data/handwriting-jitter --glyph-jitter 0.5 --force
 	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-jitter \
 	  --init data/models/handwriting --out runs/handwriting-jitter --geometry 0.5 --steps 6500 --minutes 65 --lr 5e-4 \
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-jitter --out data/models/handwriting --data data/handwriting-jitter \
+	  --lm-order 7 --force
+	# stage 7: six more training hands from texlive-fonts-extra (MODEL_APT_PACKAGES: Miama, Brush Script, Calligra,
+	# French school cursive, Augie, Jana Skrivana; the shipped chain's stages 1-6 ran before they were in HANDS, so a
+	# rerun of those stages today draws them too), the same jitter, from stage 6's exported model
+	$(BIN)/suite handwriting data build --out data/handwriting-tex --glyph-jitter 0.5 --force
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-tex \
+	  --init data/models/handwriting --out runs/handwriting-tex --geometry 0.5 --steps 6500 --minutes 70 --lr 5e-4 \
+	  --eval-every 1000 --lm-order 6 --force
+	$(BIN)/suite handwriting export runs/handwriting-tex --out data/models/handwriting --data data/handwriting-tex \
 	  --lm-order 7 --force
 	# handwriting writer (Graves 2013 synthesis): Hershey script strokes jittered afresh every step, English pieces
 	# of the reader's training texts; its legibility is read by the reader exported above

@@ -39,6 +39,10 @@ CHARS = ("<blank>", " ") + tuple(string.digits + string.ascii_letters + ".,;:!?'
 ALPHABET = Alphabet.from_chars(CHARS, normalize=lambda t: clean(t))
 DIGIT_SCANS = {"train": (0, 1260), "valid": (1260, 1400), "test": (1400, 1797)}
 FONT_ROOT = Path("/usr/share/fonts")
+# TeX Live's font collection (Debian's texlive-fonts-extra, 1.4 GB installed; only `make models` installs it): the
+# training hands marked "tex" below are there, as Type 1 (.pfb, .pfa) or OpenType files
+TEX_FONT_ROOT = Path("/usr/share/texlive/texmf-dist/fonts")
+FONT_SUFFIXES = (".ttf", ".otf", ".pfb", ".pfa")
 
 # hand, font files, split, case ("upper": the font has capitals only, so its text is upper-cased)
 HANDS = (
@@ -80,6 +84,13 @@ HANDS = (
     ("nanum-pen", ("NanumPen.ttf",), "train", None),
     ("kiloji", ("kiloji.ttf", "kiloji_b.ttf"), "train", None),
     ("kouzan", ("AoyagiKouzanT.ttf",), "train", None),
+    # from texlive-fonts-extra (stage 7): connected and slanted scripts, the kind of hand the test's kristi is
+    ("miama", ("miama.otf",), "train", None),
+    ("brush-script", ("BrushScriptX-Italic.pfa",), "train", None),
+    ("calligra", ("callig15.pfb",), "train", None),
+    ("frcursive", ("frcr10.pfb", "frcsl10.pfb"), "train", None),
+    ("augie", ("augie___.pfb",), "train", None),
+    ("aurical", ("JanaSkrivana.pfb",), "train", None),  # not LukasSvatba: its "@" and "$" are other glyphs
     ("delphine", ("Delphine.ttf",), "valid", None),
     ("domestic-manners", ("Domestic_Manners.ttf",), "valid", None),
     ("femkeklaver", ("femkeklaver.ttf",), "test", None),
@@ -182,10 +193,19 @@ def number_text(rng, plain=False):
 
 
 # -- fonts ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def installed_fonts():
+    """{file name: path} of the font files under FONT_ROOT and TEX_FONT_ROOT (its outline-font folders), FONT_ROOT's
+    winning where both have a name (TeX Live also ships Comic Neue, say); scanned once per process (every
+    data-build chunk asks). Callers only read it."""
+    roots = [TEX_FONT_ROOT / kind for kind in ("type1", "opentype", "truetype")] + [FONT_ROOT]
+    return {p.name: p for root in roots if root.is_dir() for p in sorted(root.rglob("*"))
+            if p.suffix.lower() in FONT_SUFFIXES}
+
+
 def find_hands(split=None):
     """[(hand, font path, case)] of the HANDS installed here (for ``split`` only, if given), and the missing files."""
-    found = {p.name: p for p in FONT_ROOT.rglob("*") if p.suffix.lower() in (".ttf", ".otf")} \
-        if FONT_ROOT.is_dir() else {}
+    found = installed_fonts()
     hands, missing = [], []
     for hand, files, where, case in HANDS:
         if split is not None and where != split:

@@ -163,3 +163,21 @@ def test_pen_ink_traces_centre_lines_with_one_width():
     assert pen[36, 40:120].min() >= 0.6  # ink along the whole centre line (pressure 0.65-1)
     assert _pen_ink(np.zeros((8, 8), np.float32), rng, 200).max() == 0  # nothing to trace: nothing drawn
     assert _pen_ink(ink, rng, 100) is ink  # a stroke 12 px thick in a 100 px font is too bold to trace
+
+
+def test_installed_fonts_reads_both_roots_and_debian_wins_a_shared_name(tmp_path, monkeypatch):
+    debian, tex = tmp_path / "fonts", tmp_path / "texmf"
+    for path in (debian / "truetype" / "x" / "Same.otf", tex / "type1" / "public" / "a" / "Same.otf",
+                 tex / "type1" / "public" / "b" / "only.pfb", tex / "opentype" / "c" / "o.otf",
+                 tex / "afm" / "d" / "metrics.pfb", debian / "notes.txt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    monkeypatch.setattr(data, "FONT_ROOT", debian)
+    monkeypatch.setattr(data, "TEX_FONT_ROOT", tex)
+    data.installed_fonts.cache_clear()
+    try:
+        found = data.installed_fonts()
+    finally:
+        data.installed_fonts.cache_clear()
+    assert found == {"Same.otf": debian / "truetype" / "x" / "Same.otf",
+                     "only.pfb": tex / "type1" / "public" / "b" / "only.pfb", "o.otf": tex / "opentype" / "c" / "o.otf"}
