@@ -66,18 +66,18 @@ KEEP_SCRATCH = True
 rather than a new array a call. The array is large (26 MB at B=64, T=100, H=256; 52 MB at H=512): glibc's
 malloc maps such a block afresh and unmaps it when freed (always above 32 MiB), and every page of a fresh
 mapping faults and is zeroed by the OS when first written. bench/bench_scratch.py (one thread, AVX2 EPYC,
-2026-12-07, a training on the other core): 1,593 page faults a step at H=256 a new array each call, 0 kept,
-the step 0.96 as long; at H=512, 0.92 as long. False allocates anew each call, as before (the bench's
-comparison)."""
+2026-12-07, a training on the other core): at H=256 7,214 page faults a step with a new array each call, 0
+kept, the step 0.89 as long; at H=512 13,338 against 537, 0.98 as long. False allocates anew each call, as
+before (the bench's comparison)."""
 
 
 def _scratch(shape, dtype):
     """A zeroed (shape) array for a kernel's own temporaries (nothing returned holds it): on memory this thread
     keeps and reuses (KEEP_SCRATCH), one buffer a thread (the halves of a split batch run in two threads),
     grown to the largest size asked for and kept while the thread lives."""
-    if not KEEP_SCRATCH:
-        return np.zeros(shape, dtype)
     n = int(np.prod(shape))
+    if not KEEP_SCRATCH:
+        return _runtime_zeros(n, np.empty(0, dtype)).reshape(shape)
     buf = getattr(_SCRATCH, "buf", None)
     if buf is None or buf.dtype != dtype or buf.size < n:
         buf = _SCRATCH.buf = np.zeros(n, dtype)
@@ -196,6 +196,14 @@ class LSTMCache(NamedTuple):
 
 # ----------------------------------------------------------------------------
 # compiled kernels
+
+
+@njit(**JIT)
+def _runtime_zeros(n, like):
+    """n zeros of like's dtype from numba's runtime allocator (plain malloc), as _backward allocated its gate
+    gradients before KEEP_SCRATCH; NumPy's own allocator asks for huge pages on large arrays, which fault
+    less, so np.zeros would not be the old way."""
+    return np.zeros(n, like.dtype)
 
 
 @njit(**JIT)
