@@ -38,8 +38,11 @@ def test_workers_leave_ctrl_c_and_sigterm_to_the_parent():
 
 def test_ctrl_c_to_the_process_group_stops_the_pool_and_every_worker(tmp_path):
     script = textwrap.dedent("""
-        import os, sys, time
+        import os, signal, sys, time
         from suite.databuild import parallel_map
+
+        # as in a terminal's foreground job: a shell's background job (nohup, &) starts with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def slow(task):
             time.sleep(0.2)
