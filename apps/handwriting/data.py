@@ -40,7 +40,7 @@ ALPHABET = Alphabet.from_chars(CHARS, normalize=lambda t: clean(t))
 DIGIT_SCANS = {"train": (0, 1260), "valid": (1260, 1400), "test": (1400, 1797)}
 FONT_ROOT = Path("/usr/share/fonts")
 # TeX Live's font collection (Debian's texlive-fonts-extra, 1.4 GB installed; only `make models` installs it): the
-# training hands marked "tex" below are there, as Type 1 (.pfb, .pfa) or OpenType files
+# training hands HANDS lists as from texlive-fonts-extra are there, as Type 1 (.pfb, .pfa) or OpenType files
 TEX_FONT_ROOT = Path("/usr/share/texlive/texmf-dist/fonts")
 FONT_SUFFIXES = (".ttf", ".otf", ".pfb", ".pfa")
 
