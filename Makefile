@@ -218,7 +218,7 @@ models: install apt
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-jitter --out data/models/handwriting --data data/handwriting-jitter \
 	  --lm-order 7 --force
-	# stage 7: six more training hands from texlive-fonts-extra (MODEL_APT_PACKAGES: Miama, Brush Script, Calligra,
+	# stage 7 (shipped): six more training hands from texlive-fonts-extra (MODEL_APT_PACKAGES: Miama, Brush Script, Calligra,
 	# French school cursive, Augie, Jana Skrivana; the shipped chain's stages 1-6 ran before they were in HANDS, so a
 	# rerun of those stages today draws them too), the same jitter, from stage 6's exported model
 	$(BIN)/suite handwriting data build --out data/handwriting-tex --glyph-jitter 0.5 --force
