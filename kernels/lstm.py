@@ -67,8 +67,8 @@ rather than a new array a call. The array is large (26 MB at B=64, T=100, H=256;
 malloc maps such a block afresh and unmaps it when freed (always above 32 MiB), and every page of a fresh
 mapping faults and is zeroed by the OS when first written. bench/bench_scratch.py (one thread, AVX2 EPYC,
 2026-12-07, a training on the other core): at H=256 7,214 page faults a step with a new array each call, 0
-kept, the step 0.89 as long; at H=512 13,338 against 537, 0.98 as long. False allocates anew each call, as
-before (the bench's comparison)."""
+kept, the step 0.89 as long; at H=512 13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core
+idle). False allocates anew each call, as before (the bench's comparison)."""
 
 
 def _scratch(shape, dtype):
