@@ -2,8 +2,9 @@
 
 One utterance at a time makes GEMMs of a few rows: OpenBLAS's threads then cost
 more in hand-offs than they save (measured here: speech evaluation ran at 28x
-real time with 2 BLAS threads and 70x with one). Batched training keeps the
-default.
+real time with 2 BLAS threads and 70x with one). Training keeps the default
+except where its GEMMs are small too: caption and handwriting training ask for
+one thread (training_blas_threads) unless the user named a count.
 """
 import contextlib
 
