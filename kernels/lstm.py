@@ -47,7 +47,7 @@ the weights once per call (~0.35 ms at H=256; measured break-even T ~ 12)."""
 
 
 SPLIT_BATCH = 32
-"""From this many rows (and where BLAS may use two or more threads), lstm_forward
+"""From this many rows (where BLAS may use two or more threads, and on a CPU with AVX-512: _split_cpu), lstm_forward
 and lstm_backward (training) run the two halves of the batch side by side, one
 thread each with BLAS on one thread meanwhile. The rows of an LSTM are
 independent through time, so each half is a whole layer call on its own
@@ -60,6 +60,7 @@ against 1.22 whole, same session)."""
 
 _POOL = None
 _BLAS = None
+_SPLIT_CPU = None  # _split_cpu's answer on this machine, once asked
 _SCRATCH = threading.local()
 KEEP_SCRATCH = True
 """lstm_backward's gate gradients (T, B, G*H) go into a buffer each thread keeps between calls (``_scratch``)
@@ -97,11 +98,29 @@ measured no faster (training 1.22-1.34 x torch against 1.15-1.29 whole; at
 H=256, 1 MiB, 1.01-1.04 against 1.28-1.42)."""
 
 
+def _split_cpu():
+    """Whether this CPU is of the kind where halves of the batch paid: one with AVX-512. Measured on two kinds of
+    2-core machine, training B=64 T=100 H=256 (bench/bench_lstm.py): on the AMD EPYC with AVX-512 (2026-12-06)
+    1.11 x torch by halves against 1.22 whole; on the AMD EPYC with AVX2 only (Zen 3), never faster: 5-7 %
+    slower in three A/B runs on 2026-12-07 morning, and twice as slow that afternoon (bench_lstm.py's case in
+    alternating processes: 2.08 and 2.27 x torch by halves against 1.00 and 1.05 whole); text training (B=32,
+    H=256) ran 2.4-2.5 steps a second either way. Why the halves lose there was not found; the feature only
+    stands for the machine kind."""
+    global _SPLIT_CPU
+    if _SPLIT_CPU is None:
+        from suite.info import cpu_features
+
+        _SPLIT_CPU = "avx512f" in cpu_features()
+    return _SPLIT_CPU
+
+
 def _halves(B, W_hh=None):
     """[(b0, b1), (b1, B)] row ranges to run side by side, or None to run the batch whole."""
     global _BLAS
     if B < SPLIT_BATCH or _SPLITTING or (W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES):
         return None  # small, or already inside a half (its pool thread must not wait on itself)
+    if not _split_cpu():
+        return None
     if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController

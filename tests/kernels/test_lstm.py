@@ -423,6 +423,7 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     monkeypatch.setattr(lstm, "_by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
     monkeypatch.setattr(lstm, "SPLIT_BATCH", 2)
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
     np.testing.assert_array_equal(split_cache.cs, cache.cs)  # what Recurrent(return_cells=True) reads
@@ -454,6 +455,7 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
 
     n = lstm.SPLIT_BATCH
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     assert lstm._halves(n) == [(0, n // 2), (n // 2, n)]
     assert lstm._halves(n - 1) is None
     monkeypatch.setattr(lstm, "_SPLITTING", True)
@@ -463,9 +465,26 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
     assert lstm._halves(64) is None
 
 
+def test_halves_only_on_a_cpu_with_avx512(monkeypatch):
+    """The split paid on the AVX-512 machine and never on the AVX2-only one (_split_cpu): the CPU's features
+    decide, asked once."""
+    import suite.info
+    import suite.kernels.lstm as lstm
+
+    n = lstm.SPLIT_BATCH
+    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    for features, halves in ((["avx", "avx2", "fma"], None), (["avx2", "avx512f"], [(0, n // 2), (n // 2, n)])):
+        monkeypatch.setattr(lstm, "_SPLIT_CPU", None)
+        monkeypatch.setattr(suite.info, "cpu_features", lambda features=features: features)
+        assert lstm._halves(n) == halves
+        monkeypatch.setattr(suite.info, "cpu_features", lambda: 1 / 0)  # asked once: not again
+        assert lstm._halves(n) == halves
+
+
 def test_no_halves_for_recurrent_weights_over_the_limit(monkeypatch):
     import suite.kernels.lstm as lstm
 
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     small, big = np.zeros((256, 1024), np.float32), np.zeros((512, 2048), np.float32)
     assert lstm._halves(64, small) is not None and lstm._halves(64, big) is None
