@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from suite.kernels.config import JIT
+from suite.kernels.scratch import pieces
 
 _FLOATS = (np.float32, np.float64)
 
@@ -119,16 +120,14 @@ def _col2im(dcols, C, KH, KW, Hp, Wp, s, Ho, Wq, dxp):
 
 
 @njit(**JIT)
-def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y):
-    """y = conv(x, W) + b, one image at a time. W2 is W reshaped (F, C*KH*KW)."""
-    B, C, H, W = x.shape
+def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y, xp, cols, out):
+    """y = conv(x, W) + b, one image at a time. W2 is W reshaped (F, C*KH*KW). Workspace (cut by conv2d_forward from
+    suite.kernels.scratch): xp (C*Hp*Wp + KW-1,) zeros, the padded image (KW - 1 slack: the last wide row reads, for junk columns only,
+    past the last plane); cols (C*KH*KW, Ho*Wq); out (F, Ho*Wq)."""
+    B = x.shape[0]
     F = W2.shape[0]
     Ho, Wo = y.shape[2], y.shape[3]
-    N = Ho * Wq
-    # KW - 1 slack: the last wide row reads (junk columns only) past the last plane
-    xp = np.zeros(C * Hp * Wp + KW - 1, dtype=x.dtype)  # (C*Hp*Wp + KW-1,) padded image
-    cols = np.empty((C * KH * KW, N), dtype=x.dtype)      # (C*KH*KW, Ho*Wq)
-    out = np.empty((F, N), dtype=x.dtype)                 # (F, Ho*Wq)
+    C = x.shape[1]
     for b in range(B):
         _pad_into(x[b], p, Hp, Wp, xp)
         _im2col(xp, C, KH, KW, Hp, Wp, s, Ho, Wq, cols)
@@ -139,19 +138,14 @@ def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y):
 
 
 @njit(**JIT)
-def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, dx, dW2, db):
-    """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated."""
+def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, dx, dW2, db, xp, dxp, cols, dcols, dyw, dW_b):
+    """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated. Workspace (cut by
+    conv2d_backward from suite.kernels.scratch): xp zeros, the padded image as in forward; dxp its gradient; cols and dcols (C*KH*KW,
+    Ho*Wq); dyw (F, Ho*Wq) zeros, dy with its junk columns left 0; dW_b (F, C*KH*KW), one image's dW."""
     B, C, H, W = x.shape
     F, K = W2.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
-    N = Ho * Wq
     W2T = np.ascontiguousarray(W2.T)                      # (C*KH*KW, F)
-    xp = np.zeros(C * Hp * Wp + KW - 1, dtype=x.dtype)    # padded image, as in forward
-    dxp = np.empty(C * Hp * Wp + KW - 1, dtype=x.dtype)   # its gradient
-    cols = np.empty((K, N), dtype=x.dtype)                # (C*KH*KW, Ho*Wq)
-    dcols = np.empty((K, N), dtype=x.dtype)               # (C*KH*KW, Ho*Wq)
-    dyw = np.zeros((F, N), dtype=x.dtype)                 # (F, Ho*Wq) dy; junk columns stay 0
-    dW_b = np.empty((F, K), dtype=x.dtype)                # (F, C*KH*KW) one image's dW
     dW2[:] = 0
     for f in range(F):
         db[f] = 0
@@ -334,8 +328,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     b = _float_array("b", b, x.dtype, (F,))
     y = np.empty((x.shape[0], F, g.Ho, g.Wo), x.dtype)  # (B, F, Ho, Wo)
     if x.shape[0]:
+        xp, cols, out = pieces(x.dtype, (C * g.Hp * g.Wp + KW - 1,), (C * KH * KW, g.Ho * g.Wq), (F, g.Ho * g.Wq))
+        xp.fill(0)
         _conv_forward(x, w.reshape(F, C * KH * KW), b, KH, KW, stride, padding, g.Hp, g.Wp,
-                      g.Wq, y)
+                      g.Wq, y, xp, cols, out)
     return y
 
 
@@ -370,8 +366,12 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dW2 = np.zeros((F, C * KH * KW), x.dtype)  # (F, C*KH*KW)
     db = np.zeros(F, x.dtype)              # (F,)
     if B:
+        K, N, padded = C * KH * KW, g.Ho * g.Wq, C * g.Hp * g.Wp + KW - 1
+        work = pieces(x.dtype, (padded,), (padded,), (K, N), (K, N), (F, N), (F, K))
+        work[0].fill(0)
+        work[4].fill(0)
         _conv_backward(dy, x, w.reshape(F, C * KH * KW), KH, KW, stride, padding, g.Hp, g.Wp,
-                       g.Wq, bool(need_dx), dx, dW2, db)
+                       g.Wq, bool(need_dx), dx, dW2, db, *work)
     return (dx if need_dx else None), dW2.reshape(w.shape), db
 
 

@@ -17,7 +17,6 @@ different time indices; the kernels index time per row, never flip x.
 Everything that depends on time (x, y, stored activations, dx) is stored at
 the time index, so padding stays at the end in both directions.
 """
-import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +26,7 @@ from suite.kernels._math import tanh
 from suite.kernels.config import JIT
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 from suite.kernels.matmul import matmul_into as _matmul_into
+from suite.kernels.scratch import workspace
 
 INFER_CHUNK = 32
 INFER_ROWS = 256
@@ -61,29 +61,16 @@ against 1.22 whole, same session)."""
 _POOL = None
 _BLAS = None
 _SPLIT_CPU = None  # _split_cpu's answer on this machine, once asked
-_SCRATCH = threading.local()
-KEEP_SCRATCH = True
-"""lstm_backward's gate gradients (T, B, G*H) go into a buffer each thread keeps between calls (``_scratch``)
-rather than a new array a call. The array is large (26 MB at B=64, T=100, H=256; 52 MB at H=512): glibc's
-malloc maps such a block afresh and unmaps it when freed (always above 32 MiB), and every page of a fresh
-mapping faults and is zeroed by the OS when first written. bench/bench_scratch.py (one thread, AVX2 EPYC,
-2026-12-07, a training on the other core): at H=256 7,214 page faults a step with a new array each call, 0
-kept, the step 0.89 as long; at H=512 13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core
-idle). False allocates anew each call, as before (the bench's comparison)."""
 
 
 def _scratch(shape, dtype):
-    """A zeroed (shape) array for a kernel's own temporaries (nothing returned holds it): on memory this thread
-    keeps and reuses (KEEP_SCRATCH), one buffer a thread (the halves of a split batch run in two threads),
-    grown to the largest size asked for and kept while the thread lives."""
-    n = int(np.prod(shape))
-    if not KEEP_SCRATCH:
-        return _runtime_zeros(n, np.empty(0, dtype)).reshape(shape)
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.dtype != dtype or buf.size < n:
-        buf = _SCRATCH.buf = np.zeros(n, dtype)
-        return buf[:n].reshape(shape)
-    out = buf[:n].reshape(shape)
+    """A zeroed (shape) array for a kernel's own temporaries (nothing returned holds it), on the memory this
+    thread keeps (suite.kernels.scratch: lstm_backward's gate gradients, (T, B, G*H), are 26 MB at B=64, T=100,
+    H=256 and 52 MB at H=512; bench/bench_scratch.py, one thread, AVX2 EPYC, 2026-12-07, a training on the other
+    core: at H=256 7,214 page faults a step with a new array each call, 0 kept, the step 0.89 as long; at H=512
+    13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core idle)). The halves of a split batch run
+    in two threads, so each has its own."""
+    out = workspace(int(np.prod(shape)), dtype).reshape(shape)
     out.fill(0)
     return out
 
@@ -215,14 +202,6 @@ class LSTMCache(NamedTuple):
 
 # ----------------------------------------------------------------------------
 # compiled kernels
-
-
-@njit(**JIT)
-def _runtime_zeros(n, like):
-    """n zeros of like's dtype from numba's runtime allocator (plain malloc), as _backward allocated its gate
-    gradients before KEEP_SCRATCH; NumPy's own allocator asks for huge pages on large arrays, which fault
-    less, so np.zeros would not be the old way."""
-    return np.zeros(n, like.dtype)
 
 
 @njit(**JIT)

@@ -160,13 +160,16 @@ def _splits(data_dir, quiet):
 @click.option("--geometry", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of training lines drawn narrower or wider (x0.65-1.5) and with smaller glyphs (x0.6-1): "
                    "robustness to hands unlike the training fonts.")
+@click.option("--warp", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training lines redrawn each time they are met: a slant of up to 0.25 either way and "
+                   "a random smooth distortion (robustness to hands unlike the training fonts).")
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None,
               help="Start from this handwriting model (fine-tuning), e.g. data/models/handwriting.")
 @training_options(steps=20000, eval_every=1000, lr=1e-3, data=DEFAULT_DATA, out=DEFAULT_RUN_DIR,
                   data_help="A built corpus, or a folder of line images with NAME.gt.txt beside each "
                             "(or a TSV of image<TAB>text).")
 @click.pass_context
-def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_order, no_augment, geometry,
+def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_order, no_augment, geometry, warp,
           init_dir, **opts):
     """Train the line recogniser; the best model by validation CTC loss is kept.
 
@@ -202,10 +205,10 @@ def train(ctx, data_dir, out, hidden, layers, channels, dropout, batch_size, lm_
     if init_model is not None:
         take_weights(model, init_model)
     task = HandwritingTask(train_split, valid_split, alphabet, batch_size=batch_size, augment_lines=not no_augment,
-                            geometry=geometry)
+                            geometry=geometry, warp=warp)
     lm = fit_lm(train_split["texts"], alphabet, lm_order)
     meta = {"alphabet": chars, "data": source, "train_lines": len(train_split["texts"]),
-            "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "geometry": geometry,
+            "lm": lm.to_dict() if lm else None, "lm_order": lm_order, "geometry": geometry, "warp": warp,
             "decoding": {"beam": READ_BEAM, "lm_weight": 0.5, "bonus": 0.0}}
     if init_card is not None:
         meta["init"] = {"from": str(init_dir), "step": init_card["meta"].get("step"),

@@ -176,6 +176,33 @@ def reshape_line(columns, rng, labels):
     return out
 
 
+WARP_SHEAR = 0.25   # largest slant added (x shift per row), either way
+WARP_SIGMA = 1.5    # the grid's random displacement (model pixels, standard deviation)
+WARP_SPACING = 12   # columns between the grid's control points along the line
+
+
+def warp_line(columns, rng):
+    """A training line's (W, h) columns redrawn by a hand of its own: a slant of up to WARP_SHEAR either way and
+    a random smooth distortion (control points every WARP_SPACING columns at the top, middle and bottom rows, each
+    moved by a normal WARP_SIGMA pixels in x and y, the shift between them interpolated), in one bilinear
+    resampling; 4 blank columns added at each end so that the slant does not push ink out. The corpus's
+    lines are drawn once each (their slant and distortion fixed at build time); this draws each line anew every
+    time training meets it (the random grid distortion of Wigington et al., 2017, for handwritten lines)."""
+    from scipy.ndimage import map_coordinates, zoom
+
+    pad = 4
+    x = np.pad(np.asarray(columns, np.float32), ((pad, pad), (0, 0)))
+    w, h = x.shape
+    points = max(int(np.ceil(w / WARP_SPACING)) + 1, 2)
+    grid = rng.normal(0.0, WARP_SIGMA, (2, points, 3)).astype(np.float32)  # (dx, dy) at each control point
+    shift = np.stack([zoom(g, (w / points, h / 3), order=1, mode="nearest", grid_mode=True) for g in grid])
+    shift = shift[:, :w, :h]
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32), indexing="ij")
+    slant = np.float32(rng.uniform(-WARP_SHEAR, WARP_SHEAR))
+    src = np.stack([cols + shift[0] + slant * (rows - h / 2), rows + shift[1]])
+    return map_coordinates(x, src, order=1, mode="constant", cval=0.0).astype(np.float32)
+
+
 def resize_columns(columns, width, height=None):
     """A prepared line's (W, h) columns resampled (bilinear) to (width, height or h)."""
     from PIL import Image
@@ -193,15 +220,18 @@ def widen(columns, scale):
 
 
 class HandwritingTask(CTCTask):
-    """The CTC task (suite.ctc_task) over prepared lines, with ``augment`` on training lines, and with
-    probability ``geometry`` a line reshaped first (``reshape_line``)."""
+    """The CTC task (suite.ctc_task) over prepared lines, with ``augment`` on training lines, with probability
+    ``warp`` a line redrawn (``warp_line``) and with probability ``geometry`` reshaped (``reshape_line``)."""
 
-    def __init__(self, train, valid, alphabet, batch_size=24, augment_lines=True, geometry=0.0):
+    def __init__(self, train, valid, alphabet, batch_size=24, augment_lines=True, geometry=0.0, warp=0.0):
         super().__init__(train, valid, alphabet, batch_size=batch_size, augment=augment if augment_lines else None)
         self.geometry = geometry
+        self.warp = warp
 
     def batch_items(self, idx, rng):
         feats, labels = super().batch_items(idx, rng)
+        if self.warp:
+            feats = [warp_line(f, rng) if rng.random() < self.warp else f for f in feats]
         if self.geometry:
             feats = [reshape_line(f, rng, lab) if rng.random() < self.geometry else f for f, lab in zip(feats, labels)]
         return feats, labels

@@ -53,6 +53,24 @@ def test_conv_gradients_finite_differences(case):
     check_gradients(loss, dict(x=x, w=w, b=b), dict(x=dx, w=dw, b=db), rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_on_a_workspace_left_full_of_nan_gives_the_reference(case, monkeypatch):
+    """The kernels' temporaries come from memory the thread keeps (suite.kernels.scratch): a call after the
+    workspace was left full of NaN (what a larger call leaves there, and more) gives what fresh memory gives;
+    the padded image's border and dy's junk columns are zeroed each call."""
+    from suite.kernels import scratch
+
+    x, w, b, s, p = conv_args(case, np.float64)
+    dy = np.random.default_rng(1).standard_normal(conv2d_forward(x, w, b, s, p).shape)
+    scratch.workspace(1 << 16, np.float64).fill(np.nan)
+    np.testing.assert_allclose(conv2d_forward(x, w, b, s, p), conv2d_ref(x, w, b, s, p), rtol=0, atol=1e-12)
+    scratch.workspace(1 << 16, np.float64).fill(np.nan)
+    got = conv2d_backward(dy, x, w, s, p)
+    monkeypatch.setattr(scratch, "KEEP", False)  # a new array each call, as before the workspace
+    for a, want in zip(got, conv2d_backward(dy, x, w, s, p)):
+        np.testing.assert_array_equal(a, want)
+
+
 def test_conv_backward_without_dx():
     x, w, b, s, p = conv_args("s2p1", np.float64)
     dy = np.random.default_rng(3).standard_normal(conv2d_forward(x, w, b, s, p).shape)

@@ -179,9 +179,10 @@ def test_backward_none_gradients_are_zeros():
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_backward_kept_workspace_gives_what_a_new_array_gives(reverse, monkeypatch):
-    """lstm_backward's gate gradients go into a buffer kept between calls (KEEP_SCRATCH): a call after one that
-    filled every slot, whose padded rows' slots the kernel never writes, gives what a new zeroed array gives."""
-    from suite.kernels import lstm
+    """lstm_backward's gate gradients go into a buffer kept between calls (suite.kernels.scratch): a call after one
+    that filled every slot, whose padded rows' slots the kernel never writes, gives what a new zeroed array
+    gives."""
+    from suite.kernels import scratch
 
     args = make_args("peephole", np.float64)
     weights = _loss_weights(args)
@@ -193,7 +194,7 @@ def test_backward_kept_workspace_gives_what_a_new_array_gives(reverse, monkeypat
 
     grads_of(None)  # every slot of the kept buffer written
     kept = grads_of(LENGTHS)
-    monkeypatch.setattr(lstm, "KEEP_SCRATCH", False)
+    monkeypatch.setattr(scratch, "KEEP", False)
     for a, b in zip(kept, grads_of(LENGTHS)):
         np.testing.assert_array_equal(a, b)
 

@@ -158,6 +158,34 @@ def test_geometry_reshapes_only_training_batches_and_only_when_asked():
     assert [len(f) for f in got_wide] != [len(f) for f in feats]
 
 
+def test_warp_line_redraws_a_line_slanted_and_distorted_each_time():
+    from suite.apps.handwriting.model import warp_line
+
+    columns = np.zeros((60, 32), np.uint8)
+    columns[20:24, 4:28] = 255  # one upright stroke, 4 columns wide
+    outs = [warp_line(columns, np.random.default_rng(seed)) for seed in range(20)]
+    for out in outs:
+        assert out.shape == (68, 32) and out.dtype == np.float32  # 4 blank columns added at each end
+        assert 0.6 < out.sum() / columns.sum() < 1.4  # moved and stretched a little, not lost
+    np.testing.assert_array_equal(outs[0], warp_line(columns, np.random.default_rng(0)))  # seeded
+    # the stroke's slant: its top and bottom ink columns move apart, either way, by different amounts
+    slants = [float(np.average(np.arange(68), weights=o[:, 6]) - np.average(np.arange(68), weights=o[:, 25]))
+              for o in outs]
+    assert min(slants) < -2 and max(slants) > 2 and len({round(x, 3) for x in slants}) == 20
+
+
+def test_warp_only_on_training_batches_and_only_when_asked():
+    rng = np.random.default_rng(1)
+    feats = [np.full((40 + 4 * i, 32), 200, np.uint8) for i in range(6)]
+    split = {"features": feats, "texts": ["ab", "abc", "a b", "cab", "bca", "ab c"]}
+    alphabet = Alphabet.from_chars(["_", " ", "a", "b", "c"])
+    warped = HandwritingTask(split, split, alphabet, batch_size=6, augment_lines=False, warp=1.0)
+    got, _ = warped.batch_items(np.arange(6), rng)
+    assert [len(f) for f in got] == [len(f) + 8 for f in feats]
+    plain = HandwritingTask(split, split, alphabet, batch_size=6, augment_lines=False)
+    assert [len(f) for f in plain.batch_items(np.arange(6), rng)[0]] == [len(f) for f in feats]
+
+
 def test_reading_many_files_batches_their_lines_and_reads_each_as_alone(tmp_path):
     """read_files: the lines of several files (a page, lines of other widths, a blank image, a broken file) go
     through the network together; each file's result is what reading it alone gives, and a broken file is its
