@@ -218,7 +218,7 @@ models: install apt
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-jitter --out data/models/handwriting --data data/handwriting-jitter \
 	  --lm-order 7 --force
-	# stage 7 (shipped): six more training hands from texlive-fonts-extra (MODEL_APT_PACKAGES: Miama, Brush Script, Calligra,
+	# stage 7: six more training hands from texlive-fonts-extra (MODEL_APT_PACKAGES: Miama, Brush Script, Calligra,
 	# French school cursive, Augie, Jana Skrivana; the shipped chain's stages 1-6 ran before they were in HANDS, so a
 	# rerun of those stages today draws them too), the same jitter, from stage 6's exported model
 	$(BIN)/suite handwriting data build --out data/handwriting-tex --glyph-jitter 0.5 --force
@@ -226,6 +226,13 @@ models: install apt
 	  --init data/models/handwriting --out runs/handwriting-tex --geometry 0.5 --steps 6500 --minutes 70 --lr 5e-4 \
 	  --eval-every 1000 --lm-order 6 --force
 	$(BIN)/suite handwriting export runs/handwriting-tex --out data/models/handwriting --data data/handwriting-tex \
+	  --lm-order 7 --force
+	# stage 8 (shipped): the same corpus, half of the training lines redrawn each time they are met (--warp 0.5: a
+	# random slant of up to 0.25 either way and a random grid distortion), from stage 7's exported model
+	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite handwriting train --data data/handwriting-tex \
+	  --init data/models/handwriting --out runs/handwriting-warp --geometry 0.5 --warp 0.5 --steps 5500 --minutes 70 \
+	  --lr 5e-4 --eval-every 1000 --lm-order 6 --force
+	$(BIN)/suite handwriting export runs/handwriting-warp --out data/models/handwriting --data data/handwriting-tex \
 	  --lm-order 7 --force
 	# handwriting writer (Graves 2013 synthesis): Hershey script strokes jittered afresh every step, English pieces
 	# of the reader's training texts; its legibility is read by the reader exported above
