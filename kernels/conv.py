@@ -121,9 +121,9 @@ def _col2im(dcols, C, KH, KW, Hp, Wp, s, Ho, Wq, dxp):
 
 @njit(**JIT)
 def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y, xp, cols, out):
-    """y = conv(x, W) + b, one image at a time. W2 is W reshaped (F, C*KH*KW). Workspace (cut by conv2d_forward from
-    suite.kernels.scratch): xp (C*Hp*Wp + KW-1,) zeros, the padded image (KW - 1 slack: the last wide row reads, for junk columns only,
-    past the last plane); cols (C*KH*KW, Ho*Wq); out (F, Ho*Wq)."""
+    """y = conv(x, W) + b, one image at a time. W2 is W reshaped (F, C*KH*KW). Workspace (_workspace_sizes, cut by
+    conv2d_forward from suite.kernels.scratch): xp (C*Hp*Wp + KW-1,) zeros, the padded image (KW - 1 slack: the
+    last wide row reads, for junk columns only, past the last plane); cols (C*KH*KW, Ho*Wq); out (F, Ho*Wq)."""
     B = x.shape[0]
     F = W2.shape[0]
     Ho, Wo = y.shape[2], y.shape[3]
@@ -139,9 +139,10 @@ def _conv_forward(x, W2, bias, KH, KW, s, p, Hp, Wp, Wq, y, xp, cols, out):
 
 @njit(**JIT)
 def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, dx, dW2, db, xp, dxp, cols, dcols, dyw, dW_b):
-    """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated. Workspace (cut by
-    conv2d_backward from suite.kernels.scratch): xp zeros, the padded image as in forward; dxp its gradient; cols and dcols (C*KH*KW,
-    Ho*Wq); dyw (F, Ho*Wq) zeros, dy with its junk columns left 0; dW_b (F, C*KH*KW), one image's dW."""
+    """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated. Workspace
+    (_workspace_sizes, cut by conv2d_backward from suite.kernels.scratch): xp zeros, the padded image as in
+    forward; dxp its gradient; cols and dcols (C*KH*KW, Ho*Wq); dyw (F, Ho*Wq) zeros, dy with its junk columns
+    left 0; dW_b (F, C*KH*KW), one image's dW."""
     B, C, H, W = x.shape
     F, K = W2.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
@@ -302,6 +303,12 @@ def _geometry(x_shape, w_shape, stride, padding):
 # public wrappers
 
 
+def _workspace_sizes(g, C, KH, KW):
+    """(padded, K, N) of a convolution's temporaries: the flat padded image's length (C*Hp*Wp plus KW - 1 slack),
+    the unrolled columns' rows C*KH*KW and their columns Ho*Wq."""
+    return C * g.Hp * g.Wp + KW - 1, C * KH * KW, g.Ho * g.Wq
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2D convolution (cross-correlation, as torch's conv2d); wraps ``_conv_forward``.
 
@@ -328,7 +335,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     b = _float_array("b", b, x.dtype, (F,))
     y = np.empty((x.shape[0], F, g.Ho, g.Wo), x.dtype)  # (B, F, Ho, Wo)
     if x.shape[0]:
-        xp, cols, out = pieces(x.dtype, (C * g.Hp * g.Wp + KW - 1,), (C * KH * KW, g.Ho * g.Wq), (F, g.Ho * g.Wq))
+        padded, K, N = _workspace_sizes(g, C, KH, KW)
+        xp, cols, out = pieces(x.dtype, (padded,), (K, N), (F, N))
         xp.fill(0)
         _conv_forward(x, w.reshape(F, C * KH * KW), b, KH, KW, stride, padding, g.Hp, g.Wp,
                       g.Wq, y, xp, cols, out)
@@ -366,12 +374,12 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dW2 = np.zeros((F, C * KH * KW), x.dtype)  # (F, C*KH*KW)
     db = np.zeros(F, x.dtype)              # (F,)
     if B:
-        K, N, padded = C * KH * KW, g.Ho * g.Wq, C * g.Hp * g.Wp + KW - 1
-        work = pieces(x.dtype, (padded,), (padded,), (K, N), (K, N), (F, N), (F, K))
-        work[0].fill(0)
-        work[4].fill(0)
+        padded, K, N = _workspace_sizes(g, C, KH, KW)
+        xp, dxp, cols, dcols, dyw, dW_b = pieces(x.dtype, (padded,), (padded,), (K, N), (K, N), (F, N), (F, K))
+        xp.fill(0)
+        dyw.fill(0)
         _conv_backward(dy, x, w.reshape(F, C * KH * KW), KH, KW, stride, padding, g.Hp, g.Wp,
-                       g.Wq, bool(need_dx), dx, dW2, db, *work)
+                       g.Wq, bool(need_dx), dx, dW2, db, xp, dxp, cols, dcols, dyw, dW_b)
     return (dx if need_dx else None), dW2.reshape(w.shape), db
 
 
