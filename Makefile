@@ -130,14 +130,14 @@ models: install apt
 	$(BIN)/suite speech export runs/speech-ft2 --out data/models/speech --force
 	$(BIN)/suite caption data build --force
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite caption train --first-caption-only --steps 12000 --minutes 48 --eval-every 500 --quiet --force
-	$(BIN)/suite caption export runs/caption/last --out data/models/caption --force
+	$(BIN)/suite caption export runs/caption/last --out data/models/caption --input-blur 0 --force
 	# caption stage 2, the shipped model: the run above, trained without three colour-shape pairs, is the
 	# compositional experiment (its card is kept in docs/caption-combo-experiment-card.json); a fine-tune from it
 	# on every pair is shipped (its best validation checkpoint)
 	$(BIN)/suite caption data build --all-combos --out data/caption-all --force
 	OPENBLAS_NUM_THREADS=2 $(BIN)/suite caption train --data data/caption-all --init data/models/caption \
 	  --first-caption-only --steps 4000 --minutes 30 --lr 5e-4 --eval-every 500 --quiet --force --out runs/caption-all
-	$(BIN)/suite caption export runs/caption-all --out data/models/caption --data data/caption-all --force
+	$(BIN)/suite caption export runs/caption-all --out data/models/caption --data data/caption-all --input-blur 0 --force
 	# caption stage 3: the widened renderer (32-512 px, backgrounds, shades, rotation, blur, JPEG) and counting (a
 	# fifth of the scenes hold two of one description), every pair; a fine-tune of stage 2 whose vocabulary grows by
 	# the counting words; the held-out styles alt, sketch and dark are never drawn in training. It overfitted the
@@ -151,7 +151,7 @@ models: install apt
 	OPENBLAS_NUM_THREADS=1 $(BIN)/suite caption train --data data/caption-count80 --init runs/caption-count/best \
 	  --first-caption-only --steps 20000 --minutes 55 --lr 7e-4 --eval-every 1000 --quiet --force \
 	  --out runs/caption-count80
-	$(BIN)/suite caption export runs/caption-count80 --out data/models/caption --data data/caption-count80 --force
+	$(BIN)/suite caption export runs/caption-count80 --out data/models/caption --data data/caption-count80 --input-blur 0 --force
 	# stage 5, the shipped model: a quarter of the training images draw their shapes hollow (--outlines 0.25; only
 	# the train split changes, every other split is stage 4's byte for byte), fine-tuned from stage 4; 32 min on one
 	# core, best validation loss at step 8,000
@@ -159,20 +159,22 @@ models: install apt
 	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite caption train --data data/caption-hollow \
 	  --init data/models/caption --first-caption-only --steps 16000 --minutes 45 --lr 5e-4 --eval-every 1000 \
 	  --quiet --force --out runs/caption-hollow
-	$(BIN)/suite caption export runs/caption-hollow --out data/models/caption --data data/caption-hollow --force
+	$(BIN)/suite caption export runs/caption-hollow --out data/models/caption --data data/caption-hollow --input-blur 0 --force
 	# caption stage 6: the same world with 240,000 training scenes (the first 80,000 and every other split are
 	# stage 5's byte for byte), fine-tuned from stage 5; 67 min on one core, best validation loss at its last step
 	$(BIN)/suite caption data build --all-combos --twins 0.2 --outlines 0.25 --n 240000 --out data/caption-big --force
 	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite caption train --data data/caption-big \
 	  --init data/models/caption --first-caption-only --steps 20000 --minutes 66 --lr 5e-4 --eval-every 1000 \
 	  --quiet --force --out runs/caption-big
-	$(BIN)/suite caption export runs/caption-big --out data/models/caption --data data/caption-big --force
+	$(BIN)/suite caption export runs/caption-big --out data/models/caption --data data/caption-big --input-blur 0 --force
 	# caption stage 7, the shipped model: 480,000 training scenes (the first 240,000 and every other split are
 	# stage 6's byte for byte), fine-tuned from stage 6; 53 min on one core, best validation loss at step 18,000
 	$(BIN)/suite caption data build --all-combos --twins 0.2 --outlines 0.25 --n 480000 --out data/caption-huge --force
 	OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/suite caption train --data data/caption-huge \
 	  --init data/models/caption --first-caption-only --steps 19000 --minutes 62 --lr 5e-4 --eval-every 1000 \
 	  --quiet --force --out runs/caption-huge
+	# export chooses the input blur on validation (0.5); the stages before it keep 0, as they were trained and
+	# exported before the blur existed, so each fine-tune reads the images its weights were trained on
 	$(BIN)/suite caption export runs/caption-huge --out data/models/caption --data data/caption-huge --force
 	# handwriting, stage 1: 11 training hands (the shipped chain built data/handwriting before the nine later hands
 	# of apps/handwriting/data.py HANDS existed, so rerunning it today trains stage 1 on all 20); stopped by hand

@@ -271,8 +271,11 @@ def _progress_for(quiet):
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
 @click.option("--beam", type=click.IntRange(1, 64), default=5, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--input-blur", type=click.FloatRange(0, 4), default=None,
+              help="Smooth every input image by a Gaussian of this sigma (pixels at the model's input size) "
+                   "[default: the best of 0, 0.25, 0.5, 0.75, 1 on the validation split].")
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
-def export(run, out, data_dir, beam, force, as_json):
+def export(run, out, data_dir, beam, force, input_blur, as_json):
     """Export a trained model (RUN/best) with a card of held-out metrics.
 
     Example: suite caption export runs/caption --out data/models/caption --force
@@ -282,13 +285,18 @@ def export(run, out, data_dir, beam, force, as_json):
     best = export_source(run, out, force)
     try:
         card = export_model(best, out, data_dir, export_command=command_line("caption"), beam=beam,
-                            progress_for=_progress_for(False))
+                            progress_for=_progress_for(False), input_blur=input_blur)
     except (ValueError, OSError, KeyError) as exc:
         raise fail(exc) from None
     if as_json:
         click.echo(json.dumps(card, indent=2))
     else:
         _print_results({k: v for k, v in card["metrics"].items() if isinstance(v, dict)})
+        choice = card["metrics"].get("input_blur_choice")
+        click.echo(f"input blur {card['config'].get('input_blur', 0.0):g}"
+                   + (" (the best on validation: " + ", ".join(
+                       f"{s} {m.get('object_set_accuracy', float('nan')):.3f}" for s, m in choice["by_sigma"].items())
+                      + " exact objects)" if choice else ""))
         click.echo(f"exported {best} to {out}")
 
 

@@ -37,6 +37,23 @@ from suite.nn.decoder import AttentionDecoder, tanh, tanh_backward
 MODEL_NAME = "ShowAttendTell"
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 MAX_INPUT_SIZE = 512  # the largest image side a model may read (`caption data build --input-size` allows up to it)
+MAX_BLUR = 4.0        # the largest input_blur a config may ask
+BLUR_CHOICES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the input_blur values export tries on the validation split
+
+
+def smooth(images, sigma):
+    """images (B, C, H, W) -> float32, each channel blurred by a Gaussian of ``sigma`` pixels (mirrored at the
+    borders, the kernel cut at 4 sigma: scipy.ndimage.gaussian_filter's defaults, without importing scipy on the
+    command's path); ``sigma`` 0 returns them as they are."""
+    if sigma <= 0:
+        return images
+    r = int(4 * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    H, W = images.shape[2:]
+    x = np.pad(np.asarray(images, dtype=np.float32), ((0, 0), (0, 0), (r, r), (r, r)), mode="symmetric")
+    rows = sum(k[i] * x[:, :, i:i + H, :] for i in range(2 * r + 1))  # (B, C, H, W + 2r)
+    return sum(k[i] * rows[:, :, :, i:i + W] for i in range(2 * r + 1))
 SPECIALS = [PAD, BOS, EOS, UNK]
 
 
@@ -56,6 +73,8 @@ class CaptionConfig:
                                                       # initial state; 0: half the grid's side
     factored: list = field(default_factory=list)      # word-id classes (colours, shapes, sizes) whose choice
                                                       # within the class reads the attended memory alone
+    input_blur: float = 0.0                           # Gaussian sigma (input pixels) every image is smoothed
+                                                      # by before the encoder; export chooses it on validation
 
 
 class Vocab:
@@ -95,6 +114,8 @@ class CaptionModel(AttentionDecoder, Module):
 
     def __init__(self, config: CaptionConfig):
         self.config = config
+        if not (isinstance(config.input_blur, (int, float)) and 0 <= config.input_blur <= MAX_BLUR):
+            raise ValueError(f"input_blur must be a number from 0 to {MAX_BLUR}, got {config.input_blur!r}")
         rng = np.random.default_rng(config.seed)
         layers, c_in = [], 5  # RGB + x, y
         for c_out in config.channels:
@@ -167,6 +188,7 @@ class CaptionModel(AttentionDecoder, Module):
     def encode(self, images):
         """images (B, 3, S, S) float32 in [0, 1] -> memory (B, N, K), initial state ((1,B,H), (1,B,H))."""
         B = len(images)
+        images = smooth(images, self.config.input_blur)
         x = np.concatenate([np.asarray(images, dtype=self.dtype),
                             np.broadcast_to(self._coords_in, (B,) + self._coords_in.shape)], axis=1)
         for layer in self.encoder:
@@ -647,9 +669,36 @@ def describe_model(config, grid):
                 ", sizes/colours/shapes chosen from the attended memory (factored output)" if config.factored else ""))
 
 
-def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None):
+def choose_input_blur(model, vocab, data_dir, beam=5, progress_for=None, choices=BLUR_CHOICES):
+    """(sigma, record): the input_blur of ``choices`` whose captions of the validation split have the most exact
+    object sets (then relations; the smaller sigma on a tie), and each one's validation scores. The model's own
+    input_blur is restored; only the validation split is read."""
+    from suite.apps.caption.data import load_split
+
+    images, refs, scenes = load_split(data_dir, "valid", size=model.config.input_size)
+    kept, scores = model.config.input_blur, {}
+    try:
+        for sigma in choices:
+            model.config.input_blur = sigma
+            hyps = caption_images(model, vocab, images, beam=beam,
+                                  progress=progress_for(f"valid, input blur {sigma}") if progress_for else None)
+            scores[sigma] = score_split(hyps, refs, scenes)
+    finally:
+        model.config.input_blur = kept
+    key = {s: (m.get("object_set_accuracy", 0.0), m.get("relation_accuracy", 0.0)) for s, m in scores.items()}
+    best = max(choices, key=lambda s: (key[s], -s))
+    return best, {"split": "valid", "chosen": best,
+                  "by_sigma": {str(s): {k: scores[s][k] for k in ("object_set_accuracy", "relation_accuracy")
+                                        if k in scores[s]} for s in choices}}
+
+
+def export_model(checkpoint, out, data_dir, command=None, export_command=None, beam=5, progress_for=None,
+                 input_blur=None):
     """Publish a checkpoint to ``out`` with its card (suite.card): held-out metrics on the EVAL_SPLITS
     of ``data_dir`` that exist (none for data_dir None: a model trained on a user's own data).
+
+    input_blur: the sigma every input is smoothed by (CaptionConfig.input_blur); None chooses it on the
+    validation split (choose_input_blur) where ``data_dir`` has one, else keeps the checkpoint's.
 
     command: the training command chain (default: the checkpoint's); export_command: the `suite caption
     export` line, or None when exported at the end of `train`. Returns the card.
@@ -661,7 +710,11 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
 
     model, vocab, card = load_model(checkpoint)
     meta = dict(card["meta"])
-    metrics = {}
+    metrics, choice = {}, {}
+    if data_dir is not None and (Path(data_dir) / "valid.npz").exists() and input_blur is None:
+        input_blur, choice["input_blur_choice"] = choose_input_blur(model, vocab, data_dir, beam, progress_for)
+    if input_blur is not None:
+        model.config.input_blur = card["config"]["input_blur"] = float(input_blur)
     if data_dir is not None:
         splits = [s for s in EVAL_SPLITS if (Path(data_dir) / f"{s}.npz").exists()]
         beams = {}
@@ -680,7 +733,7 @@ def export_model(checkpoint, out, data_dir, command=None, export_command=None, b
                     "compositional experiment holds out; in this model's training)")
                 + "; alt, sketch, dark = the test scenes drawn in styles training never draws (data.render: "
                   "striped gradients with thick dark outlines; coloured-pencil outlines and hatching on ruled "
-                  "paper; near-black backgrounds with light outlines)", **metrics},
+                  "paper; near-black backgrounds with light outlines)", **metrics, **choice},
         reproduce_chain(build_command, training["command"], export_command),
         vocab=vocab.to_json())
     return publish_model_with_meta(model, card["config"], meta, out, result)

@@ -23,6 +23,13 @@ def test_build_train_export_evaluate_describe(tmp_path):
     assert "object_set_accuracy" in card["metrics"]["test"]["model"]
     calibration = card["metrics"]["calibration"]  # fitted on valid, its error reported per held-out split
     assert calibration["chosen"]["method"] in ("platt", "raw") and set(calibration["test"]) >= {"ece", "accuracy"}
+    blur = card["metrics"]["input_blur_choice"]  # chosen on valid from the grid, and what the model then reads
+    assert card["config"]["input_blur"] == blur["chosen"] and len(blur["by_sigma"]) == 5
+    r = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / "fixed"), "--data", str(data),
+                                 "--input-blur", "0.5", "--beam", "1"])
+    assert r.exit_code == 0 and "input blur 0.5" in r.output, r.output
+    fixed = json.loads((tmp_path / "fixed" / "card.json").read_text())
+    assert fixed["config"]["input_blur"] == 0.5 and "input_blur_choice" not in fixed["metrics"]
     r = CliRunner().invoke(cli, ["evaluate", "--model", str(model), "--data", str(data), "--split", "test",
                                  "--beam", "1", "--json"])
     assert r.exit_code == 0, r.output

@@ -95,6 +95,59 @@ def test_factored_config_of_the_wrong_shape_is_refused():
             CaptionModel(replace(model.config, factored=bad))
 
 
+def test_smooth_is_scipy_gaussian_filter_and_sigma_zero_is_identity():
+    from scipy.ndimage import gaussian_filter
+
+    from suite.apps.caption.model import smooth
+
+    images = np.random.default_rng(0).random((2, 3, 9, 12)).astype(np.float32)
+    assert smooth(images, 0.0) is images
+    for sigma in (0.25, 0.5, 1.0, 3.0):  # 3.0: the kernel (radius 12) is wider than the 9-row image
+        want = gaussian_filter(images, sigma=(0, 0, sigma, sigma))
+        np.testing.assert_allclose(smooth(images, sigma), want, atol=1e-5)
+
+
+def test_input_blur_smooths_what_the_encoder_sees_and_bad_values_are_refused():
+    from dataclasses import replace
+
+    from suite.apps.caption.model import smooth
+
+    model, vocab = _tiny(seed=4)
+    model.eval()
+    images = np.random.default_rng(1).random((2, 3, 16, 16)).astype(np.float32)
+    blurred = CaptionModel(replace(model.config, input_blur=0.75))
+    blurred.load_state_dict(model.state_dict())
+    blurred.eval()
+    np.testing.assert_allclose(blurred.encode(images)[0], model.encode(smooth(images, 0.75))[0], atol=1e-6)
+    assert not np.allclose(blurred.encode(images)[0], model.encode(images)[0], atol=1e-3)
+    for bad in (-0.5, 9.0, "0.5", None):
+        with pytest.raises(ValueError, match="input_blur"):
+            CaptionModel(replace(model.config, input_blur=bad))
+
+
+def test_export_chooses_the_input_blur_with_the_most_exact_objects_on_validation(monkeypatch):
+    import suite.apps.caption.data as data
+    import suite.apps.caption.model as cm
+
+    model, vocab = _tiny(seed=6)
+    model.config.input_blur = 0.25
+    monkeypatch.setattr(data, "load_split", lambda d, split, size=None: (np.zeros((3, 3, 16, 16)), [["a"]] * 3, None))
+    accuracy = {0.0: 0.5, 0.5: 0.9, 1.0: 0.9, 2.0: 0.1}  # a tie between 0.5 and 1.0: the smaller wins
+    seen = []
+
+    def fake_captions(m, v, images, beam, progress=None):
+        seen.append(m.config.input_blur)
+        return [str(m.config.input_blur)]
+
+    monkeypatch.setattr(cm, "caption_images", fake_captions)
+    monkeypatch.setattr(cm, "score_split", lambda hyps, refs, scenes: {"object_set_accuracy": accuracy[float(hyps[0])],
+                                                                       "relation_accuracy": 0.5})
+    best, record = cm.choose_input_blur(model, vocab, "unused", choices=(0.0, 0.5, 1.0, 2.0))
+    assert best == 0.5 and record["chosen"] == 0.5 and seen == [0.0, 0.5, 1.0, 2.0]
+    assert record["by_sigma"]["2.0"]["object_set_accuracy"] == 0.1
+    assert model.config.input_blur == 0.25  # the model is left as it came
+
+
 def test_loss_falls_when_training():
     from tests.adam import adam_steps
 
