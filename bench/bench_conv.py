@@ -1,7 +1,8 @@
 """Convolution and attention kernels against torch, measured in the same run, 2 threads each.
 
 Prints one JSON object: per case the median times (ms) of ours and torch's, run
-in alternating blocks, and ratio = ours / torch (lower is better). The machine
+in turns call by call, and ratio = the median of each turn's ours / torch (lower
+is better; bench/timing.py). The machine
 is shared and noisy, so the ratio, not the absolute time, is the figure to
 compare between runs. Both sides compute every gradient, the input's included.
 When other jobs load the machine, two threads per side oversubscribe the cores
@@ -16,9 +17,7 @@ kernels/__init__.py pick OpenBLAS's AVX-512 GEMMs where the CPU has them).
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 
 def _threads_from_argv(argv):
@@ -39,22 +38,7 @@ import numpy as np  # noqa: E402
 
 from suite.kernels.attention import additive_attention_backward, additive_attention_forward  # noqa: E402
 from suite.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
-
-
-def paired_median_ms(ours, theirs, repeat, block=5, warmup=2):
-    """Median times of two functions, run in alternating blocks of `block` calls
-    so that both see the same share of whatever else the machine is doing."""
-    for fn in (ours, theirs):
-        for _ in range(warmup):
-            fn()
-    times = ([], [])
-    while len(times[0]) < repeat:
-        for fn, out in zip((ours, theirs), times):
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                out.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times[0]), statistics.median(times[1])
+from timing import paired_ms  # noqa: E402  (bench/timing.py, beside this file)
 
 
 def case_conv(rng, B, C, H, F, k, padding, repeat):
@@ -84,7 +68,7 @@ def case_conv(rng, B, C, H, F, k, padding, repeat):
     yt = theirs()
     err = max(float(np.abs(y - yt.detach().numpy()).max()),
               float(np.abs(dx - xt.grad.numpy()).max()))
-    return (*paired_median_ms(ours, theirs, repeat), {"max_abs_diff": err})
+    return (*paired_ms(ours, theirs, repeat), {"max_abs_diff": err})
 
 
 def torch_additive_attention(torch, qp, keys, values, v, lengths):
@@ -126,7 +110,7 @@ def case_attention(rng, T, B, N, A, V, repeat):
     ct = theirs()
     err = max(float(np.abs(context - ct.detach().numpy()).max()),
               float(np.abs(grads[0] - tensors[0].grad.numpy()).max()))
-    return (*paired_median_ms(ours, theirs, repeat), {"max_abs_diff": err})
+    return (*paired_ms(ours, theirs, repeat), {"max_abs_diff": err})
 
 
 CASES = {
@@ -156,9 +140,9 @@ def main(argv=None):
     for name, run in CASES.items():
         if args.only and args.only not in name:
             continue
-        ours, theirs, extra = run(rng, args.repeat)
-        row = {"case": name, "ours_ms": round(ours, 3), "torch_ms": round(theirs, 3),
-               "ratio": round(ours / theirs, 3)}
+        ours, theirs, ratio, extra = run(rng, args.repeat)
+        row = {"case": name, "ours_ms": round(ours, 3), "torch_ms": round(theirs, 3), "ratio": round(ratio, 3),
+               "ratio_of_medians": round(ours / theirs, 3)}
         results.append(row | extra)
         print(json.dumps(row | extra), file=sys.stderr)
     from suite.info import machine

@@ -1,7 +1,8 @@
 """Kernel benchmarks against torch.nn, measured in the same run, 2 threads each.
 
-Prints one JSON object: per case the median times (ms) of ours and torch's, and
-ratio = ours / torch (lower is better). The machine is shared and noisy, so the
+Prints one JSON object: per case the median times (ms) of ours and torch's, run
+in turns call by call, and ratio = the median of each turn's ours / torch (lower
+is better; ratio_of_medians beside it). The machine is shared and noisy, so the
 ratio, not the absolute time, is the figure to compare between runs. Inference
 and training cases also give gemm_floor_ms: the same run's time of the GEMMs
 alone that the case's math needs, on the BLAS our kernels use; gemm_floor_ratio
@@ -12,9 +13,7 @@ alone that the case's math needs, on the BLAS our kernels use; gemm_floor_ratio
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
@@ -23,19 +22,9 @@ from numba import njit  # noqa: E402
 
 from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer  # noqa: E402
 from suite.kernels.sampling import input_table, lstm_generate, new_rng  # noqa: E402
+from timing import median_ms, paired_ms  # noqa: E402  (bench/timing.py, beside this file)
 
 THREADS = 2
-
-
-def median_ms(fn, repeat, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 @njit(cache=True)
@@ -95,13 +84,13 @@ def case_inference(rng, B, T, D, H, layers, repeat):
             return net(xt)[0]
 
     err = float(np.abs(ours() - theirs().numpy()).max())
-    ours_ms, torch_ms = median_ms(ours, repeat), median_ms(theirs, repeat)
+    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat)
     if B < 16:  # a matrix-vector product a step: memory-bound, no GEMM floor to speak of
-        return ours_ms, torch_ms, {"max_abs_diff": err}
+        return ours_ms, torch_ms, ratio, {"max_abs_diff": err}
     # per layer, the input projection of all steps and the recurrent product of each step (batch-minor, as
     # _infer_wide runs it: OpenBLAS's faster shape for a 64-row batch)
     shapes = [(T * B, D if k == 0 else H, 4 * H, 1) for k in range(layers)] + [(4 * H, H, B, T)] * layers
-    return ours_ms, torch_ms, {"max_abs_diff": err} | _floor(shapes, repeat, torch_ms)
+    return ours_ms, torch_ms, ratio, {"max_abs_diff": err} | _floor(shapes, repeat, torch_ms)
 
 
 def _floor(shapes, repeat, torch_ms):
@@ -133,8 +122,8 @@ def case_training(rng, B, T, D, H, repeat):
     # forward: x @ W_ih for all steps, r @ W_hh a step; backward: dG @ W_hh^T a step, then dW_ih, dW_hh, dx
     G = 4 * H
     shapes = [(T * B, D, G, 1), (B, H, G, T), (B, G, H, T), (D, T * B, G, 1), (H, T * B, G, 1), (T * B, G, D, 1)]
-    ours_ms, torch_ms = median_ms(ours, repeat), median_ms(theirs, repeat)
-    return ours_ms, torch_ms, _floor(shapes, repeat, torch_ms)
+    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat)
+    return ours_ms, torch_ms, ratio, _floor(shapes, repeat, torch_ms)
 
 
 def case_generation(rng, steps, H, layers, V, repeat):
@@ -173,14 +162,16 @@ def case_generation(rng, steps, H, layers, V, repeat):
                 x[0, 0, tok] = 1.0
         return out
 
-    ours_ms = median_ms(ours, repeat, warmup=1)
-    torch_ms = median_ms(theirs, repeat, warmup=1)
+    def plain():
+        with torch.backends.mkldnn.flags(enabled=False):
+            return theirs()
+
+    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat, warmup=1)
     # torch's default CPU LSTM goes through oneDNN (mkldnn), slow for one step at a
     # time; its plain ATen path is the stronger baseline, so report that ratio too.
-    with torch.backends.mkldnn.flags(enabled=False):
-        plain_ms = median_ms(theirs, repeat, warmup=1)
-    return ours_ms, torch_ms, {"torch_no_mkldnn_ms": round(plain_ms, 3),
-                               "ratio_vs_no_mkldnn": round(ours_ms / plain_ms, 3)}
+    _, plain_ms, plain_ratio = paired_ms(ours, plain, repeat, warmup=1)
+    return ours_ms, torch_ms, ratio, {"torch_no_mkldnn_ms": round(plain_ms, 3),
+                                      "ratio_vs_no_mkldnn": round(plain_ratio, 3)}
 
 
 CASES = {
@@ -208,9 +199,9 @@ def main(argv=None):
     for name, (run, target) in CASES.items():
         if args.only and args.only not in name:
             continue
-        ours, theirs, extra = run(rng, args.repeat)
-        row = {"case": name, "ours_ms": round(ours, 3), "torch_ms": round(theirs, 3),
-               "ratio": round(ours / theirs, 3), "target_ratio": target}
+        ours, theirs, ratio, extra = run(rng, args.repeat)
+        row = {"case": name, "ours_ms": round(ours, 3), "torch_ms": round(theirs, 3), "ratio": round(ratio, 3),
+               "ratio_of_medians": round(ours / theirs, 3), "target_ratio": target}
         row["meets_target"] = None if target is None else row["ratio"] <= target
         results.append(row | extra)
         print(json.dumps(row | extra), file=sys.stderr)

@@ -12,7 +12,6 @@ same features, one thread each. Prints one JSON object.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -102,23 +101,17 @@ def main():
 
     assert np.allclose(ours(), theirs(), atol=1e-3), "torch network differs from ours"
 
-    def median_ms(fn):
-        fn()
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-        return statistics.median(times)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import paired_ms  # bench/timing.py: the two in turns, the median of each turn's ratio
 
-    ours_ms, torch_ms = median_ms(ours), median_ms(theirs)
+    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, args.repeat, warmup=1)
     from suite.info import machine
 
     print(json.dumps({
         "recording_seconds": round(seconds, 1), "transcribe_seconds": round(elapsed, 2),
         "realtime_factor": round(seconds / elapsed, 1), "words": len(text.split()),
         "network_20s_segment": {"ours_ms": round(ours_ms, 2), "torch_ms": round(torch_ms, 2),
-                                "ratio": round(ours_ms / torch_ms, 3)},
+                                "ratio": round(ratio, 3), "ratio_of_medians": round(ours_ms / torch_ms, 3)},
         "threads": 1, "python": sys.version.split()[0], "machine": machine(),
     }, indent=2))
 
