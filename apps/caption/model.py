@@ -40,20 +40,6 @@ MAX_INPUT_SIZE = 512  # the largest image side a model may read (`caption data b
 MAX_BLUR = 4.0        # the largest input_blur a config may ask
 BLUR_CHOICES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the input_blur values export tries on the validation split
 
-
-def smooth(images, sigma):
-    """images (B, C, H, W) -> float32, each channel blurred by a Gaussian of ``sigma`` pixels (mirrored at the
-    borders, the kernel cut at 4 sigma: scipy.ndimage.gaussian_filter's defaults, without importing scipy on the
-    command's path); ``sigma`` 0 returns them as they are."""
-    if sigma <= 0:
-        return images
-    r = int(4 * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k = (k / k.sum()).astype(np.float32)
-    H, W = images.shape[2:]
-    x = np.pad(np.asarray(images, dtype=np.float32), ((0, 0), (0, 0), (r, r), (r, r)), mode="symmetric")
-    rows = sum(k[i] * x[:, :, i:i + H, :] for i in range(2 * r + 1))  # (B, C, H, W + 2r)
-    return sum(k[i] * rows[:, :, :, i:i + W] for i in range(2 * r + 1))
 SPECIALS = [PAD, BOS, EOS, UNK]
 
 
@@ -107,6 +93,21 @@ def coord_channels(n):
     """(2, n, n) x and y in [-1, 1] for CoordConv and the memory positions."""
     c = np.linspace(-1.0, 1.0, n, dtype=np.float32)
     return np.stack([np.broadcast_to(c[None, :], (n, n)), np.broadcast_to(c[:, None], (n, n))])
+
+
+def smooth(images, sigma):
+    """images (B, C, H, W) -> float32, each channel blurred by a Gaussian of ``sigma`` pixels (mirrored at the
+    borders, the kernel cut at 4 sigma: scipy.ndimage.gaussian_filter's defaults, without importing scipy on the
+    command's path); ``sigma`` 0 returns them as they are."""
+    if sigma <= 0:
+        return images
+    r = int(4 * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    H, W = images.shape[2:]
+    x = np.pad(np.asarray(images, dtype=np.float32), ((0, 0), (0, 0), (r, r), (r, r)), mode="symmetric")
+    rows = sum(k[i] * x[:, :, i:i + H, :] for i in range(2 * r + 1))  # (B, C, H, W + 2r)
+    return sum(k[i] * rows[:, :, :, i:i + W] for i in range(2 * r + 1))
 
 
 class CaptionModel(AttentionDecoder, Module):
@@ -186,7 +187,8 @@ class CaptionModel(AttentionDecoder, Module):
 
     # -- encoder -------------------------------------------------------------------------
     def encode(self, images):
-        """images (B, 3, S, S) float32 in [0, 1] -> memory (B, N, K), initial state ((1,B,H), (1,B,H))."""
+        """images (B, 3, S, S) float32 in [0, 1], smoothed by config.input_blur here -> memory (B, N, K), initial
+        state ((1,B,H), (1,B,H))."""
         B = len(images)
         images = smooth(images, self.config.input_blur)
         x = np.concatenate([np.asarray(images, dtype=self.dtype),
