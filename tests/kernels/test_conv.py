@@ -8,8 +8,9 @@ from suite.kernels.conv import (conv2d_backward, conv2d_forward, maxpool2d_backw
 from tests.gradcheck import check_gradients
 from tests.reference.conv import conv2d_ref, maxpool2d_ref, relu_ref
 
-# (B, C, H, W, F, KH, KW, stride, padding): stride 1 takes the wide-column path,
-# other strides the exact gather; odd sizes leave rows no window reaches
+# (B, C, H, W, F, KH, KW, stride, padding): stride 1 takes the wide-column path (3x3 kernels the direct one,
+# few channels here; test_conv_direct_3x3_* run them through the columns too), other strides the exact gather;
+# odd sizes leave rows no window reaches
 CONV_CASES = {
     "s1p0": (2, 2, 5, 6, 3, 3, 3, 1, 0),
     "s1p1": (2, 2, 5, 6, 3, 3, 3, 1, 1),
@@ -38,6 +39,50 @@ def test_conv_forward_matches_reference(case):
         ref = conv2d_ref(x, w, b, s, p)
         assert y.shape == ref.shape
         np.testing.assert_allclose(y, ref, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_conv_direct_3x3_forward_agrees_with_columns_and_gemm(padding, monkeypatch):
+    import suite.kernels.conv as conv
+
+    rng = np.random.default_rng(padding)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        for B, C, H, W, F in ((2, 1, 4, 9, 3), (3, 5, 7, 3, 4), (1, 16, 6, 6, 2)):
+            x = rng.standard_normal((B, C, H, W)).astype(dtype)
+            w = (rng.standard_normal((F, C, 3, 3)) / np.sqrt(C * 9)).astype(dtype)  # outputs of about +-1
+            b = rng.standard_normal(F).astype(dtype)
+            monkeypatch.setattr(conv, "DIRECT_MAX_CHANNELS", 16)
+            direct = conv2d_forward(x, w, b, 1, padding)
+            monkeypatch.setattr(conv, "DIRECT_MAX_CHANNELS", 0)  # every channel count through the GEMM
+            gemm = conv2d_forward(x, w, b, 1, padding)
+            np.testing.assert_allclose(direct, gemm, rtol=0, atol=tol)
+            np.testing.assert_allclose(direct, conv2d_ref(x, w, b, 1, padding), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2, 3])  # 3: dx through the GEMM (the direct dx pads dy by 2 - p)
+def test_conv_direct_3x3_backward_agrees_with_columns_and_gemm(padding, monkeypatch):
+    import suite.kernels.conv as conv
+
+    rng = np.random.default_rng(10 + padding)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        # F = 20 > 16: a direct dW beside a GEMM dx; C = 20: the other way round
+        for B, C, H, W, F in ((2, 1, 4, 9, 3), (3, 5, 7, 3, 4), (1, 3, 6, 6, 20), (2, 20, 5, 4, 2)):
+            x = rng.standard_normal((B, C, H, W)).astype(dtype)
+            w = (rng.standard_normal((F, C, 3, 3)) / np.sqrt(C * 9)).astype(dtype)
+            Ho, Wo = H + 2 * padding - 2, W + 2 * padding - 2
+            dy = rng.standard_normal((B, F, Ho, Wo)).astype(dtype)
+            for need_dx in (True, False):
+                monkeypatch.setattr(conv, "DIRECT_DW_MAX_CHANNELS", 16)
+                monkeypatch.setattr(conv, "DIRECT_DX_MAX_FILTERS", 16)
+                direct = conv2d_backward(dy, x, w, 1, padding, need_dx=need_dx)
+                monkeypatch.setattr(conv, "DIRECT_DW_MAX_CHANNELS", 0)
+                monkeypatch.setattr(conv, "DIRECT_DX_MAX_FILTERS", 0)
+                gemm = conv2d_backward(dy, x, w, 1, padding, need_dx=need_dx)
+                for got, want in zip(direct, gemm):
+                    if want is None:
+                        assert got is None
+                    else:
+                        np.testing.assert_allclose(got, want, rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize("case", ["s1p0", "s1p1", "s2p0", "s2p1", "s3p1_rect"])
