@@ -214,7 +214,7 @@ def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, direct_dw, WF, 
     """Gradients of _conv_forward; dx (if need_dx), dW2, db are written, not accumulated. Workspace
     (_workspace_sizes, cut by conv2d_backward from suite.kernels.scratch): xp zeros, the padded image as in
     forward; dxp its gradient; cols and dcols (C*KH*KW, Ho*Wq); dyw (F, Ho*Wq) zeros, dy with its junk columns
-    left 0; dW_b (C*KH*KW, F), one image's dW transposed.
+    left 0, empty when no GEMM needs it; dW_b (C*KH*KW, F), one image's dW transposed.
     direct_dw: a 3x3 kernel at stride 1: dW read straight from the padded image (_direct3x3_dw).
     WF (C, F*9), non-empty for a 3x3 kernel at stride 1 with padding <= 2: dx as the direct convolution of dy
     padded by 2 - p (dyp, zeros, (F*(Ho+2(2-p))*(Wo+2(2-p)),)) with the kernel flipped and its channels and filters
@@ -223,7 +223,7 @@ def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, direct_dw, WF, 
     F, K = W2.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
     direct_dx = WF.shape[0] > 0
-    gemm = not direct_dw or (need_dx and not direct_dx)  # dyw (dy with its junk columns) feeds a GEMM
+    gemm = dyw.shape[1] > 0                               # dyw (dy with its junk columns) feeds a GEMM
     W2T = np.ascontiguousarray(W2.T)                      # (C*KH*KW, F)
     no_bias = np.zeros(C, dtype=x.dtype)
     q = 2 - p                                             # dy's padding for the direct dx
