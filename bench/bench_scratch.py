@@ -114,5 +114,6 @@ def main(argv=None):
     print(json.dumps({"cases": CASES, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
                       "machine": machine(), "results": results}, indent=2))
 
+
 if __name__ == "__main__":
     main()

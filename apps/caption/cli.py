@@ -292,11 +292,13 @@ def export(run, out, data_dir, beam, force, input_blur, as_json):
         click.echo(json.dumps(card, indent=2))
     else:
         _print_results({k: v for k, v in card["metrics"].items() if isinstance(v, dict)})
+        line = f"input blur {card['config'].get('input_blur', 0.0):g}"
         choice = card["metrics"].get("input_blur_choice")
-        click.echo(f"input blur {card['config'].get('input_blur', 0.0):g}"
-                   + (" (the best on validation: " + ", ".join(
-                       f"{s} {m.get('object_set_accuracy', float('nan')):.3f}" for s, m in choice["by_sigma"].items())
-                      + " exact objects)" if choice else ""))
+        if choice:
+            tried = ", ".join(f"{s} {m.get('object_set_accuracy', float('nan')):.3f}"
+                              for s, m in choice["by_sigma"].items())
+            line += f" (the best on validation: {tried} exact objects)"
+        click.echo(line)
         click.echo(f"exported {best} to {out}")
 
 
