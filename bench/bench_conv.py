@@ -1,8 +1,8 @@
 """Convolution and attention kernels against torch, measured in the same run, 2 threads each.
 
 Prints one JSON object: per case the median times (ms) of ours and torch's, run
-in turns call by call, and ratio = the median of each turn's ours / torch (lower
-is better; bench/timing.py). The machine
+in turns of a few calls each, and ratio = the median of each turn's ours / torch
+(lower is better; bench/timing.py). The machine
 is shared and noisy, so the ratio, not the absolute time, is the figure to
 compare between runs. Both sides compute every gradient, the input's included.
 When other jobs load the machine, two threads per side oversubscribe the cores

@@ -1,8 +1,10 @@
 """Kernel benchmarks against torch.nn, measured in the same run, 2 threads each.
 
 Prints one JSON object: per case the median times (ms) of ours and torch's, run
-in turns call by call, and ratio = the median of each turn's ours / torch (lower
-is better; ratio_of_medians beside it). The machine is shared and noisy, so the
+in turns of a few calls each (bench/timing.py: each turn's first call, which
+meets the other library's threads still spinning, is not counted), and ratio =
+the median of each turn's ours / torch (lower is better; ratio_of_medians
+beside it). The machine is shared and noisy, so the
 ratio, not the absolute time, is the figure to compare between runs. Inference
 and training cases also give gemm_floor_ms: the same run's time of the GEMMs
 alone that the case's math needs, on the BLAS our kernels use; gemm_floor_ratio
@@ -166,10 +168,10 @@ def case_generation(rng, steps, H, layers, V, repeat):
         with torch.backends.mkldnn.flags(enabled=False):
             return theirs()
 
-    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat, warmup=1)
+    ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat, warmup=1, block=1)  # seconds a call
     # torch's default CPU LSTM goes through oneDNN (mkldnn), slow for one step at a
     # time; its plain ATen path is the stronger baseline, so report that ratio too.
-    _, plain_ms, plain_ratio = paired_ms(ours, plain, repeat, warmup=1)
+    _, plain_ms, plain_ratio = paired_ms(ours, plain, repeat, warmup=1, block=1)
     return ours_ms, torch_ms, ratio, {"torch_no_mkldnn_ms": round(plain_ms, 3),
                                       "ratio_vs_no_mkldnn": round(plain_ratio, 3)}
 

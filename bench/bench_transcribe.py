@@ -102,7 +102,7 @@ def main():
     assert np.allclose(ours(), theirs(), atol=1e-3), "torch network differs from ours"
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from timing import paired_ms  # bench/timing.py: the two in turns, the median of each turn's ratio
+    from timing import paired_ms  # bench/timing.py: the two in turns of a few calls, the median turn ratio
 
     ours_ms, torch_ms, ratio = paired_ms(ours, theirs, args.repeat, warmup=1)
     from suite.info import machine

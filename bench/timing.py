@@ -1,9 +1,19 @@
 """Timing shared by the benchmarks that compare ours with a peer in the same run.
 
 This machine is shared and its speed drifts within seconds (steal time on the
-host), so the two sides run in turns, call by call, and the ratio reported is
-the median of each turn's ours / theirs: both sides meet the same moments,
-steadier than medians taken one after the other.
+host), so the two sides take turns, and the ratio reported is the median of
+each turn's ours / theirs: both sides meet nearby moments.
+
+A turn is a block of calls of one side, not one call: each BLAS or OpenMP
+library keeps its worker threads spinning for a while after a call returns
+(OpenBLAS for 2**28 cycles, about 0.1 s, by default), and a call of the other
+side that starts in that time shares the cores with them. Measured 2026-12-08
+(AVX2 EPYC, bench_lstm's B=64 two-layer inference, two threads each): torch
+took 77-80 ms alone and 130-139 ms when it ran call by call right after ours,
+which made ours / torch read 0.70-0.77 where blocks read 1.08-1.13; with
+OPENBLAS_THREAD_TIMEOUT=4 (no spinning) call by call read 1.20-1.24, torch
+80 ms. So each turn's first call, the one that meets the other side's
+spinning threads, is run and not counted.
 """
 import statistics
 import time
@@ -21,16 +31,29 @@ def median_ms(fn, repeat, warmup=2):
     return statistics.median(times)
 
 
-def paired_ms(ours, theirs, repeat, warmup=2):
-    """(ours ms, theirs ms, ratio): the medians of the two run in turns (which goes first alternates) and the
-    median of each turn's ours / theirs."""
+BLOCK = 4
+"""Counted calls a turn (after the one that settles)."""
+
+
+def paired_ms(ours, theirs, repeat, warmup=2, block=BLOCK):
+    """(ours ms, theirs ms, ratio): the two run in turns of ``block`` counted calls each after one uncounted
+    (which side goes first alternates), at least three turns and about ``repeat`` counted calls a side; the
+    medians of all counted calls, and the median of each turn's median ours / median theirs."""
     for _ in range(warmup):
         ours()
         theirs()
-    mine, peer = [], []
-    for k in range(repeat):
-        for fn, into in ((ours, mine), (theirs, peer))[::1 if k % 2 == 0 else -1]:
-            t0 = time.perf_counter()
-            fn()
-            into.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(mine), statistics.median(peer), statistics.median(a / b for a, b in zip(mine, peer))
+    mine, peer, ratios = [], [], []
+    for k in range(max(3, -(-repeat // block))):
+        turn = {}
+        for fn, name in ((ours, "ours"), (theirs, "theirs"))[::1 if k % 2 == 0 else -1]:
+            fn()  # meets the other side's threads still spinning: not counted
+            times = []
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+            turn[name] = times
+        mine += turn["ours"]
+        peer += turn["theirs"]
+        ratios.append(statistics.median(turn["ours"]) / statistics.median(turn["theirs"]))
+    return statistics.median(mine), statistics.median(peer), statistics.median(ratios)
