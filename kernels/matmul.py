@@ -54,6 +54,27 @@ def row_matmul_acc(x, W, z):
         k += 1
 
 
+GEMV_BLAS_MIN = 1 << 19
+"""Weights of at least this many elements make text generation's per-step products go through BLAS's GEMV
+(row_matmul_add with a buffer): its two threads split W, where row_matmul_acc runs on one core.
+Measured (one row times W (K, 4K), microseconds a product, AVX2 EPYC, 2026-12-07, a scratch loop): two BLAS
+threads, ours / GEMV 18.2 / 16.8 at K=256, 42.0 / 27.3 at K=384, 79.8 / 37.4 at K=512; one thread
+19.2 / 19.8, 44.6 / 46.0, 71.4 / 77.9 (so at one thread the switch costs up to 9 % from K=384 on)."""
+
+
+@njit(**JIT)
+def row_matmul_add(x, W, z, tmp=None):
+    """z += x @ W for one row: BLAS's GEMV into ``tmp`` and an add where tmp is given with z's size, else
+    row_matmul_acc (no BLAS call: the same bits whatever BLAS's thread count)."""
+    if tmp is not None:
+        if tmp.shape[0] == z.shape[0]:
+            np.dot(x, W, tmp)
+            for j in range(z.shape[0]):
+                z[j] += tmp[j]
+            return
+    row_matmul_acc(x, W, z)
+
+
 @njit(**JIT)
 def rows_matmul_acc(a, W, out):
     """out += a @ W for a (M, K), W (K, N) and out (M, N), rows of W contiguous.

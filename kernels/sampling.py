@@ -15,7 +15,7 @@ from numba import njit
 
 from suite.kernels.config import JIT
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
-from suite.kernels.matmul import row_matmul_acc as _gemv_acc  # z += x @ W, one row
+from suite.kernels.matmul import GEMV_BLAS_MIN, row_matmul_add  # z += x @ W, one row
 
 _FLOATS = (np.float32, np.float64)
 _MASK64 = (1 << 64) - 1
@@ -194,7 +194,7 @@ def sample_logits(logits, temperature, top_k, rng):
 
 @njit(**JIT)
 def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
-              temperature, top_k, state, cifg, forced, ids):
+              temperature, top_k, state, cifg, forced, blas, ids):
     """Feed prime then sample n_steps ids into ids, updating h, c (L, H) in place.
 
     forced (n_steps,): -1 samples step j; any other value is written to ids[j]
@@ -203,6 +203,7 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
     W_ih, W_hh, b are tuples indexed by layer (W_ih[0], b[0] unused: layer 0
     gathers its input projection from table0). Every buffer is allocated here,
     once, so the step loop allocates nothing but np.partition's copy for top_k.
+    blas: the LSTM's products through BLAS's GEMV (matmul.GEMV_BLAS_MIN).
     """
     L = h.shape[0]
     V = W_out.shape[1]
@@ -213,12 +214,13 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
     # A separate output buffer for c: with c_prev and c_out the same memory LLVM
     # cannot prove the cell loop free of overlap and runs it scalar (~10x slower).
     c_new = np.empty(h.shape[1], dtype=table0.dtype)  # (H,)
+    gemv = np.empty(table0.shape[1] if blas else 0, dtype=table0.dtype)  # (G*H,) BLAS's products, or none
     P = prime.shape[0]
     # The last token of prime + ids is never fed: h, c end where a next call
     # that primes with that token continues, so chunks join seamlessly.
     for t in range(P - 1 + n_steps):
         tok = prime[t] if t < P else ids[t - P]
-        feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep)
+        feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep, gemv)
         if t >= P - 1:
             j = t - (P - 1)
             if forced[j] >= 0:
@@ -229,20 +231,22 @@ def _generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h, c,
 
 
 @njit(**JIT)
-def feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep):
+def feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep, gemv=None):
     """One step of the stacked LSTM on token id ``tok``: h, c (L, H) updated in place.
 
     z (G*H,), c_new (H,) and peep (3, H) zeros are scratch (see ``_generate``);
-    layer 0's input projection is the row tok of table0.
+    layer 0's input projection is the row tok of table0. gemv (G*H,): the products go through BLAS into it
+    (matmul.row_matmul_add); without it (the compressor, whose coder needs the same bits on every run) they
+    never call BLAS.
     """
     z[:] = table0[tok]
-    _gemv_acc(h[0], W_hh[0], z)
+    row_matmul_add(h[0], W_hh[0], z, gemv)
     lstm_cell_row(z, c[0], peep, False, cifg, c_new, h[0])
     c[0, :] = c_new
     for layer in range(1, h.shape[0]):
         z[:] = b[layer]
-        _gemv_acc(h[layer - 1], W_ih[layer], z)
-        _gemv_acc(h[layer], W_hh[layer], z)
+        row_matmul_add(h[layer - 1], W_ih[layer], z, gemv)
+        row_matmul_add(h[layer], W_hh[layer], z, gemv)
         lstm_cell_row(z, c[layer], peep, False, cifg, c_new, h[layer])
         c[layer, :] = c_new
 
@@ -251,7 +255,7 @@ def feed_token(tok, table0, W_ih, W_hh, b, h, c, cifg, z, c_new, peep):
 def output_logits(h_top, W_out, b_out, logits):
     """logits (V,) = h_top @ W_out + b_out, in place."""
     logits[:] = b_out
-    _gemv_acc(h_top, W_out, logits)
+    row_matmul_add(h_top, W_out, logits)
 
 
 def input_table(W_ih0, b0, embedding=None):
@@ -373,7 +377,7 @@ def lstm_generate(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0,
     args = checked_generation_args(prime, n_steps, table0, W_ih, W_hh, b, W_out, b_out, h0, c0, temperature, top_k,
                                    rng, cifg, forced)
     ids = np.empty(int(n_steps), dtype=np.int64)  # (n_steps,)
-    _generate(*args, ids)
+    _generate(*args, args[4][0].size >= GEMV_BLAS_MIN, ids)
     h, c, rng = args[8], args[9], args[12]
     return ids, h, c, rng
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from suite.kernels.matmul import SMALL_ROWS, matmul_into, rows_matmul_acc
+from suite.kernels.matmul import SMALL_ROWS, matmul_into, row_matmul_add, rows_matmul_acc
 
 
 @pytest.mark.parametrize("M", [1, 2, 4, 5, 7, 9, SMALL_ROWS, SMALL_ROWS + 1, 40])
@@ -36,3 +36,19 @@ def test_strided_rows_and_a_transposed_weight_view():
     out = np.empty((6, 12))
     matmul_into(a, W, out)
     np.testing.assert_allclose(out, a @ W, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("through_blas", [False, True])
+def test_row_matmul_add_adds_one_row_with_or_without_blas(through_blas):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(19)
+    W = rng.standard_normal((19, 12))
+    z = rng.standard_normal(12)
+    start = z.copy()
+    tmp = np.full(12, np.nan)  # overwritten by the GEMV, never read first
+    if through_blas:
+        row_matmul_add(x, W, z, tmp)
+        assert not np.isnan(tmp).any()
+    else:
+        row_matmul_add(x, W, z)
+    np.testing.assert_allclose(z, start + x @ W, rtol=1e-12, atol=1e-12)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from suite.kernels import sampling
 from suite.kernels.sampling import _next_u64, _next_uniform, input_table, lstm_generate, new_rng, sample_logits
 from tests.reference.sampling import generate_ref, sample_ref, seed_ref, uniform_ref, xoshiro_next
 
@@ -177,6 +178,20 @@ def test_sampled_generation_matches_reference(top_k):
     np.testing.assert_allclose(hT, ref_h, rtol=1e-12, atol=1e-12)
     assert out_state is state and [int(w) for w in state] == ref_state
     assert len(set(ids.tolist())) > 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_generation_through_blas_gemv_matches_reference(dtype, monkeypatch):
+    """Wide models (matmul.GEMV_BLAS_MIN) take the LSTM's products from BLAS: same ids and states."""
+    monkeypatch.setattr(sampling, "GEMV_BLAS_MIN", 1)
+    m = _model(dtype, L=3, H=11)
+    state = new_rng(5)
+    ids, hT, cT, _ = _gen(m, [1, 2], 40, 1.3, 3, state)
+    ref_ids, ref_h, ref_c, _ = _ref(m, [1, 2], 40, 1.3, 3, seed_ref(5))
+    np.testing.assert_array_equal(ids, ref_ids)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(hT, ref_h, rtol=tol, atol=tol)
+    np.testing.assert_allclose(cT, ref_c, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
