@@ -7,12 +7,12 @@ each turn's ours / theirs: both sides meet nearby moments.
 A turn is a block of calls of one side, not one call: each BLAS or OpenMP
 library keeps its worker threads spinning for a while after a call returns
 (OpenBLAS for 2**28 cycles, about 0.1 s, by default), and a call of the other
-side that starts in that time shares the cores with them. Measured 2026-12-08
-(AVX2 EPYC, bench_lstm's B=64 two-layer inference, two threads each): torch
-took 77-80 ms alone and 130-139 ms when it ran call by call right after ours,
-which made ours / torch read 0.70-0.77 where blocks read 1.08-1.13; with
-OPENBLAS_THREAD_TIMEOUT=4 (no spinning) call by call read 1.20-1.24, torch
-80 ms. So each turn's first call, the one that meets the other side's
+side that starts in that time shares the cores with them. bench/bench_timing_bias.py
+measures it (AVX2 EPYC, 2026-12-07, bench_lstm's B=64 two-layer inference, two
+threads each): torch took 87-94 ms alone and 131-137 ms right after ours, so
+call by call ours / torch read 0.68-0.91 where blocks read 1.08-1.21; with
+OPENBLAS_THREAD_TIMEOUT=4 (no spinning) call by call read 1.17-1.23.
+So each turn's first call, the one that meets the other side's
 spinning threads, is run and not counted.
 """
 import statistics
