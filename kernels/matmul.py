@@ -59,7 +59,9 @@ GEMV_BLAS_MIN = 1 << 19
 (row_matmul_add with a buffer): its two threads split W, where row_matmul_acc runs on one core.
 Measured (one row times W (K, 4K), microseconds a product, AVX2 EPYC, 2026-12-07, a scratch loop): two BLAS
 threads, ours / GEMV 18.2 / 16.8 at K=256, 42.0 / 27.3 at K=384, 79.8 / 37.4 at K=512; one thread
-19.2 / 19.8, 44.6 / 46.0, 71.4 / 77.9 (so at one thread the switch costs up to 9 % from K=384 on)."""
+19.2 / 19.8, 44.6 / 46.0, 71.4 / 77.9 (so at one thread the switch costs up to 9 % from K=384 on). BLAS's sums
+can differ with its thread count (363 x 1452 by 3e-5 between one thread and two): a seed's sampled text from a
+wide model is repeatable at one thread count, not across them."""
 
 
 @njit(**JIT)
