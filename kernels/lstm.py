@@ -58,6 +58,15 @@ The halves' weight gradients are summed. lstm_infer keeps the whole batch: its
 batch-minor kernel was no faster by halves (B=64, 2 layers: 1.23-1.31 x torch
 against 1.22 whole, same session)."""
 
+BATCH_MINOR_ROWS = 25
+"""From this many rows (past matmul.SMALL_ROWS, where the step's product is BLAS's anyway) lstm_backward runs each
+step's dG @ W_hh^T as W_hh @ dG^T into a (R, B) buffer and transposes that: OpenBLAS runs the batch in the
+GEMM's short dimension faster (the same products alone, 100 steps at B=64, two threads: 88-93 against 118-133
+ms at H=512), and the transpose of the small result costs less than that saves. The backward alone, B=64
+T=100, two threads, AVX2 EPYC, 2026-12-07, in turns (scratch): 0.90-0.92 of before at H=512, 0.88-0.99 at
+H=256. The forward's product turned round the same way needs its (B, G*H) result transposed, eight times the
+bytes, which cost what it saved (scratch: 109-121 against 115-132 ms at H=512)."""
+
 _POOL = None
 _BLAS = None
 _SPLIT_CPU = None  # _split_cpu's answer on this machine, once asked
@@ -479,9 +488,10 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 
 @njit(**JIT)
 def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
-              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr, dG):
+              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr, dG, batch_minor):
     """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H) zeros, the
-    workspace of d loss / d gate pre-activations."""
+    workspace of d loss / d gate pre-activations. batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T
+    (BATCH_MINOR_ROWS) where a step's rows share one time index."""
     T, B, GH = gates.shape
     D = x.shape[2]
     H = cs.shape[2]
@@ -490,6 +500,7 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
     dr = dhT.copy()                                # (B, R) d loss / d recurrent state, carried back
     dc = dcT.copy()                                # (B, H) d loss / d cell state, carried back
     dr_rec = np.empty((B, R), dtype=gates.dtype)   # (B, R) dG_step @ W_hh^T
+    dr_T = np.empty((R, B), dtype=gates.dtype)     # (R, B) the same, batch-minor
     dh_step = np.empty((B, H), dtype=gates.dtype)  # (B, H) LSTMP: dr_step @ W_hr^T
     dr_step = np.zeros((B, R), dtype=gates.dtype)  # (B, R) LSTMP: dr of one step, 0 for padded rows
     dR = np.zeros((T if use_proj else 0, B, R), dtype=gates.dtype)  # (T, B, P) LSTMP: dr by time
@@ -533,7 +544,10 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
             _cell_backward_row(gates[t, bi], cs[t + rev, bi], cs[t + 1 - rev, bi], dh, dc[bi],
                                peep, use_peep, cifg, dG[t, bi], dpeep)
         # backprop through the recurrent GEMM z = r_prev @ W_hh (padded rows have dG = 0)
-        if uniform:
+        if uniform and batch_minor:
+            np.dot(W_hh, dG[T - 1 - s if reverse else s].T, dr_T)  # OpenBLAS's quicker shape, then transposed
+            _transpose_into(dr_T, dr_rec)
+        elif uniform:
             _matmul_into(dG[T - 1 - s if reverse else s], W_hh_T, dr_rec)
         else:
             for bi in range(B):
@@ -742,7 +756,8 @@ def lstm_backward(dy, dhT, dcT, cache):
         _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
                   cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
                   cache.gates, cache.cs, cache.r_prev, cache.h_pre,
-                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype))
+                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype),
+                  B >= BATCH_MINOR_ROWS)
     if cache.use_peep:
         grads["peep"] = dpeep
     if cache.use_proj:

@@ -169,6 +169,27 @@ def test_gradients_finite_differences(variant, lengths, reverse):
         assert not analytic["peep"][1].any()  # CIFG has no forget peephole
 
 
+@pytest.mark.parametrize("variant,lengths,reverse", CASES, ids=IDS)
+def test_backward_batch_minor_step_product_gives_the_same_gradients(variant, lengths, reverse, monkeypatch):
+    """From BATCH_MINOR_ROWS rows each step's dG @ W_hh^T runs turned round; with the limit at one row the test
+    batch takes that path (where its rows share a time index) and must give what the row-major path gives."""
+    from suite.kernels import lstm as lstm_module
+
+    args = make_args(variant, np.float64)
+    weights = _loss_weights(args)
+
+    def grads_of():
+        _, _, _, cache = lstm_forward(lengths=lengths, reverse=reverse, **args)
+        dx, dh0, dc0, grads = lstm_backward(*weights, cache)
+        return [dx, dh0, dc0] + [grads[k] for k in sorted(grads)]
+
+    assert B < lstm_module.BATCH_MINOR_ROWS
+    row_major = grads_of()
+    monkeypatch.setattr(lstm_module, "BATCH_MINOR_ROWS", 1)
+    for a, b in zip(row_major, grads_of()):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
 def test_backward_none_gradients_are_zeros():
     args = make_args("peephole_lstmp", np.float64)
     _, _, _, cache = lstm_forward(lengths=LENGTHS, **args)
