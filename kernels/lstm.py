@@ -64,8 +64,9 @@ step's dG @ W_hh^T as W_hh @ dG^T into a (R, B) buffer and transposes that: Open
 GEMM's short dimension faster (the same products alone, 100 steps at B=64, two threads: 88-93 against 118-133
 ms at H=512), and the transpose of the small result costs less than that saves. The backward alone, B=64
 T=100, two threads, AVX2 EPYC, 2026-12-07, in turns (scratch): 0.90-0.92 of before at H=512, 0.88-0.99 at
-H=256. The forward's product turned round the same way needs its (B, G*H) result transposed, eight times the
-bytes, which cost what it saved (scratch: 109-121 against 115-132 ms at H=512)."""
+H=256. The forward's product turned round the same way needs its (G*H, B) result transposed, four times the
+bytes, and did not pay (scratch, in the kernel: 0.91-1.05 of the old forward's speed, 0.87-0.95 with the
+transpose fused into the gate add)."""
 
 _POOL = None
 _BLAS = None
