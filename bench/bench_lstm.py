@@ -121,9 +121,10 @@ def case_training(rng, B, T, D, H, repeat):
         y, _ = net(xt)
         y.backward(dyt)
 
-    # forward: x @ W_ih for all steps, r @ W_hh a step; backward: dG @ W_hh^T a step, then dW_ih, dW_hh, dx
+    # forward: x @ W_ih for all steps, r @ W_hh a step; backward: W_hh @ dG^T a step (batch-minor, as
+    # lstm_backward runs it from BATCH_MINOR_ROWS), then dW_ih, dW_hh, dx
     G = 4 * H
-    shapes = [(T * B, D, G, 1), (B, H, G, T), (B, G, H, T), (D, T * B, G, 1), (H, T * B, G, 1), (T * B, G, D, 1)]
+    shapes = [(T * B, D, G, 1), (B, H, G, T), (H, G, B, T), (D, T * B, G, 1), (H, T * B, G, 1), (T * B, G, D, 1)]
     ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat)
     return ours_ms, torch_ms, ratio, _floor(shapes, repeat, torch_ms)
 
