@@ -18,6 +18,12 @@ if os.environ.get("SUITE_TEST_GPU") != "1":
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 BLAS_THREADS = int(os.environ["OPENBLAS_NUM_THREADS"])
 
+# Before numba is imported (the simulator patch below imports it): suite.kernels points numba's cache at a folder
+# keyed by every kernel source's hash, so an edit to a helper module (matmul.py, lstm_cell.py) recompiles the
+# kernels that call it. Imported later, numba had already settled on its default cache beside each file, keyed
+# by that file alone: a test run after editing matmul.py ran sampling.py's old compiled code and passed.
+import suite.kernels  # noqa: E402,F401
+
 import pytest  # noqa: E402
 import numpy  # noqa: E402,F401  load numpy's BLAS now, so the limit below reaches it
 from threadpoolctl import threadpool_limits  # noqa: E402
