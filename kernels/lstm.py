@@ -25,6 +25,7 @@ from numba import njit
 from suite.kernels._math import tanh
 from suite.kernels.config import JIT
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
+from suite.kernels.matmul import SMALL_ROWS
 from suite.kernels.matmul import matmul_into as _matmul_into
 from suite.kernels.scratch import workspace
 
@@ -58,7 +59,7 @@ The halves' weight gradients are summed. lstm_infer keeps the whole batch: its
 batch-minor kernel was no faster by halves (B=64, 2 layers: 1.23-1.31 x torch
 against 1.22 whole, same session)."""
 
-BATCH_MINOR_ROWS = 25
+BATCH_MINOR_ROWS = SMALL_ROWS + 1
 """From this many rows (past matmul.SMALL_ROWS, where the step's product is BLAS's anyway) lstm_backward runs each
 step's dG @ W_hh^T as W_hh @ dG^T into a (R, B) buffer and transposes that: OpenBLAS runs the batch in the
 GEMM's short dimension faster (the same products alone, 100 steps at B=64, two threads: 88-93 against 118-133
@@ -516,7 +517,7 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
     dpeep[:] = 0
     # C-contiguous transposes: 1 MiB copied once, and the per-step GEMM runs as
     # NN, measured ~8% faster than NT with OpenBLAS at B=64, H=256 (not needed batch-minor)
-    W_hh_T = np.ascontiguousarray(W_hh.T if not (uniform and batch_minor) else W_hh.T[:0])  # (G*H, R)
+    W_hh_T = np.ascontiguousarray(W_hh.T[:0] if uniform and batch_minor else W_hh.T)  # (G*H, R)
     W_hr_T = np.ascontiguousarray(W_hr.T)          # (P, H)
     for s in range(T - 1, -1, -1):
         if use_proj:
