@@ -75,15 +75,13 @@ _SPLIT_CPU = None  # _split_cpu's answer on this machine, once asked
 
 
 def _scratch(shape, dtype):
-    """A zeroed (shape) array for a kernel's own temporaries (nothing returned holds it), on the memory this
+    """A (shape) array, contents undefined, for a kernel's own temporaries (nothing returned holds it), on the memory this
     thread keeps (suite.kernels.scratch: lstm_backward's gate gradients, (T, B, G*H), are 26 MB at B=64, T=100,
     H=256 and 52 MB at H=512; bench/bench_scratch.py, one thread, AVX2 EPYC, 2026-12-07, a training on the other
     core: at H=256 7,214 page faults a step with a new array each call, 0 kept, the step 0.89 as long; at H=512
     13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core idle)). The halves of a split batch run
     in two threads, so each has its own."""
-    out = workspace(int(np.prod(shape)), dtype).reshape(shape)
-    out.fill(0)
-    return out
+    return workspace(int(np.prod(shape)), dtype).reshape(shape)
 
 
 _SPLITTING = False
@@ -216,33 +214,32 @@ class LSTMCache(NamedTuple):
 
 
 @njit(**JIT)
-def _project_into(a, W, b, out):
-    """out = a @ W + b."""
+def _dot_into(a, W, out):
     np.dot(a, W, out)
-    for k in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            out[k, j] += b[j]
 
 
-def _project(a, W, b):
-    """a @ W + b on the same BLAS as every other GEMM here (SciPy's, which
+def _dot(a, W):
+    """a @ W on the same BLAS as every other GEMM here (SciPy's, which
     np.dot inside @njit calls): NumPy ships a second OpenBLAS with its own
     thread pool, and two pools would compete for the two cores."""
     out = np.empty((a.shape[0], W.shape[1]), a.dtype)  # (N, G*H)
-    _project_into(a, W, b, out)
+    _dot_into(a, W, out)
     return out
 
 
 @njit(**JIT)
-def _forward_train(gates, lengths, h0, c0, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+def _forward_train(gates, lengths, h0, c0, W_hh, b, peep, use_peep, cifg, W_hr, use_proj,
                    reverse, y, hT, cT, cs, r_prev, h_pre):
     """Run the cell over time, keeping what backward needs.
 
-    gates holds x @ W_ih + b on entry and the gate activations on exit.
+    gates holds x @ W_ih on entry (the bias is added here, with the step's
+    recurrent product: a pass over all of gates the less) and the gate
+    activations on exit (x @ W_ih at padded steps).
     Cell states are kept at T+1 slots so that the state before and after the
     step at time t are cs[t + rev] and cs[t + 1 - rev] in both directions
     (forward: c0 sits at slot 0; reverse: c0 sits at slot len[b]).
-    y, cs, r_prev, h_pre must be zero on entry (padded slots stay zero).
+    y, cs, r_prev, h_pre may hold anything on entry: every slot is written,
+    padded ones with zeros (no zeroed arrays needed: a memset of each the less).
     """
     T, B, GH = gates.shape
     H = c0.shape[1]
@@ -258,14 +255,19 @@ def _forward_train(gates, lengths, h0, c0, W_hh, peep, use_peep, cifg, W_hr, use
         _matmul_into(r, W_hh, rec)
         for bi in range(B):
             n = lengths[bi]
-            if s >= n:
-                continue                           # padded step: state frozen
+            if s >= n:                             # padded step: state frozen, slot s (in [n, T)) zeroed
+                y[s, bi] = 0
+                r_prev[s, bi] = 0
+                cs[s + 1, bi] = 0                  # slots n+1..T in both directions
+                if use_proj:
+                    h_pre[s, bi] = 0
+                continue
             t = n - 1 - s if reverse else s
             r_prev[t, bi] = r[bi]
             z = gates[t, bi]
             rz = rec[bi]
             for k in range(GH):
-                z[k] += rz[k]
+                z[k] += rz[k] + b[k]
             # new h goes straight into the state unless it must be projected first
             h_out = h_step[bi] if use_proj else r[bi]
             lstm_cell_row(z, cs[t + rev, bi], peep, use_peep, cifg, cs[t + 1 - rev, bi], h_out)
@@ -491,8 +493,8 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 @njit(**JIT)
 def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
               reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr, dG, batch_minor):
-    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H) zeros, the
-    workspace of d loss / d gate pre-activations. batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T
+    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H), any contents,
+    the workspace of d loss / d gate pre-activations (padded slots are zeroed here). batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T
     (BATCH_MINOR_ROWS) where a step's rows share one time index."""
     T, B, GH = gates.shape
     D = x.shape[2]
@@ -515,6 +517,7 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
             if lengths[bi] != T:
                 uniform = False
     dpeep[:] = 0
+    db[:] = 0
     # C-contiguous transposes: 1 MiB copied once, and the per-step GEMM runs as
     # NN, measured ~8% faster than NT with OpenBLAS at B=64, H=256 (not needed batch-minor)
     W_hh_T = np.ascontiguousarray(W_hh.T[:0] if uniform and batch_minor else W_hh.T)  # (G*H, R)
@@ -535,7 +538,8 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
         for bi in range(B):
             n = lengths[bi]
             if s >= n:
-                continue                           # padded: gradients pass through untouched
+                dG[s, bi] = 0                      # padded: slot s (in [n, T)) gets no gradient
+                continue                           # and dr, dc pass through untouched
             t = n - 1 - s if reverse else s
             if use_proj:
                 dh = dh_step[bi]
@@ -543,8 +547,11 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
                 dh = dr[bi]
                 for k in range(R):
                     dh[k] += dy[t, bi, k]          # the output and the next step both read h
+            dz = dG[t, bi]
             _cell_backward_row(gates[t, bi], cs[t + rev, bi], cs[t + 1 - rev, bi], dh, dc[bi],
-                               peep, use_peep, cifg, dG[t, bi], dpeep)
+                               peep, use_peep, cifg, dz, dpeep)
+            for j in range(GH):
+                db[j] += dz[j]                     # while dz is in cache: no pass over all of dG after
         # backprop through the recurrent GEMM z = r_prev @ W_hh (padded rows have dG = 0)
         if uniform and batch_minor:
             np.dot(W_hh, dG[T - 1 - s if reverse else s].T, dr_T)  # OpenBLAS's quicker shape, then transposed
@@ -569,10 +576,6 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
     np.dot(x.reshape((T * B, D)).T, dG2, dW_ih)    # (D, G*H)
     np.dot(r_prev.reshape((T * B, R)).T, dG2, dW_hh)  # (R, G*H)
     np.dot(dG2, W_ih.T, dx.reshape((T * B, D)))    # (T*B, D); padded rows of dG are 0
-    db[:] = 0
-    for k in range(T * B):
-        for j in range(GH):
-            db[j] += dG2[k, j]
     if use_proj:
         np.dot(h_pre.reshape((T * B, H)).T, dR.reshape((T * B, R)), dW_hr)  # (H, P)
 
@@ -693,18 +696,22 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
     use_peep, use_proj = peep is not None, W_hr is not None
     peep_k = peep if use_peep else _unused(dtype)
     W_hr_k = W_hr if use_proj else _unused(dtype)
-    y = np.zeros((T, B, R), dtype)
-    cs = np.zeros((T + 1, B, H), dtype)
-    r_prev = np.zeros((T, B, R), dtype)
-    h_pre = np.zeros((T, B, H), dtype) if use_proj else _unused(dtype, 3)
     if T == 0 or B == 0:
+        y = np.zeros((T, B, R), dtype)
+        cs = np.zeros((T + 1, B, H), dtype)
+        r_prev = np.zeros((T, B, R), dtype)
+        h_pre = np.zeros((T, B, H), dtype) if use_proj else _unused(dtype, 3)
         gates = np.zeros((T, B, W_ih.shape[1]), dtype)
         hT, cT = h0.copy(), c0.copy()
     else:
-        gates = _project(x.reshape(T * B, D), W_ih, b).reshape(T, B, -1)  # (T, B, G*H)
+        y = np.empty((T, B, R), dtype)             # the kernel writes every slot
+        cs = np.empty((T + 1, B, H), dtype)
+        r_prev = np.empty((T, B, R), dtype)
+        h_pre = np.empty((T, B, H), dtype) if use_proj else _unused(dtype, 3)
+        gates = _dot(x.reshape(T * B, D), W_ih).reshape(T, B, -1)  # (T, B, G*H); b added per step
         hT = np.empty((B, R), dtype)
         cT = np.empty((B, H), dtype)
-        _forward_train(gates, lengths, h0, c0, W_hh, peep_k, use_peep, bool(cifg), W_hr_k,
+        _forward_train(gates, lengths, h0, c0, W_hh, b, peep_k, use_peep, bool(cifg), W_hr_k,
                        use_proj, bool(reverse), y, hT, cT, cs, r_prev, h_pre)
     cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, r_prev, h_pre,
                       use_peep, bool(cifg), use_proj, bool(reverse))
@@ -745,7 +752,7 @@ def lstm_backward(dy, dhT, dcT, cache):
     dy = np.zeros((T, B, R), dtype) if dy is None else _check_float("dy", dy, dtype, (T, B, R))
     dhT = np.zeros((B, R), dtype) if dhT is None else _check_float("dhT", dhT, dtype, (B, R))
     dcT = np.zeros((B, H), dtype) if dcT is None else _check_float("dcT", dcT, dtype, (B, H))
-    dx = np.zeros((T, B, D), dtype)
+    dx = np.empty((T, B, D), dtype) if T and B else np.zeros((T, B, D), dtype)  # the kernel writes all of it
     grads = {"W_ih": np.zeros((D, GH), dtype), "W_hh": np.zeros((R, GH), dtype),
              "b": np.zeros(GH, dtype)}
     dpeep = np.zeros((3, H), dtype) if cache.use_peep else _unused(dtype)

@@ -201,7 +201,7 @@ def test_backward_none_gradients_are_zeros():
 @pytest.mark.parametrize("reverse", [False, True])
 def test_backward_kept_workspace_gives_what_a_new_array_gives(reverse, monkeypatch):
     """lstm_backward's gate gradients go into a buffer kept between calls (suite.kernels.scratch): a call after one
-    that filled every slot, whose padded rows' slots the kernel never writes, gives what a new zeroed array
+    that filled every slot, whose padded rows' slots the kernel must zero itself, gives what a new zeroed array
     gives."""
     from suite.kernels import scratch
 
@@ -218,6 +218,40 @@ def test_backward_kept_workspace_gives_what_a_new_array_gives(reverse, monkeypat
     monkeypatch.setattr(scratch, "KEEP", False)
     for a, b in zip(kept, grads_of(LENGTHS)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "peephole_lstmp"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_new_arrays_need_no_zeros(variant, reverse, monkeypatch):
+    """lstm_forward and lstm_backward take their outputs and the forward's cache from np.empty: the kernels write
+    every slot, padded ones with zeros. With every new array full of NaN the results are what they were, and the
+    cache's padded slots are zero (a NaN there would reach the weight gradients as NaN * 0)."""
+    import suite.kernels.lstm as lstm
+
+    args = make_args(variant, np.float64)
+    weights = _loss_weights(args)
+
+    def run():
+        y, hT, cT, cache = lstm_forward(lengths=LENGTHS, reverse=reverse, **args)
+        dx, dh0, dc0, grads = lstm_backward(*weights, cache)
+        return [y, hT, cT, dx, dh0, dc0] + [grads[k] for k in sorted(grads)], cache
+
+    expected, _ = run()  # compiled with the real NumPy first
+
+    class NanNumpy:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def empty(self, shape, dtype=float):
+            return np.full(shape, np.nan, dtype)
+
+    monkeypatch.setattr(lstm, "np", NanNumpy())
+    got, cache = run()
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    for row, n in enumerate(LENGTHS):
+        assert not cache.r_prev[n:, row].any() and not cache.cs[n + 1:, row].any()
+        assert cache.h_pre.size == 0 or not cache.h_pre[n:, row].any()  # (0, 0, 0) without a projection
 
 
 def test_backward_dtype_float32():
