@@ -189,8 +189,8 @@ def _split_backward(dy, dhT, dcT, cache):
 class LSTMCache(NamedTuple):
     """What lstm_backward needs from lstm_forward. Opaque to callers.
 
-    Holds references to x and the weights, not copies: change them in place
-    only after lstm_backward.
+    Holds references to x and the weights (x also copied into xr), not copies:
+    change the weights in place only after lstm_backward.
     """
 
     x: np.ndarray        # (T, B, D)
@@ -201,12 +201,17 @@ class LSTMCache(NamedTuple):
     W_hr: np.ndarray     # (H, P), or (0, 0) when unused
     gates: np.ndarray    # (T, B, G*H) gate activations at each time index
     cs: np.ndarray       # (T+1, B, H) cell states, see _forward_train
-    r_prev: np.ndarray   # (T, B, R) recurrent state read at each time index
+    xr: np.ndarray       # (T, B, D+R) x and the recurrent state read at each time index, side by side
     h_pre: np.ndarray    # (T, B, H) pre-projection h (LSTMP), or (0, 0, 0)
     use_peep: bool
     cifg: bool
     use_proj: bool
     reverse: bool
+
+    @property
+    def r_prev(self):
+        """(T, B, R) the recurrent state read at each time index (a view of xr)."""
+        return self.xr[:, :, self.x.shape[2]:]
 
 
 # ----------------------------------------------------------------------------
@@ -229,7 +234,7 @@ def _dot(a, W):
 
 @njit(**JIT)
 def _forward_train(gates, lengths, h0, c0, W_hh, b, peep, use_peep, cifg, W_hr, use_proj,
-                   reverse, y, hT, cT, cs, r_prev, h_pre):
+                   reverse, y, hT, cT, cs, xr, h_pre):
     """Run the cell over time, keeping what backward needs.
 
     gates holds x @ W_ih on entry (the bias is added here, with the step's
@@ -238,11 +243,15 @@ def _forward_train(gates, lengths, h0, c0, W_hh, b, peep, use_peep, cifg, W_hr, 
     Cell states are kept at T+1 slots so that the state before and after the
     step at time t are cs[t + rev] and cs[t + 1 - rev] in both directions
     (forward: c0 sits at slot 0; reverse: c0 sits at slot len[b]).
-    y, cs, r_prev, h_pre may hold anything on entry: every slot is written,
-    padded ones with zeros (no zeroed arrays needed: a memset of each the less).
+    xr (T, B, D+R) holds x in its first D columns; the recurrent state read at
+    each time index goes into the rest (so that one GEMM gives the backward
+    both weight gradients).
+    y, cs, h_pre and xr's state columns may hold anything on entry: every slot
+    is written, padded ones with zeros (no zeroed arrays: a memset the less).
     """
     T, B, GH = gates.shape
     H = c0.shape[1]
+    D = xr.shape[2] - h0.shape[1]
     rev = 1 if reverse else 0
     r = h0.copy()                                  # (B, R) recurrent state of every row
     rec = np.empty((B, GH), dtype=gates.dtype)     # (B, G*H) r @ W_hh of one step
@@ -257,13 +266,13 @@ def _forward_train(gates, lengths, h0, c0, W_hh, b, peep, use_peep, cifg, W_hr, 
             n = lengths[bi]
             if s >= n:                             # padded step: state frozen, slot s (in [n, T)) zeroed
                 y[s, bi] = 0
-                r_prev[s, bi] = 0
+                xr[s, bi, D:] = 0
                 cs[s + 1, bi] = 0                  # slots n+1..T in both directions
                 if use_proj:
                     h_pre[s, bi] = 0
                 continue
             t = n - 1 - s if reverse else s
-            r_prev[t, bi] = r[bi]
+            xr[t, bi, D:] = r[bi]
             z = gates[t, bi]
             rz = rec[bi]
             for k in range(GH):
@@ -491,13 +500,13 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 
 
 @njit(**JIT)
-def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
-              reverse, gates, cs, r_prev, h_pre, dx, dh0, dc0, dW_ih, dW_hh, db, dpeep, dW_hr, dG, batch_minor):
+def _backward(dy, dhT, dcT, xr, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
+              reverse, gates, cs, h_pre, dx, dh0, dc0, dW, db, dpeep, dW_hr, dG, batch_minor):
     """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H), any contents,
     the workspace of d loss / d gate pre-activations (padded slots are zeroed here). batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T
     (BATCH_MINOR_ROWS) where a step's rows share one time index."""
     T, B, GH = gates.shape
-    D = x.shape[2]
+    D = W_ih.shape[0]
     H = cs.shape[2]
     R = dhT.shape[1]
     rev = 1 if reverse else 0
@@ -573,8 +582,7 @@ def _backward(dy, dhT, dcT, x, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, 
     dc0[:] = dc
     # the weight gradients of all steps at once, now that dG is complete
     dG2 = dG.reshape((T * B, GH))                  # (T*B, G*H)
-    np.dot(x.reshape((T * B, D)).T, dG2, dW_ih)    # (D, G*H)
-    np.dot(r_prev.reshape((T * B, R)).T, dG2, dW_hh)  # (R, G*H)
+    np.dot(xr.reshape((T * B, D + R)).T, dG2, dW)  # (D+R, G*H): [dW_ih; dW_hh] in one GEMM
     np.dot(dG2, W_ih.T, dx.reshape((T * B, D)))    # (T*B, D); padded rows of dG are 0
     if use_proj:
         np.dot(h_pre.reshape((T * B, H)).T, dR.reshape((T * B, R)), dW_hr)  # (H, P)
@@ -699,21 +707,22 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
     if T == 0 or B == 0:
         y = np.zeros((T, B, R), dtype)
         cs = np.zeros((T + 1, B, H), dtype)
-        r_prev = np.zeros((T, B, R), dtype)
+        xr = np.zeros((T, B, D + R), dtype)
         h_pre = np.zeros((T, B, H), dtype) if use_proj else _unused(dtype, 3)
         gates = np.zeros((T, B, W_ih.shape[1]), dtype)
         hT, cT = h0.copy(), c0.copy()
     else:
         y = np.empty((T, B, R), dtype)             # the kernel writes every slot
         cs = np.empty((T + 1, B, H), dtype)
-        r_prev = np.empty((T, B, R), dtype)
+        xr = np.empty((T, B, D + R), dtype)
+        xr[:, :, :D] = x
         h_pre = np.empty((T, B, H), dtype) if use_proj else _unused(dtype, 3)
         gates = _dot(x.reshape(T * B, D), W_ih).reshape(T, B, -1)  # (T, B, G*H); b added per step
         hT = np.empty((B, R), dtype)
         cT = np.empty((B, H), dtype)
         _forward_train(gates, lengths, h0, c0, W_hh, b, peep_k, use_peep, bool(cifg), W_hr_k,
-                       use_proj, bool(reverse), y, hT, cT, cs, r_prev, h_pre)
-    cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, r_prev, h_pre,
+                       use_proj, bool(reverse), y, hT, cT, cs, xr, h_pre)
+    cache = LSTMCache(x, lengths, W_ih, W_hh, peep_k, W_hr_k, gates, cs, xr, h_pre,
                       use_peep, bool(cifg), use_proj, bool(reverse))
     return y, hT, cT, cache
 
@@ -753,8 +762,8 @@ def lstm_backward(dy, dhT, dcT, cache):
     dhT = np.zeros((B, R), dtype) if dhT is None else _check_float("dhT", dhT, dtype, (B, R))
     dcT = np.zeros((B, H), dtype) if dcT is None else _check_float("dcT", dcT, dtype, (B, H))
     dx = np.empty((T, B, D), dtype) if T and B else np.zeros((T, B, D), dtype)  # the kernel writes all of it
-    grads = {"W_ih": np.zeros((D, GH), dtype), "W_hh": np.zeros((R, GH), dtype),
-             "b": np.zeros(GH, dtype)}
+    dW = np.zeros((D + R, GH), dtype)                # [dW_ih; dW_hh], one GEMM's result
+    grads = {"W_ih": dW[:D], "W_hh": dW[D:], "b": np.zeros(GH, dtype)}
     dpeep = np.zeros((3, H), dtype) if cache.use_peep else _unused(dtype)
     dW_hr = np.zeros(cache.W_hr.shape, dtype) if cache.use_proj else _unused(dtype)
     if T == 0 or B == 0:
@@ -762,10 +771,10 @@ def lstm_backward(dy, dhT, dcT, cache):
     else:
         dh0 = np.empty((B, R), dtype)
         dc0 = np.empty((B, H), dtype)
-        _backward(dy, dhT, dcT, x, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
+        _backward(dy, dhT, dcT, cache.xr, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
                   cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
-                  cache.gates, cache.cs, cache.r_prev, cache.h_pre,
-                  dx, dh0, dc0, grads["W_ih"], grads["W_hh"], grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype),
+                  cache.gates, cache.cs, cache.h_pre,
+                  dx, dh0, dc0, dW, grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype),
                   B >= BATCH_MINOR_ROWS)
     if cache.use_peep:
         grads["peep"] = dpeep
