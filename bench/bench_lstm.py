@@ -122,9 +122,10 @@ def case_training(rng, B, T, D, H, repeat):
         y.backward(dyt)
 
     # forward: x @ W_ih for all steps, r @ W_hh a step; backward: W_hh @ dG^T a step (batch-minor, as
-    # lstm_backward runs it from BATCH_MINOR_ROWS), then dW_ih, dW_hh, dx
+    # lstm_backward runs it from BATCH_MINOR_ROWS), then [dW_ih; dW_hh] in one GEMM ([x | r]^T @ dG), dx. The
+    # whole batch's GEMMs at two BLAS threads: from SPLIT_BATCH rows lstm_forward runs halves of the batch instead
     G = 4 * H
-    shapes = [(T * B, D, G, 1), (B, H, G, T), (H, G, B, T), (D, T * B, G, 1), (H, T * B, G, 1), (T * B, G, D, 1)]
+    shapes = [(T * B, D, G, 1), (B, H, G, T), (H, G, B, T), (D + H, T * B, G, 1), (T * B, G, D, 1)]
     ours_ms, torch_ms, ratio = paired_ms(ours, theirs, repeat)
     return ours_ms, torch_ms, ratio, _floor(shapes, repeat, torch_ms)
 

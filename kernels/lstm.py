@@ -48,7 +48,7 @@ the weights once per call (~0.35 ms at H=256; measured break-even T ~ 12)."""
 
 
 SPLIT_BATCH = 32
-"""From this many rows (where BLAS may use two or more threads, and on a CPU with AVX-512: _split_cpu), lstm_forward
+"""From this many rows (where BLAS may use two or more threads), lstm_forward
 and lstm_backward (training) run the two halves of the batch side by side, one
 thread each with BLAS on one thread meanwhile. The rows of an LSTM are
 independent through time, so each half is a whole layer call on its own
@@ -57,7 +57,16 @@ to assume unit strides: measured 40 against 28 ms a half); the per-step GEMM
 and gate loop, which one BLAS call cannot spread over two cores, then use both.
 The halves' weight gradients are summed. lstm_infer keeps the whole batch: its
 batch-minor kernel was no faster by halves (B=64, 2 layers: 1.23-1.31 x torch
-against 1.22 whole, same session)."""
+against 1.22 whole, same session).
+
+On the AVX2 EPYC (2026-12-07 night, after the fix in _halves that makes BLAS's
+limit reach SciPy's OpenBLAS), training forward+backward T=100, halves / whole
+in turns in one process (scratch): B=32 H=256 0.90, B=64 H=256 0.95, B=32
+H=128 0.81, B=64 H=128 0.60, B=48 H=192 0.77; bench/bench_lstm.py's H=256 case
+0.86 and 0.92 x torch by halves against 0.97 and 1.03 whole. Before that fix
+a process whose first LSTM call split ran the halves' GEMMs at two BLAS
+threads each, side by side (measured then as 2.08-2.27 x torch by halves
+against 1.00-1.05 whole, and the split was confined to AVX-512 CPUs)."""
 
 BATCH_MINOR_ROWS = SMALL_ROWS + 1
 """From this many rows (past matmul.SMALL_ROWS, where the step's product is BLAS's anyway) lstm_backward runs each
@@ -71,7 +80,6 @@ transpose fused into the gate add)."""
 
 _POOL = None
 _BLAS = None
-_SPLIT_CPU = None  # _split_cpu's answer on this machine, once asked
 
 
 def _scratch(shape, dtype):
@@ -94,35 +102,20 @@ measured no faster (training 1.22-1.34 x torch against 1.15-1.29 whole; at
 H=256, 1 MiB, 1.01-1.04 against 1.28-1.42)."""
 
 
-def _split_cpu():
-    """Whether this CPU is of the kind where halves of the batch paid: one with AVX-512. Measured on two kinds of
-    2-core machine, training B=64 T=100 H=256 (bench/bench_lstm.py): on the AMD EPYC with AVX-512 (2026-12-06)
-    1.11 x torch by halves against 1.22 whole; on the AMD EPYC with AVX2 only (Zen 3), never faster: 5-7 %
-    slower in three A/B runs on 2026-12-07 morning, and twice as slow that afternoon (bench_lstm.py's case in
-    alternating processes: 2.08 and 2.27 x torch by halves against 1.00 and 1.05 whole); text training (B=32,
-    H=256) ran 2.4-2.5 steps a second either way. Why the halves lose there was not found; the feature only
-    stands for the machine kind."""
-    global _SPLIT_CPU
-    if _SPLIT_CPU is None:
-        from suite.info import cpu_features
-
-        _SPLIT_CPU = "avx512f" in cpu_features()
-    return _SPLIT_CPU
-
-
 def _halves(B, W_hh=None):
     """[(b0, b1), (b1, B)] row ranges to run side by side, or None to run the batch whole."""
     global _BLAS
     if B < SPLIT_BATCH or _SPLITTING or (W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES):
         return None  # small, or already inside a half (its pool thread must not wait on itself)
-    if not _split_cpu():
-        return None
     if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
             return None
-        _BLAS = ThreadpoolController().select(user_api="blas")  # after a kernel ran: SciPy's BLAS is loaded
+        from suite.threads import load_kernel_blas
+
+        load_kernel_blas()  # before the controller looks: a process's first LSTM call may be split
+        _BLAS = ThreadpoolController().select(user_api="blas")
     threads = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
     if threads < 2:
         return None  # one BLAS thread (the caller's choice, or inside a half): keep to one core

@@ -9,14 +9,23 @@ one thread (training_blas_threads) unless the user named a count.
 import contextlib
 
 
+def load_kernel_blas():
+    """Load SciPy's OpenBLAS, the one np.dot in @njit code calls. threadpoolctl limits only the libraries loaded
+    when it looks, and numba loads this one with the first kernel that calls np.dot: a limit set before any kernel
+    ran missed it (measured: inside single_blas_thread SciPy's OpenBLAS still ran two threads; the LSTM's halves
+    of a batch ran two-thread GEMMs side by side, 2 x slower)."""
+    import scipy.linalg.cython_blas  # noqa: F401
+
+
 @contextlib.contextmanager
 def single_blas_thread():
-    """Run the block with every loaded BLAS (numpy's, SciPy's, which numba calls) on one thread."""
+    """Run the block with every BLAS (numpy's, SciPy's, which numba calls) on one thread."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # without it the default threads are used: slower, not wrong
         yield
         return
+    load_kernel_blas()
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 

@@ -1,5 +1,6 @@
 """kernels/lstm.py against the NumPy reference, finite differences and torch.nn.LSTM."""
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -479,7 +480,6 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     monkeypatch.setattr(lstm, "_by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
     monkeypatch.setattr(lstm, "SPLIT_BATCH", 2)
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
-    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
     np.testing.assert_array_equal(split_cache.cs, cache.cs)  # what Recurrent(return_cells=True) reads
@@ -511,7 +511,6 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
 
     n = lstm.SPLIT_BATCH
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
-    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     assert lstm._halves(n) == [(0, n // 2), (n // 2, n)]
     assert lstm._halves(n - 1) is None
     monkeypatch.setattr(lstm, "_SPLITTING", True)
@@ -521,26 +520,33 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
     assert lstm._halves(64) is None
 
 
-def test_halves_only_on_a_cpu_with_avx512(monkeypatch):
-    """The split paid on the AVX-512 machine and never on the AVX2-only one (_split_cpu): the CPU's features
-    decide, asked once."""
-    import suite.info
-    import suite.kernels.lstm as lstm
+def test_halves_limit_the_blas_the_kernels_call_even_when_the_first_call_splits():
+    """The halves hold BLAS to one thread with threadpoolctl; the controller must see SciPy's OpenBLAS, which
+    np.dot in @njit calls, though in a new process whose first LSTM call splits no kernel has loaded it yet
+    (without it, the halves ran two-thread GEMMs side by side: 2 x slower)."""
+    import subprocess
+    import sys
 
-    n = lstm.SPLIT_BATCH
-    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
-    for features, halves in ((["avx", "avx2", "fma"], None), (["avx2", "avx512f"], [(0, n // 2), (n // 2, n)])):
-        monkeypatch.setattr(lstm, "_SPLIT_CPU", None)
-        monkeypatch.setattr(suite.info, "cpu_features", lambda features=features: features)
-        assert lstm._halves(n) == halves
-        monkeypatch.setattr(suite.info, "cpu_features", lambda: 1 / 0)  # asked once: not again
-        assert lstm._halves(n) == halves
+    code = """
+import numpy as np
+import suite.kernels.lstm as lstm
+from threadpoolctl import ThreadpoolController
+T, B, D, H = 2, lstm.SPLIT_BATCH, 3, 4
+z = np.zeros
+lstm.lstm_forward(z((T, B, D), np.float32), None, None, None, z((D, 4 * H), np.float32), z((H, 4 * H), np.float32),
+                  z(4 * H, np.float32))
+held = {lib.filepath for lib in lstm._BLAS.lib_controllers}
+loaded = {lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers}
+assert held == loaded, (held, loaded)
+"""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_no_halves_for_recurrent_weights_over_the_limit(monkeypatch):
     import suite.kernels.lstm as lstm
 
     monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
-    monkeypatch.setattr(lstm, "_SPLIT_CPU", True)
     small, big = np.zeros((256, 1024), np.float32), np.zeros((512, 2048), np.float32)
     assert lstm._halves(64, small) is not None and lstm._halves(64, big) is None

@@ -38,3 +38,27 @@ def test_training_blas_threads_one_unless_the_user_named_a_count(monkeypatch):
         monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice wins
         with training_blas_threads(True):
             assert blas_threads() == {2}
+
+
+def test_single_blas_thread_reaches_the_kernels_blas_before_any_kernel_ran():
+    """In a new process no kernel has loaded SciPy's OpenBLAS (numba's np.dot calls it) when the block starts: the
+    limit must reach it all the same (it used to stay at two threads inside the block)."""
+    pytest.importorskip("threadpoolctl")
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+import threadpoolctl
+from suite.kernels.lstm import _dot
+from suite.threads import single_blas_thread
+with single_blas_thread():
+    _dot(np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))
+    threads = {m["prefix"] + m["version"]: m["num_threads"] for m in threadpoolctl.threadpool_info()
+               if m["user_api"] == "blas"}
+assert set(threads.values()) == {1}, threads
+"""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
