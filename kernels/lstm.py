@@ -55,9 +55,11 @@ independent through time, so each half is a whole layer call on its own
 contiguous copy (views of the batch would leave the compiled gate loops unable
 to assume unit strides: measured 40 against 28 ms a half); the per-step GEMM
 and gate loop, which one BLAS call cannot spread over two cores, then use both.
-The halves' weight gradients are summed. lstm_infer keeps the whole batch: its
-batch-minor kernel was no faster by halves (B=64, 2 layers: 1.23-1.31 x torch
-against 1.22 whole, same session).
+The halves' weight gradients are summed. lstm_infer runs halves too (since
+2026-12-07 night): on the AVX-512 EPYC its batch-minor kernel was no faster by
+halves (B=64, 2 layers: 1.23-1.31 x torch against 1.22 whole, 2026-12-06), on
+the AVX2 EPYC bench/bench_lstm.py's two-layer case read 1.04 and 1.07 x torch
+by halves against 1.12 and 1.09 whole (alternating processes).
 
 On the AVX2 EPYC (2026-12-07 night, after the fix in _halves that makes BLAS's
 limit reach SciPy's OpenBLAS), training forward+backward T=100, halves / whole
@@ -793,6 +795,12 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     """
     x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
+    halves = _halves(B, W_hh) if T else None
+    if halves is not None:
+        parts = _by_halves(halves, lambda b0, b1: lstm_infer(
+            np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, W_hh, b, peep, W_hr,
+            cifg, reverse))
+        return tuple(np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
     dtype = x.dtype
     use_peep, use_proj = peep is not None, W_hr is not None
     y = np.zeros((T, B, R), dtype)

@@ -453,7 +453,7 @@ def test_empty_time_and_batch():
 @pytest.mark.parametrize("variant", ["vanilla", "cifg_peephole_lstmp", "peephole_lstmp"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant, reverse, monkeypatch):
-    """The two-core training path (SPLIT_BATCH): the batch's halves run as two layer calls in two threads; outputs are
+    """The two-core path (SPLIT_BATCH, training and inference): the batch's halves run as two layer calls in two threads; outputs are
     the whole batch's to the last bit (each row's arithmetic is the same), gradients to rounding (the weight
     gradients are summed over the halves)."""
     import suite.kernels.lstm as lstm
@@ -483,8 +483,7 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
     np.testing.assert_array_equal(split_cache.cs, cache.cs)  # what Recurrent(return_cells=True) reads
-    assert calls == [[(0, 2), (2, 4)]] * 2  # forward and backward (inference keeps the whole batch); the calls
-    # inside a half ran whole
+    assert calls == [[(0, 2), (2, 4)]] * 3  # forward, inference and backward; the calls inside a half ran whole
     for a, b in zip(outputs, split_outputs):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(gradients, split_gradients):
