@@ -26,7 +26,7 @@ BLAS = "scipy.linalg.cython_blas"
 CFFI_USER = "numba.core.typing.cffi_utils"
 
 
-def _preload_blas():
+def preload_blas():
     """Load scipy.linalg.cython_blas without running scipy/linalg/__init__.py, where it can be found alone."""
     if BLAS in sys.modules or "scipy.linalg" in sys.modules:
         return
@@ -65,7 +65,7 @@ class _WithoutCffi(importlib.abc.Loader):
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "numba.np.arraymath":
-            _preload_blas()
+            preload_blas()
         elif name == CFFI_USER and "cffi" not in sys.modules:
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):

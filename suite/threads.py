@@ -13,8 +13,16 @@ def load_kernel_blas():
     """Load SciPy's OpenBLAS, the one np.dot in @njit code calls. threadpoolctl limits only the libraries loaded
     when it looks, and numba loads this one with the first kernel that calls np.dot: a limit set before any kernel
     ran missed it (measured: inside single_blas_thread SciPy's OpenBLAS still ran two threads; the LSTM's halves
-    of a batch ran two-thread GEMMs side by side, 2 x slower)."""
-    import scipy.linalg.cython_blas  # noqa: F401
+    of a batch ran two-thread GEMMs side by side, 2 x slower). Loaded alone where it can be (lean_imports: not
+    all of scipy.linalg, ~0.17 s)."""
+    import sys
+
+    from suite.lean_imports import BLAS, preload_blas
+
+    if BLAS not in sys.modules:
+        preload_blas()
+    if BLAS not in sys.modules:
+        import scipy.linalg.cython_blas  # noqa: F401
 
 
 @contextlib.contextmanager
