@@ -24,6 +24,8 @@ from numba import njit
 
 from suite.kernels._math import tanh
 from suite.kernels.config import JIT
+from suite.kernels.halves import by_halves as _by_halves
+from suite.kernels.halves import halves as _batch_halves
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 from suite.kernels.matmul import SMALL_ROWS
 from suite.kernels.matmul import matmul_into as _matmul_into
@@ -61,7 +63,7 @@ halves (B=64, 2 layers: 1.23-1.31 x torch against 1.22 whole, 2026-12-06), on
 the AVX2 EPYC bench/bench_lstm.py's two-layer case read 1.04 and 1.07 x torch
 by halves against 1.12 and 1.09 whole (alternating processes).
 
-On the AVX2 EPYC (2026-12-07 night, after the fix in _halves that makes BLAS's
+On the AVX2 EPYC (2026-12-07 night, after the fix in kernels/halves.py that makes BLAS's
 limit reach SciPy's OpenBLAS), training forward+backward T=100, halves / whole
 in turns in one process (scratch): B=32 H=256 0.90, B=64 H=256 0.95, B=32
 H=128 0.81, B=64 H=128 0.60, B=48 H=192 0.77; bench/bench_lstm.py's H=256 case
@@ -80,8 +82,6 @@ H=256. The forward's product turned round the same way needs its (G*H, B) result
 bytes, and did not pay (scratch, in the kernel: 0.91-1.05 of the old forward's speed, 0.87-0.95 with the
 transpose fused into the gate add)."""
 
-_POOL = None
-_BLAS = None
 
 
 def _scratch(shape, dtype):
@@ -94,9 +94,6 @@ def _scratch(shape, dtype):
     return workspace(int(np.prod(shape)), dtype).reshape(shape)
 
 
-_SPLITTING = False
-
-
 SPLIT_MAX_WEIGHT_BYTES = 2 << 20
 """...and while W_hh fits in 2 MiB: both halves read all of it every step, where
 BLAS's two threads on the whole batch read half each; at H=512 (4 MiB) the split
@@ -105,45 +102,10 @@ H=256, 1 MiB, 1.01-1.04 against 1.28-1.42)."""
 
 
 def _halves(B, W_hh=None):
-    """[(b0, b1), (b1, B)] row ranges to run side by side, or None to run the batch whole."""
-    global _BLAS
-    if B < SPLIT_BATCH or _SPLITTING or (W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES):
-        return None  # small, or already inside a half (its pool thread must not wait on itself)
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return None
-        from suite.threads import load_kernel_blas
-
-        load_kernel_blas()  # before the controller looks: a process's first LSTM call may be split
-        _BLAS = ThreadpoolController().select(user_api="blas")
-    threads = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
-    if threads < 2:
-        return None  # one BLAS thread (the caller's choice, or inside a half): keep to one core
-    m = B // 2
-    return [(0, m), (m, B)]
-
-
-def _by_halves(halves, fn):
-    """[fn(b0, b1) for each half], the halves at once (the compiled kernels release the GIL), BLAS on one
-    thread meanwhile (which also keeps the calls inside from splitting again)."""
-    global _POOL, _SPLITTING
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suite-lstm")
-    _SPLITTING = True
-    try:
-        with _BLAS.limit(limits=1):
-            other = _POOL.submit(fn, *halves[1])
-            try:
-                first = fn(*halves[0])
-            finally:
-                second = other.result()  # waited for even when the first half failed
-            return [first, second]
-    finally:
-        _SPLITTING = False
+    """[(b0, b1), (b1, B)] row ranges to run side by side (suite.kernels.halves), or None to run the batch whole."""
+    if W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES:
+        return None
+    return _batch_halves(B, SPLIT_BATCH)
 
 
 class SplitCache(NamedTuple):

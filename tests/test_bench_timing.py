@@ -1,5 +1,5 @@
-"""bench/timing.py's paired timing, on a fake clock: the two sides take turns of blocks of calls, each turn's
-first call is not counted, and the ratio is the median of the turns' ratios."""
+"""bench/timing.py's paired timing, on a fake clock: the two sides take turns of blocks of calls, each turn waits
+and its first call is not counted, and the ratio is the median of the turns' ratios."""
 import importlib.util
 from pathlib import Path
 
@@ -14,6 +14,7 @@ def test_paired_ms_runs_blocks_in_turns_drops_each_turns_first_call_and_takes_th
     clock = [0.0]
     order = []
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(timing.time, "sleep", lambda s: order.append(("wait", s)))
 
     def side(name, costs_ms):
         costs = iter(costs_ms)
@@ -29,8 +30,10 @@ def test_paired_ms_runs_blocks_in_turns_drops_each_turns_first_call_and_takes_th
     ours = side("ours", [7] + [100, 1, 1] + [100, 10, 10] + [100, 10, 10])
     theirs = side("theirs", [7] + [100, 2, 2] + [100, 20, 20] + [100, 5, 5])
     ours_ms, theirs_ms, ratio = timing.paired_ms(ours, theirs, repeat=6, warmup=1, block=2)
-    assert order == ["ours", "theirs"] + ["ours"] * 3 + ["theirs"] * 3 + ["theirs"] * 3 + ["ours"] * 3 \
-        + ["ours"] * 3 + ["theirs"] * 3
+    wait = ("wait", timing.SETTLE_S)  # before each turn, for the other side's threads to stop spinning
+    assert timing.SETTLE_S >= 0.1
+    assert order == ["ours", "theirs"] + [wait] + ["ours"] * 3 + [wait] + ["theirs"] * 3 + [wait] + ["theirs"] * 3 \
+        + [wait] + ["ours"] * 3 + [wait] + ["ours"] * 3 + [wait] + ["theirs"] * 3
     assert ratio == pytest.approx(0.5)
     assert (ours_ms, theirs_ms) == (pytest.approx(10), pytest.approx(5))
 
@@ -39,5 +42,6 @@ def test_paired_ms_runs_at_least_three_turns(monkeypatch):
     calls = []
     clock = iter(range(1000))
     monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
     timing.paired_ms(lambda: calls.append("o"), lambda: calls.append("t"), repeat=1, warmup=0, block=1)
     assert calls.count("o") == calls.count("t") == 3 * 2

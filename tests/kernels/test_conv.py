@@ -352,3 +352,47 @@ def test_maxpool_and_relu_torch_parity(k, s, H, W):
     np.testing.assert_array_equal(arg, idx.numpy())
     dx = relu_backward(maxpool2d_backward(dy, arg, r.shape), r)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-6)
+
+
+class _FakeBlas:
+    """threadpoolctl's BLAS selection at two threads; limit() changes nothing (the tests run BLAS on one)."""
+
+    lib_controllers = [type("Lib", (), {"num_threads": 2})()]
+
+    def limit(self, limits):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("case", ["s1p1", "s2p1", "1x1"])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_conv_halves_of_the_batch_give_the_whole_batchs_results(case, need_dx, monkeypatch):
+    """conv2d_forward and conv2d_backward by halves of the batch side by side (CONV_SPLIT_BATCH): y and dx are the
+    whole batch's to the last bit (each image's arithmetic is the same), dw and db to rounding (summed over the
+    halves); an odd batch splits unevenly."""
+    import suite.kernels.conv as conv
+    from suite.kernels import halves as halves_module
+
+    x, w, b, s, p = conv_args(case, np.float64)
+    x = np.concatenate([x, x[:1] * 0.5])  # 3 images
+    dy = np.random.default_rng(5).standard_normal(conv2d_forward(x, w, b, s, p).shape)
+    whole = [conv2d_forward(x, w, b, s, p), *conv2d_backward(dy, x, w, s, p, need_dx=need_dx)]
+    calls = []
+    by_halves = conv.by_halves
+    monkeypatch.setattr(conv, "by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
+    monkeypatch.setattr(conv, "CONV_SPLIT_BATCH", 2)
+    monkeypatch.setattr(conv, "CONV_SPLIT_MIN_CHANNELS", 1)
+    monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas())
+    split = [conv2d_forward(x, w, b, s, p), *conv2d_backward(dy, x, w, s, p, need_dx=need_dx)]
+    assert calls == [[(0, 1), (1, 3)]] * 2
+    np.testing.assert_array_equal(split[0], whole[0])
+    if need_dx:
+        np.testing.assert_array_equal(split[1], whole[1])
+    else:
+        assert split[1] is None
+    for a, c in zip(split[2:], whole[2:]):
+        np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(conv, "CONV_SPLIT_MIN_CHANNELS", x.shape[1] + 1)  # too few channels: whole
+    conv2d_forward(x, w, b, s, p)
+    assert len(calls) == 2

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from suite.kernels import halves as halves_module
 from suite.kernels.lstm import lstm_backward, lstm_forward, lstm_infer
 from tests.gradcheck import check_gradients
 from tests.reference.lstm import lstm_forward_ref
@@ -479,7 +480,7 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     by_halves = lstm._by_halves
     monkeypatch.setattr(lstm, "_by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
     monkeypatch.setattr(lstm, "SPLIT_BATCH", 2)
-    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(2))
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
     np.testing.assert_array_equal(split_cache.cs, cache.cs)  # what Recurrent(return_cells=True) reads
@@ -509,13 +510,13 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
     import suite.kernels.lstm as lstm
 
     n = lstm.SPLIT_BATCH
-    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(2))
     assert lstm._halves(n) == [(0, n // 2), (n // 2, n)]
     assert lstm._halves(n - 1) is None
-    monkeypatch.setattr(lstm, "_SPLITTING", True)
+    monkeypatch.setattr(halves_module, "_SPLITTING", True)
     assert lstm._halves(n) is None  # inside a half
-    monkeypatch.setattr(lstm, "_SPLITTING", False)
-    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(1))
+    monkeypatch.setattr(halves_module, "_SPLITTING", False)
+    monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(1))
     assert lstm._halves(64) is None
 
 
@@ -534,7 +535,8 @@ T, B, D, H = 2, lstm.SPLIT_BATCH, 3, 4
 z = np.zeros
 lstm.lstm_forward(z((T, B, D), np.float32), None, None, None, z((D, 4 * H), np.float32), z((H, 4 * H), np.float32),
                   z(4 * H, np.float32))
-held = {lib.filepath for lib in lstm._BLAS.lib_controllers}
+from suite.kernels import halves
+held = {lib.filepath for lib in halves._BLAS.lib_controllers}
 loaded = {lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers}
 assert held == loaded, (held, loaded)
 """
@@ -546,6 +548,6 @@ assert held == loaded, (held, loaded)
 def test_no_halves_for_recurrent_weights_over_the_limit(monkeypatch):
     import suite.kernels.lstm as lstm
 
-    monkeypatch.setattr(lstm, "_BLAS", _FakeBlas(2))
+    monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(2))
     small, big = np.zeros((256, 1024), np.float32), np.zeros((512, 2048), np.float32)
     assert lstm._halves(64, small) is not None and lstm._halves(64, big) is None
