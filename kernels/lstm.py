@@ -63,8 +63,8 @@ halves (B=64, 2 layers: 1.23-1.31 x torch against 1.22 whole, 2026-12-06), on
 the AVX2 EPYC bench/bench_lstm.py's two-layer case read 1.04 and 1.07 x torch
 by halves against 1.12 and 1.09 whole (alternating processes).
 
-On the AVX2 EPYC (2026-12-07 night, after the fix in kernels/halves.py that makes BLAS's
-limit reach SciPy's OpenBLAS), training forward+backward T=100, halves / whole
+On the AVX2 EPYC (2026-12-07 night, after the fix in kernels/halves.py that
+makes BLAS's limit reach SciPy's OpenBLAS), training forward+backward T=100, halves / whole
 in turns in one process (scratch): B=32 H=256 0.90, B=64 H=256 0.95, B=32
 H=128 0.81, B=64 H=128 0.60, B=48 H=192 0.77; bench/bench_lstm.py's H=256 case
 0.86 and 0.92 x torch by halves against 0.97 and 1.03 whole. Before that fix
@@ -83,10 +83,9 @@ bytes, and did not pay (scratch, in the kernel: 0.91-1.05 of the old forward's s
 transpose fused into the gate add)."""
 
 
-
 def _scratch(shape, dtype):
-    """A (shape) array, contents undefined, for a kernel's own temporaries (nothing returned holds it), on the memory this
-    thread keeps (suite.kernels.scratch: lstm_backward's gate gradients, (T, B, G*H), are 26 MB at B=64, T=100,
+    """A (shape) array, contents undefined, for a kernel's own temporaries (nothing returned holds it), on the
+    memory this thread keeps (suite.kernels.scratch: lstm_backward's gate gradients, (T, B, G*H), are 26 MB at B=64, T=100,
     H=256 and 52 MB at H=512; bench/bench_scratch.py, one thread, AVX2 EPYC, 2026-12-07, a training on the other
     core: at H=256 7,214 page faults a step with a new array each call, 0 kept, the step 0.89 as long; at H=512
     13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core idle)). The halves of a split batch run
@@ -459,9 +458,10 @@ def _cell_backward_row(a, c_prev, c, dh, dc, peep, use_peep, cifg, dz, dpeep):
 @njit(**JIT)
 def _backward(dy, dhT, dcT, xr, lengths, W_ih, W_hh, peep, use_peep, cifg, W_hr, use_proj,
               reverse, gates, cs, h_pre, dx, dh0, dc0, dW, db, dpeep, dW_hr, dG, batch_minor):
-    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated. dG: (T, B, G*H), any contents,
-    the workspace of d loss / d gate pre-activations (padded slots are zeroed here). batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T
-    (BATCH_MINOR_ROWS) where a step's rows share one time index."""
+    """Backprop through time. Outputs (dx ... dW_hr) are written, not accumulated; dW is [dW_ih; dW_hh] (D+R, G*H).
+    dG: (T, B, G*H), any contents, the workspace of d loss / d gate pre-activations (padded slots are zeroed
+    here). batch_minor: each step's dG @ W_hh^T as (W_hh dG^T)^T (BATCH_MINOR_ROWS) where a step's rows share one
+    time index."""
     T, B, GH = gates.shape
     D = W_ih.shape[0]
     H = cs.shape[2]
@@ -703,7 +703,8 @@ def lstm_backward(dy, dhT, dcT, cache):
     dh0 : np.ndarray [shape=(B, R)]
     dc0 : np.ndarray [shape=(B, H)]
     grads : dict
-        'W_ih', 'W_hh', 'b', and 'peep' / 'W_hr' when the forward used them.
+        'W_ih', 'W_hh', 'b', and 'peep' / 'W_hr' when the forward used them
+        ('W_ih' and 'W_hh' are the two row blocks of one array).
     """
     if isinstance(cache, SplitCache):
         return _split_backward(dy, dhT, dcT, cache)

@@ -146,7 +146,10 @@ def _render_fluidsynth(grid, path, tempo, sample_rate, key_transpose, program, s
         with atomic_path(path, suffix=".wav") as tmp:
             command = [program, "-ni", "-q", "-g", "0.6", "-r", str(sample_rate), "-T", "wav", "-O", "s16",
                        "-F", str(tmp), soundfont, str(midi_path)]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            # libpulse, loaded by fluidsynth even to write a file, makes a pulse-* folder in TMPDIR (and a link to
+            # it in ~/.config/pulse) unless XDG_RUNTIME_DIR names a folder: ours, removed with it
+            env = dict(os.environ, XDG_RUNTIME_DIR=folder)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
             if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
                 raise RuntimeError(f"{' '.join(command[:1])} exited {done.returncode}: "
                                    f"{(done.stderr or done.stdout).strip()[-300:]}")
