@@ -6,7 +6,7 @@ unrolling) run on one core. By halves, both cores run everything. The kernels' c
 kernels/lstm.py (SPLIT_BATCH) and kernels/conv.py (CONV_SPLIT_BATCH) say where it paid.
 
 BLAS is held with threadpoolctl, which limits only the libraries loaded when it looks: SciPy's OpenBLAS (the one
-np.dot in @njit code calls) is loaded first (suite.threads.load_kernel_blas). Without that, a process whose first
+np.dot in @njit code calls) is loaded first (kernels/blas.py). Without that, a process whose first
 kernel call split ran two-thread GEMMs side by side, twice as slow as the whole batch.
 """
 _POOL = None
@@ -25,7 +25,7 @@ def halves(B, min_rows):
             from threadpoolctl import ThreadpoolController
         except ImportError:
             return None
-        from suite.threads import load_kernel_blas
+        from suite.kernels.blas import load_kernel_blas
 
         load_kernel_blas()  # before the controller looks: a process's first kernel call may be split
         _BLAS = ThreadpoolController().select(user_api="blas")

@@ -10,7 +10,7 @@ Loading any compiled kernel makes numba's CPU target import
   compiled backend, ``_cffi_backend``, not this package).
 
 ``install()`` (the ``suite`` command calls it first) adds an import hook that, when numba reaches those two
-modules, loads ``scipy.linalg.cython_blas`` on its own (the same extension module; a later ``import
+modules, loads ``scipy.linalg.cython_blas`` on its own (kernels/blas.py; the same extension module; a later ``import
 scipy.linalg`` still works and finds it) and runs ``cffi_utils`` with ``cffi`` hidden (numba then reports cffi
 as unsupported, as it does where cffi is not installed). Where anything differs from what is expected (another
 SciPy layout, cffi already imported) the hook steps aside and the normal imports run. No NumPy here:
@@ -19,29 +19,9 @@ SciPy layout, cffi already imported) the hook steps aside and the normal imports
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import os
 import sys
 
-BLAS = "scipy.linalg.cython_blas"
 CFFI_USER = "numba.core.typing.cffi_utils"
-
-
-def preload_blas():
-    """Load scipy.linalg.cython_blas without running scipy/linalg/__init__.py, where it can be found alone."""
-    if BLAS in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    try:
-        import scipy
-        folder = os.path.join(scipy.__path__[0], "linalg")
-        found = importlib.machinery.PathFinder.find_spec("cython_blas", [folder])
-        if found is None or not isinstance(found.loader, importlib.machinery.ExtensionFileLoader):
-            return
-        spec = importlib.util.spec_from_file_location(BLAS, found.origin)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[BLAS] = module
-        spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001 - any surprise: the normal import runs instead
-        sys.modules.pop(BLAS, None)
 
 
 class _WithoutCffi(importlib.abc.Loader):
@@ -65,6 +45,8 @@ class _WithoutCffi(importlib.abc.Loader):
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "numba.np.arraymath":
+            from suite.kernels.blas import preload_blas
+
             preload_blas()
         elif name == CFFI_USER and "cffi" not in sys.modules:
             for finder in sys.meta_path:

@@ -9,22 +9,6 @@ one thread (training_blas_threads) unless the user named a count.
 import contextlib
 
 
-def load_kernel_blas():
-    """Load SciPy's OpenBLAS, the one np.dot in @njit code calls. threadpoolctl limits only the libraries loaded
-    when it looks, and numba loads this one with the first kernel that calls np.dot: a limit set before any kernel
-    ran missed it (measured: inside single_blas_thread SciPy's OpenBLAS still ran two threads; the LSTM's halves
-    of a batch ran two-thread GEMMs side by side, 2 x slower). Loaded alone where it can be (lean_imports: not
-    all of scipy.linalg, ~0.17 s)."""
-    import sys
-
-    from suite.lean_imports import BLAS, preload_blas
-
-    if BLAS not in sys.modules:
-        preload_blas()
-    if BLAS not in sys.modules:
-        import scipy.linalg.cython_blas  # noqa: F401
-
-
 @contextlib.contextmanager
 def single_blas_thread():
     """Run the block with every BLAS (numpy's, SciPy's, which numba calls) on one thread."""
@@ -33,7 +17,9 @@ def single_blas_thread():
     except ImportError:  # without it the default threads are used: slower, not wrong
         yield
         return
-    load_kernel_blas()
+    from suite.kernels.blas import load_kernel_blas
+
+    load_kernel_blas()  # else a block entered before any kernel ran misses the BLAS numba calls
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
