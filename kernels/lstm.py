@@ -97,7 +97,10 @@ SPLIT_MAX_WEIGHT_BYTES = 2 << 20
 """...and while W_hh fits in 2 MiB: both halves read all of it every step, where
 BLAS's two threads on the whole batch read half each; at H=512 (4 MiB) the split
 measured no faster (training 1.22-1.34 x torch against 1.15-1.29 whole; at
-H=256, 1 MiB, 1.01-1.04 against 1.28-1.42)."""
+H=256, 1 MiB, 1.01-1.04 against 1.28-1.42). On the AVX2 EPYC with the BLAS limit
+working (2026-12-07 night, bench_lstm.py's H=512 case with the limit lifted,
+alternating processes): 0.951 and 0.955 x torch by halves against 0.92 and 0.953
+whole: no faster there either."""
 
 
 def _halves(B, W_hh=None):
