@@ -29,7 +29,7 @@ from suite.kernels.halves import halves as _batch_halves
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 from suite.kernels.matmul import SMALL_ROWS
 from suite.kernels.matmul import matmul_into as _matmul_into
-from suite.kernels.scratch import workspace
+from suite.kernels.scratch import pieces
 
 INFER_CHUNK = 32
 INFER_ROWS = 256
@@ -83,16 +83,6 @@ bytes, and did not pay (scratch, in the kernel: 0.91-1.05 of the old forward's s
 transpose fused into the gate add)."""
 
 
-def _scratch(shape, dtype):
-    """A (shape) array, contents undefined, for a kernel's own temporaries (nothing returned holds it), on the
-    memory this thread keeps (suite.kernels.scratch: lstm_backward's gate gradients, (T, B, G*H), are 26 MB at B=64, T=100,
-    H=256 and 52 MB at H=512; bench/bench_scratch.py, one thread, AVX2 EPYC, 2026-12-07, a training on the other
-    core: at H=256 7,214 page faults a step with a new array each call, 0 kept, the step 0.89 as long; at H=512
-    13,338 against 537, 0.98 as long (0.97 and 0.99 with the other core idle)). The halves of a split batch run
-    in two threads, so each has its own."""
-    return workspace(int(np.prod(shape)), dtype).reshape(shape)
-
-
 SPLIT_MAX_WEIGHT_BYTES = 2 << 20
 """...and while W_hh fits in 2 MiB: both halves read all of it every step, where
 BLAS's two threads on the whole batch read half each; at H=512 (4 MiB) the split
@@ -122,6 +112,20 @@ class SplitCache(NamedTuple):
         return np.concatenate([c.cs for c in self.caches], axis=1)
 
 
+def _joined(parts):
+    """The halves' first three results as the whole batch's: (T, B, .) joined on the batch axis, (B, .) on the
+    first."""
+    return tuple(np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+
+
+def _by_rows(halves, fn, x, lengths, h0, c0, *rest):
+    """fn(x, lengths, h0, c0, *rest) on each half's rows (contiguous copies of x's), side by side: (the first three
+    results joined, every half's results)."""
+    parts = _by_halves(halves, lambda b0, b1: fn(np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1],
+                                                 c0[b0:b1], *rest))
+    return _joined(parts), parts
+
+
 def _split_backward(dy, dhT, dcT, cache):
     """lstm_backward of a SplitCache: each half's backward side by side, dx and the initial-state gradients
     joined, the weight gradients summed."""
@@ -138,7 +142,7 @@ def _split_backward(dy, dhT, dcT, cache):
 
     parts = _by_halves(cache.halves, lambda b0, b1: lstm_backward(
         rows(dy, b0, b1, 1), rows(dhT, b0, b1, 0), rows(dcT, b0, b1, 0), cache.caches[cache.halves.index((b0, b1))]))
-    dx, dh0, dc0 = (np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+    dx, dh0, dc0 = _joined(parts)
     grads = parts[0][3]
     for name in grads:
         grads[name] += parts[1][3][name]
@@ -655,10 +659,8 @@ def lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=F
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
     halves = _halves(B, W_hh) if T else None
     if halves is not None:
-        parts = _by_halves(halves, lambda b0, b1: lstm_forward(
-            np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, W_hh, b, peep, W_hr,
-            cifg, reverse))
-        y, hT, cT = (np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+        (y, hT, cT), parts = _by_rows(halves, lstm_forward, x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg,
+                                      reverse)
         return y, hT, cT, SplitCache(halves, [p[3] for p in parts])
     dtype = x.dtype
     use_peep, use_proj = peep is not None, W_hr is not None
@@ -735,7 +737,8 @@ def lstm_backward(dy, dhT, dcT, cache):
         _backward(dy, dhT, dcT, cache.xr, cache.lengths, cache.W_ih, cache.W_hh, cache.peep,
                   cache.use_peep, cache.cifg, cache.W_hr, cache.use_proj, cache.reverse,
                   cache.gates, cache.cs, cache.h_pre,
-                  dx, dh0, dc0, dW, grads["b"], dpeep, dW_hr, _scratch((T, B, GH), dtype),
+                  dx, dh0, dc0, dW, grads["b"], dpeep, dW_hr,
+                  pieces(dtype, (T, B, GH))[0],  # dG on memory this thread keeps (suite.kernels.scratch)
                   B >= BATCH_MINOR_ROWS)
     if cache.use_peep:
         grads["peep"] = dpeep
@@ -763,10 +766,7 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
     halves = _halves(B, W_hh) if T else None
     if halves is not None:
-        parts = _by_halves(halves, lambda b0, b1: lstm_infer(
-            np.ascontiguousarray(x[:, b0:b1]), lengths[b0:b1], h0[b0:b1], c0[b0:b1], W_ih, W_hh, b, peep, W_hr,
-            cifg, reverse))
-        return tuple(np.concatenate([p[k] for p in parts], axis=1 if k == 0 else 0) for k in range(3))
+        return _by_rows(halves, lstm_infer, x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg, reverse)[0]
     dtype = x.dtype
     use_peep, use_proj = peep is not None, W_hr is not None
     y = np.zeros((T, B, R), dtype)
