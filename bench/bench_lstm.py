@@ -9,6 +9,8 @@ ratio, not the absolute time, is the figure to compare between runs. Inference
 and training cases also give gemm_floor_ms: the same run's time of the GEMMs
 alone that the case's math needs, on the BLAS our kernels use; gemm_floor_ratio
 = floor / torch is the lowest ratio any kernel built on that BLAS could reach.
+The B=64 inference case's step GEMM is our own since 2026-12-08 (kernels/simd.py),
+so its floor is BLAS's figure for comparison, not a bound.
 
     make bench            # or: .venv/bin/python bench/bench_lstm.py [--repeat 20] [--only gen]
 """
@@ -90,7 +92,7 @@ def case_inference(rng, B, T, D, H, layers, repeat):
     if B < 16:  # a matrix-vector product a step: memory-bound, no GEMM floor to speak of
         return ours_ms, torch_ms, ratio, {"max_abs_diff": err}
     # per layer, the input projection of all steps and the recurrent product of each step (batch-minor, as
-    # _infer_wide runs it: OpenBLAS's faster shape for a 64-row batch)
+    # _infer_wide runs it: OpenBLAS's faster shape for a 64-row batch), on BLAS (the kernel uses ours by halves)
     shapes = [(T * B, D if k == 0 else H, 4 * H, 1) for k in range(layers)] + [(4 * H, H, B, T)] * layers
     return ours_ms, torch_ms, ratio, {"max_abs_diff": err} | _floor(shapes, repeat, torch_ms)
 

@@ -17,9 +17,18 @@ _SPLITTING = False
 def halves(B, min_rows):
     """[(0, m), (m, B)] row ranges to run side by side, or None to run the batch whole: fewer than min_rows rows,
     already inside a half, threadpoolctl missing, or BLAS on one thread (the caller's choice: keep to one core)."""
-    global _BLAS
     if B < min_rows or _SPLITTING:
         return None  # small, or already inside a half (its pool thread must not wait on itself)
+    threads = blas_threads()
+    if threads is None or threads < 2:
+        return None
+    m = B // 2
+    return [(0, m), (m, B)]
+
+
+def blas_threads():
+    """The threads BLAS may use now (1 inside a half), or None where threadpoolctl is missing."""
+    global _BLAS
     if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -29,11 +38,7 @@ def halves(B, min_rows):
 
         load_kernel_blas()  # before the controller looks: a process's first kernel call may be split
         _BLAS = ThreadpoolController().select(user_api="blas")
-    threads = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
-    if threads < 2:
-        return None
-    m = B // 2
-    return [(0, m), (m, B)]
+    return min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
 
 
 def by_halves(halves, fn):

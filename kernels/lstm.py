@@ -24,12 +24,14 @@ from numba import njit
 
 from suite.kernels._math import tanh
 from suite.kernels.config import JIT
+from suite.kernels.halves import blas_threads as _blas_threads
 from suite.kernels.halves import by_halves as _by_halves
 from suite.kernels.halves import halves as _batch_halves
 from suite.kernels.lstm_cell import lstm_cell_row, n_gates
 from suite.kernels.matmul import SMALL_ROWS
 from suite.kernels.matmul import matmul_into as _matmul_into
 from suite.kernels.scratch import pieces
+from suite.kernels.simd import LANES, gemm_cols
 
 INFER_CHUNK = 32
 INFER_ROWS = 256
@@ -72,6 +74,14 @@ a process whose first LSTM call split ran the halves' GEMMs at two BLAS
 threads each, side by side (measured then as 2.08-2.27 x torch by halves
 against 1.00-1.05 whole, and the split was confined to AVX-512 CPUs)."""
 
+OWN_GEMM_MAX_COLS = 32
+INFER_SPLIT_BATCH = 16
+"""_infer_wide's step GEMM is ours (kernels/simd.py) up to OWN_GEMM_MAX_COLS columns while BLAS is held to one
+thread (inside a half, or by the caller), BLAS's otherwise; lstm_infer runs halves from INFER_SPLIT_BATCH rows
+(SPLIT_BATCH for training), so that both cores run our GEMM. Two layers T=100 H=256, two BLAS threads, old /
+new in turns in one process (scratch, AVX2 EPYC, 2026-12-08): B=64 0.88, B=32 0.74, B=20 0.82, B=16 0.84;
+ours at 64 columns (B=128 by halves) read 1.12 of BLAS's one-thread GEMM, hence the bound."""
+
 BATCH_MINOR_ROWS = SMALL_ROWS + 1
 """From this many rows (past matmul.SMALL_ROWS, where the step's product is BLAS's anyway) lstm_backward runs each
 step's dG @ W_hh^T as W_hh @ dG^T into a (R, B) buffer and transposes that: OpenBLAS runs the batch in the
@@ -93,11 +103,12 @@ alternating processes): 0.951 and 0.955 x torch by halves against 0.92 and 0.953
 whole: no faster there either."""
 
 
-def _halves(B, W_hh=None):
-    """[(b0, b1), (b1, B)] row ranges to run side by side (suite.kernels.halves), or None to run the batch whole."""
+def _halves(B, W_hh=None, min_rows=None):
+    """[(b0, b1), (b1, B)] row ranges to run side by side (suite.kernels.halves), or None to run the batch whole
+    (fewer than min_rows rows, SPLIT_BATCH by default)."""
     if W_hh is not None and W_hh.nbytes > SPLIT_MAX_WEIGHT_BYTES:
         return None
-    return _batch_halves(B, SPLIT_BATCH)
+    return _batch_halves(B, SPLIT_BATCH if min_rows is None else min_rows)
 
 
 class SplitCache(NamedTuple):
@@ -334,16 +345,25 @@ def _transpose_into(a, out):
 
 
 @njit(**JIT)
+def _wide_cols(B, own_gemm):
+    """Columns of _infer_wide's batch-minor state: B, rounded up to whole vectors for our GEMM (kernels/simd.py)."""
+    return -(-B // LANES) * LANES if own_gemm else B
+
+
+@njit(**JIT)
 def _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, cifg, W_hr, use_proj,
-                reverse, y, hT, cT):
+                reverse, own_gemm, y, hT, cT):
     """Inference with batch-minor state, for wide batches.
 
     One GEMM per step, z^T = [W_ih; W_hh; b]^T @ [x_t^T; r^T; 1], puts the
     batch in the GEMM's short dimension, the shape OpenBLAS runs fastest
     (measured 190 vs 160 GFLOP/s at B=64, H=256), and folds the input
     projection and the bias into it. Stored (G*H, B), z flattened is again
-    G blocks, of H*B values each, so lstm_cell_row advances the whole batch
-    in one call with H*B in the role of H (peep_b is peep repeated B times).
+    G blocks, of H*N values each, so lstm_cell_row advances the whole batch
+    in one call with H*N in the role of H (peep_b is peep repeated N times).
+    own_gemm: the step's GEMM is ours (kernels/simd.py, OWN_GEMM_MAX_COLS),
+    whose state has N = _wide_cols(B, True) columns, B rounded up to whole
+    vectors (the columns past B run on zeros); else BLAS's, N = B.
     Rows past their length keep computing on zero input; their final states
     were captured when they ended. y must be zero on entry.
     """
@@ -352,19 +372,21 @@ def _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, cifg, W_hr,
     H = c0.shape[1]
     R = h0.shape[1]
     K = D + R + 1
+    N = _wide_cols(B, own_gemm)
     W_cat_T = np.empty((GH, K), dtype=x.dtype)     # (G*H, D+R+1) [W_ih; W_hh; b]^T
     _transpose_into(W_ih, W_cat_T[:, :D])
     _transpose_into(W_hh, W_cat_T[:, D:D + R])
     W_cat_T[:, K - 1] = b
     W_hr_T = np.ascontiguousarray(W_hr.T)          # (P, H)
-    u = np.zeros((K, B), dtype=x.dtype)            # (D+R+1, B) GEMM input [x_t^T; r^T; 1]
+    u = np.zeros((K, N), dtype=x.dtype)            # (D+R+1, N) GEMM input [x_t^T; r^T; 1]
     u[K - 1] = 1
-    _transpose_into(h0, u[D:D + R])
-    r = u[D:D + R]                                 # (R, B) the recurrent state, in place in u
-    c = np.ascontiguousarray(c0.T)                 # (H, B) cell state before the step
-    c_next = np.empty((H, B), dtype=x.dtype)       # (H, B) after it (no aliasing, see lstm_cell_row)
-    z = np.empty((GH, B), dtype=x.dtype)           # (G*H, B) gate pre-activations
-    h_pre = np.empty((H, B), dtype=x.dtype)        # (H, B) LSTMP: h before the projection
+    _transpose_into(h0, u[D:D + R, :B])
+    r = u[D:D + R]                                 # (R, N) the recurrent state, in place in u
+    c = np.zeros((H, N), dtype=x.dtype)            # (H, N) cell state before the step
+    _transpose_into(c0, c[:, :B])
+    c_next = np.empty((H, N), dtype=x.dtype)       # (H, N) after it (no aliasing, see lstm_cell_row)
+    z = np.empty((GH, N), dtype=x.dtype)           # (G*H, N) gate pre-activations
+    h_pre = np.empty((H, N), dtype=x.dtype)        # (H, N) LSTMP: h before the projection
     h_out = h_pre if use_proj else r
     hT[:] = h0                                     # rows with len 0 keep their initial states
     cT[:] = c0
@@ -378,9 +400,12 @@ def _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, cifg, W_hr,
             elif s == n:
                 for d in range(D):
                     u[d, bi] = 0                   # ended: keep its (unused) state finite
-        np.dot(W_cat_T, u, z)
-        lstm_cell_row(z.reshape(GH * B), c.reshape(H * B), peep_b, use_peep, cifg,
-                      c_next.reshape(H * B), h_out.reshape(H * B))
+        if own_gemm:
+            gemm_cols(W_cat_T, u, z)
+        else:
+            np.dot(W_cat_T, u, z)
+        lstm_cell_row(z.reshape(GH * N), c.reshape(H * N), peep_b, use_peep, cifg,
+                      c_next.reshape(H * N), h_out.reshape(H * N))
         c, c_next = c_next, c
         if use_proj:
             np.dot(W_hr_T, h_pre, r)               # r^T = W_hr^T h^T
@@ -764,7 +789,7 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     """
     x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, (T, B, D, H, R) = _validate(
         x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg)
-    halves = _halves(B, W_hh) if T else None
+    halves = _halves(B, W_hh, INFER_SPLIT_BATCH) if T else None
     if halves is not None:
         return _by_rows(halves, lstm_infer, x, lengths, h0, c0, W_ih, W_hh, b, peep, W_hr, cifg, reverse)[0]
     dtype = x.dtype
@@ -776,9 +801,10 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     cT = np.empty((B, H), dtype)
     W_hr_k = W_hr if use_proj else _unused(dtype)
     if B >= WIDE_BATCH and T >= WIDE_STEPS:
-        peep_b = np.repeat(peep, B, axis=1) if use_peep else _unused(dtype)  # (3, H*B)
+        own_gemm = _wide_cols(B, True) <= OWN_GEMM_MAX_COLS and _blas_threads() == 1
+        peep_b = np.repeat(peep, _wide_cols(B, own_gemm), axis=1) if use_peep else _unused(dtype)  # (3, H*N)
         _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, bool(cifg), W_hr_k,
-                    use_proj, bool(reverse), y, hT, cT)
+                    use_proj, bool(reverse), own_gemm, y, hT, cT)
     else:
         chunk = min(max(INFER_CHUNK, -(-INFER_ROWS // B)), T)
         _infer(x, lengths, h0, c0, W_ih, b, W_hh, peep if use_peep else _unused(dtype), use_peep,

@@ -55,10 +55,12 @@ def test_forward_matches_reference(variant, lengths, reverse, monkeypatch):
         np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol)
         np.testing.assert_allclose(hT, hT_ref, rtol=0, atol=tol)
         np.testing.assert_allclose(cT, cT_ref, rtol=0, atol=tol)
-        # both inference kernels: per-row (small batches) and batch-minor (wide)
-        for wide_batch in (B + 1, 1):
+        # both inference kernels: per-row (small batches) and batch-minor (wide), whose step GEMM is BLAS's or
+        # ours (kernels/simd.py: B=4 padded to 8 columns; the tests run BLAS on one thread)
+        for wide_batch, own_cols in ((B + 1, 32), (1, 0), (1, 32)):
             monkeypatch.setattr(lstm, "WIDE_BATCH", wide_batch)
             monkeypatch.setattr(lstm, "WIDE_STEPS", 1)
+            monkeypatch.setattr(lstm, "OWN_GEMM_MAX_COLS", own_cols)
             y_inf, hT_inf, cT_inf = lstm_infer(lengths=lengths, reverse=reverse, **args)
             # same cell code; only the order of the sums in the gate inputs differs
             same = dict(rtol=0, atol=1e-14 if dtype == np.float64 else 5e-7)
@@ -480,6 +482,7 @@ def test_halves_of_the_batch_side_by_side_give_the_whole_batchs_results(variant,
     by_halves = lstm._by_halves
     monkeypatch.setattr(lstm, "_by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
     monkeypatch.setattr(lstm, "SPLIT_BATCH", 2)
+    monkeypatch.setattr(lstm, "INFER_SPLIT_BATCH", 2)
     monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(2))
     split_outputs, split_gradients, split_cache = run()
     assert isinstance(split_cache, lstm.SplitCache)
@@ -513,6 +516,9 @@ def test_halves_only_where_blas_may_use_two_threads(monkeypatch):
     monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas(2))
     assert lstm._halves(n) == [(0, n // 2), (n // 2, n)]
     assert lstm._halves(n - 1) is None
+    m = lstm.INFER_SPLIT_BATCH  # inference's bound
+    assert lstm._halves(m, None, m) == [(0, m // 2), (m // 2, m)]
+    assert lstm._halves(m - 1, None, m) is None
     monkeypatch.setattr(halves_module, "_SPLITTING", True)
     assert lstm._halves(n) is None  # inside a half
     monkeypatch.setattr(halves_module, "_SPLITTING", False)
