@@ -41,6 +41,7 @@ from suite.kernels.config import JIT
 from suite.kernels.halves import by_halves
 from suite.kernels.halves import halves as _batch_halves
 from suite.kernels.scratch import pieces
+from suite.kernels.simd import taps_gemm, taps_gemm_t
 
 _FLOATS = (np.float32, np.float64)
 
@@ -269,6 +270,53 @@ def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, direct_dw, WF, 
 
 
 @njit(**JIT)
+def _conv_forward_taps(x, W4, bias, offs, p, Hp, Wp, y, xp, z):
+    """y = conv(x, W) + b at stride 1, one image at a time, through our GEMM on the taps (kernels/simd.py,
+    taps_gemm): z (F4, N16) = W4 @ the padded image's taps, on the wide grid of Ho x Wp, then each output row
+    copied out with its bias. W4 is W reshaped (F, C*KH*KW) with zero rows up to F4 (a multiple of 4); offs[k] the
+    flat start of tap k = (c, kh, kw) in xp; xp zeros of C*Hp*Wp + KW - 1 + 15 (the last tiles read, for junk
+    columns only, past the last plane)."""
+    B = x.shape[0]
+    F, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
+    for b in range(B):
+        _pad_into(x[b], p, Hp, Wp, xp)
+        taps_gemm(W4, xp, offs, z)
+        for f in range(F):
+            for oh in range(Ho):
+                _copy_plus(y[b, f, oh], z[f, oh * Wp:oh * Wp + Wo], bias[f])
+
+
+@njit(**JIT)
+def _conv_backward_taps(dy, x, offs, WF4, offs_dx, p, q, Hp, Wp, need_dx, dx, dWT, db, xp, V, dyp, z):
+    """Gradients of _conv_forward_taps: db; dWT (K4, F16) += each image's taps @ dy^T (taps_gemm_t; V (Ho*Wp,
+    F16) holds dy^T on the wide grid, zeros in the junk rows and the columns past F, on entry); and, if need_dx,
+    dx as the stride-1 convolution of dy padded by q = KH - 1 - p (dyp, zeros of F*(Ho+2q)*(Wo+2q) + KW - 1 + 15,
+    on entry) with the kernel flipped and its channels and filters swapped (WF4 (C4, F*KH*KW), offs_dx its taps in
+    dyp). dWT and db are accumulated; z (C4, N16) is the workspace of dx's product."""
+    B, C, H, W = x.shape
+    F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    Hq, Wq = Ho + 2 * q, Wo + 2 * q
+    for b in range(B):
+        for f in range(F):
+            acc = 0.0                                     # float64 sum over B*Ho*Wo terms
+            for oh in range(Ho):
+                row = dy[b, f, oh]
+                for ow in range(Wo):
+                    v = row[ow]
+                    acc += v
+                    V[oh * Wp + ow, f] = v
+            db[f] += acc
+        _pad_into(x[b], p, Hp, Wp, xp)
+        taps_gemm_t(xp, offs, V, dWT)
+        if need_dx:
+            _pad_into(dy[b], q, Hq, Wq, dyp)
+            taps_gemm(WF4, dyp, offs_dx, z)
+            for c in range(C):
+                for h in range(H):
+                    _copy(dx[b, c, h], z[c, h * Wq:h * Wq + W])
+
+
+@njit(**JIT)
 def _relu_forward(x, y):
     for k in range(x.size):
         v = x[k]
@@ -436,6 +484,65 @@ def _conv_halves(B, C):
     return _batch_halves(B, CONV_SPLIT_BATCH) if C >= CONV_SPLIT_MIN_CHANNELS else None
 
 
+TAPS = True
+TAPS_MIN = 16
+"""float32 convolutions at stride 1 with at least TAPS_MIN taps (C*KH*KW) run through our GEMM on the taps
+(kernels/simd.py: no unrolled columns, no BLAS): forward, dW, and dx where the kernel is square and padding < its
+size. Others (float64, other strides, one input channel of a 3x3 kernel) keep the columns, the direct loops and
+BLAS below. Forward and backward, 3x3 padding 1, taps / before in turns in one process (scratch, AVX2 EPYC,
+2026-12-08), one BLAS thread (as the apps run): 3x64x64 -> 16 B=32 0.77, 16x32x32 -> 32 B=32 0.74, 32x16x16 ->
+64 0.87, the handwriting model's 16x16x400 -> 32 B=24 0.76, but its first layer 1x32x800 -> 16 (9 taps, no dx)
+1.40; two threads (the halves above 16 channels): 0.70, 1.00, 1.04, 1.01."""
+
+
+def _by_taps(dtype, stride, taps):
+    return TAPS and dtype == np.float32 and stride == 1 and taps >= TAPS_MIN
+
+
+def _up(n, m):
+    """n rounded up to a multiple of m."""
+    return -(-n // m) * m
+
+
+def _rows_up(a, m):
+    """a (R, K) as a C-contiguous (R rounded up to m, K) array, zeros in the added rows."""
+    out = np.zeros((_up(a.shape[0], m), a.shape[1]), a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+def _tap_starts(C, KH, KW, Hp, Wp, n=None):
+    """Flat starts in a padded (C, Hp, Wp) buffer of the taps (c, kh, kw) in that order, padded with 0 to n."""
+    starts = (np.arange(C)[:, None, None] * (Hp * Wp) + np.arange(KH)[None, :, None] * Wp
+              + np.arange(KW)[None, None, :]).reshape(-1)
+    return np.concatenate([starts, np.zeros((n or 0) - starts.size, starts.dtype)]) if n else starts
+
+
+def _backward_taps(dy, x, w, padding, g, need_dx, dx, dW2, db):
+    """conv2d_backward through _conv_backward_taps: fills dx (if need_dx), dW2 and db."""
+    F, C, KH, KW = w.shape
+    K = C * KH * KW
+    K4, F16 = _up(K, 4), _up(F, 16)
+    q = KH - 1 - padding
+    Hq, Wq = g.Ho + 2 * q, g.Wo + 2 * q
+    if need_dx:
+        WF4 = _rows_up(np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, F * KH * KW), 4)
+        offs_dx = _tap_starts(F, KH, KW, Hq, Wq)
+    else:
+        WF4, offs_dx = np.zeros((0, 0), x.dtype), np.zeros(0, np.int64)
+    padded = C * g.Hp * g.Wp + KW - 1 + 15
+    xp, V, dyp, z, dWT = pieces(x.dtype, (padded,), (g.Ho * g.Wp, F16),
+                                (F * Hq * Wq + KW - 1 + 15 if need_dx else 0,),
+                                (WF4.shape[0], _up(x.shape[2] * Wq, 16) if need_dx else 0), (K4, F16))
+    for a in (xp, V, dyp, dWT):
+        a.fill(0)
+    db64 = np.zeros(F)
+    _conv_backward_taps(dy, x, _tap_starts(C, KH, KW, g.Hp, g.Wp, K4), WF4, offs_dx, padding, q, g.Hp, g.Wp,
+                        need_dx, dx, dWT, db64, xp, V, dyp, z)
+    dW2[:] = dWT[:K, :F].T
+    db[:] = db64
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2D convolution (cross-correlation, as torch's conv2d); wraps ``_conv_forward``.
 
@@ -464,7 +571,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     if halves is not None:
         return np.concatenate(by_halves(halves, lambda b0, b1: conv2d_forward(x[b0:b1], w, b, stride, padding)))
     y = np.empty((x.shape[0], F, g.Ho, g.Wo), x.dtype)  # (B, F, Ho, Wo)
-    if x.shape[0]:
+    if x.shape[0] and _by_taps(x.dtype, stride, C * KH * KW):
+        padded, K, _ = _workspace_sizes(g, C, KH, KW)
+        xp, z = pieces(x.dtype, (padded + 15,), (_up(F, 4), _up(g.Ho * g.Wp, 16)))
+        xp.fill(0)
+        _conv_forward_taps(x, _rows_up(w.reshape(F, K), 4), b, _tap_starts(C, KH, KW, g.Hp, g.Wp), padding,
+                           g.Hp, g.Wp, y, xp, z)
+    elif x.shape[0]:
         padded, K, N = _workspace_sizes(g, C, KH, KW)
         direct = KH == KW == 3 and stride == 1 and min(C, F) <= DIRECT_MAX_CHANNELS
         if direct:
@@ -511,7 +624,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     dx = np.zeros(x.shape if need_dx else (0, 0, 0, 0), x.dtype)  # (B, C, H, W)
     dW2 = np.zeros((F, C * KH * KW), x.dtype)  # (F, C*KH*KW)
     db = np.zeros(F, x.dtype)              # (F,)
-    if B:
+    if B and _by_taps(x.dtype, stride, C * KH * KW) and (not need_dx or (KH == KW and padding < KH)):
+        _backward_taps(dy, x, w, padding, g, bool(need_dx), dx, dW2, db)
+    elif B:
         padded, K, N = _workspace_sizes(g, C, KH, KW)
         three = KH == KW == 3 and stride == 1
         direct_dw = three and C <= DIRECT_DW_MAX_CHANNELS

@@ -90,6 +90,23 @@ def vsplat(typingctx, x):
 
 
 @intrinsic
+def vsplat_at(typingctx, arr, idx):
+    """arr's float at flat index idx (C-contiguous float32, no bounds check, no wraparound of negative indices:
+    plain address arithmetic, where arr[i] would spend registers on the wraparound) in all eight lanes."""
+    if not (_f32_c(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).data
+        x = builder.load(builder.gep(data, [args[1]]), align=4)
+        one = builder.insert_element(ir.Constant(_V8, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(one, ir.Constant(_V8, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+    return vec8(arr, idx), codegen
+
+
+@intrinsic
 def vzero(typingctx):
     """Eight zeros."""
     def codegen(context, builder, sig, args):
@@ -117,12 +134,13 @@ def _gemm_cols_f32(A, u, z):
     columns (8 columns in the last tile where N % 16 == 8), then one row at a time for M % 4."""
     M, K = A.shape
     N = u.shape[1]
+    Af = A.ravel()
     uf = u.ravel()
     zf = z.ravel()
     N16 = N - N % 16
     M4 = M - M % 4
     for g in range(0, M4, 4):
-        a0, a1, a2, a3 = A[g], A[g + 1], A[g + 2], A[g + 3]
+        r0 = g * K
         for j in range(0, N16, 16):
             c00 = vzero()
             c01 = vzero()
@@ -136,16 +154,16 @@ def _gemm_cols_f32(A, u, z):
                 b = k * N + j
                 v0 = vload(uf, b)
                 v1 = vload(uf, b + 8)
-                w = vsplat(a0[k])
+                w = vsplat_at(Af, r0 + k)
                 c00 = vfma(w, v0, c00)
                 c01 = vfma(w, v1, c01)
-                w = vsplat(a1[k])
+                w = vsplat_at(Af, r0 + K + k)
                 c10 = vfma(w, v0, c10)
                 c11 = vfma(w, v1, c11)
-                w = vsplat(a2[k])
+                w = vsplat_at(Af, r0 + 2 * K + k)
                 c20 = vfma(w, v0, c20)
                 c21 = vfma(w, v1, c21)
-                w = vsplat(a3[k])
+                w = vsplat_at(Af, r0 + 3 * K + k)
                 c30 = vfma(w, v0, c30)
                 c31 = vfma(w, v1, c31)
             o = g * N + j
@@ -164,21 +182,21 @@ def _gemm_cols_f32(A, u, z):
             c3 = vzero()
             for k in range(K):
                 v = vload(uf, k * N + N16)
-                c0 = vfma(vsplat(a0[k]), v, c0)
-                c1 = vfma(vsplat(a1[k]), v, c1)
-                c2 = vfma(vsplat(a2[k]), v, c2)
-                c3 = vfma(vsplat(a3[k]), v, c3)
+                c0 = vfma(vsplat_at(Af, r0 + k), v, c0)
+                c1 = vfma(vsplat_at(Af, r0 + K + k), v, c1)
+                c2 = vfma(vsplat_at(Af, r0 + 2 * K + k), v, c2)
+                c3 = vfma(vsplat_at(Af, r0 + 3 * K + k), v, c3)
             o = g * N + N16
             vstore(zf, o, c0)
             vstore(zf, o + N, c1)
             vstore(zf, o + 2 * N, c2)
             vstore(zf, o + 3 * N, c3)
     for g in range(M4, M):
-        a0 = A[g]
+        r0 = g * K
         for j in range(0, N, 8):
             c0 = vzero()
             for k in range(K):
-                c0 = vfma(vsplat(a0[k]), vload(uf, k * N + j), c0)
+                c0 = vfma(vsplat_at(Af, r0 + k), vload(uf, k * N + j), c0)
             vstore(zf, g * N + j, c0)
 
 
@@ -198,3 +216,112 @@ def _gemm_cols_impl(A, u, z):
                 np.dot(A, u, z)
         return impl
     return lambda A, u, z: np.dot(A, u, z)
+
+
+@njit(**JIT)
+def taps_gemm(W, src, offs, z):
+    """z (M, N) = W (M, K) @ U where U[k, j] = src[offs[k] + j]: a stride-1 convolution whose K taps are read
+    straight from the flat padded input (src), row k starting at offs[k] (no unrolled columns). float32,
+    C-contiguous; M a multiple of 4, N of 16, and src long enough for offs[k] + N. Tiles of 4 rows by 16 columns,
+    the columns outermost so that the input they read stays in cache for every row."""
+    M, K = W.shape
+    N = z.shape[1]
+    Wf = W.ravel()
+    zf = z.ravel()
+    for j in range(0, N, 16):
+        for g in range(0, M, 4):
+            r0 = g * K
+            c00 = vzero()
+            c01 = vzero()
+            c10 = vzero()
+            c11 = vzero()
+            c20 = vzero()
+            c21 = vzero()
+            c30 = vzero()
+            c31 = vzero()
+            for k in range(K):
+                p = offs[k] + j
+                v0 = vload(src, p)
+                v1 = vload(src, p + 8)
+                w = vsplat_at(Wf, r0 + k)
+                c00 = vfma(w, v0, c00)
+                c01 = vfma(w, v1, c01)
+                w = vsplat_at(Wf, r0 + K + k)
+                c10 = vfma(w, v0, c10)
+                c11 = vfma(w, v1, c11)
+                w = vsplat_at(Wf, r0 + 2 * K + k)
+                c20 = vfma(w, v0, c20)
+                c21 = vfma(w, v1, c21)
+                w = vsplat_at(Wf, r0 + 3 * K + k)
+                c30 = vfma(w, v0, c30)
+                c31 = vfma(w, v1, c31)
+            o = g * N + j
+            vstore(zf, o, c00)
+            vstore(zf, o + 8, c01)
+            vstore(zf, o + N, c10)
+            vstore(zf, o + N + 8, c11)
+            vstore(zf, o + 2 * N, c20)
+            vstore(zf, o + 2 * N + 8, c21)
+            vstore(zf, o + 3 * N, c30)
+            vstore(zf, o + 3 * N + 8, c31)
+
+
+TAPS_V_BYTES = 16 << 10
+"""taps_gemm_t runs V in blocks of rows of about this many bytes (half this EPYC's 32 KiB L1)."""
+
+
+@njit(**JIT)
+def taps_gemm_t(src, offs, V, z):
+    """z (K, F) += U @ V where U[k, n] = src[offs[k] + n] for n < N and V is (N, F): a stride-1 convolution's
+    weight gradient (transposed), taps read straight from the flat padded input. float32, C-contiguous; K (the
+    length of offs) a multiple of 4, F of 16. Tiles of 4 taps by 16 filters."""
+    K = offs.shape[0]
+    N, F = V.shape
+    Vf = V.ravel()
+    zf = z.ravel()
+    nb = max(16, (TAPS_V_BYTES // (4 * F)) // 16 * 16)  # rows of V a block: the block stays in L1 for every tap
+    for n0 in range(0, N, nb):
+        n1 = min(N, n0 + nb)
+        _taps_gemm_t_block(src, offs, Vf, F, n0, n1, zf)
+
+
+@njit(**JIT)
+def _taps_gemm_t_block(src, offs, Vf, F, n0, n1, zf):
+    """taps_gemm_t over rows n0..n1 of V (flat, F wide)."""
+    K = offs.shape[0]
+    for g in range(0, K, 4):
+        o0, o1, o2, o3 = offs[g], offs[g + 1], offs[g + 2], offs[g + 3]
+        for j in range(0, F, 16):
+            o = g * F + j
+            c00 = vload(zf, o)
+            c01 = vload(zf, o + 8)
+            c10 = vload(zf, o + F)
+            c11 = vload(zf, o + F + 8)
+            c20 = vload(zf, o + 2 * F)
+            c21 = vload(zf, o + 2 * F + 8)
+            c30 = vload(zf, o + 3 * F)
+            c31 = vload(zf, o + 3 * F + 8)
+            for n in range(n0, n1):
+                b = n * F + j
+                v0 = vload(Vf, b)
+                v1 = vload(Vf, b + 8)
+                w = vsplat_at(src, o0 + n)
+                c00 = vfma(w, v0, c00)
+                c01 = vfma(w, v1, c01)
+                w = vsplat_at(src, o1 + n)
+                c10 = vfma(w, v0, c10)
+                c11 = vfma(w, v1, c11)
+                w = vsplat_at(src, o2 + n)
+                c20 = vfma(w, v0, c20)
+                c21 = vfma(w, v1, c21)
+                w = vsplat_at(src, o3 + n)
+                c30 = vfma(w, v0, c30)
+                c31 = vfma(w, v1, c31)
+            vstore(zf, o, c00)
+            vstore(zf, o + 8, c01)
+            vstore(zf, o + F, c10)
+            vstore(zf, o + F + 8, c11)
+            vstore(zf, o + 2 * F, c20)
+            vstore(zf, o + 2 * F + 8, c21)
+            vstore(zf, o + 3 * F, c30)
+            vstore(zf, o + 3 * F + 8, c31)

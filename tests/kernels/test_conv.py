@@ -116,6 +116,48 @@ def test_conv_on_a_workspace_left_full_of_nan_gives_the_reference(case, monkeypa
         np.testing.assert_array_equal(a, want)
 
 
+@pytest.mark.parametrize("shape", [
+    (2, 5, 9, 13, 7, 3, 3, 0), (2, 5, 9, 13, 7, 3, 3, 1), (2, 5, 9, 13, 7, 3, 3, 2),  # F, C*9 not whole tiles
+    (1, 2, 6, 5, 20, 5, 5, 2), (3, 16, 4, 4, 1, 1, 1, 0),                             # 5x5; 1x1, one filter
+    (1, 3, 6, 7, 4, 3, 3, 3),                                                         # padding 3: dx by columns
+    (2, 1, 6, 7, 4, 3, 3, 1),                                                         # 9 taps: no taps at all
+    (2, 2, 5, 6, 3, 2, 3, 2),                                                         # 2x3 kernel: dx by columns
+])
+def test_conv_float32_by_taps_matches_float64_reference(shape, monkeypatch):
+    """float32 at stride 1 runs our GEMM on the taps (conv.TAPS): forward, dW, db and dx against the float64
+    columns-and-BLAS path, on a workspace left full of NaN (every temporary the taps read is set each call)."""
+    from suite.kernels import conv, scratch
+
+    B, C, H, W, F, KH, KW, p = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal((B, C, H, W))
+    w = rng.standard_normal((F, C, KH, KW))
+    b = rng.standard_normal(F)
+    dy = rng.standard_normal(conv2d_forward(x, w, b, 1, p).shape)
+    want_y = conv2d_forward(x, w, b, 1, p)
+    want = conv2d_backward(dy, x, w, 1, p)
+    calls = []
+    for name in ("_conv_forward_taps", "_conv_backward_taps"):
+        fn = getattr(conv, name)
+        monkeypatch.setattr(conv, name, lambda *a, fn=fn, name=name: calls.append(name) or fn(*a))
+    f32 = [a.astype(np.float32) for a in (x, w, b, dy)]
+    scale = np.sqrt(C * KH * KW)
+    for need_dx in (True, False):
+        scratch.workspace(1 << 16, np.float32).fill(np.nan)
+        np.testing.assert_allclose(conv2d_forward(*f32[:3], 1, p), want_y, rtol=0, atol=2e-6 * scale * 4)
+        scratch.workspace(1 << 16, np.float32).fill(np.nan)
+        got = conv2d_backward(f32[3], *f32[:2], 1, p, need_dx=need_dx)
+        for g, r in zip(got, want):
+            if g is not None:
+                assert g.dtype == np.float32
+                np.testing.assert_allclose(g, r, rtol=0, atol=1e-5 * np.abs(r).max() + 1e-6)
+        assert got[0] is not None if need_dx else got[0] is None
+    taps = C * KH * KW >= conv.TAPS_MIN
+    assert calls.count("_conv_forward_taps") == 2 * taps
+    # without dx always by taps; with dx only where dx can be (square kernel, padding < its size)
+    assert calls.count("_conv_backward_taps") == taps * (1 + (KH == KW and p < KH))
+
+
 def test_conv_backward_without_dx():
     x, w, b, s, p = conv_args("s2p1", np.float64)
     dy = np.random.default_rng(3).standard_normal(conv2d_forward(x, w, b, s, p).shape)
