@@ -463,14 +463,14 @@ this many filters (the input channels of that convolution). Same runs: 3 -> 16 0
 0.87 without it, 1 -> 16 0.76 against 0.88, 16 -> 16 0.87 either way."""
 
 
-CONV_SPLIT_BATCH = 32
-CONV_SPLIT_MIN_CHANNELS = 16
+CONV_SPLIT_BATCH = 16
 """conv2d_forward and conv2d_backward run the two halves of the batch side by side (suite.kernels.halves), one
-thread each with BLAS on one thread, from CONV_SPLIT_BATCH images with at least CONV_SPLIT_MIN_CHANNELS input
-channels, where BLAS may use two threads: the direct loops and the unrolling run on one core otherwise. AVX2 EPYC,
-2026-12-07 night, forward and backward B=32, halves / whole in turns (scratch; turns where the halves ran right
-after a whole call, whose OpenBLAS thread was still spinning, read higher): 16x32x32 -> 32 0.65-0.73 (1.1-1.4
-after a whole call), but 3x64x64 -> 16 0.92-1.15."""
+thread each with BLAS on one thread, from CONV_SPLIT_BATCH images, where BLAS may use two threads: the taps' GEMM,
+the direct loops and the unrolling run on one core otherwise. Each half writes its rows of y and dx in place
+(joining the halves' arrays cost a copy of the whole output). AVX2 EPYC, 2026-12-08, forward and backward, 3x3
+padding 1, halves / whole in turns (scratch): 3x64x64 -> 16 B=32 0.90 (1.06-1.16 while the halves' outputs were
+joined), 16x32x32 -> 32 B=32 0.79, the handwriting model's 1x32x800 -> 16 and 16x16x400 -> 32 at B=24 0.64 and
+0.56."""
 
 
 def _workspace_sizes(g, C, KH, KW):
@@ -479,9 +479,9 @@ def _workspace_sizes(g, C, KH, KW):
     return C * g.Hp * g.Wp + KW - 1, C * KH * KW, g.Ho * g.Wq
 
 
-def _conv_halves(B, C):
+def _conv_halves(B):
     """Row ranges of the batch to run side by side, or None (CONV_SPLIT_BATCH)."""
-    return _batch_halves(B, CONV_SPLIT_BATCH) if C >= CONV_SPLIT_MIN_CHANNELS else None
+    return _batch_halves(B, CONV_SPLIT_BATCH)
 
 
 TAPS = True
@@ -567,26 +567,33 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     g = _geometry(x.shape, w.shape, stride, padding)
     F, C, KH, KW = w.shape
     b = _float_array("b", b, x.dtype, (F,))
-    halves = _conv_halves(x.shape[0], C)
-    if halves is not None:
-        return np.concatenate(by_halves(halves, lambda b0, b1: conv2d_forward(x[b0:b1], w, b, stride, padding)))
     y = np.empty((x.shape[0], F, g.Ho, g.Wo), x.dtype)  # (B, F, Ho, Wo)
-    if x.shape[0] and _by_taps(x.dtype, stride, C * KH * KW):
+    halves = _conv_halves(x.shape[0])
+    if halves is not None:  # each half writes its rows of y
+        by_halves(halves, lambda b0, b1: _forward_into(x[b0:b1], w, b, stride, padding, g, y[b0:b1]))
+    elif x.shape[0]:
+        _forward_into(x, w, b, stride, padding, g, y)
+    return y
+
+
+def _forward_into(x, w, b, stride, padding, g, y):
+    """conv2d_forward of validated arrays into y (B, F, Ho, Wo), B >= 1."""
+    F, C, KH, KW = w.shape
+    if _by_taps(x.dtype, stride, C * KH * KW):
         padded, K, _ = _workspace_sizes(g, C, KH, KW)
         xp, z = pieces(x.dtype, (padded + 15,), (_up(F, 4), _up(g.Ho * g.Wp, 16)))
         xp.fill(0)
         _conv_forward_taps(x, _rows_up(w.reshape(F, K), 4), b, _tap_starts(C, KH, KW, g.Hp, g.Wp), padding,
                            g.Hp, g.Wp, y, xp, z)
-    elif x.shape[0]:
-        padded, K, N = _workspace_sizes(g, C, KH, KW)
-        direct = KH == KW == 3 and stride == 1 and min(C, F) <= DIRECT_MAX_CHANNELS
-        if direct:
-            K = N = 0  # no columns
-        xp, cols, out = pieces(x.dtype, (padded,), (K, N), (F, N))
-        xp.fill(0)
-        _conv_forward(x, w.reshape(F, C * KH * KW), b, KH, KW, stride, padding, g.Hp, g.Wp,
-                      g.Wq, direct, y, xp, cols, out)
-    return y
+        return
+    padded, K, N = _workspace_sizes(g, C, KH, KW)
+    direct = KH == KW == 3 and stride == 1 and min(C, F) <= DIRECT_MAX_CHANNELS
+    if direct:
+        K = N = 0  # no columns
+    xp, cols, out = pieces(x.dtype, (padded,), (K, N), (F, N))
+    xp.fill(0)
+    _conv_forward(x, w.reshape(F, C * KH * KW), b, KH, KW, stride, padding, g.Hp, g.Wp,
+                  g.Wq, direct, y, xp, cols, out)
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
@@ -616,37 +623,48 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
     F, C, KH, KW = w.shape
     B = x.shape[0]
     dy = _float_array("dy", dy, x.dtype, (B, F, g.Ho, g.Wo))
-    halves = _conv_halves(B, C)
-    if halves is not None:
-        parts = by_halves(halves, lambda b0, b1: conv2d_backward(dy[b0:b1], x[b0:b1], w, stride, padding, need_dx))
-        return (np.concatenate([p[0] for p in parts]) if need_dx else None), parts[0][1] + parts[1][1], \
-            parts[0][2] + parts[1][2]
     dx = np.zeros(x.shape if need_dx else (0, 0, 0, 0), x.dtype)  # (B, C, H, W)
+    halves = _conv_halves(B)
+    if halves is not None:  # each half writes its rows of dx; the weight gradients are summed
+        parts = by_halves(halves, lambda b0, b1: _backward_into(dy[b0:b1], x[b0:b1], w, stride, padding, g,
+                                                               need_dx, dx[b0:b1] if need_dx else dx))
+        dW2, db = parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
+    elif B:
+        dW2, db = _backward_into(dy, x, w, stride, padding, g, need_dx, dx)
+    else:
+        dW2, db = np.zeros((F, C * KH * KW), x.dtype), np.zeros(F, x.dtype)
+    return (dx if need_dx else None), dW2.reshape(w.shape), db
+
+
+def _backward_into(dy, x, w, stride, padding, g, need_dx, dx):
+    """conv2d_backward of validated arrays, B >= 1: dx written into dx (if need_dx); returns (dW2 (F, C*KH*KW),
+    db)."""
+    F, C, KH, KW = w.shape
     dW2 = np.zeros((F, C * KH * KW), x.dtype)  # (F, C*KH*KW)
     db = np.zeros(F, x.dtype)              # (F,)
-    if B and _by_taps(x.dtype, stride, C * KH * KW) and (not need_dx or (KH == KW and padding < KH)):
+    if _by_taps(x.dtype, stride, C * KH * KW) and (not need_dx or (KH == KW and padding < KH)):
         _backward_taps(dy, x, w, padding, g, bool(need_dx), dx, dW2, db)
-    elif B:
-        padded, K, N = _workspace_sizes(g, C, KH, KW)
-        three = KH == KW == 3 and stride == 1
-        direct_dw = three and C <= DIRECT_DW_MAX_CHANNELS
-        direct_dx = bool(need_dx) and three and padding <= 2 and F <= DIRECT_DX_MAX_FILTERS
-        q = 2 - padding
-        WF = (np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, F * 9) if direct_dx
-              else np.zeros((0, 0), x.dtype))
-        gemm = not direct_dw or (need_dx and not direct_dx)
-        n_cols = 0 if direct_dw else N            # the columns feed dW's GEMM only
-        n_dcols = N if need_dx and not direct_dx else 0
-        xp, dxp, cols, dcols, dyw, dW_b, dyp = pieces(
-            x.dtype, (padded,), (padded if n_dcols else 0,), (K, n_cols), (K, n_dcols), (F, N if gemm else 0),
-            (K, F), (F * (g.Ho + 2 * q) * (g.Wo + 2 * q) if direct_dx else 0,))
-        xp.fill(0)
-        dyw.fill(0)
-        dyp.fill(0)
-        _conv_backward(dy, x, w.reshape(F, C * KH * KW), KH, KW, stride, padding, g.Hp, g.Wp,
-                       g.Wq, bool(need_dx), direct_dw, WF, x.dtype.type(0), dx, dW2, db, xp, dxp, cols, dcols, dyw,
-                       dW_b, dyp)
-    return (dx if need_dx else None), dW2.reshape(w.shape), db
+        return dW2, db
+    padded, K, N = _workspace_sizes(g, C, KH, KW)
+    three = KH == KW == 3 and stride == 1
+    direct_dw = three and C <= DIRECT_DW_MAX_CHANNELS
+    direct_dx = bool(need_dx) and three and padding <= 2 and F <= DIRECT_DX_MAX_FILTERS
+    q = 2 - padding
+    WF = (np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, F * 9) if direct_dx
+          else np.zeros((0, 0), x.dtype))
+    gemm = not direct_dw or (need_dx and not direct_dx)
+    n_cols = 0 if direct_dw else N            # the columns feed dW's GEMM only
+    n_dcols = N if need_dx and not direct_dx else 0
+    xp, dxp, cols, dcols, dyw, dW_b, dyp = pieces(
+        x.dtype, (padded,), (padded if n_dcols else 0,), (K, n_cols), (K, n_dcols), (F, N if gemm else 0),
+        (K, F), (F * (g.Ho + 2 * q) * (g.Wo + 2 * q) if direct_dx else 0,))
+    xp.fill(0)
+    dyw.fill(0)
+    dyp.fill(0)
+    _conv_backward(dy, x, w.reshape(F, C * KH * KW), KH, KW, stride, padding, g.Hp, g.Wp,
+                   g.Wq, bool(need_dx), direct_dw, WF, x.dtype.type(0), dx, dW2, db, xp, dxp, cols, dcols, dyw,
+                   dW_b, dyp)
+    return dW2, db
 
 
 def relu_forward(x):

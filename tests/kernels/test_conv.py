@@ -409,22 +409,22 @@ class _FakeBlas:
 
 @pytest.mark.parametrize("case", ["s1p1", "s2p1", "1x1"])
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_conv_halves_of_the_batch_give_the_whole_batchs_results(case, need_dx, monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32 s1p1: the taps (conv.TAPS)
+def test_conv_halves_of_the_batch_give_the_whole_batchs_results(case, need_dx, dtype, monkeypatch):
     """conv2d_forward and conv2d_backward by halves of the batch side by side (CONV_SPLIT_BATCH): y and dx are the
     whole batch's to the last bit (each image's arithmetic is the same), dw and db to rounding (summed over the
     halves); an odd batch splits unevenly."""
     import suite.kernels.conv as conv
     from suite.kernels import halves as halves_module
 
-    x, w, b, s, p = conv_args(case, np.float64)
+    x, w, b, s, p = conv_args(case, dtype)
     x = np.concatenate([x, x[:1] * 0.5])  # 3 images
-    dy = np.random.default_rng(5).standard_normal(conv2d_forward(x, w, b, s, p).shape)
+    dy = np.random.default_rng(5).standard_normal(conv2d_forward(x, w, b, s, p).shape).astype(dtype)
     whole = [conv2d_forward(x, w, b, s, p), *conv2d_backward(dy, x, w, s, p, need_dx=need_dx)]
     calls = []
     by_halves = conv.by_halves
     monkeypatch.setattr(conv, "by_halves", lambda halves, fn: calls.append(halves) or by_halves(halves, fn))
     monkeypatch.setattr(conv, "CONV_SPLIT_BATCH", 2)
-    monkeypatch.setattr(conv, "CONV_SPLIT_MIN_CHANNELS", 1)
     monkeypatch.setattr(halves_module, "_BLAS", _FakeBlas())
     split = [conv2d_forward(x, w, b, s, p), *conv2d_backward(dy, x, w, s, p, need_dx=need_dx)]
     assert calls == [[(0, 1), (1, 3)]] * 2
@@ -434,7 +434,7 @@ def test_conv_halves_of_the_batch_give_the_whole_batchs_results(case, need_dx, m
     else:
         assert split[1] is None
     for a, c in zip(split[2:], whole[2:]):
-        np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
-    monkeypatch.setattr(conv, "CONV_SPLIT_MIN_CHANNELS", x.shape[1] + 1)  # too few channels: whole
+        np.testing.assert_allclose(a, c, rtol=1e-13 if dtype == np.float64 else 1e-5, atol=1e-13)
+    monkeypatch.setattr(conv, "CONV_SPLIT_BATCH", x.shape[0] + 1)  # too few images: whole
     conv2d_forward(x, w, b, s, p)
     assert len(calls) == 2
