@@ -27,8 +27,16 @@ the forward (14 to 20 MB at the sizes the caption app uses): the copy is
 cheaper than the memory. The junk columns of dy are zero, so they add nothing
 to dW, and W^T @ dy is zero there too, so col2im can add whole slices back.
 
-All loops are single-threaded; the GEMMs use BLAS's threads. (A prange
-over images with a GEMM inside makes OpenBLAS warn that it may hang, and
+float32 at stride 1 (TAPS) skips the columns altogether: since row (c, kh, kw)
+of the wide columns is a slice of the padded image, our own GEMM
+(kernels/simd.py, taps_gemm) reads each tap straight from it by its start, and
+dW's product (taps_gemm_t) likewise; dx is the stride-1 convolution of dy,
+padded, with the kernel flipped. The columns, the direct loops and BLAS serve
+float64 (the gradient checks), other strides and 9-tap layers.
+
+All loops are single-threaded; batches of CONV_SPLIT_BATCH images or more run as
+two halves side by side where BLAS may use two threads (kernels/halves.py). (A
+prange over images with a GEMM inside makes OpenBLAS warn that it may hang, and
 Numba's OpenMP workers spin after a parallel region, starving BLAS's threads
 on two cores: measured 10x slower.)
 """

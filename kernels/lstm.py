@@ -361,7 +361,7 @@ def _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, cifg, W_hr,
     projection and the bias into it. Stored (G*H, B), z flattened is again
     G blocks, of H*N values each, so lstm_cell_row advances the whole batch
     in one call with H*N in the role of H (peep_b is peep repeated N times).
-    own_gemm: the step's GEMM is ours (kernels/simd.py, OWN_GEMM_MAX_COLS),
+    own_gemm (float32): the step's GEMM is ours (kernels/simd.py, OWN_GEMM_MAX_COLS),
     whose state has N = _wide_cols(B, True) columns, B rounded up to whole
     vectors (the columns past B run on zeros); else BLAS's, N = B.
     Rows past their length keep computing on zero input; their final states
@@ -801,7 +801,7 @@ def lstm_infer(x, lengths, h0, c0, W_ih, W_hh, b, peep=None, W_hr=None, cifg=Fal
     cT = np.empty((B, H), dtype)
     W_hr_k = W_hr if use_proj else _unused(dtype)
     if B >= WIDE_BATCH and T >= WIDE_STEPS:
-        own_gemm = _wide_cols(B, True) <= OWN_GEMM_MAX_COLS and _blas_threads() == 1
+        own_gemm = dtype == np.float32 and _wide_cols(B, True) <= OWN_GEMM_MAX_COLS and _blas_threads() == 1
         peep_b = np.repeat(peep, _wide_cols(B, own_gemm), axis=1) if use_peep else _unused(dtype)  # (3, H*N)
         _infer_wide(x, lengths, h0, c0, W_ih, b, W_hh, peep_b, use_peep, bool(cifg), W_hr_k,
                     use_proj, bool(reverse), own_gemm, y, hT, cT)
