@@ -128,6 +128,58 @@ def vfma(typingctx, a, b, c):
     return vec8(a, b, c), codegen
 
 
+def _row_start(starts, k):
+    """Where row k of U starts in its flat array: starts[k] (a convolution's taps), or k * starts (a dense U,
+    starts its width: no table to read)."""
+
+
+@overload(_row_start, inline="always", jit_options=JIT)
+def _row_start_impl(starts, k):
+    if isinstance(starts, types.Integer):
+        return lambda starts, k: k * starts
+    return lambda starts, k: starts[k]
+
+
+@njit(inline="always", **JIT)
+def _tile(Af, r0, K, src, starts, j):
+    """The 4 x 16 tile of A @ U at rows r0 / K .. + 3 of A (flat Af, K wide) and columns j .. j + 15 of U, whose
+    row k starts at src[_row_start(starts, k)]: eight accumulators, two loads of U and four broadcasts of A a k,
+    eight fused multiply-adds."""
+    c00 = vzero()
+    c01 = vzero()
+    c10 = vzero()
+    c11 = vzero()
+    c20 = vzero()
+    c21 = vzero()
+    c30 = vzero()
+    c31 = vzero()
+    for k in range(K):
+        p = _row_start(starts, k) + j
+        v0 = vload(src, p)
+        v1 = vload(src, p + 8)
+        w = vsplat_at(Af, r0 + k)
+        c00 = vfma(w, v0, c00)
+        c01 = vfma(w, v1, c01)
+        w = vsplat_at(Af, r0 + K + k)
+        c10 = vfma(w, v0, c10)
+        c11 = vfma(w, v1, c11)
+        w = vsplat_at(Af, r0 + 2 * K + k)
+        c20 = vfma(w, v0, c20)
+        c21 = vfma(w, v1, c21)
+        w = vsplat_at(Af, r0 + 3 * K + k)
+        c30 = vfma(w, v0, c30)
+        c31 = vfma(w, v1, c31)
+    return c00, c01, c10, c11, c20, c21, c30, c31
+
+
+@njit(inline="always", **JIT)
+def _store_tile(zf, o, N, t):
+    """A _tile's 4 x 16 values into the flat z (N wide) from index o."""
+    for r in range(4):
+        vstore(zf, o + r * N, t[2 * r])
+        vstore(zf, o + r * N + 8, t[2 * r + 1])
+
+
 @njit(**JIT)
 def _gemm_cols_f32(A, u, z):
     """z = A @ u for C-contiguous float32 A (M, K), u (K, N), z (M, N), N a multiple of 8: tiles of 4 rows by 16
@@ -142,39 +194,7 @@ def _gemm_cols_f32(A, u, z):
     for g in range(0, M4, 4):
         r0 = g * K
         for j in range(0, N16, 16):
-            c00 = vzero()
-            c01 = vzero()
-            c10 = vzero()
-            c11 = vzero()
-            c20 = vzero()
-            c21 = vzero()
-            c30 = vzero()
-            c31 = vzero()
-            for k in range(K):
-                b = k * N + j
-                v0 = vload(uf, b)
-                v1 = vload(uf, b + 8)
-                w = vsplat_at(Af, r0 + k)
-                c00 = vfma(w, v0, c00)
-                c01 = vfma(w, v1, c01)
-                w = vsplat_at(Af, r0 + K + k)
-                c10 = vfma(w, v0, c10)
-                c11 = vfma(w, v1, c11)
-                w = vsplat_at(Af, r0 + 2 * K + k)
-                c20 = vfma(w, v0, c20)
-                c21 = vfma(w, v1, c21)
-                w = vsplat_at(Af, r0 + 3 * K + k)
-                c30 = vfma(w, v0, c30)
-                c31 = vfma(w, v1, c31)
-            o = g * N + j
-            vstore(zf, o, c00)
-            vstore(zf, o + 8, c01)
-            vstore(zf, o + N, c10)
-            vstore(zf, o + N + 8, c11)
-            vstore(zf, o + 2 * N, c20)
-            vstore(zf, o + 2 * N + 8, c21)
-            vstore(zf, o + 3 * N, c30)
-            vstore(zf, o + 3 * N + 8, c31)
+            _store_tile(zf, g * N + j, N, _tile(Af, r0, K, uf, N, j))
         if N16 < N:
             c0 = vzero()
             c1 = vzero()
@@ -230,40 +250,7 @@ def taps_gemm(W, src, offs, z):
     zf = z.ravel()
     for j in range(0, N, 16):
         for g in range(0, M, 4):
-            r0 = g * K
-            c00 = vzero()
-            c01 = vzero()
-            c10 = vzero()
-            c11 = vzero()
-            c20 = vzero()
-            c21 = vzero()
-            c30 = vzero()
-            c31 = vzero()
-            for k in range(K):
-                p = offs[k] + j
-                v0 = vload(src, p)
-                v1 = vload(src, p + 8)
-                w = vsplat_at(Wf, r0 + k)
-                c00 = vfma(w, v0, c00)
-                c01 = vfma(w, v1, c01)
-                w = vsplat_at(Wf, r0 + K + k)
-                c10 = vfma(w, v0, c10)
-                c11 = vfma(w, v1, c11)
-                w = vsplat_at(Wf, r0 + 2 * K + k)
-                c20 = vfma(w, v0, c20)
-                c21 = vfma(w, v1, c21)
-                w = vsplat_at(Wf, r0 + 3 * K + k)
-                c30 = vfma(w, v0, c30)
-                c31 = vfma(w, v1, c31)
-            o = g * N + j
-            vstore(zf, o, c00)
-            vstore(zf, o + 8, c01)
-            vstore(zf, o + N, c10)
-            vstore(zf, o + N + 8, c11)
-            vstore(zf, o + 2 * N, c20)
-            vstore(zf, o + 2 * N + 8, c21)
-            vstore(zf, o + 3 * N, c30)
-            vstore(zf, o + 3 * N + 8, c31)
+            _store_tile(zf, g * N + j, N, _tile(Wf, g * K, K, src, offs, j))
 
 
 TAPS_V_BYTES = 16 << 10
@@ -275,7 +262,6 @@ def taps_gemm_t(src, offs, V, z):
     """z (K, F) += U @ V where U[k, n] = src[offs[k] + n] for n < N and V is (N, F): a stride-1 convolution's
     weight gradient (transposed), taps read straight from the flat padded input. float32, C-contiguous; K (the
     length of offs) a multiple of 4, F of 16. Tiles of 4 taps by 16 filters."""
-    K = offs.shape[0]
     N, F = V.shape
     Vf = V.ravel()
     zf = z.ravel()
@@ -317,11 +303,4 @@ def _taps_gemm_t_block(src, offs, Vf, F, n0, n1, zf):
                 w = vsplat_at(src, o3 + n)
                 c30 = vfma(w, v0, c30)
                 c31 = vfma(w, v1, c31)
-            vstore(zf, o, c00)
-            vstore(zf, o + 8, c01)
-            vstore(zf, o + F, c10)
-            vstore(zf, o + F + 8, c11)
-            vstore(zf, o + 2 * F, c20)
-            vstore(zf, o + 2 * F + 8, c21)
-            vstore(zf, o + 3 * F, c30)
-            vstore(zf, o + 3 * F + 8, c31)
+            _store_tile(zf, o, F, (c00, c01, c10, c11, c20, c21, c30, c31))
