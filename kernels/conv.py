@@ -49,7 +49,7 @@ from suite.kernels.config import JIT
 from suite.kernels.halves import by_halves
 from suite.kernels.halves import halves as _batch_halves
 from suite.kernels.scratch import pieces
-from suite.kernels.simd import taps_gemm, taps_gemm_t
+from suite.kernels.simd import taps_gemm, taps_gemm_planes, taps_gemm_t
 
 _FLOATS = (np.float32, np.float64)
 
@@ -278,20 +278,23 @@ def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, direct_dw, WF, 
 
 
 @njit(**JIT)
-def _conv_forward_taps(x, W4, bias, offs, p, Hp, Wp, y, xp, z):
-    """y = conv(x, W) + b at stride 1, one image at a time, through our GEMM on the taps (kernels/simd.py,
-    taps_gemm): z (F4, N16) = W4 @ the padded image's taps, on the wide grid of Ho x Wp, then each output row
-    copied out with its bias. W4 is W reshaped (F, C*KH*KW) with zero rows up to F4 (a multiple of 4); offs[k] the
-    flat start of tap k = (c, kh, kw) in xp; xp zeros of C*Hp*Wp + KW - 1 + 15 (the last tiles read, for junk
-    columns only, past the last plane)."""
+def _conv_forward_taps(x, W4, offs, p, Hp, Wp, y, xp, z):
+    """y = conv(x, W) + b at stride 1, one image at a time, through our GEMM on the taps (kernels/simd.py): W4 is
+    [W reshaped (F, C*KH*KW), b] with zero rows up to F4 (a multiple of 4); offs[k] the flat start in xp of tap k =
+    (c, kh, kw), and of the bias's tap, a run of ones past the padded image (_taps_workspace). Rows of whole tiles
+    (Wo a multiple of 16) go straight into y's planes (taps_gemm_planes); others through z (F4, N16) on the wide
+    grid of Ho x Wp, each output row copied out."""
     B = x.shape[0]
     F, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
     for b in range(B):
         _pad_into(x[b], p, Hp, Wp, xp)
+        if Wo % 16 == 0:
+            taps_gemm_planes(W4, xp, offs, y[b].reshape(F * Ho * Wo), F, Ho, Wo, Wp)
+            continue
         taps_gemm(W4, xp, offs, z)
         for f in range(F):
             for oh in range(Ho):
-                _copy_plus(y[b, f, oh], z[f, oh * Wp:oh * Wp + Wo], bias[f])
+                _copy(y[b, f, oh], z[f, oh * Wp:oh * Wp + Wo])
 
 
 @njit(**JIT)
@@ -318,6 +321,9 @@ def _conv_backward_taps(dy, x, offs, WF4, offs_dx, p, q, Hp, Wp, need_dx, dx, dW
         taps_gemm_t(xp, offs, V, dWT)
         if need_dx:
             _pad_into(dy[b], q, Hq, Wq, dyp)
+            if W % 16 == 0:
+                taps_gemm_planes(WF4, dyp, offs_dx, dx[b].reshape(C * H * W), C, H, W, Wq)
+                continue
             taps_gemm(WF4, dyp, offs_dx, z)
             for c in range(C):
                 for h in range(H):
@@ -589,10 +595,14 @@ def _forward_into(x, w, b, stride, padding, g, y):
     F, C, KH, KW = w.shape
     if _by_taps(x.dtype, stride, C * KH * KW):
         padded, K, _ = _workspace_sizes(g, C, KH, KW)
-        xp, z = pieces(x.dtype, (padded + 15,), (_up(F, 4), _up(g.Ho * g.Wp, 16)))
-        xp.fill(0)
-        _conv_forward_taps(x, _rows_up(w.reshape(F, K), 4), b, _tap_starts(C, KH, KW, g.Hp, g.Wp), padding,
-                           g.Hp, g.Wp, y, xp, z)
+        N16 = _up(g.Ho * g.Wp, 16)
+        ones = padded + 15                         # the bias's tap: a run of ones past the image and its slack
+        xp, z = pieces(x.dtype, (ones + N16,), (_up(F, 4), N16))
+        xp[:ones] = 0
+        xp[ones:] = 1
+        W4 = _rows_up(np.concatenate([w.reshape(F, K), b[:, None]], axis=1), 4)
+        offs = np.append(_tap_starts(C, KH, KW, g.Hp, g.Wp), ones)
+        _conv_forward_taps(x, W4, offs, padding, g.Hp, g.Wp, y, xp, z)
         return
     padded, K, N = _workspace_sizes(g, C, KH, KW)
     direct = KH == KW == 3 and stride == 1 and min(C, F) <= DIRECT_MAX_CHANNELS

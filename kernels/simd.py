@@ -173,9 +173,9 @@ def _tile(Af, r0, K, src, starts, j):
 
 
 @njit(inline="always", **JIT)
-def _store_tile(zf, o, N, t):
-    """A _tile's 4 x 16 values into the flat z (N wide) from index o."""
-    for r in range(4):
+def _store_tile(zf, o, N, t, rows=4):
+    """A _tile's 4 x 16 values (its first ``rows`` rows) into the flat z (N wide) from index o."""
+    for r in range(rows):
         vstore(zf, o + r * N, t[2 * r])
         vstore(zf, o + r * N + 8, t[2 * r + 1])
 
@@ -251,6 +251,23 @@ def taps_gemm(W, src, offs, z):
     for j in range(0, N, 16):
         for g in range(0, M, 4):
             _store_tile(zf, g * N + j, N, _tile(Wf, g * K, K, src, offs, j))
+
+
+@njit(**JIT)
+def taps_gemm_planes(W, src, offs, out, rows, Ho, Wo, Wp):
+    """taps_gemm straight into output planes: out (flat, C-contiguous float32) receives rows < ``rows`` of W @ U as
+    planes of Ho x Wo, plane m at m*Ho*Wo, where U's columns run over the wide grid of Ho x Wp (row oh of the
+    output is columns oh*Wp .. oh*Wp + Wo - 1; the junk columns past Wo are never computed). Wo a multiple of 16,
+    M (W's rows) of 4; the columns outermost, as taps_gemm."""
+    M, K = W.shape
+    Wf = W.ravel()
+    P = Ho * Wo
+    for oh in range(Ho):
+        for ow in range(0, Wo, 16):
+            j = oh * Wp + ow
+            o = oh * Wo + ow
+            for g in range(0, M, 4):
+                _store_tile(out, g * P + o, P, _tile(Wf, g * K, K, src, offs, j), min(4, rows - g))
 
 
 TAPS_V_BYTES = 16 << 10

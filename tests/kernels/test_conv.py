@@ -121,6 +121,7 @@ def test_conv_on_a_workspace_left_full_of_nan_gives_the_reference(case, monkeypa
     (1, 2, 6, 5, 20, 5, 5, 2), (3, 16, 4, 4, 1, 1, 1, 0),                             # 5x5; 1x1, one filter
     (1, 3, 6, 7, 4, 3, 3, 3),                                                         # padding 3: dx by columns
     (2, 1, 6, 7, 4, 3, 3, 1),                                                         # 9 taps: no taps at all
+    (2, 3, 5, 16, 6, 3, 3, 1), (1, 2, 4, 32, 5, 3, 3, 1),  # widths of whole tiles: y and dx written in their planes
     (2, 2, 5, 6, 3, 2, 3, 2),                                                         # 2x3 kernel: dx by columns
 ])
 def test_conv_float32_by_taps_matches_float64_reference(shape, monkeypatch):
