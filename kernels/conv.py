@@ -31,7 +31,9 @@ float32 at stride 1 (TAPS) skips the columns altogether: since row (c, kh, kw)
 of the wide columns is a slice of the padded image, our own GEMM
 (kernels/simd.py, taps_gemm) reads each tap straight from it by its start, and
 dW's product (taps_gemm_t) likewise; dx is the stride-1 convolution of dy,
-padded, with the kernel flipped. The columns, the direct loops and BLAS serve
+padded, with the kernel flipped. Where the output width is whole tiles (16)
+the products go straight into y's and dx's planes (taps_gemm_planes), the
+bias as one more tap over a run of ones. The columns, the direct loops and BLAS serve
 float64 (the gradient checks), other strides and 9-tap layers.
 
 All loops are single-threaded; batches of CONV_SPLIT_BATCH images or more run as
