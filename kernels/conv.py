@@ -283,7 +283,7 @@ def _conv_backward(dy, x, W2, KH, KW, s, p, Hp, Wp, Wq, need_dx, direct_dw, WF, 
 def _conv_forward_taps(x, W4, offs, p, Hp, Wp, y, xp, z):
     """y = conv(x, W) + b at stride 1, one image at a time, through our GEMM on the taps (kernels/simd.py): W4 is
     [W reshaped (F, C*KH*KW), b] with zero rows up to F4 (a multiple of 4); offs[k] the flat start in xp of tap k =
-    (c, kh, kw), and of the bias's tap, a run of ones past the padded image (_taps_workspace). Rows of whole tiles
+    (c, kh, kw), and of the bias's tap, a run of ones past the padded image (_forward_into). Rows of whole tiles
     (Wo a multiple of 16) go straight into y's planes (taps_gemm_planes); others through z (F4, N16) on the wide
     grid of Ho x Wp, each output row copied out."""
     B = x.shape[0]
@@ -508,7 +508,7 @@ size. Others (float64, other strides, one input channel of a 3x3 kernel) keep th
 BLAS below. Forward and backward, 3x3 padding 1, taps / before in turns in one process (scratch, AVX2 EPYC,
 2026-12-08), one BLAS thread (as the apps run): 3x64x64 -> 16 B=32 0.77, 16x32x32 -> 32 B=32 0.74, 32x16x16 ->
 64 0.87, the handwriting model's 16x16x400 -> 32 B=24 0.76, but its first layer 1x32x800 -> 16 (9 taps, no dx)
-1.40; two threads (the halves above 16 channels): 0.70, 1.00, 1.04, 1.01."""
+1.40; two threads (halves then from 16 input channels only): 0.70, 1.00, 1.04, 1.01."""
 
 
 def _by_taps(dtype, stride, taps):
