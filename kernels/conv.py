@@ -286,17 +286,23 @@ def _conv_forward_taps(x, W4, offs, p, Hp, Wp, y, xp, z):
     (c, kh, kw), and of the bias's tap, a run of ones past the padded image (_forward_into). Rows of whole tiles
     (Wo a multiple of 16) go straight into y's planes (taps_gemm_planes); others through z (F4, N16) on the wide
     grid of Ho x Wp, each output row copied out."""
-    B = x.shape[0]
-    F, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
-    for b in range(B):
+    for b in range(x.shape[0]):
         _pad_into(x[b], p, Hp, Wp, xp)
-        if Wo % 16 == 0:
-            taps_gemm_planes(W4, xp, offs, y[b].reshape(F * Ho * Wo), F, Ho, Wo, Wp)
-            continue
-        taps_gemm(W4, xp, offs, z)
-        for f in range(F):
-            for oh in range(Ho):
-                _copy(y[b, f, oh], z[f, oh * Wp:oh * Wp + Wo])
+        _taps_into(W4, xp, offs, Wp, z, y[b])
+
+
+@njit(**JIT)
+def _taps_into(W4, src, offs, Wp, z, out):
+    """out (M, Ho, Wo) = the first M rows of W4 @ the taps of the flat padded input src (row width Wp): straight
+    into out's planes where Wo is whole tiles (taps_gemm_planes), else through z on the wide grid, rows copied."""
+    M, Ho, Wo = out.shape
+    if Wo % 16 == 0:
+        taps_gemm_planes(W4, src, offs, out.reshape(M * Ho * Wo), M, Ho, Wo, Wp)
+        return
+    taps_gemm(W4, src, offs, z)
+    for m in range(M):
+        for oh in range(Ho):
+            _copy(out[m, oh], z[m, oh * Wp:oh * Wp + Wo])
 
 
 @njit(**JIT)
@@ -306,7 +312,7 @@ def _conv_backward_taps(dy, x, offs, WF4, offs_dx, p, q, Hp, Wp, need_dx, dx, dW
     dx as the stride-1 convolution of dy padded by q = KH - 1 - p (dyp, zeros of F*(Ho+2q)*(Wo+2q) + KW - 1 + 15,
     on entry) with the kernel flipped and its channels and filters swapped (WF4 (C4, F*KH*KW), offs_dx its taps in
     dyp). dWT and db are accumulated; z (C4, N16) is the workspace of dx's product."""
-    B, C, H, W = x.shape
+    B = x.shape[0]
     F, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
     Hq, Wq = Ho + 2 * q, Wo + 2 * q
     for b in range(B):
@@ -323,13 +329,7 @@ def _conv_backward_taps(dy, x, offs, WF4, offs_dx, p, q, Hp, Wp, need_dx, dx, dW
         taps_gemm_t(xp, offs, V, dWT)
         if need_dx:
             _pad_into(dy[b], q, Hq, Wq, dyp)
-            if W % 16 == 0:
-                taps_gemm_planes(WF4, dyp, offs_dx, dx[b].reshape(C * H * W), C, H, W, Wq)
-                continue
-            taps_gemm(WF4, dyp, offs_dx, z)
-            for c in range(C):
-                for h in range(H):
-                    _copy(dx[b, c, h], z[c, h * Wq:h * Wq + W])
+            _taps_into(WF4, dyp, offs_dx, Wq, z, dx[b])
 
 
 @njit(**JIT)
