@@ -135,35 +135,47 @@ def _row_start_impl(starts, k):
 
 
 @njit(inline="always", **JIT)
-def _tile(Af, r0, K, src, starts, j):
-    """The 4 x 16 tile of A @ U at rows r0 / K .. + 3 of A (flat Af, K wide) and columns j .. j + 15 of U, whose
-    row k starts at src[_row_start(starts, k)]: eight accumulators, two loads of U and four broadcasts of A a k,
-    eight fused multiply-adds."""
-    c00 = vzero()
-    c01 = vzero()
-    c10 = vzero()
-    c11 = vzero()
-    c20 = vzero()
-    c21 = vzero()
-    c30 = vzero()
-    c31 = vzero()
+def _tile(Af, a0, a1, a2, a3, K, src, starts, j, acc):
+    """acc (a _zero_tile or _load_tile) plus the 4 x 16 tile of A @ U over K steps: A's four rows start at Af[a0],
+    Af[a1], Af[a2], Af[a3] (one float a step, broadcast), U's row k at src[_row_start(starts, k) + j] (16 floats).
+    Eight accumulators, two loads of U and four broadcasts of A a step, eight fused multiply-adds."""
+    c00, c01, c10, c11, c20, c21, c30, c31 = acc
     for k in range(K):
         p = _row_start(starts, k) + j
         v0 = vload(src, p)
         v1 = vload(src, p + 8)
-        w = vsplat_at(Af, r0 + k)
+        w = vsplat_at(Af, a0 + k)
         c00 = vfma(w, v0, c00)
         c01 = vfma(w, v1, c01)
-        w = vsplat_at(Af, r0 + K + k)
+        w = vsplat_at(Af, a1 + k)
         c10 = vfma(w, v0, c10)
         c11 = vfma(w, v1, c11)
-        w = vsplat_at(Af, r0 + 2 * K + k)
+        w = vsplat_at(Af, a2 + k)
         c20 = vfma(w, v0, c20)
         c21 = vfma(w, v1, c21)
-        w = vsplat_at(Af, r0 + 3 * K + k)
+        w = vsplat_at(Af, a3 + k)
         c30 = vfma(w, v0, c30)
         c31 = vfma(w, v1, c31)
     return c00, c01, c10, c11, c20, c21, c30, c31
+
+
+@njit(inline="always", **JIT)
+def _rows_tile(Af, r0, K, src, starts, j):
+    """The 4 x 16 tile of A @ U at A's rows r0 / K .. + 3 (flat Af, K wide), from zero."""
+    return _tile(Af, r0, r0 + K, r0 + 2 * K, r0 + 3 * K, K, src, starts, j, _zero_tile())
+
+
+@njit(inline="always", **JIT)
+def _zero_tile():
+    """A tile's eight accumulators, zero."""
+    return vzero(), vzero(), vzero(), vzero(), vzero(), vzero(), vzero(), vzero()
+
+
+@njit(inline="always", **JIT)
+def _load_tile(zf, o, N):
+    """The 4 x 16 values of the flat z (N wide) from index o, as a tile's accumulators."""
+    return (vload(zf, o), vload(zf, o + 8), vload(zf, o + N), vload(zf, o + N + 8),
+            vload(zf, o + 2 * N), vload(zf, o + 2 * N + 8), vload(zf, o + 3 * N), vload(zf, o + 3 * N + 8))
 
 
 @njit(inline="always", **JIT)
@@ -188,7 +200,7 @@ def _gemm_cols_f32(A, u, z):
     for g in range(0, M4, 4):
         r0 = g * K
         for j in range(0, N16, 16):
-            _store_tile(zf, g * N + j, N, _tile(Af, r0, K, uf, N, j))
+            _store_tile(zf, g * N + j, N, _rows_tile(Af, r0, K, uf, N, j))
         if N16 < N:
             c0 = vzero()
             c1 = vzero()
@@ -244,7 +256,7 @@ def taps_gemm(W, src, offs, z):
     zf = z.ravel()
     for j in range(0, N, 16):
         for g in range(0, M, 4):
-            _store_tile(zf, g * N + j, N, _tile(Wf, g * K, K, src, offs, j))
+            _store_tile(zf, g * N + j, N, _rows_tile(Wf, g * K, K, src, offs, j))
 
 
 @njit(**JIT)
@@ -261,7 +273,7 @@ def taps_gemm_planes(W, src, offs, out, rows, Ho, Wo, Wp):
             j = oh * Wp + ow
             o = oh * Wo + ow
             for g in range(0, M, 4):
-                _store_tile(out, g * P + o, P, _tile(Wf, g * K, K, src, offs, j), min(4, rows - g))
+                _store_tile(out, g * P + o, P, _rows_tile(Wf, g * K, K, src, offs, j), min(4, rows - g))
 
 
 TAPS_V_BYTES = 16 << 10
@@ -284,34 +296,11 @@ def taps_gemm_t(src, offs, V, z):
 
 @njit(**JIT)
 def _taps_gemm_t_block(src, offs, Vf, F, n0, n1, zf):
-    """taps_gemm_t over rows n0..n1 of V (flat, F wide)."""
+    """taps_gemm_t over rows n0..n1 of V (flat, F wide): the tile with the taps broadcast (A's rows are the taps'
+    slices of src) and V's rows as U (width F), added to z."""
     K = offs.shape[0]
     for g in range(0, K, 4):
-        o0, o1, o2, o3 = offs[g], offs[g + 1], offs[g + 2], offs[g + 3]
+        a0, a1, a2, a3 = offs[g] + n0, offs[g + 1] + n0, offs[g + 2] + n0, offs[g + 3] + n0
         for j in range(0, F, 16):
             o = g * F + j
-            c00 = vload(zf, o)
-            c01 = vload(zf, o + 8)
-            c10 = vload(zf, o + F)
-            c11 = vload(zf, o + F + 8)
-            c20 = vload(zf, o + 2 * F)
-            c21 = vload(zf, o + 2 * F + 8)
-            c30 = vload(zf, o + 3 * F)
-            c31 = vload(zf, o + 3 * F + 8)
-            for n in range(n0, n1):
-                b = n * F + j
-                v0 = vload(Vf, b)
-                v1 = vload(Vf, b + 8)
-                w = vsplat_at(src, o0 + n)
-                c00 = vfma(w, v0, c00)
-                c01 = vfma(w, v1, c01)
-                w = vsplat_at(src, o1 + n)
-                c10 = vfma(w, v0, c10)
-                c11 = vfma(w, v1, c11)
-                w = vsplat_at(src, o2 + n)
-                c20 = vfma(w, v0, c20)
-                c21 = vfma(w, v1, c21)
-                w = vsplat_at(src, o3 + n)
-                c30 = vfma(w, v0, c30)
-                c31 = vfma(w, v1, c31)
-            _store_tile(zf, o, F, (c00, c01, c10, c11, c20, c21, c30, c31))
+            _store_tile(zf, o, F, _tile(src, a0, a1, a2, a3, n1 - n0, Vf, F, n0 * F + j, _load_tile(zf, o, F)))
