@@ -531,7 +531,7 @@ def _tap_starts(C, KH, KW, Hp, Wp, n=None):
     """Flat starts in a padded (C, Hp, Wp) buffer of the taps (c, kh, kw) in that order, padded with 0 to n."""
     starts = (np.arange(C)[:, None, None] * (Hp * Wp) + np.arange(KH)[None, :, None] * Wp
               + np.arange(KW)[None, None, :]).reshape(-1)
-    return np.concatenate([starts, np.zeros((n or 0) - starts.size, starts.dtype)]) if n else starts
+    return np.concatenate([starts, np.zeros(n - starts.size, starts.dtype)]) if n else starts
 
 
 def _backward_taps(dy, x, w, padding, g, need_dx, dx, dW2, db):
@@ -546,7 +546,7 @@ def _backward_taps(dy, x, w, padding, g, need_dx, dx, dW2, db):
         offs_dx = _tap_starts(F, KH, KW, Hq, Wq)
     else:
         WF4, offs_dx = np.zeros((0, 0), x.dtype), np.zeros(0, np.int64)
-    padded = C * g.Hp * g.Wp + KW - 1 + 15
+    padded = _workspace_sizes(g, C, KH, KW)[0] + 15  # the taps' last tiles read up to 15 past the slack
     xp, V, dyp, z, dWT = pieces(x.dtype, (padded,), (g.Ho * g.Wp, F16),
                                 (F * Hq * Wq + KW - 1 + 15 if need_dx else 0,),
                                 (WF4.shape[0], _up(x.shape[2] * Wq, 16) if need_dx else 0), (K4, F16))
